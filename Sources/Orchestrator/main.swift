@@ -1,0 +1,2 @@
+// Replaced by the real command line once the orchestrator exists.
+print("orchestrator")

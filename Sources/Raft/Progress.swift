@@ -1,0 +1,136 @@
+/// What the leader knows about one follower's log and how it is sending to it.
+///
+/// In `probe` the leader sends one append at a time and waits for the answer, moving
+/// `next` back on rejection; in `replicate` it streams appends optimistically, at most
+/// `maxInflight` unacknowledged at once.
+public struct Progress: Sendable, Equatable {
+    /// How the leader is currently sending to this follower.
+    public enum State: String, Sendable {
+        case probe, replicate
+    }
+
+    /// The highest index known to be replicated on the follower.
+    public private(set) var matchIndex: LogIndex
+    /// The next index to send.
+    public private(set) var nextIndex: LogIndex
+    public private(set) var state: State
+    /// In probe: an append is out and unanswered.
+    public private(set) var isProbeSent: Bool
+    /// In replicate: the last index of each unacknowledged append, oldest first.
+    public private(set) var inflight: [LogIndex]
+    /// Heard from since the last check-quorum round.
+    public var isRecentlyActive: Bool
+    /// `matchIndex` when the previous heartbeat answer arrived, to spot a lost append.
+    var matchIndexAtLastHeartbeat: LogIndex
+    /// The highest read context this follower has acknowledged.
+    var acknowledgedReadContext: UInt64
+    let maxInflight: Int
+
+    public init(nextIndex: LogIndex, maxInflight: Int) {
+        precondition(maxInflight > 0, "maxInflight must be positive, got \(maxInflight)")
+        self.matchIndex = 0
+        self.nextIndex = nextIndex
+        self.state = .probe
+        self.isProbeSent = false
+        self.inflight = []
+        self.isRecentlyActive = false
+        self.matchIndexAtLastHeartbeat = 0
+        self.acknowledgedReadContext = 0
+        self.maxInflight = maxInflight
+    }
+
+    /// True when nothing more may be sent until an answer arrives.
+    public var isPaused: Bool {
+        switch state {
+        case .probe: isProbeSent
+        case .replicate: inflight.count >= maxInflight
+        }
+    }
+
+    /// Records that an append ending at `lastIndex` was sent (`lastIndex` is `nextIndex - 1`
+    /// for an empty append).
+    public mutating func didSend(lastIndex: LogIndex, entryCount: Int) {
+        switch state {
+        case .probe:
+            isProbeSent = true
+        case .replicate:
+            guard entryCount > 0 else { return }
+            nextIndex = lastIndex + 1
+            inflight.append(lastIndex)
+        }
+    }
+
+    /// Records a successful answer; returns false when it told nothing new.
+    public mutating func didAcknowledge(_ index: LogIndex) -> Bool {
+        guard index > matchIndex else {
+            if state == .probe { isProbeSent = false }
+            return false
+        }
+        matchIndex = index
+        nextIndex = max(nextIndex, index + 1)
+        isProbeSent = false
+        if let cut = inflight.firstIndex(where: { $0 > index }) {
+            inflight.removeFirst(cut)
+        } else {
+            inflight.removeAll()
+        }
+        if state == .probe { becomeReplicate() }
+        return true
+    }
+
+    /// Records a rejection of the append after `rejectedIndex`; `probeIndex` is where the
+    /// hint says the logs may match. Returns false when the rejection is stale.
+    public mutating func didReject(rejectedIndex: LogIndex, probeIndex: LogIndex) -> Bool {
+        switch state {
+        case .replicate:
+            // An append we sent before the follower matched: already superseded.
+            guard rejectedIndex > matchIndex else { return false }
+            becomeProbe()
+            nextIndex = max(matchIndex + 1, min(probeIndex, rejectedIndex) + 1)
+        case .probe:
+            guard rejectedIndex == nextIndex - 1 else { return false }
+            nextIndex = max(matchIndex + 1, min(probeIndex, rejectedIndex) + 1)
+            isProbeSent = false
+        }
+        return true
+    }
+
+    /// Falls back to probing from just after the last known match (a lost append).
+    public mutating func becomeProbe() {
+        state = .probe
+        isProbeSent = false
+        inflight.removeAll()
+        nextIndex = matchIndex + 1
+    }
+
+    /// Starts streaming from just after the last known match.
+    public mutating func becomeReplicate() {
+        state = .replicate
+        isProbeSent = false
+        inflight.removeAll()
+        nextIndex = matchIndex + 1
+    }
+
+    /// A heartbeat answer arrived: unpause a probe whose append may have been lost, and
+    /// fall back to probing when a replicating follower made no progress for a whole
+    /// heartbeat interval although appends were outstanding (one was lost on the way).
+    public mutating func didAnswerHeartbeat(leaderLastIndex: LogIndex) {
+        isRecentlyActive = true
+        switch state {
+        case .probe:
+            isProbeSent = false
+        case .replicate:
+            if matchIndex < leaderLastIndex, matchIndex == matchIndexAtLastHeartbeat, !inflight.isEmpty {
+                becomeProbe()
+            }
+        }
+        matchIndexAtLastHeartbeat = matchIndex
+    }
+
+    /// The leader itself: its own log is its match.
+    mutating func setOwn(lastIndex: LogIndex) {
+        matchIndex = lastIndex
+        nextIndex = lastIndex + 1
+        state = .replicate
+    }
+}

@@ -1,0 +1,33 @@
+/// Majority arithmetic over a set of voters (§5.2, §5.3).
+public enum Quorum {
+    /// The largest index that a majority of `voters` have, given each voter's match index
+    /// (a voter missing from `matchIndexes` counts as 0).
+    public static func committedIndex(voters: Set<NodeID>, matchIndexes: [NodeID: LogIndex]) -> LogIndex {
+        guard !voters.isEmpty else { return 0 }
+        var indexes = voters.map { matchIndexes[$0] ?? 0 }
+        indexes.sort(by: >)
+        return indexes[voters.count / 2]
+    }
+
+    /// The outcome of an election so far.
+    public enum VoteResult: Equatable, Sendable {
+        case won, lost, pending
+    }
+
+    /// Tallies `votes` (true = granted) of `voters`; votes from non-voters do not count.
+    public static func voteResult(voters: Set<NodeID>, votes: [NodeID: Bool]) -> VoteResult {
+        let majority = voters.count / 2 + 1
+        var granted = 0
+        var refused = 0
+        for voter in voters {
+            switch votes[voter] {
+            case true?: granted += 1
+            case false?: refused += 1
+            case nil: break
+            }
+        }
+        if granted >= majority { return .won }
+        if voters.count - refused < majority { return .lost }
+        return .pending
+    }
+}

@@ -1,0 +1,170 @@
+/// Log replication (§5.3) and commitment (§5.4.2).
+extension RaftNode {
+    mutating func propose(_ proposals: [Proposal]) {
+        guard !proposals.isEmpty else { return }
+        guard leaderState != nil else {
+            for proposal in proposals { output.proposals.append(.failed(proposal.id, .notLeader(leader: leaderID))) }
+            return
+        }
+        guard pendingProposalCount + proposals.count <= settings.maxPendingProposals else {
+            for proposal in proposals { output.proposals.append(.failed(proposal.id, .tooManyPending)) }
+            return
+        }
+        var entries: [Entry] = []
+        entries.reserveCapacity(proposals.count)
+        var index = log.lastIndex
+        for proposal in proposals {
+            index += 1
+            entries.append(Entry(term: currentTerm, index: index, kind: .command, data: proposal.data))
+            pendingProposals.append((proposal.id, index, currentTerm))
+        }
+        appendToOwnLog(entries)
+        broadcastAppend(allowEmpty: false)
+    }
+
+    /// Appends entries of the current term as leader. The driver persists them before it
+    /// sends anything of this step, so counting ourselves in the match is safe.
+    mutating func appendToOwnLog(_ entries: [Entry]) {
+        guard let first = entries.first else { return }
+        log.append(entries)
+        noteLogChanged(from: first.index)
+        leaderState?.progress[id]?.setOwn(lastIndex: log.lastIndex)
+        if maybeCommit() { broadcastAppend(allowEmpty: true) }
+    }
+
+    /// Sends every follower what it is missing, as far as its window allows.
+    mutating func broadcastAppend(allowEmpty: Bool) {
+        guard let peers = leaderState?.progress.keys.sorted() else { return }
+        for peer in peers where peer != id {
+            var mayBeEmpty = allowEmpty
+            while sendAppend(to: peer, allowEmpty: mayBeEmpty) { mayBeEmpty = false }
+        }
+    }
+
+    /// Sends one AppendEntries to `peer` unless its progress is paused. Returns true when
+    /// it sent entries and more may follow.
+    @discardableResult
+    mutating func sendAppend(to peer: NodeID, allowEmpty: Bool) -> Bool {
+        guard var progress = leaderState?.progress[peer], !progress.isPaused else { return false }
+        let prevLogIndex = progress.nextIndex - 1
+        guard let prevLogTerm = log.term(at: prevLogIndex) else {
+            preconditionFailure("no term for \(prevLogIndex) (log \(log.firstIndex)...\(log.lastIndex)) sending to \(peer)")
+        }
+        let entries = log.entries(from: progress.nextIndex, maxCount: settings.maxEntriesPerAppend,
+                                  maxBytes: settings.maxBytesPerAppend)
+        if entries.isEmpty && !allowEmpty { return false }
+        let lastIndex = prevLogIndex + entries.count
+        send(.appendEntries(AppendEntries(term: currentTerm, prevLogIndex: prevLogIndex, prevLogTerm: prevLogTerm,
+                                          entries: entries, leaderCommit: commitIndex)), to: peer)
+        progress.didSend(lastIndex: lastIndex, entryCount: entries.count)
+        leaderState?.progress[peer] = progress
+        return !entries.isEmpty && progress.state == .replicate
+    }
+
+    mutating func handleAppendEntries(_ request: AppendEntries, from leader: NodeID) {
+        if leaderState != nil {
+            preconditionFailure("two leaders in term \(currentTerm): \(id) and \(leader)")
+        }
+        if role != .follower || leaderID != leader { becomeFollower(term: currentTerm, leader: leader) }
+        electionElapsed = 0
+
+        // Everything up to our commit index is committed, so it matches the leader's log.
+        if request.prevLogIndex < commitIndex {
+            send(.appendEntriesResponse(AppendEntriesResponse(term: currentTerm, isSuccess: true,
+                                                              matchIndex: commitIndex)), to: leader)
+            return
+        }
+        guard log.matches(index: request.prevLogIndex, term: request.prevLogTerm) else {
+            // §5.3 optimization: answer with the last index whose term is at most the
+            // leader's prevLogTerm, so the leader skips a whole conflicting term per round trip.
+            let hintIndex = log.lastIndex(atOrBelow: min(request.prevLogIndex, log.lastIndex),
+                                          withTermAtMost: request.prevLogTerm)
+            send(.appendEntriesResponse(AppendEntriesResponse(
+                term: currentTerm, isSuccess: false, rejectedIndex: request.prevLogIndex,
+                hintIndex: hintIndex, hintTerm: log.term(at: hintIndex) ?? 0)), to: leader)
+            return
+        }
+        let lastNewIndex = request.prevLogIndex + request.entries.count
+        if let conflict = log.firstConflict(in: request.entries) {
+            // §5.3: delete a conflicting entry and all that follow it; never a committed one.
+            precondition(conflict > commitIndex, "entry \(conflict) from \(leader) conflicts with committed \(commitIndex)")
+            log.truncate(from: conflict)
+            log.append(request.entries[Int(conflict.rawValue - request.entries[0].index.rawValue)...])
+            noteLogChanged(from: conflict)
+        }
+        // Only entries known to match the leader's may be committed: up to lastNewIndex.
+        commit(to: min(request.leaderCommit, lastNewIndex))
+        send(.appendEntriesResponse(AppendEntriesResponse(term: currentTerm, isSuccess: true,
+                                                          matchIndex: lastNewIndex)), to: leader)
+    }
+
+    mutating func handleAppendEntriesResponse(_ response: AppendEntriesResponse, from follower: NodeID) {
+        guard leaderState != nil, var progress = leaderState?.progress[follower] else { return }
+        progress.isRecentlyActive = true
+        if response.isSuccess {
+            let isNews = progress.didAcknowledge(response.matchIndex)
+            leaderState?.progress[follower] = progress
+            guard isNews else { return }
+            if maybeCommit() {
+                broadcastAppend(allowEmpty: true)
+            } else {
+                while sendAppend(to: follower, allowEmpty: false) {}
+            }
+        } else {
+            var probeIndex = response.hintIndex
+            if response.hintTerm > 0 {
+                probeIndex = log.lastIndex(atOrBelow: response.hintIndex, withTermAtMost: response.hintTerm)
+            }
+            let isCurrent = progress.didReject(rejectedIndex: response.rejectedIndex, probeIndex: probeIndex)
+            leaderState?.progress[follower] = progress
+            if isCurrent { sendAppend(to: follower, allowEmpty: true) }
+        }
+    }
+
+    /// §5.3, §5.4.2: the commit index moves to the highest index a majority holds, but only
+    /// when that entry is of the current term (older entries commit indirectly with it).
+    mutating func maybeCommit() -> Bool {
+        guard let leader = leaderState else { return false }
+        var matchIndexes: [NodeID: LogIndex] = [:]
+        for voter in membership.voters { matchIndexes[voter] = leader.progress[voter]?.matchIndex ?? 0 }
+        let candidate = Quorum.committedIndex(voters: membership.voters, matchIndexes: matchIndexes)
+        guard candidate > commitIndex, log.term(at: candidate) == currentTerm else { return false }
+        commit(to: candidate)
+        releaseReadsAwaitingTermCommit()
+        return true
+    }
+
+    mutating func commit(to index: LogIndex) {
+        if index > commitIndex { commitIndex = index }
+    }
+
+    mutating func broadcastHeartbeat() {
+        guard let leader = leaderState else { return }
+        for peer in leader.progress.keys.sorted() where peer != id {
+            // Never tell a follower to commit beyond what it is known to hold.
+            let commit = min(leader.progress[peer]?.matchIndex ?? 0, commitIndex)
+            send(.heartbeat(Heartbeat(term: currentTerm, leaderCommit: commit, readContext: leader.readContext)), to: peer)
+        }
+    }
+
+    mutating func handleHeartbeat(_ heartbeat: Heartbeat, from leader: NodeID) {
+        if leaderState != nil {
+            preconditionFailure("two leaders in term \(currentTerm): \(id) and \(leader)")
+        }
+        if role != .follower || leaderID != leader { becomeFollower(term: currentTerm, leader: leader) }
+        electionElapsed = 0
+        commit(to: min(heartbeat.leaderCommit, log.lastIndex))
+        send(.heartbeatResponse(HeartbeatResponse(term: currentTerm, readContext: heartbeat.readContext)), to: leader)
+    }
+
+    mutating func handleHeartbeatResponse(_ response: HeartbeatResponse, from follower: NodeID) {
+        guard var progress = leaderState?.progress[follower] else { return }
+        progress.didAnswerHeartbeat(leaderLastIndex: log.lastIndex)
+        progress.acknowledgedReadContext = max(progress.acknowledgedReadContext, response.readContext)
+        leaderState?.progress[follower] = progress
+        if progress.matchIndex < log.lastIndex {
+            while sendAppend(to: follower, allowEmpty: false) {}
+        }
+        confirmReads()
+    }
+}

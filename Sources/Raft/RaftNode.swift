@@ -1,0 +1,295 @@
+/// One Raft server's consensus state machine: pure, deterministic and synchronous.
+///
+/// Feed it inputs with `step(_:)`; it returns an `Output` listing what must be made
+/// durable, sent and applied, in that order. It performs no I/O, reads no clock and
+/// keeps no global state: time enters as `.tick`, randomness from the seed given at
+/// creation. The same inputs in the same order always give the same outputs.
+public struct RaftNode: Sendable {
+    /// What one step is asked to do.
+    public enum Input: Sendable {
+        /// One unit of time passed.
+        case tick
+        /// A message arrived from another server.
+        case receive(Envelope)
+        /// Commands to append to the log, as one batch.
+        case propose([Proposal])
+        /// A linearizable read is requested (answered with a ReadIndex).
+        case read(ReadID)
+    }
+
+    /// A command to replicate, with the caller's identifier for its outcome.
+    public struct Proposal: Sendable, Hashable {
+        public var id: ProposalID
+        public var data: [UInt8]
+        public init(id: ProposalID, data: [UInt8]) {
+            self.id = id
+            self.data = data
+        }
+    }
+
+    /// The role a server plays (§5.1, plus the pre-candidate of thesis §9.6).
+    public enum Role: String, Sendable {
+        case follower, preCandidate, candidate, leader
+    }
+
+    enum RoleState: Sendable {
+        case follower
+        case preCandidate(votes: [NodeID: Bool])
+        case candidate(votes: [NodeID: Bool])
+        case leader
+    }
+
+    /// What only a leader keeps. Stored beside `roleState` rather than inside its case so
+    /// that the hot path mutates it in place; `checkInvariants` ties the two together.
+    struct LeaderState: Sendable {
+        var progress: [NodeID: Progress]
+        var readContext: UInt64 = 0
+        var isReadHeartbeatDue = false
+        var pendingReads: [(id: ReadID, index: LogIndex, context: UInt64)] = []
+        var readsAwaitingTermCommit: [ReadID] = []
+    }
+
+    public let id: NodeID
+    public private(set) var membership: Membership
+    public let settings: RaftSettings
+    public internal(set) var currentTerm: Term
+    public internal(set) var votedFor: NodeID?
+    public internal(set) var log: RaftLog
+    public internal(set) var commitIndex: LogIndex
+    /// The leader this server currently follows (itself when leading), if known.
+    public internal(set) var leaderID: NodeID?
+
+    var roleState: RoleState = .follower
+    var leaderState: LeaderState?
+    var random: SplitMix64
+    var electionElapsed = 0
+    var heartbeatElapsed = 0
+    var randomizedElectionTimeout = 0
+    /// Entries up to here have been handed out as committed.
+    var emittedCommitIndex: LogIndex
+    /// The lowest log index changed during the current step, to hand out for persisting.
+    var firstChangedIndex: LogIndex?
+    /// Proposals appended by this server as leader and not yet resolved, in index order.
+    var pendingProposals: [(id: ProposalID, index: LogIndex, term: Term)] = []
+    var pendingProposalsHead = 0
+    var output = Output()
+
+    /// Creates a server, restoring the durable state it had (empty for a new server).
+    public init(id: NodeID, membership: Membership, settings: RaftSettings = RaftSettings(),
+                randomSeed: UInt64, hardState: HardState = HardState(), log: RaftLog = RaftLog())
+    {
+        precondition((try? settings.validate()) != nil, "invalid settings: \(settings)")
+        self.id = id
+        self.membership = membership
+        self.settings = settings
+        self.random = SplitMix64(seed: randomSeed ^ (id.rawValue &* 0x9E37_79B9_7F4A_7C15))
+        self.currentTerm = hardState.currentTerm
+        self.votedFor = hardState.votedFor
+        self.log = log
+        // The stored commit index is a hint: never beyond the entries actually stored.
+        self.commitIndex = max(log.snapshotIndex, min(hardState.commitIndex, log.lastIndex))
+        self.emittedCommitIndex = log.snapshotIndex
+        resetElectionTimer()
+        checkInvariants()
+    }
+
+    /// The role this server plays now.
+    public var role: Role {
+        switch roleState {
+        case .follower: .follower
+        case .preCandidate: .preCandidate
+        case .candidate: .candidate
+        case .leader: .leader
+        }
+    }
+
+    public var isLeader: Bool { leaderState != nil }
+
+    /// The durable part of this server's state.
+    public var hardState: HardState {
+        HardState(currentTerm: currentTerm, votedFor: votedFor, commitIndex: commitIndex)
+    }
+
+    /// What the leader knows of `peer`'s log; nil unless leading.
+    public func progress(of peer: NodeID) -> Progress? { leaderState?.progress[peer] }
+
+    /// Proposals appended on this server and not yet resolved.
+    public var pendingProposalCount: Int { pendingProposals.count - pendingProposalsHead }
+
+    /// Advances the state machine by one input and returns what the driver must do.
+    public mutating func step(_ input: Input) -> Output {
+        let before = hardState
+        switch input {
+        case .tick: tick()
+        case .receive(let envelope): receive(envelope)
+        case .propose(let proposals): propose(proposals)
+        case .read(let readID): read(readID)
+        }
+        return finishStep(before: before)
+    }
+
+    // MARK: - Step plumbing
+
+    private mutating func finishStep(before: HardState) -> Output {
+        if leaderState?.isReadHeartbeatDue == true {
+            leaderState?.isReadHeartbeatDue = false
+            broadcastHeartbeat()
+        }
+        if let first = firstChangedIndex {
+            if first <= log.lastIndex { output.entries = Array(log.entries(in: first...log.lastIndex)) }
+            firstChangedIndex = nil
+        }
+        let after = hardState
+        if after != before { output.hardState = after }
+        output.mustSync = !output.entries.isEmpty
+            || after.currentTerm != before.currentTerm || after.votedFor != before.votedFor
+        emitCommitted()
+        checkInvariants()
+        defer { output = Output() }
+        return output
+    }
+
+    /// Hands out newly committed entries and resolves the proposals they decide.
+    private mutating func emitCommitted() {
+        guard commitIndex > emittedCommitIndex else { return }
+        output.committed.append(contentsOf: log.entries(in: (emittedCommitIndex + 1)...commitIndex))
+        emittedCommitIndex = commitIndex
+        while pendingProposalsHead < pendingProposals.count,
+              pendingProposals[pendingProposalsHead].index <= commitIndex
+        {
+            let pending = pendingProposals[pendingProposalsHead]
+            pendingProposalsHead += 1
+            if log.term(at: pending.index) == pending.term {
+                output.proposals.append(.committed(pending.id, index: pending.index))
+            } else {
+                output.proposals.append(.failed(pending.id, .overwritten(index: pending.index)))
+            }
+        }
+        if pendingProposalsHead > 1024, pendingProposalsHead * 2 > pendingProposals.count {
+            pendingProposals.removeFirst(pendingProposalsHead)
+            pendingProposalsHead = 0
+        }
+    }
+
+    mutating func send(_ message: Message, to peer: NodeID) {
+        output.messages.append(Envelope(from: id, to: peer, message: message))
+    }
+
+    mutating func noteLogChanged(from index: LogIndex) {
+        firstChangedIndex = min(firstChangedIndex ?? index, index)
+    }
+
+    mutating func resetElectionTimer() {
+        electionElapsed = 0
+        randomizedElectionTimeout = settings.electionTicks + random.next(below: settings.electionTicks)
+    }
+
+    /// True when this server may start elections (learners may not).
+    var isPromotable: Bool { membership.voters.contains(id) }
+
+    // MARK: - Ticks
+
+    private mutating func tick() {
+        guard leaderState != nil else {
+            electionElapsed += 1
+            if isPromotable, electionElapsed >= randomizedElectionTimeout {
+                campaign(isPreVote: settings.isPreVoteEnabled)
+            }
+            return
+        }
+        heartbeatElapsed += 1
+        electionElapsed += 1
+        if electionElapsed >= settings.electionTicks {
+            electionElapsed = 0
+            if settings.isCheckQuorumEnabled, !checkQuorum() { return }
+        }
+        if heartbeatElapsed >= settings.heartbeatTicks {
+            heartbeatElapsed = 0
+            broadcastHeartbeat()
+        }
+    }
+
+    /// Thesis §6.2: a leader that has not heard from a majority within an election timeout
+    /// steps down, so a minority leader cannot linger. Returns false when it stepped down.
+    private mutating func checkQuorum() -> Bool {
+        guard var leader = leaderState else { return false }
+        var active = 0
+        for voter in membership.voters where voter == id || leader.progress[voter]?.isRecentlyActive == true {
+            active += 1
+        }
+        for peer in leader.progress.keys where peer != id { leader.progress[peer]?.isRecentlyActive = false }
+        leaderState = leader
+        if active < membership.quorum {
+            output.events.append(.lostQuorum(term: currentTerm))
+            becomeFollower(term: currentTerm, leader: nil)
+            return false
+        }
+        return true
+    }
+
+    // MARK: - Receiving
+
+    private mutating func receive(_ envelope: Envelope) {
+        let message = envelope.message
+        let from = envelope.from
+        // Messages from outside the cluster (or misaddressed) are ignored: ignoring is always safe.
+        guard envelope.to == id, from != id, membership.members.contains(from) else { return }
+
+        if message.term > currentTerm {
+            switch message {
+            case .requestVote(let request):
+                // Thesis §4.2.3 / §9.6: a server that heard from a live leader within the
+                // minimum election timeout neither votes nor raises its term.
+                let isInLease = settings.isCheckQuorumEnabled && leaderID != nil
+                    && electionElapsed < settings.electionTicks
+                if isInLease && !request.isLeaderTransfer { return }
+                if !request.isPreVote { becomeFollower(term: message.term, leader: nil) }
+            case .requestVoteResponse(let response) where response.isPreVote && response.isGranted:
+                break  // A granted pre-vote carries the term we would campaign in; ours is unchanged.
+            default:
+                becomeFollower(term: message.term, leader: message.isFromLeader ? from : nil)
+            }
+        } else if message.term < currentTerm {
+            answerStaleMessage(message, from: from)
+            return
+        }
+
+        switch message {
+        case .requestVote(let request): handleRequestVote(request, from: from)
+        case .requestVoteResponse(let response): handleVoteResponse(response, from: from)
+        case .appendEntries(let request): handleAppendEntries(request, from: from)
+        case .appendEntriesResponse(let response): handleAppendEntriesResponse(response, from: from)
+        case .heartbeat(let heartbeat): handleHeartbeat(heartbeat, from: from)
+        case .heartbeatResponse(let response): handleHeartbeatResponse(response, from: from)
+        }
+    }
+
+    /// §5.1: a stale request is rejected. A stale leader is told our term so it steps down
+    /// (with pre-vote and check-quorum it might otherwise never hear a higher term), and a
+    /// stale pre-candidate is told our term so it can catch up.
+    private mutating func answerStaleMessage(_ message: Message, from: NodeID) {
+        switch message {
+        case .appendEntries, .heartbeat:
+            send(.appendEntriesResponse(AppendEntriesResponse(term: currentTerm, isSuccess: false)), to: from)
+        case .requestVote(let request) where request.isPreVote:
+            send(.requestVoteResponse(RequestVoteResponse(term: currentTerm, isGranted: false, isPreVote: true)), to: from)
+        default:
+            break
+        }
+    }
+
+    /// Moves to follower in `term` (raising the term clears the vote, §5.1).
+    mutating func becomeFollower(term: Term, leader: NodeID?) {
+        precondition(term >= currentTerm, "becomeFollower(\(term)) below current term \(currentTerm)")
+        if term > currentTerm {
+            currentTerm = term
+            votedFor = nil
+        }
+        let wasFollowing = role == .follower && leaderID == leader
+        if leaderState != nil { stepDownAsLeader(newLeader: leader) }
+        roleState = .follower
+        leaderID = leader
+        resetElectionTimer()
+        if !wasFollowing { output.events.append(.becameFollower(term: currentTerm, leader: leader)) }
+    }
+}

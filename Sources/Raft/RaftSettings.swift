@@ -1,0 +1,50 @@
+/// The tunables of one Raft server. Time is counted in ticks; the driver decides how
+/// long a tick is (nodes use 10 ms, so the defaults are H = 50 ms, T = 500 ms).
+public struct RaftSettings: Sendable, Equatable {
+    /// T: a follower that hears nothing for a randomized [T, 2T) ticks starts an election.
+    public var electionTicks: Int = 50
+    /// H: a leader sends heartbeats this often.
+    public var heartbeatTicks: Int = 5
+    /// Entries per AppendEntries: large enough to amortize a round trip, small enough to
+    /// keep a message well under the transport's 1 MiB body limit with small commands.
+    public var maxEntriesPerAppend: Int = 512
+    /// Bytes per AppendEntries (at least one entry is always sent).
+    public var maxBytesPerAppend: Int = 512 * 1024
+    /// Unacknowledged appends per follower in replicate state: the pipelining window.
+    public var maxInflightAppends: Int = 64
+    /// Proposals appended but not yet resolved on this leader; beyond it proposals are
+    /// refused (back pressure) instead of queueing without bound.
+    public var maxPendingProposals: Int = 65_536
+    /// Linearizable reads waiting for confirmation of leadership.
+    public var maxPendingReads: Int = 4_096
+    /// Pre-vote (thesis §9.6): a server first asks whether it could win before raising its term.
+    public var isPreVoteEnabled: Bool = true
+    /// Check-quorum (thesis §6.2): a leader that has not heard from a majority for T steps down,
+    /// and followers that heard from a leader within T refuse to vote.
+    public var isCheckQuorumEnabled: Bool = true
+
+    public init() {}
+
+    /// Settings with the given timing and defaults for the rest.
+    public init(electionTicks: Int, heartbeatTicks: Int) {
+        self.electionTicks = electionTicks
+        self.heartbeatTicks = heartbeatTicks
+    }
+
+    /// Refuses settings under which Raft cannot work.
+    public func validate() throws(RaftSettingsError) {
+        guard heartbeatTicks >= 1 else { throw RaftSettingsError("heartbeatTicks must be at least 1, got \(heartbeatTicks)") }
+        guard electionTicks > heartbeatTicks else {
+            throw RaftSettingsError("electionTicks (\(electionTicks)) must exceed heartbeatTicks (\(heartbeatTicks))")
+        }
+        guard maxEntriesPerAppend >= 1, maxBytesPerAppend >= 1, maxInflightAppends >= 1,
+              maxPendingProposals >= 1, maxPendingReads >= 1
+        else { throw RaftSettingsError("every limit must be at least 1") }
+    }
+}
+
+/// Settings that cannot work, with the reason.
+public struct RaftSettingsError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
