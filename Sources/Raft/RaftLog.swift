@@ -130,8 +130,8 @@ public struct RaftLog: Sendable {
 }
 
 extension LogIndex {
-    static func + (lhs: LogIndex, rhs: Int) -> LogIndex { lhs.advanced(by: rhs) }
-    static func - (lhs: LogIndex, rhs: Int) -> LogIndex { lhs.advanced(by: -rhs) }
-    static func += (lhs: inout LogIndex, rhs: Int) { lhs = lhs.advanced(by: rhs) }
-    static func -= (lhs: inout LogIndex, rhs: Int) { lhs = lhs.advanced(by: -rhs) }
+    public static func + (lhs: LogIndex, rhs: Int) -> LogIndex { lhs.advanced(by: rhs) }
+    public static func - (lhs: LogIndex, rhs: Int) -> LogIndex { lhs.advanced(by: -rhs) }
+    public static func += (lhs: inout LogIndex, rhs: Int) { lhs = lhs.advanced(by: rhs) }
+    public static func -= (lhs: inout LogIndex, rhs: Int) { lhs = lhs.advanced(by: -rhs) }
 }

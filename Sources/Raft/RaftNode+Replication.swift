@@ -13,10 +13,17 @@ extension RaftNode {
         var entries: [Entry] = []
         entries.reserveCapacity(proposals.count)
         var index = log.lastIndex
+        let isBehindStalePending = (pendingProposals.last?.index ?? 0) > index
         for proposal in proposals {
             index += 1
             entries.append(Entry(term: currentTerm, index: index, kind: .command, data: proposal.data))
             pendingProposals.append((proposal.id, index, currentTerm))
+        }
+        if isBehindStalePending {
+            // Proposals from an earlier leadership of ours, since truncated here, may still sit
+            // at higher indexes (they may yet commit through another server). Keep the pending
+            // list in index order so resolution at commit never stalls behind them.
+            pendingProposals[pendingProposalsHead...].sort { $0.index < $1.index }
         }
         appendToOwnLog(entries)
         broadcastAppend(allowEmpty: false)

@@ -1,0 +1,129 @@
+import Raft
+
+extension Simulation {
+    func injectFault() throws(PropertyViolation) {
+        let ids = servers.map(\.id)
+        switch pickWeighted(profile.weights) {
+        case 0:  // symmetric partition into two random groups, often with the leader in the minority
+            var shuffled = ids.shuffled(using: &random)
+            if let leader = currentLeader(), random.chance(0.5), let at = shuffled.firstIndex(of: servers[leader].id) {
+                shuffled.swapAt(0, at)
+            }
+            let cut = 1 + random.next(below: ids.count - 1)
+            let (left, right) = (shuffled[..<cut], shuffled[cut...])
+            for a in left { for b in right { cutLinks.insert(Link(from: a, to: b)); cutLinks.insert(Link(from: b, to: a)) } }
+            report.partitions += 1
+        case 1:  // one-way cut
+            let from = ids[random.next(below: ids.count)]
+            let to = ids[random.next(below: ids.count)]
+            if from != to { cutLinks.insert(Link(from: from, to: to)) }
+            report.partitions += 1
+        case 2:
+            cutLinks.removeAll()
+        case 3:
+            if let victim = pickVictim() { try crash(victim) }
+        case 4:
+            let crashed = servers.indices.filter { !servers[$0].isRunning }
+            if let revived = crashed.randomElement(using: &random) { try restart(revived) }
+        case 5:
+            if let paused = pickVictim() {
+                servers[paused].pausedUntil = now + UInt64(50_000 + random.next(below: 450_000))
+                report.pauses += 1
+            }
+        default:
+            dropRate = [0, 0.01, 0.05, 0.15, 0.3][random.next(below: 5)]
+            duplicateRate = [0, 0.02, 0.1][random.next(below: 3)]
+        }
+    }
+
+    /// The running server that leads in the highest term, if any.
+    func currentLeader() -> Int? {
+        servers.indices.filter { servers[$0].core?.isLeader == true }
+            .max { servers[$0].core!.currentTerm < servers[$1].core!.currentTerm }
+    }
+
+    /// A running server for a crash or pause: the leader half the time (as a nemesis would).
+    private func pickVictim() -> Int? {
+        if let leader = currentLeader(), random.chance(0.5) { return leader }
+        return servers.indices.filter { servers[$0].isRunning }.randomElement(using: &random)
+    }
+
+    private func pickWeighted(_ weights: [Int]) -> Int {
+        let total = weights.reduce(0, +)
+        guard total > 0 else { return 2 }
+        var pick = random.next(below: total)
+        for (choice, weight) in weights.enumerated() {
+            if pick < weight { return choice }
+            pick -= weight
+        }
+        return weights.count - 1
+    }
+
+    /// A client submits commands to whoever it believes leads (sometimes to a follower,
+    /// which must refuse and name its leader).
+    func proposeFromClient() throws(PropertyViolation) {
+        let running = servers.indices.filter { servers[$0].isRunning }
+        guard var target = running.randomElement(using: &random) else { return }
+        if let sticky = lastClientTarget, servers[sticky].isRunning, random.chance(profile.stickyClientRate) {
+            target = sticky
+        } else if let leader = servers[target].core?.leaderID, random.chance(0.8) {
+            let position = Int(leader.rawValue) - 1
+            if servers[position].isRunning { target = position }
+        }
+        if servers[target].core?.isLeader == true { lastClientTarget = target }
+        var proposals: [RaftNode.Proposal] = []
+        for _ in 0..<(1 + random.next(below: 5)) {
+            let id = nextProposalID
+            nextProposalID += 1
+            let data = Array("command \(id)".utf8)
+            outstandingProposals[id] = data
+            proposals.append(RaftNode.Proposal(id: id, data: data))
+        }
+        try step(target, .propose(proposals))
+    }
+
+    func healEverything() throws(PropertyViolation) {
+        isFaultPhase = false
+        cutLinks.removeAll()
+        dropRate = 0
+        duplicateRate = 0
+        for position in servers.indices {
+            if servers[position].isRunning {
+                servers[position].pausedUntil = nil
+            } else {
+                try restart(position)
+            }
+        }
+    }
+
+    /// After healing: propose through the leader until one proposal commits, then wait
+    /// until every server has applied it, all within the bound.
+    func probeLiveness() throws(PropertyViolation) {
+        if now > faultPhaseEnd + options.livenessBoundMilliseconds * 1_000 {
+            throw PropertyViolation(property: "Liveness",
+                                    detail: "no new commit on every server within \(options.livenessBoundMilliseconds) ms of healing")
+        }
+        if let target = livenessTarget {
+            if servers.allSatisfy({ $0.appliedIndex >= target }) {
+                report.recoveryMilliseconds = (now - faultPhaseEnd) / 1_000
+                isFinished = true
+                return
+            }
+        } else if livenessProposal == nil || outstandingProposals[livenessProposal!] == nil
+                    || now - livenessProposedAt > 200_000,
+                  let leader = servers.indices.first(where: { servers[$0].core?.isLeader == true })
+        {
+            // A proposal left on a deposed leader resolves only when the commit index passes
+            // it (it may still commit through another server), so a client times out and
+            // tries again, as the HTTP layer does with its 504.
+            let id = nextProposalID
+            nextProposalID += 1
+            let data = Array("liveness probe \(id)".utf8)
+            outstandingProposals[id] = data
+            livenessProposal = id
+            livenessProposedAt = now
+            try step(leader, .propose([RaftNode.Proposal(id: id, data: data)]))
+        }
+        queue.schedule(.livenessProbe, at: now + 20_000)
+    }
+}

@@ -1,0 +1,191 @@
+import Raft
+
+extension Simulation {
+    /// Starts (or restarts) a server from its durable store.
+    func start(_ position: Int) throws(PropertyViolation) {
+        var server = servers[position]
+        let seed = options.seed &+ UInt64(position) &* 7_919 &+ UInt64(server.restarts) &* 104_729
+        var settings = options.settings
+        settings.isPreVoteEnabled = profile.isPreVoteEnabled
+        settings.isCheckQuorumEnabled = profile.isCheckQuorumEnabled
+        settings.maxEntriesPerAppend = profile.maxEntriesPerAppend
+        settings.maxInflightAppends = profile.maxInflightAppends
+        server.core = RaftNode(id: server.id, membership: server.membership, settings: settings,
+                               randomSeed: seed, hardState: server.durableHardState,
+                               log: RaftLog(entries: server.durableEntries))
+        server.appliedIndex = 0
+        server.pausedUntil = nil
+        servers[position] = server
+        // Its in-memory log is now its durable one: check it against everyone's.
+        try checker.logChanged(server.id, log: servers[position].core!.log, from: 1)
+    }
+
+    /// One input to one server's core, then its output into the fsync pipeline.
+    func step(_ position: Int, _ input: RaftNode.Input) throws(PropertyViolation) {
+        let output = servers[position].core!.step(input)
+        report.steps += 1
+        let core = servers[position].core!
+        if let first = output.entries.first {
+            try checker.logChanged(core.id, log: core.log, from: first.index)
+        }
+        try checker.checkLeaderAppendOnly(core.id, role: core.role, term: core.currentTerm, log: core.log,
+                                          firstWrittenIndex: output.entries.first?.index)
+        for event in output.events {
+            if case .becameLeader(let term) = event {
+                report.elections += 1
+                report.maxTerm = max(report.maxTerm, term)
+                try checker.leaderElected(core.id, term: term, log: core.log)
+            }
+        }
+        let needsDurability = output.hardState != nil || !output.entries.isEmpty
+        if servers[position].syncing.isEmpty {
+            if needsDurability {
+                servers[position].syncing = [output]
+                scheduleSync(position)
+            } else {
+                try carryOut(output, at: position)
+            }
+        } else {
+            servers[position].waiting.append(output)
+        }
+    }
+
+    private func scheduleSync(_ position: Int) {
+        // fdatasync of a small append: 50 to 400 microseconds.
+        queue.schedule(.syncDone(position, generation: servers[position].generation),
+                       at: now + UInt64(50 + random.next(below: 350)))
+    }
+
+    /// The fsync finished: what it covered is durable, so its messages go out and its
+    /// committed entries are applied; what arrived meanwhile is the next batch.
+    func finishSync(_ position: Int) throws(PropertyViolation) {
+        let batch = servers[position].syncing
+        for output in batch {
+            try checkNoCommittedEntryRemoved(position, writing: output.entries)
+            servers[position].persist(output)
+        }
+        servers[position].syncing = servers[position].waiting
+        servers[position].waiting = []
+        if !servers[position].syncing.isEmpty { scheduleSync(position) }
+        for output in batch { try carryOut(output, at: position) }
+    }
+
+    /// Sends an output's messages, applies its committed entries, checks its outcomes.
+    private func carryOut(_ output: Output, at position: Int) throws(PropertyViolation) {
+        for envelope in output.messages { send(envelope) }
+        let id = servers[position].id
+        let term = servers[position].core?.currentTerm ?? 0
+        for entry in output.committed {
+            guard entry.index == servers[position].appliedIndex + 1 else {
+                throw PropertyViolation(property: "State Machine Safety",
+                                        detail: "\(id) applied \(entry.index) after \(servers[position].appliedIndex)")
+            }
+            let isNewlyCommitted = Int(entry.index.rawValue) > checker.committed.count
+            try checker.applied(entry, by: id, inTerm: term)
+            if isNewlyCommitted { try checkDurableOnMajority(entry) }
+            servers[position].appliedIndex = entry.index
+        }
+        report.committedEntries = checker.committed.count
+        for outcome in output.proposals { try checkOutcome(outcome) }
+    }
+
+    /// An acknowledged proposal must be the committed entry at its index; an overwritten
+    /// one must not be.
+    private func checkOutcome(_ outcome: ProposalOutcome) throws(PropertyViolation) {
+        guard let data = outstandingProposals.removeValue(forKey: outcome.id) else { return }
+        switch outcome {
+        case .committed(let id, let index):
+            guard let entry = checker.committedEntry(at: index), entry.data == data else {
+                throw PropertyViolation(property: "Acknowledged write",
+                                        detail: "proposal \(id) acknowledged at \(index) but the committed entry there is \(String(describing: checker.committedEntry(at: index)))")
+            }
+            report.proposalsAcknowledged += 1
+            if id == livenessProposal { livenessTarget = index }
+        case .failed(let id, .overwritten(let index)):
+            if let entry = checker.committedEntry(at: index), entry.data == data {
+                throw PropertyViolation(property: "Proposal outcome", detail: "proposal \(id) reported overwritten but committed at \(index)")
+            }
+        case .failed:
+            break
+        }
+    }
+
+    func send(_ envelope: Envelope) {
+        report.messagesSent += 1
+        guard !cutLinks.contains(Link(from: envelope.from, to: envelope.to)), !random.chance(dropRate) else {
+            report.messagesDropped += 1
+            return
+        }
+        let delay = profile.minimumDelayMicroseconds + UInt64(random.next(below: Int(profile.delayJitterMicroseconds) + 1))
+        queue.schedule(.deliver(envelope), at: now + delay)
+        if random.chance(duplicateRate) {
+            queue.schedule(.deliver(envelope), at: now + delay + UInt64(random.next(below: 20_000)))
+        }
+    }
+
+    /// Kills a server: its memory and every write not yet fsync'd are gone, except that a
+    /// prefix of the batch being synced may have reached the disk anyway (as after a real
+    /// crash); the messages of those outputs were never sent.
+    func crash(_ position: Int) throws(PropertyViolation) {
+        var server = servers[position]
+        if random.chance(0.5), !server.syncing.isEmpty {
+            for output in server.syncing.prefix(random.next(below: server.syncing.count + 1)) { server.persist(output) }
+        }
+        server.core = nil
+        server.syncing = []
+        server.waiting = []
+        server.generation += 1
+        server.restarts += 1
+        server.pausedUntil = nil
+        servers[position] = server
+        checker.crashed(server.id)
+        report.crashes += 1
+        try checkCommittedSurvivesCrash()
+    }
+
+    func restart(_ position: Int) throws(PropertyViolation) {
+        try start(position)
+        queue.schedule(.tick(position, generation: servers[position].generation),
+                       at: now + UInt64(random.next(below: Int(options.tickMicroseconds))))
+    }
+
+    /// "Committed survives crash", checked after every event in two halves: an entry is
+    /// durable on a majority when it first commits (here), and no durable log ever drops a
+    /// committed entry afterwards (`checkNoCommittedEntryRemoved`); a crash loses only
+    /// unsynced writes, so nothing else can take it away.
+    private func checkDurableOnMajority(_ entry: Entry) throws(PropertyViolation) {
+        let holders = servers.filter { $0.durablyHolds(entry) }.count
+        guard holders >= servers.count / 2 + 1 else {
+            throw PropertyViolation(property: "Committed survives crash",
+                                    detail: "entry \(entry.index) of term \(entry.term) was applied while durable on only \(holders) of \(servers.count) servers")
+        }
+    }
+
+    private func checkNoCommittedEntryRemoved(_ position: Int, writing entries: [Entry]) throws(PropertyViolation) {
+        guard let first = entries.first else { return }
+        let server = servers[position]
+        var index = first.index
+        while Int(index.rawValue) <= min(server.durableEntries.count, checker.committed.count) {
+            let committed = checker.committed[Int(index.rawValue) - 1]
+            let offset = Int(index.rawValue - first.index.rawValue)
+            let replacement = offset < entries.count ? entries[offset] : nil
+            if server.durablyHolds(committed), replacement?.term != committed.term {
+                throw PropertyViolation(property: "Committed survives crash",
+                                        detail: "\(server.id) overwrote committed entry \(index) of term \(committed.term) in its durable log")
+            }
+            index += 1
+        }
+    }
+
+    /// Every committed entry is on the durable log of a majority, so no crash can lose it.
+    func checkCommittedSurvivesCrash() throws(PropertyViolation) {
+        let quorum = servers.count / 2 + 1
+        for entry in checker.committed {
+            let holders = servers.filter { $0.durablyHolds(entry) }.count
+            guard holders >= quorum else {
+                throw PropertyViolation(property: "Committed survives crash",
+                                        detail: "committed entry \(entry.index) of term \(entry.term) is durable on only \(holders) of \(servers.count) servers")
+            }
+        }
+    }
+}
