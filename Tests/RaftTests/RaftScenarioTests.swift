@@ -1,0 +1,170 @@
+import Raft
+import Testing
+
+/// Scenarios that read like the paper: cut, tick, expect.
+@Suite struct RaftScenarioTests {
+    // Seed 003's churn: the leader stops sending to one follower (a one-way cut). With
+    // pre-vote and check-quorum that follower cannot win even a pre-vote (the others hear
+    // from the leader), so the leader and its term stay.
+    @Test func oneWayCutFromLeaderKeepsLeaderAndTerm() {
+        var cluster = ScriptedCluster(size: 3)
+        cluster.elect(1)
+        let term = cluster.node(1).currentTerm
+        cluster.cut(1, 3)
+        cluster.tickAll(times: 200)
+        #expect(cluster.leader == 1)
+        #expect(cluster.ids.allSatisfy { cluster.node($0).currentTerm == term })
+        #expect(cluster.node(2).leaderID == 1)
+        // The cut follower did try, which is what would have churned without pre-vote.
+        #expect(cluster.events[3, default: []].contains { if case .becamePreCandidate = $0 { true } else { false } })
+    }
+
+    // The same cut without pre-vote and check-quorum: the cut follower raises its term and
+    // deposes a healthy leader (seed 003's churn). This is why both are on by default.
+    @Test func oneWayCutWithoutPreVoteChurnsLeadership() {
+        var settings = ScriptedCluster.settings
+        settings.isPreVoteEnabled = false
+        settings.isCheckQuorumEnabled = false
+        var cluster = ScriptedCluster(size: 3, settings: settings)
+        cluster.elect(1)
+        let term = cluster.node(1).currentTerm
+        cluster.cut(1, 3)
+        cluster.tickAll(times: 200)
+        #expect(cluster.node(1).currentTerm > term)
+        #expect(cluster.leader == 3)
+    }
+
+    // A node cut off both ways for many election timeouts, then healed, must not depose the
+    // healthy leader: pre-vote kept its term from growing while it was alone.
+    @Test func rejoiningPartitionedNodeDoesNotDeposeLeader() {
+        var cluster = ScriptedCluster(size: 3)
+        cluster.elect(1)
+        let term = cluster.node(1).currentTerm
+        cluster.isolate(3)
+        cluster.tickAll(times: 100)
+        #expect(cluster.node(3).currentTerm == term)
+        cluster.heal()
+        cluster.tickAll(times: 50)
+        #expect(cluster.leader == 1)
+        #expect(cluster.ids.allSatisfy { cluster.node($0).currentTerm == term })
+        #expect(cluster.node(3).leaderID == 1)
+    }
+
+    // A leader cut off from the majority steps down within an election timeout (check-quorum),
+    // and the majority elects a new leader in a higher term.
+    @Test func minorityLeaderStepsDown() {
+        var cluster = ScriptedCluster(size: 5)
+        cluster.elect(1)
+        let term = cluster.node(1).currentTerm
+        cluster.isolate(1)
+        let electionTicks = cluster.node(1).settings.electionTicks
+        cluster.tickAll(times: 2 * electionTicks)
+        #expect(cluster.node(1).role == .follower)
+        #expect(cluster.events[1, default: []].contains(.lostQuorum(term: term)))
+        cluster.tickAll(times: 4 * electionTicks)
+        let newLeader = cluster.leader
+        #expect(newLeader != nil && newLeader != 1)
+        #expect(cluster.node(newLeader!).currentTerm > term)
+        // Proposals to the old leader are refused with the leader it knows (none yet).
+        cluster.propose(1, ["late"], firstID: 77)
+        #expect(cluster.proposalOutcomes.contains(.failed(77, .notLeader(leader: nil))))
+        cluster.heal()
+        cluster.tickAll(times: 20)
+        #expect(cluster.ids.filter { cluster.node($0).isLeader }.count == 1)
+        #expect(cluster.node(1).leaderID == newLeader)
+    }
+
+    // A follower holding 1,000 entries of an old term where the leader has 500 of a newer
+    // one is repaired with one rejection per conflicting term, not one per entry.
+    @Test func longDivergentFollowerIsRepairedInFewRoundTrips() {
+        let common = [UInt64](repeating: 1, count: 100)
+        let membership = Membership(voters: [1, 2, 3])
+        var cluster = ScriptedCluster(size: 3)
+        cluster.nodes[1] = RaftNode(id: 1, membership: membership, settings: ScriptedCluster.settings, randomSeed: 1,
+                                    hardState: HardState(currentTerm: 3), log: RaftLog(entries: entries(terms: common + [UInt64](repeating: 3, count: 500))))
+        cluster.nodes[2] = RaftNode(id: 2, membership: membership, settings: ScriptedCluster.settings, randomSeed: 2,
+                                    hardState: HardState(currentTerm: 3), log: RaftLog(entries: entries(terms: common + [UInt64](repeating: 3, count: 500))))
+        cluster.nodes[3] = RaftNode(id: 3, membership: membership, settings: ScriptedCluster.settings, randomSeed: 3,
+                                    hardState: HardState(currentTerm: 3), log: RaftLog(entries: entries(terms: common + [UInt64](repeating: 2, count: 1_000))))
+        cluster.elect(1)
+        cluster.tickAll(times: 3)
+        #expect(cluster.node(3).log.entries.map(\.term) == cluster.node(1).log.entries.map(\.term))
+        let rejections = cluster.delivered.filter {
+            if $0.from == 3, case .appendEntriesResponse(let response) = $0.message { !response.isSuccess } else { false }
+        }
+        #expect(rejections.count <= 2, "took \(rejections.count) rejections")
+    }
+
+    // Proposals to a follower fail at once and name the leader, so callers can redirect.
+    @Test func proposalToFollowerNamesLeader() {
+        var cluster = ScriptedCluster(size: 3)
+        cluster.elect(1)
+        cluster.propose(2, ["x"], firstID: 5)
+        #expect(cluster.proposalOutcomes == [.failed(5, .notLeader(leader: 1))])
+    }
+
+    // A proposal appended by a leader that is deposed before it commits is reported failed
+    // (overwritten) once the new leader's entry at that index commits; never left hanging.
+    @Test func proposalLostToLeadershipChangeIsReportedFailed() {
+        var cluster = ScriptedCluster(size: 3)
+        cluster.elect(1)
+        cluster.tickAll()
+        cluster.isolate(1)
+        cluster.propose(1, ["doomed"], firstID: 9)
+        cluster.tickAll(times: 60)
+        let newLeader = cluster.leader!
+        #expect(newLeader != 1)
+        cluster.propose(newLeader, ["replacement"], firstID: 10)
+        cluster.deliverAll()
+        cluster.heal()
+        cluster.tickAll(times: 20)
+        #expect(cluster.proposalOutcomes.contains { if case .failed(9, .overwritten) = $0 { true } else { false } })
+        #expect(cluster.proposalOutcomes.contains { if case .committed(10, _) = $0 { true } else { false } })
+    }
+
+    // ReadIndex (thesis §6.4): a read is served only after a heartbeat round confirms
+    // leadership, at the commit index of the moment it was asked; a deposed leader cannot
+    // serve it.
+    @Test func readIsConfirmedByMajorityBeforeItIsServed() {
+        var cluster = ScriptedCluster(size: 3)
+        cluster.elect(1)
+        cluster.tickAll()
+        cluster.step(1, .read(42))
+        #expect(cluster.readOutcomes.isEmpty)
+        cluster.deliverAll()
+        #expect(cluster.readOutcomes == [.ready(42, index: cluster.node(1).commitIndex)])
+
+        cluster.isolate(1)
+        cluster.step(1, .read(43))
+        cluster.deliverAll()
+        #expect(cluster.readOutcomes.count == 1)
+        cluster.tickAll(times: 25)  // check-quorum deposes it
+        #expect(cluster.readOutcomes.last == .failed(43, .notLeader(leader: nil)))
+    }
+
+    // A new leader serves no read before an entry of its own term is committed: its commit
+    // index may lag the true one until then.
+    @Test func newLeaderDefersReadsUntilItsTermCommits() {
+        var cluster = ScriptedCluster(size: 3)
+        for _ in 0..<40 where cluster.node(2).role == .follower { cluster.tick(2) }
+        cluster.deliver { $0.node(2).isLeader }
+        cluster.inFlight.removeAll()  // the no-op's appends are lost
+        #expect(cluster.node(2).log.term(at: cluster.node(2).commitIndex) != cluster.node(2).currentTerm)
+        cluster.step(2, .read(1))
+        cluster.deliverAll()
+        #expect(cluster.readOutcomes.isEmpty)
+        cluster.tickAll(times: 2)  // heartbeats find the gap, the no-op commits, the read proceeds
+        let node = cluster.node(2)
+        #expect(node.log.term(at: node.commitIndex) == node.currentTerm)
+        #expect(cluster.readOutcomes == [.ready(1, index: node.commitIndex)])
+    }
+
+    // A single-server cluster elects itself (liferaft never did) and commits alone.
+    @Test func singleServerElectsItselfAndCommits() {
+        var cluster = ScriptedCluster(size: 1)
+        cluster.tickAll(times: 25)
+        #expect(cluster.leader == 1)
+        cluster.propose(1, ["solo"])
+        #expect(cluster.proposalOutcomes == [.committed(1, index: 2)])
+    }
+}
