@@ -1,0 +1,65 @@
+import Foundation
+import RaftSimulation
+
+/// `orchestrator bench ...`: release-mode benchmarks that print a table, or JSON with --json.
+enum BenchCommand {
+    static let usage = """
+        usage: orchestrator bench raft [--entries N] [--json]
+          raft   the Raft core alone: 3 in-process nodes committing 100-byte proposals,
+                 at several batch sizes; then simulated fault-run events per second
+        """
+
+    static func run(_ words: [String]) throws -> Int32 {
+        guard let subcommand = words.first else {
+            print(usage)
+            return 2
+        }
+        switch subcommand {
+        case "raft": return try raft(Array(words.dropFirst()))
+        case "help", "--help": print(usage); return 0
+        default:
+            throw CommandLineArguments.Problem(description: "unknown benchmark \"\(subcommand)\"\n\(usage)")
+        }
+    }
+
+    private static func raft(_ words: [String]) throws -> Int32 {
+        let arguments = try CommandLineArguments.parse(words, options: ["entries", "seeds"], flags: ["json"])
+        let entries = try arguments.integer("entries", default: 1_000_000, in: 1_000...100_000_000)
+        let seeds = try arguments.integer("seeds", default: 200, in: 1...100_000)
+        let json = arguments.has("json")
+        #if DEBUG
+        FileHandle.standardError.write(Data("warning: this is a debug build; run with `swift run -c release orchestrator bench raft` for real figures\n".utf8))
+        #endif
+        let benchmark = CoreBenchmark()
+        var rows: [CoreBenchmark.Result] = []
+        for batchSize in [1, 16, 256] {
+            let count = batchSize == 1 ? entries / 10 : entries
+            if !json { FileHandle.standardError.write(Data("  committing \(count) entries in batches of \(batchSize)...\n".utf8)) }
+            rows.append(benchmark.run(entries: count, batchSize: batchSize))
+        }
+        if !json { FileHandle.standardError.write(Data("  simulating \(seeds) fault-injection seeds...\n".utf8)) }
+        let start = ContinuousClock.now
+        var events = 0
+        for seed in 1...UInt64(seeds) {
+            events += try Simulation(options: SimulationOptions(seed: seed)).run().events
+        }
+        let simulationSeconds = (ContinuousClock.now - start).seconds
+        let eventsPerSecond = Double(events) / simulationSeconds
+        if json {
+            let items = rows.map { #"{"batch": \#($0.batchSize), "entries": \#($0.committedEntries), "seconds": \#(String(format: "%.3f", $0.seconds)), "entriesPerSecond": \#(Int($0.entriesPerSecond)), "stepsPerSecond": \#(Int($0.stepsPerSecond))}"# }
+            print(#"{"core": [\#(items.joined(separator: ", "))], "simulation": {"seeds": \#(seeds), "events": \#(events), "eventsPerSecond": \#(Int(eventsPerSecond))}}"#)
+        } else {
+            print("Raft core, 3 nodes in one process, 100-byte proposals, pipeline depth 4, invariants checked every step")
+            print("batch   committed entries/s   core steps/s")
+            for row in rows {
+                print(pad(String(row.batchSize), 7) + pad(String(Int(row.entriesPerSecond)), 22) + pad(String(Int(row.stepsPerSecond)), 15))
+            }
+            print("simulation: \(seeds) seeds, \(events) events in \(String(format: "%.2f", simulationSeconds)) s = \(Int(eventsPerSecond)) events/s (one core, safety checked after every event)")
+        }
+        return 0
+    }
+
+    static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
+    }
+}
