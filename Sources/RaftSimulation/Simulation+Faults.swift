@@ -62,6 +62,10 @@ extension Simulation {
     /// A client submits commands to whoever it believes leads (sometimes to a follower,
     /// which must refuse and name its leader).
     func proposeFromClient() throws(PropertyViolation) {
+        // Clients are closed-loop: at most 64 requests waiting, and one unanswered for a
+        // second has timed out (its outcome is still checked when it resolves).
+        proposalTimes.removeAll { outstandingProposals[$0.id] == nil || now - $0.time > 1_000_000 }
+        guard proposalTimes.count < 64 else { return }
         let running = servers.indices.filter { servers[$0].isRunning }
         guard var target = running.randomElement(using: &random) else { return }
         if let sticky = lastClientTarget, servers[sticky].isRunning, random.chance(profile.stickyClientRate) {
@@ -77,6 +81,7 @@ extension Simulation {
             nextProposalID += 1
             let data = Array("command \(id)".utf8)
             outstandingProposals[id] = data
+            proposalTimes.append((id, now))
             proposals.append(RaftNode.Proposal(id: id, data: data))
         }
         try step(target, .propose(proposals))

@@ -24,6 +24,8 @@ public final class Simulation {
     var report: SimulationReport
     var nextProposalID: ProposalID = 1
     var outstandingProposals: [ProposalID: [UInt8]] = [:]
+    /// When each outstanding proposal was made, oldest first (for the clients' concurrency limit).
+    var proposalTimes: [(id: ProposalID, time: UInt64)] = []
     var livenessTarget: LogIndex?
     var livenessProposal: ProposalID?
     var livenessProposedAt: UInt64 = 0

@@ -1,0 +1,261 @@
+/// Header fields in arrival order. Lookups ignore case, as HTTP requires.
+public struct HTTPHeaders: Sendable, Equatable, Sequence {
+    public private(set) var fields: [(name: String, value: String)] = []
+
+    public init(_ fields: [(String, String)] = []) {
+        for (name, value) in fields { add(name, value) }
+    }
+
+    public mutating func add(_ name: String, _ value: String) { fields.append((name, value)) }
+
+    /// Replaces every field called `name` with one holding `value`.
+    public mutating func set(_ name: String, _ value: String) {
+        fields.removeAll { $0.name.caseInsensitiveEquals(name) }
+        fields.append((name, value))
+    }
+
+    /// The first value of `name`, if any.
+    public subscript(name: String) -> String? {
+        fields.first { $0.name.caseInsensitiveEquals(name) }?.value
+    }
+
+    /// Every value of `name`.
+    public func values(_ name: String) -> [String] {
+        fields.filter { $0.name.caseInsensitiveEquals(name) }.map(\.value)
+    }
+
+    public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { fields.makeIterator() }
+
+    public static func == (lhs: HTTPHeaders, rhs: HTTPHeaders) -> Bool {
+        lhs.fields.elementsEqual(rhs.fields) { $0.name == $1.name && $0.value == $1.value }
+    }
+}
+
+extension String {
+    /// ASCII case-insensitive comparison (header names are ASCII tokens).
+    func caseInsensitiveEquals(_ other: String) -> Bool {
+        let a = utf8, b = other.utf8
+        guard a.count == b.count else { return false }
+        return zip(a, b).allSatisfy { x, y in x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A) }
+    }
+}
+
+/// One HTTP request as the server received it.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// The request target as sent, e.g. `/clusters/0/stats?pretty`.
+    public var target: String
+    /// The path part of the target, percent-decoded per segment by the router.
+    public var path: String
+    /// Query parameters, percent-decoded; a key without `=` maps to "".
+    public var query: [String: String]
+    public var isHTTP11: Bool
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+    /// Parameters bound by the route pattern (`:id` in `/clusters/:id`).
+    public var pathParameters: [String: String] = [:]
+    /// The peer's address as "ip:port", when known.
+    public var remoteAddress: String?
+
+    public init(method: String, target: String, isHTTP11: Bool = true, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+        self.method = method
+        self.target = target
+        self.isHTTP11 = isHTTP11
+        self.headers = headers
+        self.body = body
+        let (path, query) = Self.split(target: target)
+        self.path = path
+        self.query = query
+    }
+
+    /// True when the client asked for pretty-printed JSON (`?pretty`).
+    public var wantsPrettyJSON: Bool {
+        guard let value = query["pretty"] else { return false }
+        return value != "false" && value != "0"
+    }
+
+    /// True when the connection should stay open after this request (HTTP/1.1 unless
+    /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`).
+    public var wantsKeepAlive: Bool {
+        let connection = headers["connection"]?.lowercased() ?? ""
+        return isHTTP11 ? !connection.contains("close") : connection.contains("keep-alive")
+    }
+
+    /// The parameter `name` of the route pattern; throws 404 when absent.
+    public func parameter(_ name: String) throws(HTTPError) -> String {
+        guard let value = pathParameters[name] else { throw HTTPError(.notFound, "missing path parameter \(name)") }
+        return value
+    }
+
+    static func split(target: String) -> (String, [String: String]) {
+        guard let mark = target.firstIndex(of: "?") else { return (target, [:]) }
+        var query: [String: String] = [:]
+        for pair in target[target.index(after: mark)...].split(separator: "&", omittingEmptySubsequences: true) {
+            if let equals = pair.firstIndex(of: "=") {
+                query[percentDecode(pair[..<equals], plusIsSpace: true)] = percentDecode(pair[pair.index(after: equals)...], plusIsSpace: true)
+            } else {
+                query[percentDecode(pair, plusIsSpace: true)] = ""
+            }
+        }
+        return (String(target[..<mark]), query)
+    }
+}
+
+/// Decodes %XX escapes (and `+` as space in queries); malformed escapes stay as they are.
+func percentDecode<S: StringProtocol>(_ text: S, plusIsSpace: Bool) -> String {
+    guard text.contains("%") || (plusIsSpace && text.contains("+")) else { return String(text) }
+    var bytes: [UInt8] = []
+    var iterator = Array(text.utf8)[...]
+    while let byte = iterator.popFirst() {
+        if byte == UInt8(ascii: "%"), iterator.count >= 2,
+           let high = hexValue(iterator[iterator.startIndex]), let low = hexValue(iterator[iterator.startIndex + 1])
+        {
+            bytes.append(high << 4 | low)
+            iterator.removeFirst(2)
+        } else if byte == UInt8(ascii: "+") && plusIsSpace {
+            bytes.append(UInt8(ascii: " "))
+        } else {
+            bytes.append(byte)
+        }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+    default: nil
+    }
+}
+
+/// An HTTP status code with its reason phrase.
+public struct HTTPStatus: RawRepresentable, Hashable, Sendable, ExpressibleByIntegerLiteral {
+    public var rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    public init(integerLiteral value: Int) { self.rawValue = value }
+
+    public static let `continue`: HTTPStatus = 100
+    public static let ok: HTTPStatus = 200
+    public static let created: HTTPStatus = 201
+    public static let accepted: HTTPStatus = 202
+    public static let noContent: HTTPStatus = 204
+    public static let badRequest: HTTPStatus = 400
+    public static let notFound: HTTPStatus = 404
+    public static let methodNotAllowed: HTTPStatus = 405
+    public static let requestTimeout: HTTPStatus = 408
+    public static let conflict: HTTPStatus = 409
+    public static let payloadTooLarge: HTTPStatus = 413
+    public static let uriTooLong: HTTPStatus = 414
+    public static let unsupportedMediaType: HTTPStatus = 415
+    public static let headerFieldsTooLarge: HTTPStatus = 431
+    public static let internalServerError: HTTPStatus = 500
+    public static let notImplemented: HTTPStatus = 501
+    public static let badGateway: HTTPStatus = 502
+    public static let serviceUnavailable: HTTPStatus = 503
+    public static let gatewayTimeout: HTTPStatus = 504
+    public static let versionNotSupported: HTTPStatus = 505
+
+    public var reason: String {
+        switch rawValue {
+        case 100: "Continue"
+        case 200: "OK"
+        case 201: "Created"
+        case 202: "Accepted"
+        case 204: "No Content"
+        case 400: "Bad Request"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 408: "Request Timeout"
+        case 409: "Conflict"
+        case 413: "Content Too Large"
+        case 414: "URI Too Long"
+        case 415: "Unsupported Media Type"
+        case 431: "Request Header Fields Too Large"
+        case 500: "Internal Server Error"
+        case 501: "Not Implemented"
+        case 502: "Bad Gateway"
+        case 503: "Service Unavailable"
+        case 504: "Gateway Timeout"
+        case 505: "HTTP Version Not Supported"
+        default: "Status \(rawValue)"
+        }
+    }
+}
+
+/// A response to send, or one the client received.
+public struct HTTPResponse: Sendable {
+    public var status: HTTPStatus
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+
+    public init(status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The body as UTF-8 text.
+    public var bodyText: String { String(decoding: body, as: UTF8.self) }
+
+    /// A JSON error answer: `{"error": message}`.
+    public static func error(_ status: HTTPStatus, _ message: String, headers: HTTPHeaders = HTTPHeaders()) -> HTTPResponse {
+        var headers = headers
+        headers.set("Content-Type", "application/json")
+        return HTTPResponse(status: status, headers: headers, body: Array(#"{"error":\#(JSONText.quote(message))}"#.utf8))
+    }
+
+    /// The bytes of this response on the wire (head and body in one buffer, for one write).
+    func serialized(keepAlive: Bool, includeBody: Bool = true) -> [UInt8] {
+        var head = "HTTP/1.1 \(status.rawValue) \(status.reason)\r\n"
+        for (name, value) in headers.fields where !name.caseInsensitiveEquals("content-length") && !name.caseInsensitiveEquals("connection") {
+            head += name + ": " + value + "\r\n"
+        }
+        if status.rawValue >= 200 && status != .noContent { head += "Content-Length: \(body.count)\r\n" }
+        if !keepAlive { head += "Connection: close\r\n" }
+        head += "\r\n"
+        var bytes = Array(head.utf8)
+        if includeBody && status != .noContent { bytes.append(contentsOf: body) }
+        return bytes
+    }
+}
+
+/// An error that renders itself as an HTTP answer: a status and `{"error": message}`.
+public struct HTTPError: Error, Sendable, CustomStringConvertible {
+    public var status: HTTPStatus
+    public var message: String
+    public var headers: HTTPHeaders
+
+    public init(_ status: HTTPStatus, _ message: String, headers: HTTPHeaders = HTTPHeaders()) {
+        self.status = status
+        self.message = message
+        self.headers = headers
+    }
+
+    public var description: String { "\(status.rawValue) \(message)" }
+
+    public var response: HTTPResponse { .error(status, message, headers: headers) }
+}
+
+/// Minimal JSON text helpers for hand-written answers.
+public enum JSONText {
+    /// `text` as a JSON string literal.
+    public static func quote(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result + "\""
+    }
+}

@@ -1,0 +1,217 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// An HTTP/1.1 server over POSIX sockets: one accept thread and one thread per connection,
+/// so a handler may block without holding up anyone else.
+///
+/// Keep-alive and HTTP/1.0, pipelined requests answered in order, Content-Length and
+/// chunked bodies, `Expect: 100-continue`. Every limit in `ServerLimits` is enforced and
+/// answered (431, 413, 503, 408); a slow or silent client is closed by its deadline.
+/// `stop()` stops accepting, lets in-flight requests finish, and closes the rest.
+public final class HTTPServer: @unchecked Sendable {
+    public let host: String
+    public let limits: ServerLimits
+    private let router: Router
+    private let lock = NSLock()
+    private var listener: Int32 = -1
+    private var boundPort: Int
+    private var connections: [Int32: Bool] = [:]  // descriptor -> is handling a request
+    private var isStopping = false
+    private var acceptThreadDone = true
+    private var requestCount = 0
+    private var refusedCount = 0
+
+    /// A server for `router` on `host:port` (port 0 picks a free port; read `port` after `start`).
+    public init(host: String = "127.0.0.1", port: Int, limits: ServerLimits = ServerLimits(), router: Router) {
+        self.host = host
+        self.boundPort = port
+        self.limits = limits
+        self.router = router
+    }
+
+    /// The port the server listens on.
+    public var port: Int { lock.withLock { boundPort } }
+    /// Connections open now.
+    public var connectionCount: Int { lock.withLock { connections.count } }
+    /// Requests answered so far.
+    public var requestsServed: Int { lock.withLock { requestCount } }
+    /// Connections refused with 503 because the cap was reached.
+    public var connectionsRefused: Int { lock.withLock { refusedCount } }
+
+    /// Binds and starts accepting. Throws when the port is taken, naming it.
+    public func start() throws(SocketError) {
+        let descriptor = try Socket.listen(host: host, port: boundPort, backlog: 4_096)
+        lock.withLock {
+            listener = descriptor
+            boundPort = Socket.localPort(descriptor)
+            acceptThreadDone = false
+        }
+        let thread = Thread { [self] in acceptLoop(descriptor) }
+        thread.name = "http-accept-\(boundPort)"
+        thread.start()
+    }
+
+    /// Stops accepting, waits up to `graceSeconds` for in-flight requests, then closes every connection.
+    public func stop(graceSeconds: Double = 5) {
+        let (descriptor, idle) = lock.withLock { () -> (Int32, [Int32]) in
+            isStopping = true
+            let descriptor = listener
+            listener = -1
+            return (descriptor, connections.filter { !$0.value }.map(\.key))
+        }
+        if descriptor >= 0 { shutdown(descriptor, Int32(SHUT_RDWR)) }
+        for connection in idle { shutdown(connection, Int32(SHUT_RD)) }
+        let deadline = monotonicSeconds() + graceSeconds
+        while monotonicSeconds() < deadline {
+            let done = lock.withLock { connections.isEmpty && acceptThreadDone }
+            if done { break }
+            usleep(2_000)
+        }
+        let remaining = lock.withLock { Array(connections.keys) }
+        for connection in remaining { shutdown(connection, Int32(SHUT_RDWR)) }
+        if descriptor >= 0 { close(descriptor) }
+    }
+
+    private func acceptLoop(_ descriptor: Int32) {
+        defer { lock.withLock { acceptThreadDone = true } }
+        while true {
+            let client = accept(descriptor, nil, nil)
+            if client < 0 {
+                let code = errno
+                if lock.withLock({ isStopping }) { return }
+                if code == EINTR || code == ECONNABORTED { continue }
+                if code == EMFILE || code == ENFILE || code == ENOMEM || code == ENOBUFS {
+                    usleep(10_000)  // out of descriptors: back off instead of spinning
+                    continue
+                }
+                return
+            }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            let admitted = lock.withLock { () -> Bool in
+                guard !isStopping, connections.count < limits.maxConnections else {
+                    refusedCount += 1
+                    return false
+                }
+                connections[client] = false
+                return true
+            }
+            guard admitted else {
+                refuse(client)
+                continue
+            }
+            let thread = Thread { [self] in serve(client) }
+            thread.stackSize = limits.threadStackBytes
+            thread.start()
+        }
+    }
+
+    /// Answers 503 to a connection over the cap and closes it, without reading its request.
+    private func refuse(_ client: Int32) {
+        Socket.setTimeout(client, option: SO_SNDTIMEO, seconds: 0.2)
+        var response = HTTPResponse.error(.serviceUnavailable, "too many connections (limit \(limits.maxConnections)); retry later")
+        response.headers.set("Retry-After", "1")
+        try? Socket.sendAll(client, response.serialized(keepAlive: false))  // best effort: the client may be gone
+        close(client)
+    }
+
+    private func setBusy(_ client: Int32, _ isBusy: Bool) -> Bool {
+        lock.withLock {
+            connections[client] = isBusy
+            return isStopping
+        }
+    }
+
+    private func serve(_ client: Int32) {
+        defer {
+            lock.withLock { _ = connections.removeValue(forKey: client) }
+            close(client)
+        }
+        Socket.setNoDelay(client)
+        Socket.setTimeout(client, option: SO_SNDTIMEO, seconds: limits.writeTimeoutSeconds)
+        let remoteAddress = Socket.peerAddress(client)
+        var parser = RequestParser(limits: limits)
+        var buffer: [UInt8] = []
+        var offset = 0
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        var isEndOfInput = false
+        var idleSince = monotonicSeconds()
+        var requestStartedAt = idleSince
+        var headCompletedAt: Double?
+        while true {
+            let event: RequestParser.Event
+            do {
+                event = try parser.next(buffer, offset: &offset, isEndOfInput: isEndOfInput)
+            } catch {
+                var response = error.response
+                if error.status == .payloadTooLarge || error.status == .headerFieldsTooLarge { response.headers.set("Connection", "close") }
+                try? Socket.sendAll(client, response.serialized(keepAlive: false))  // best effort before closing
+                return
+            }
+            switch event {
+            case .request(var request):
+                request.remoteAddress = remoteAddress
+                let isStopping = setBusy(client, true)
+                let response = router.respond(to: request)
+                let keepAlive = request.wantsKeepAlive && !isStopping && !isEndOfInput
+                do {
+                    try Socket.sendAll(client, response.serialized(keepAlive: keepAlive, includeBody: request.method != "HEAD"))
+                } catch {
+                    return
+                }
+                lock.withLock { requestCount += 1 }
+                if setBusy(client, false) || !keepAlive { return }
+                if offset > 0 {
+                    buffer.removeFirst(offset)
+                    offset = 0
+                }
+                headCompletedAt = nil
+                idleSince = monotonicSeconds()
+                requestStartedAt = idleSince
+                continue
+            case .continueExpected:
+                guard (try? Socket.sendAll(client, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))) != nil else { return }
+                continue
+            case .needMoreData:
+                if isEndOfInput { return }
+            }
+            // Wait for more bytes, no longer than the deadline of the phase we are in.
+            let now = monotonicSeconds()
+            let deadline: Double
+            if parser.isMidRequest {
+                if headCompletedAt == nil { headCompletedAt = now }
+                deadline = headCompletedAt! + limits.bodyTimeoutSeconds
+            } else if offset < buffer.count {
+                deadline = requestStartedAt + limits.headerTimeoutSeconds
+            } else {
+                deadline = idleSince + limits.idleTimeoutSeconds
+            }
+            guard deadline > now else {
+                if offset < buffer.count || parser.isMidRequest {
+                    try? Socket.sendAll(client, HTTPResponse.error(.requestTimeout, "request not received in time").serialized(keepAlive: false))  // best effort
+                }
+                return
+            }
+            Socket.setTimeout(client, option: SO_RCVTIMEO, seconds: deadline - now)
+            do {
+                let count = try Socket.receive(client, into: &chunk)
+                if count == 0 {
+                    isEndOfInput = true
+                } else {
+                    if offset == buffer.count {
+                        buffer.removeAll(keepingCapacity: true)
+                        offset = 0
+                        requestStartedAt = monotonicSeconds()
+                    }
+                    buffer.append(contentsOf: chunk[0..<count])
+                }
+            } catch {
+                if error.isTimeout { continue }  // the deadline check above answers or closes
+                return
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import Foundation
+import Testing
+@testable import Transport
+
+@Suite(.serialized) struct HTTPClientTests {
+    @Test func reusesOneKeepAliveConnection() throws {
+        let server = try startTestServer()
+        defer { server.stop() }
+        let client = HTTPClient()
+        for index in 0..<20 {
+            let response = try client.postJSON(host: "127.0.0.1", port: server.port, path: "/echo", body: Array("[\(index)]".utf8))
+            #expect(response.status == .ok && response.bodyText == "[\(index)]")
+        }
+        #expect(server.connectionCount == 1)
+    }
+
+    @Test func requestTimeoutIsHonouredBelowOneSecond() throws {
+        let server = try startTestServer()
+        defer { server.stop() }
+        let client = HTTPClient()
+        let started = monotonicSeconds()
+        #expect { _ = try client.get(host: "127.0.0.1", port: server.port, path: "/slow?ms=1000", timeoutSeconds: 0.2) }
+            throws: { ($0 as? HTTPClientError)?.kind == .timeout }
+        let elapsed = monotonicSeconds() - started
+        #expect(elapsed >= 0.19 && elapsed < 0.8)
+    }
+
+    @Test func refusedConnectionIsAConnectError() throws {
+        let server = try startTestServer()
+        let port = server.port
+        server.stop()
+        #expect { _ = try HTTPClient().get(host: "127.0.0.1", port: port, path: "/") } throws: { ($0 as? HTTPClientError)?.kind == .connect }
+    }
+
+    @Test func staleKeepAliveConnectionIsRetriedForIdempotentRequests() throws {
+        var limits = ServerLimits()
+        limits.idleTimeoutSeconds = 0.1
+        let server = try startTestServer(limits: limits)
+        defer { server.stop() }
+        let client = HTTPClient()
+        #expect(try client.get(host: "127.0.0.1", port: server.port, path: "/hello").status == .ok)
+        usleep(300_000)  // the server closes the idle connection
+        #expect(try client.get(host: "127.0.0.1", port: server.port, path: "/hello").status == .ok)
+    }
+
+    @Test func poolIsBoundedAndWaitersTimeOut() throws {
+        let server = try startTestServer()
+        defer { server.stop() }
+        var configuration = HTTPClient.Configuration()
+        configuration.maxConnectionsPerHost = 1
+        let client = HTTPClient(configuration: configuration)
+        let port = server.port
+        let busy = Thread { _ = try? client.get(host: "127.0.0.1", port: port, path: "/slow?ms=500") }
+        busy.start()
+        usleep(100_000)
+        #expect { _ = try client.get(host: "127.0.0.1", port: port, path: "/hello", timeoutSeconds: 0.1) }
+            throws: { ($0 as? HTTPClientError)?.kind == .poolExhausted }
+        #expect(try client.get(host: "127.0.0.1", port: port, path: "/hello", timeoutSeconds: 2).status == .ok)
+    }
+
+    @Test func readsChunkedAndCloseDelimitedAnswers() throws {
+        let listener = try Socket.listen(host: "127.0.0.1", port: 0, backlog: 8)
+        defer { close(listener) }
+        let port = Socket.localPort(listener)
+        let answers = [
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n",
+            "HTTP/1.0 200 OK\r\n\r\nuntil close",
+        ]
+        let serverThread = Thread {
+            for answer in answers {
+                let connection = accept(listener, nil, nil)
+                var chunk = [UInt8](repeating: 0, count: 4_096)
+                _ = try? Socket.receive(connection, into: &chunk)
+                try? Socket.sendAll(connection, Array(answer.utf8))
+                close(connection)
+            }
+        }
+        serverThread.start()
+        let client = HTTPClient()
+        #expect(try client.get(host: "127.0.0.1", port: port, path: "/").bodyText == "Wikipedia")
+        #expect(try client.get(host: "127.0.0.1", port: port, path: "/").bodyText == "until close")
+    }
+}
+
+@Suite struct OutboxTests {
+    final class Collected: @unchecked Sendable {
+        let lock = NSLock()
+        var batches: [[Int]] = []
+    }
+
+    @Test func deliversInOrderInBatches() {
+        let collected = Collected()
+        let gate = DispatchSemaphore(value: 0)
+        let outbox = Outbox<Int>(name: "test", capacity: 100, maxBatch: 10) { batch in
+            collected.lock.withLock { collected.batches.append(batch) }
+            if batch.contains(49) { gate.signal() }
+        }
+        for value in 0..<50 { outbox.enqueue(value) }
+        #expect(gate.wait(timeout: .now() + 5) == .success)
+        let batches = collected.lock.withLock { collected.batches }
+        #expect(batches.flatMap { $0 } == Array(0..<50))
+        #expect(batches.allSatisfy { $0.count <= 10 })
+        outbox.close()
+    }
+
+    @Test func fullOutboxDropsOldestAndNeverBlocks() {
+        let collected = Collected()
+        let release = DispatchSemaphore(value: 0)
+        let outbox = Outbox<Int>(name: "test", capacity: 5, maxBatch: 100) { batch in
+            if batch == [0] { release.wait() }  // a stuck peer
+            collected.lock.withLock { collected.batches.append(batch) }
+        }
+        outbox.enqueue(0)
+        while outbox.pending > 0 { usleep(1_000) }  // the drainer took 0 and is stuck on it
+        for value in 1...20 { outbox.enqueue(value) }  // never blocks
+        #expect(outbox.pending == 5 && outbox.dropped == 15)
+        release.signal()
+        while outbox.delivered < 6 { usleep(1_000) }
+        usleep(20_000)
+        #expect(collected.lock.withLock { collected.batches.flatMap { $0 } } == [0, 16, 17, 18, 19, 20])
+        outbox.close()
+    }
+}
