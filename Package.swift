@@ -23,6 +23,6 @@ let package = Package(
         ),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSimulation"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
-        .testTarget(name: "OrchestratorTests", dependencies: ["Orchestrator"]),
+        .testTarget(name: "OrchestratorTests", dependencies: ["Orchestrator", "ClusterNode", "Transport"]),
     ]
 )

@@ -5,8 +5,13 @@ import RaftSimulation
 enum BenchCommand {
     static let usage = """
         usage: orchestrator bench raft [--entries N] [--json]
+               orchestrator bench http [--seconds S] [--connections 1,16,64] [--json]
+               orchestrator bench http --serve PORT
           raft   the Raft core alone: 3 in-process nodes committing 100-byte proposals,
                  at several batch sizes; then simulated fault-run events per second
+          http   our HTTP server loaded by our HTTP client on loopback: GET and a 200-byte
+                 JSON echo at 1, 16 and 64 keep-alive connections; --serve runs only the
+                 server (for wrk)
         """
 
     static func run(_ words: [String]) throws -> Int32 {
@@ -16,6 +21,7 @@ enum BenchCommand {
         }
         switch subcommand {
         case "raft": return try raft(Array(words.dropFirst()))
+        case "http": return try http(Array(words.dropFirst()))
         case "help", "--help": print(usage); return 0
         default:
             throw CommandLineArguments.Problem(description: "unknown benchmark \"\(subcommand)\"\n\(usage)")
@@ -27,9 +33,7 @@ enum BenchCommand {
         let entries = try arguments.integer("entries", default: 1_000_000, in: 1_000...100_000_000)
         let seeds = try arguments.integer("seeds", default: 200, in: 1...100_000)
         let json = arguments.has("json")
-        #if DEBUG
-        FileHandle.standardError.write(Data("warning: this is a debug build; run with `swift run -c release orchestrator bench raft` for real figures\n".utf8))
-        #endif
+        warnIfDebug()
         let benchmark = CoreBenchmark()
         var rows: [CoreBenchmark.Result] = []
         for batchSize in [1, 16, 256] {
@@ -57,6 +61,40 @@ enum BenchCommand {
             print("simulation: \(seeds) seeds, \(events) events in \(String(format: "%.2f", simulationSeconds)) s = \(Int(eventsPerSecond)) events/s (one core, safety checked after every event)")
         }
         return 0
+    }
+
+    private static func http(_ words: [String]) throws -> Int32 {
+        let arguments = try CommandLineArguments.parse(words, options: ["seconds", "connections", "serve"], flags: ["json"])
+        warnIfDebug()
+        if arguments.options["serve"] != nil {
+            try HTTPBenchmark.serve(port: try arguments.integer("serve", default: 8080, in: 0...65_535))
+        }
+        let seconds = Double(try arguments.integer("seconds", default: 3, in: 1...600))
+        let counts = try (arguments.options["connections"] ?? "1,16,64").split(separator: ",").map { part -> Int in
+            guard let count = Int(part), (1...1_024).contains(count) else {
+                throw CommandLineArguments.Problem(description: "--connections takes numbers from 1 to 1024 separated by commas, got \"\(part)\"")
+            }
+            return count
+        }
+        let rows = try HTTPBenchmark.run(seconds: seconds, connectionCounts: counts)
+        if arguments.has("json") {
+            let items = rows.map { #"{"kind": "\#($0.kind)", "connections": \#($0.connections), "requestsPerSecond": \#(Int($0.requestsPerSecond)), "p50Milliseconds": \#(String(format: "%.3f", $0.p50)), "p99Milliseconds": \#(String(format: "%.3f", $0.p99)), "errors": \#($0.errors)}"# }
+            print("[" + items.joined(separator: ", ") + "]")
+        } else {
+            print("HTTP on loopback, our client and server in one process sharing the cores (GET: 13-byte body; POST: 200-byte JSON decoded and encoded again)")
+            print("request  connections      req/s   p50 ms   p99 ms  errors")
+            for row in rows {
+                print(pad(row.kind, 7) + pad(String(row.connections), 13) + pad(String(Int(row.requestsPerSecond)), 11)
+                      + pad(String(format: "%.3f", row.p50), 9) + pad(String(format: "%.3f", row.p99), 9) + pad(String(row.errors), 8))
+            }
+        }
+        return 0
+    }
+
+    static func warnIfDebug() {
+        #if DEBUG
+        FileHandle.standardError.write(Data("warning: this is a debug build; benchmarks need `swift run -c release orchestrator bench ...`\n".utf8))
+        #endif
     }
 
     static func pad(_ text: String, _ width: Int) -> String {

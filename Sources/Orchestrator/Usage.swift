@@ -1,9 +1,13 @@
 /// The top-level help text.
 enum Usage {
     static let text = """
-        usage: orchestrator <command> [options]
+        usage: orchestrator [command] [options]
+
+          (none), serve  the REST API on 127.0.0.1:8000 and cluster 0 (see: orchestrator serve --help)
+          node        run one node process (the orchestrator spawns these)
 
           simulate    run the deterministic Raft simulation (see: orchestrator simulate --help)
           bench raft  benchmark the Raft core alone (release builds: swift run -c release orchestrator bench raft)
+          bench http  benchmark the HTTP server and client on loopback
         """
 }

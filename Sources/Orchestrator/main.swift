@@ -5,10 +5,18 @@ let words = Array(CommandLine.arguments.dropFirst())
 do {
     let status: Int32
     switch words.first {
+    case "node": status = try NodeCommand.run(Array(words.dropFirst()))
     case "simulate": status = try SimulateCommand.run(Array(words.dropFirst()))
     case "bench": status = try BenchCommand.run(Array(words.dropFirst()))
     case "help", "--help", "-h": print(Usage.text); status = 0
-    default: print(Usage.text); status = 2
+    case nil, "serve": status = try ServeCommand.run(Array(words.dropFirst(words.first == "serve" ? 1 : 0)))
+    default:
+        if words.first?.hasPrefix("--") == true {
+            status = try ServeCommand.run(words)
+        } else {
+            print(Usage.text)
+            status = 2
+        }
     }
     exit(status)
 } catch {

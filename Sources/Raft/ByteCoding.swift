@@ -1,41 +1,45 @@
-/// Little-endian encoding into a growing byte array (the write-ahead log's format).
-struct ByteWriter {
-    var bytes: [UInt8] = []
+/// Little-endian encoding into a growing byte array (the write-ahead log's format, and
+/// the nodes' binary Raft wire format).
+public struct ByteWriter: Sendable {
+    public var bytes: [UInt8] = []
 
-    mutating func write(_ value: UInt8) { bytes.append(value) }
+    public init() {}
 
-    mutating func write(_ value: UInt32) {
+    public mutating func write(_ value: UInt8) { bytes.append(value) }
+
+    public mutating func write(_ value: UInt32) {
         withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
-    mutating func write(_ value: UInt64) {
+    public mutating func write(_ value: UInt64) {
         withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
     }
 
-    mutating func write(_ value: [UInt8]) { bytes.append(contentsOf: value) }
+    public mutating func write(_ value: [UInt8]) { bytes.append(contentsOf: value) }
 }
 
 /// Little-endian decoding with bounds checks; running past the end throws.
-struct ByteReader {
-    struct OutOfBounds: Error {}
+public struct ByteReader {
+    /// The input ended before the value did.
+    public struct OutOfBounds: Error {}
 
     let bytes: ArraySlice<UInt8>
     var offset: Int
 
-    init(_ bytes: ArraySlice<UInt8>) {
+    public init(_ bytes: ArraySlice<UInt8>) {
         self.bytes = bytes
         self.offset = bytes.startIndex
     }
 
-    var isAtEnd: Bool { offset >= bytes.endIndex }
+    public var isAtEnd: Bool { offset >= bytes.endIndex }
 
-    mutating func readByte() throws(OutOfBounds) -> UInt8 {
+    public mutating func readByte() throws(OutOfBounds) -> UInt8 {
         guard offset < bytes.endIndex else { throw OutOfBounds() }
         defer { offset += 1 }
         return bytes[offset]
     }
 
-    mutating func readUInt32() throws(OutOfBounds) -> UInt32 {
+    public mutating func readUInt32() throws(OutOfBounds) -> UInt32 {
         guard bytes.endIndex - offset >= 4 else { throw OutOfBounds() }
         var value: UInt32 = 0
         for shift in 0..<4 { value |= UInt32(bytes[offset + shift]) << (8 * shift) }
@@ -43,7 +47,7 @@ struct ByteReader {
         return value
     }
 
-    mutating func readUInt64() throws(OutOfBounds) -> UInt64 {
+    public mutating func readUInt64() throws(OutOfBounds) -> UInt64 {
         guard bytes.endIndex - offset >= 8 else { throw OutOfBounds() }
         var value: UInt64 = 0
         for shift in 0..<8 { value |= UInt64(bytes[offset + shift]) << (8 * shift) }
@@ -51,7 +55,7 @@ struct ByteReader {
         return value
     }
 
-    mutating func readBytes(_ count: Int) throws(OutOfBounds) -> [UInt8] {
+    public mutating func readBytes(_ count: Int) throws(OutOfBounds) -> [UInt8] {
         guard count >= 0, bytes.endIndex - offset >= count else { throw OutOfBounds() }
         defer { offset += count }
         return Array(bytes[offset..<(offset + count)])

@@ -1,0 +1,203 @@
+import Foundation
+import Raft
+import Transport
+
+/// The HTTP API of one node (API.md, "Node"): its definition, links, stats, services,
+/// seed 004's host and container views, metrics, and the internal Raft endpoint.
+public enum NodeAPI {
+    /// The node's routes.
+    public static func router(for node: NodeDriver) -> Router {
+        var router = Router()
+        router.add("GET", "/") { request in JSONBody.response(node.definition(), for: request) }
+        router.add("GET", "/connections") { request in connections(node, request) }
+        router.add("POST", "/connections") { request in
+            try node.links.update(from: request.body)
+            return connections(node, request)
+        }
+        router.add("GET", "/stats") { request in JSONBody.response(node.stats(), for: request) }
+        router.add("GET", "/metrics") { _ in
+            HTTPResponse(headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4")]), body: Array(node.metricsText().utf8))
+        }
+        router.add("POST", "/raft/messages") { request in
+            try node.receive(request.body, clusterID: request.headers["x-cluster-id"])
+            return HTTPResponse(status: .noContent)
+        }
+        addServiceRoutes(&router, node)
+        addHostRoutes(&router, node)
+        return router
+    }
+
+    private static func connections(_ node: NodeDriver, _ request: HTTPRequest) -> HTTPResponse {
+        HTTPResponse(headers: HTTPHeaders([("Content-Type", "application/json")]), body: node.links.renderJSON(pretty: request.wantsPrettyJSON))
+    }
+
+    /// The 201 answer to a service request.
+    struct CreatedServices: Codable {
+        var index: UInt64
+        var term: UInt64
+        var requestId: String
+        var leader: String
+        var services: [ServiceView]
+    }
+
+    private static func addServiceRoutes(_ router: inout Router, _ node: NodeDriver) {
+        router.add("POST", "/service") { request in
+            try onLeader(node, request) {
+                let (specs, bodyRequestID) = try ServiceRequest.specs(from: request.body)
+                let requestID = bodyRequestID ?? request.headers["idempotency-key"] ?? UUID().uuidString
+                let (records, index, term) = try node.createServices(specs, requestID: requestID)
+                let answer = CreatedServices(index: index, term: term, requestId: requestID, leader: address(node.configuration.id),
+                                             services: records.map(ServiceView.init))
+                return JSONBody.response(answer, status: .created, for: request)
+            }
+        }
+        router.add("GET", "/services") { request in
+            try onLeader(node, request) {
+                let services = try node.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
+                return JSONBody.response(ListEnvelope(services), for: request)
+            }
+        }
+        router.add("GET", "/services/latest") { request in
+            try onLeader(node, request) {
+                let latest = try node.readLinearizably { state in state.services.values.max { $0.id < $1.id }.map(ServiceView.init) }
+                guard let latest else { throw HTTPError(.notFound, "Not found") }
+                return JSONBody.response(latest, for: request)
+            }
+        }
+        router.add("GET", "/services/latest/:image") { request in
+            try onLeader(node, request) {
+                let image = try request.parameter("image")
+                let latest = try node.readLinearizably { state in
+                    state.services.values.filter { $0.spec.image == image }.max { $0.id < $1.id }.map(ServiceView.init)
+                }
+                guard let latest else { throw HTTPError(.notFound, "Not found") }
+                return JSONBody.response(latest, for: request)
+            }
+        }
+        router.add("GET", "/services/name/:name") { request in
+            try onLeader(node, request) {
+                let name = try request.parameter("name")
+                let found = try node.readLinearizably { state in
+                    state.services.values.filter { $0.spec.name == name }.sorted { $0.id < $1.id }.map(ServiceView.init)
+                }
+                guard !found.isEmpty else { throw HTTPError(.notFound, "Not found") }
+                return JSONBody.response(ListEnvelope(found), for: request)
+            }
+        }
+        router.add("GET", "/services/:sid") { request in
+            try onLeader(node, request) {
+                let id = try serviceID(request)
+                guard let record = try node.readLinearizably({ state in state.services[id] }) else { throw HTTPError(.notFound, "Not found") }
+                return JSONBody.response(ServiceView(record), for: request)
+            }
+        }
+        router.add("PATCH", "/services/:sid") { request in
+            try onLeader(node, request) {
+                struct Scale: Decodable { var replicas: Int; var requestId: String? }
+                let id = try serviceID(request)
+                let scale = try JSONBody.decode(Scale.self, from: request)
+                guard scale.replicas >= 0, scale.replicas <= ServiceRequest.maxReplicas else {
+                    throw HTTPError(.badRequest, "replicas must be a whole number from 0 to \(ServiceRequest.maxReplicas), got \(scale.replicas)")
+                }
+                let requestID = scale.requestId ?? request.headers["idempotency-key"] ?? UUID().uuidString
+                return JSONBody.response(ServiceView(try node.scaleService(id, replicas: scale.replicas, requestID: requestID)), for: request)
+            }
+        }
+        router.add("DELETE", "/services/:sid") { request in
+            try onLeader(node, request) {
+                let requestID = request.headers["idempotency-key"] ?? UUID().uuidString
+                try node.deleteService(try serviceID(request), requestID: requestID)
+                return HTTPResponse(status: .noContent)
+            }
+        }
+        router.add("GET", "/state") { request in
+            try onLeader(node, request) {
+                let services = try node.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
+                let calls = node.recentServiceCalls().map { call -> ServiceCall in
+                    var call = call
+                    if call.status == .committed, let id = call.serviceIDs.first, services.first(where: { $0.id == id })?.status == "placed" {
+                        call.error = nil
+                    }
+                    return call
+                }
+                return JSONBody.response(StateView(leader: address(node.configuration.id), term: node.definition().term, calls: calls, services: services), for: request)
+            }
+        }
+    }
+
+    /// `/state`: the service calls (queued, committed, failed) and the replicated desired state.
+    struct StateView: Codable {
+        var leader: String
+        var term: UInt64
+        var calls: [ServiceCall]
+        var services: [ServiceView]
+    }
+
+    private static func serviceID(_ request: HTTPRequest) throws(HTTPError) -> Int {
+        let text = try request.parameter("sid")
+        guard let id = Int(text), id > 0 else { throw HTTPError(.notFound, "Not found") }
+        return id
+    }
+
+    /// Runs `body` here when this node leads; otherwise forwards the request to the leader
+    /// (once: a forwarded request is never forwarded again) or answers 503 naming none.
+    static func onLeader(_ node: NodeDriver, _ request: HTTPRequest, _ body: () throws -> HTTPResponse) throws -> HTTPResponse {
+        do {
+            return try body()
+        } catch let notLeader as NotLeaderError {
+            guard let leader = notLeader.leader, leader != node.configuration.id else {
+                throw HTTPError(.serviceUnavailable, "no leader elected yet; retry shortly", headers: HTTPHeaders([("Retry-After", "1")]))
+            }
+            guard request.headers["x-forwarded-by"] == nil else {
+                throw HTTPError(.serviceUnavailable, "leadership is moving (forwarded request reached a non-leader); retry shortly", headers: HTTPHeaders([("Retry-After", "1")]))
+            }
+            guard node.links.state(to: leader).isUp else {
+                throw HTTPError(.serviceUnavailable, "this node's link to the leader \(address(leader)) is cut; ask another node", headers: HTTPHeaders([("Retry-After", "1")]))
+            }
+            node.metrics.increment(.forwardedRequests)
+            var headers = HTTPHeaders([("Content-Type", request.headers["content-type"] ?? "application/json"), ("X-Forwarded-By", address(node.configuration.id))])
+            if let key = request.headers["idempotency-key"] { headers.add("Idempotency-Key", key) }
+            do {
+                var response = try node.client.send(request.method, host: "127.0.0.1", port: Int(leader), path: request.target, headers: headers,
+                                                    body: request.body, timeoutSeconds: node.configuration.commitTimeoutSeconds + 1)
+                response.headers.set("X-Served-By", address(leader))
+                return response
+            } catch {
+                throw HTTPError(.serviceUnavailable, "could not reach the leader \(address(leader)): \(error)", headers: HTTPHeaders([("Retry-After", "1")]))
+            }
+        }
+    }
+
+    private static func addHostRoutes(_ router: inout Router, _ node: NodeDriver) {
+        /// Seed 004's host status over the simulated machine.
+        struct HostStatus: Codable {
+            var cpus: Int
+            var memory: Int
+            var free_memory: Int
+            var cpu_usage: Double
+            var net: [String: Int]
+            var nb_containers: Int
+        }
+        router.add("GET", "/status") { request in
+            let containers = node.containers.list()
+            let resources = node.containers.resources
+            let used = containers.reduce(0) { $0 + $1.memoryUsage }
+            let status = HostStatus(cpus: resources.cpuMillicores / 1_000, memory: resources.memoryMB, free_memory: max(0, resources.memoryMB - used),
+                                    cpu_usage: node.containers.load,
+                                    net: ["messages_sent": node.metrics[.messagesSent], "messages_received": node.metrics[.messagesReceived]],
+                                    nb_containers: containers.count)
+            return JSONBody.response(status, for: request)
+        }
+        router.add("GET", "/containers") { request in JSONBody.response(ListEnvelope(node.containers.list()), for: request) }
+        router.add("GET", "/container/:cid") { request in
+            guard let container = node.containers.container(try request.parameter("cid")) else { throw HTTPError(.notFound, "Not found") }
+            return JSONBody.response(container, for: request)
+        }
+        router.add("GET", "/container/:cid/status") { request in
+            struct ContainerStatus: Codable { var id: String; var status: String; var cpu_usage: Int; var memory_usage: Int; var cpu_request: Int; var memory_request: Int }
+            guard let container = node.containers.container(try request.parameter("cid")) else { throw HTTPError(.notFound, "Not found") }
+            return JSONBody.response(ContainerStatus(id: container.id, status: container.status, cpu_usage: container.cpuUsage, memory_usage: container.memoryUsage,
+                                                     cpu_request: container.cpuRequest, memory_request: container.memoryRequest), for: request)
+        }
+    }
+}

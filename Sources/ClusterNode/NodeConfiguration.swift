@@ -1,0 +1,45 @@
+import Raft
+
+/// Everything one node process needs to know to start.
+public struct NodeConfiguration: Sendable {
+    public var clusterID: String
+    /// The node's HTTP port, which is also its Raft ID.
+    public var port: Int
+    public var host = "127.0.0.1"
+    /// Every member's port, this node's included.
+    public var members: [UInt64]
+    public var dataDirectory: String
+    public var heartbeatMilliseconds = 50
+    public var electionTimeoutMilliseconds = 500
+    /// One Raft tick: H and T are whole numbers of ticks.
+    public var tickMilliseconds = 10
+    /// Replica slots per node (with 4 CPUs and 8 GB each).
+    public var capacity = 100
+    /// fdatasync before acting on writes (turn off only to measure what it costs).
+    public var isFsyncEnabled = true
+    /// How long a service request waits for its commit before answering 504.
+    public var commitTimeoutSeconds = 5.0
+
+    public init(clusterID: String, port: Int, members: [UInt64], dataDirectory: String) {
+        self.clusterID = clusterID
+        self.port = port
+        self.members = members
+        self.dataDirectory = dataDirectory
+    }
+
+    public var id: UInt64 { UInt64(port) }
+
+    /// The Raft settings these timings give.
+    public var raftSettings: RaftSettings {
+        let tick = max(1, tickMilliseconds)
+        var settings = RaftSettings(electionTicks: max(2, electionTimeoutMilliseconds / tick),
+                                    heartbeatTicks: max(1, heartbeatMilliseconds / tick))
+        if settings.electionTicks <= settings.heartbeatTicks { settings.electionTicks = settings.heartbeatTicks + 1 }
+        return settings
+    }
+
+    /// Every node's resources (all nodes of a cluster are alike).
+    public var resources: [UInt64: NodeResources] {
+        Dictionary(uniqueKeysWithValues: members.map { ($0, NodeResources.standard(slots: capacity)) })
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import Raft
+import Transport
+
+/// Thrown when this node is not the leader; the API forwards to `leader` or answers 503.
+struct NotLeaderError: Error {
+    let leader: UInt64?
+}
+
+extension NodeDriver {
+    /// Proposes the command `makeCommand` builds (under the state lock, with the leader's
+    /// full view of usage: applied, in the log, and queued) and waits for its commit.
+    func propose(requestID: String, summary: (services: Int, replicas: Int),
+                 makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(HTTPError) -> ClusterCommand)
+        throws -> (index: UInt64, term: UInt64)
+    {
+        stateLock.lock()
+        guard core.isLeader else {
+            let leader = core.leaderID?.rawValue
+            stateLock.unlock()
+            throw NotLeaderError(leader: leader)
+        }
+        let command: ClusterCommand
+        let data: [UInt8]
+        let id: ProposalID
+        let waiter = Waiter<ProposalResult>()
+        do {
+            var usage = state.usage()
+            for delta in speculativeUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
+            for delta in queuedUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
+            command = try makeCommand(&usage, state)
+            data = try JSONBody.encode(command)
+        } catch {
+            stateLock.unlock()
+            throw error
+        }
+        id = nextID
+        nextID += 1
+        queuedUsage[id] = usageDelta(of: command)
+        proposalWaiters[id] = waiter
+        serviceCalls.append(ServiceCall(requestID: requestID, receivedAt: Date().timeIntervalSince1970, status: .queued,
+                                        services: summary.services, replicas: summary.replicas))
+        if serviceCalls.count > ServiceCall.maxRemembered { serviceCalls.removeFirst(serviceCalls.count - ServiceCall.maxRemembered) }
+        stateLock.unlock()
+        metrics.increment(.proposals)
+
+        let started = monotonicNow()
+        guard enqueue(.propose([RaftNode.Proposal(id: id, data: data)])) else {
+            forget(proposal: id, requestID: requestID, error: "node overloaded")
+            throw HTTPError(.serviceUnavailable, "node overloaded; retry later", headers: HTTPHeaders([("Retry-After", "1")]))
+        }
+        guard let result = waiter.wait(seconds: configuration.commitTimeoutSeconds) else {
+            forget(proposal: id, requestID: requestID, error: "not committed in time")
+            throw HTTPError(.gatewayTimeout, "not committed within \(configuration.commitTimeoutSeconds) s (request \(requestID)); it may still commit: retry with the same requestId to be sure it applies once")
+        }
+        switch result {
+        case .committed(let index, let term):
+            metrics.recordCommit(seconds: monotonicNow() - started)
+            return (index, term)
+        case .notLeader(let leader):
+            forget(proposal: id, requestID: requestID, error: "leader changed")
+            throw NotLeaderError(leader: leader)
+        case .failed(let message):
+            forget(proposal: id, requestID: requestID, error: message)
+            metrics.increment(.proposalsFailed)
+            throw HTTPError(.serviceUnavailable, message, headers: HTTPHeaders([("Retry-After", "1")]))
+        }
+    }
+
+    private func forget(proposal id: ProposalID, requestID: String, error: String) {
+        stateLock.withLock {
+            proposalWaiters[id] = nil
+            if let position = serviceCalls.lastIndex(where: { $0.requestID == requestID && $0.status == .queued }) {
+                serviceCalls[position].status = .failed
+                serviceCalls[position].error = error
+            }
+        }
+    }
+
+    /// Runs `body` on a state at least as new as every write acknowledged before this call
+    /// (ReadIndex through the leader). Throws `NotLeaderError` on a follower.
+    func readLinearizably<T>(_ body: (ClusterState) throws(HTTPError) -> T) throws -> T {
+        let waiter = Waiter<ReadResult>()
+        let id = stateLock.withLock { () -> ReadID in
+            let id = nextID
+            nextID += 1
+            readWaiters[id] = waiter
+            return id
+        }
+        guard enqueue(.read(id)) else {
+            _ = stateLock.withLock { readWaiters.removeValue(forKey: id) }
+            throw HTTPError(.serviceUnavailable, "node overloaded; retry later", headers: HTTPHeaders([("Retry-After", "1")]))
+        }
+        guard let result = waiter.wait(seconds: configuration.commitTimeoutSeconds) else {
+            _ = stateLock.withLock { readWaiters.removeValue(forKey: id) }
+            throw HTTPError(.gatewayTimeout, "could not confirm leadership for a linearizable read within \(configuration.commitTimeoutSeconds) s")
+        }
+        switch result {
+        case .ready:
+            stateLock.lock()
+            defer { stateLock.unlock() }
+            return try body(state)
+        case .notLeader(let leader):
+            throw NotLeaderError(leader: leader)
+        case .failed(let message):
+            throw HTTPError(.serviceUnavailable, message, headers: HTTPHeaders([("Retry-After", "1")]))
+        }
+    }
+
+    /// Creates services from a client request; returns their records once committed.
+    func createServices(_ specs: [ServiceSpec], requestID: String) throws -> (records: [ServiceRecord], index: UInt64, term: UInt64) {
+        let replicas = specs.reduce(0) { $0 + $1.replicas }
+        let load = stateLock.withLock { reportedLoad }
+        let (index, term) = try propose(requestID: requestID, summary: (specs.count, replicas)) { usage, state throws(HTTPError) in
+            let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
+            let planned = specs.map { spec in
+                PlannedService(spec: spec, decision: Placement.place(count: spec.replicas, demand: spec.demand, capacity: state.capacity,
+                                                                     usage: &usage, healthy: healthy, load: load))
+            }
+            return .createServices(requestID: requestID, services: planned)
+        }
+        let records = stateLock.withLock { (state.result(ofRequest: requestID) ?? []).compactMap { state.services[$0] } }
+        return (records, index, term)
+    }
+
+    /// Sets a service's replica count, placing the difference.
+    func scaleService(_ serviceID: Int, replicas: Int, requestID: String) throws -> ServiceRecord {
+        _ = try propose(requestID: requestID, summary: (1, replicas)) { usage, state throws(HTTPError) in
+            guard let service = state.services[serviceID] else { throw HTTPError(.notFound, "Not found") }
+            // Start from the current placement without this service, then place the new count.
+            for (node, count) in service.placement { usage[node] = (usage[node] ?? .zero) + service.spec.demand * -count }
+            let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
+            var keep: [UInt64: Int] = [:]
+            var remaining = replicas
+            // Keep existing replicas where they are (no needless moves), lowest node first.
+            for (node, count) in service.placement.sorted(by: { $0.key < $1.key }) where healthy.contains(node) {
+                let kept = min(count, remaining)
+                if kept > 0 {
+                    keep[node] = kept
+                    usage[node] = (usage[node] ?? .zero) + service.spec.demand * kept
+                    remaining -= kept
+                }
+            }
+            var decision = Placement.place(count: remaining, demand: service.spec.demand, capacity: state.capacity, usage: &usage, healthy: healthy)
+            for (node, count) in keep { decision.replicas[node, default: 0] += count }
+            return .scaleService(requestID: requestID, serviceID: serviceID, replicas: replicas, decision: decision)
+        }
+        guard let record = stateLock.withLock({ state.services[serviceID] }) else { throw HTTPError(.notFound, "Not found") }
+        return record
+    }
+
+    /// Removes a service.
+    func deleteService(_ serviceID: Int, requestID: String) throws {
+        _ = try propose(requestID: requestID, summary: (1, 0)) { _, state throws(HTTPError) in
+            guard state.services[serviceID] != nil else { throw HTTPError(.notFound, "Not found") }
+            return .deleteService(requestID: requestID, serviceID: serviceID)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import Foundation
+import Raft
+import Transport
+
+extension NodeDriver {
+    /// `GET /`.
+    func definition() -> NodeDefinition {
+        stateLock.withLock {
+            NodeDefinition(id: configuration.id, address: address(configuration.id), cluster: configuration.clusterID,
+                           peers: configuration.members.filter { $0 != configuration.id }.map(address),
+                           state: core.role.apiName, term: core.currentTerm.rawValue, leader: core.leaderID.map { address($0.rawValue) })
+        }
+    }
+
+    /// `GET /stats`: Raft facts with the term they are true for, the last log entries, load and links.
+    func stats(lastEntryCount: Int = 10) -> NodeStats {
+        let containerCount = containers.list().count
+        let cpuUsage = containers.load
+        return stateLock.withLock {
+            let log = core.log
+            let first = max(log.firstIndex, log.lastIndex >= LogIndex(UInt64(lastEntryCount)) ? log.lastIndex - (lastEntryCount - 1) : log.firstIndex)
+            let entries = first <= log.lastIndex ? log.entries(in: first...log.lastIndex).map(EntryView.init) : []
+            var followers: [String: FollowerView]?
+            if core.isLeader {
+                followers = [:]
+                for member in configuration.members where member != configuration.id {
+                    if let progress = core.progress(of: NodeID(member)) {
+                        followers?[address(member)] = FollowerView(matchIndex: progress.matchIndex.rawValue, nextIndex: progress.nextIndex.rawValue,
+                                                                   state: progress.state.rawValue, recentlyActive: progress.isRecentlyActive)
+                    }
+                }
+            }
+            var counters: [String: Int] = [:]
+            for counter in NodeMetrics.Counter.allCases { counters[counter.rawValue] = metrics[counter] }
+            return NodeStats(
+                id: configuration.id, address: address(configuration.id), cluster: configuration.clusterID,
+                state: core.role.apiName, term: core.currentTerm.rawValue, votedFor: core.votedFor.map { address($0.rawValue) },
+                leader: core.leaderID.map { address($0.rawValue) }, commitIndex: core.commitIndex.rawValue,
+                appliedIndex: state.appliedIndex, logLength: log.lastIndex.rawValue, lastEntries: entries,
+                capacity: NodeResources.standard(slots: configuration.capacity),
+                load: state.usage()[configuration.id] ?? NodeResources(slots: 0, cpuMillicores: 0, memoryMB: 0),
+                cpuUsage: cpuUsage, replicas: containerCount, services: state.services.count,
+                unhealthyNodes: state.unhealthyNodes.sorted().map(address),
+                connections: Dictionary(uniqueKeysWithValues: links.snapshot.map { (address($0.key), $0.value) }),
+                followers: followers, counters: counters, pid: getpid(), dataDirectory: configuration.dataDirectory)
+        }
+    }
+
+    /// The service calls this node handled as leader, newest last.
+    func recentServiceCalls() -> [ServiceCall] { stateLock.withLock { serviceCalls } }
+
+    /// The Prometheus text of this node.
+    func metricsText() -> String {
+        let (role, term, commit, applied, last, progress) = stateLock.withLock { () -> (String, UInt64, UInt64, UInt64, UInt64, [(UInt64, UInt64)]) in
+            let progress = configuration.members.compactMap { member in core.progress(of: NodeID(member)).map { (member, $0.matchIndex.rawValue) } }
+            return (core.role.apiName, core.currentTerm.rawValue, core.commitIndex.rawValue, state.appliedIndex, core.log.lastIndex.rawValue, progress)
+        }
+        var text = MetricsText()
+        let labels = ["cluster": configuration.clusterID, "node": address(configuration.id)]
+        text.gauge("raft_term", "Current Raft term.", Double(term), labels: labels)
+        for name in ["leader", "follower", "candidate"] {
+            text.gauge("raft_state", "1 for the role this node plays now.", name == role ? 1 : 0, labels: labels.merging(["state": name]) { $1 })
+        }
+        text.gauge("raft_commit_index", "Highest log index known committed.", Double(commit), labels: labels)
+        text.gauge("raft_applied_index", "Highest log index applied to the state machine.", Double(applied), labels: labels)
+        text.gauge("raft_last_log_index", "Index of the last log entry.", Double(last), labels: labels)
+        for counter in NodeMetrics.Counter.allCases {
+            text.counter("node_\(snakeCase(counter.rawValue))_total", "Count of \(counter.rawValue).", Double(metrics[counter]), labels: labels)
+        }
+        let durations = metrics.durations
+        text.counter("node_fsync_seconds_total", "Seconds spent in fdatasync.", durations.fsync, labels: labels)
+        text.counter("node_commit_wait_seconds_total", "Seconds clients waited for commits (divide by node_commits_total for the mean).", durations.commit, labels: labels)
+        for (peer, match) in progress where peer != configuration.id {
+            text.gauge("raft_follower_match_index", "Leader's match index for each follower.", Double(match), labels: labels.merging(["peer": address(peer)]) { $1 })
+        }
+        return text.rendered
+    }
+
+    private func snakeCase(_ name: String) -> String {
+        var result = ""
+        for character in name {
+            if character.isUppercase { result += "_" + character.lowercased() } else { result.append(character) }
+        }
+        return result
+    }
+}

@@ -1,0 +1,349 @@
+import Foundation
+import Raft
+import Transport
+
+/// One node's driver: it owns the Raft core, the write-ahead log and the replicated state
+/// machine, and carries out the core's outputs in order: persist, then send, then apply.
+///
+/// A single driver thread takes every input that arrived (ticks, messages, proposals,
+/// reads), steps the core with each, writes all their durable state as one batch with one
+/// fdatasync (group commit), hands the messages to per-peer outboxes, then applies the
+/// committed entries and answers waiting clients. HTTP threads only enqueue inputs and
+/// read snapshots under `stateLock`.
+public final class NodeDriver: @unchecked Sendable {
+    /// How a proposal ended, for the client waiting on it.
+    enum ProposalResult: Sendable {
+        case committed(index: UInt64, term: UInt64)
+        case notLeader(leader: UInt64?)
+        case failed(String)
+    }
+
+    enum ReadResult: Sendable {
+        case ready
+        case notLeader(leader: UInt64?)
+        case failed(String)
+    }
+
+    public let configuration: NodeConfiguration
+    public let links: LinkTable
+    let client: HTTPClient
+    let containers: ContainerRuntime
+    let metrics = NodeMetrics()
+
+    let stateLock = NSLock()
+    var core: RaftNode
+    var state: ClusterState
+    /// Decoded commands of log entries not yet applied, by index (each entry is decoded once).
+    var decodedCommands: [UInt64: ClusterCommand] = [:]
+    /// Resources that unapplied log entries will place, by index then node.
+    var speculativeUsage: [UInt64: [UInt64: NodeResources]] = [:]
+    /// Resources of proposals queued but not yet in the log, by proposal.
+    var queuedUsage: [ProposalID: [UInt64: NodeResources]] = [:]
+    var proposalWaiters: [ProposalID: Waiter<ProposalResult>] = [:]
+    var readWaiters: [ReadID: Waiter<ReadResult>] = [:]
+    var nextID: UInt64 = 1
+    /// Recent service calls handled here, newest last (for `/state`).
+    var serviceCalls: [ServiceCall] = []
+    /// Reported dynamic load of each node (0...1), refreshed by the leader.
+    var reportedLoad: [UInt64: Double] = [:]
+
+    private let wal: WriteAheadLog
+    private let inbox = NSCondition()
+    private var inputs: [RaftNode.Input] = []
+    private var isStopped = false
+    private var outboxes: [UInt64: Outbox<(Envelope, Double)>] = [:]
+    /// Inputs waiting for the driver: beyond this, received messages are dropped (Raft
+    /// tolerates loss) and proposals refused, so a stalled disk cannot exhaust memory.
+    static let maxQueuedInputs = 50_000
+
+    /// Opens the data directory (recovering term, vote and log) and starts the driver.
+    public init(configuration: NodeConfiguration) throws {
+        self.configuration = configuration
+        try configuration.raftSettings.validate()
+        let wal = try WriteAheadLog(directory: configuration.dataDirectory + "/raft")
+        self.wal = wal
+        let recovered = wal.recovered
+        self.core = RaftNode(id: NodeID(configuration.id), membership: Membership(voters: Set(configuration.members.map { NodeID($0) })),
+                             settings: configuration.raftSettings, randomSeed: UInt64.random(in: 1...UInt64.max),
+                             hardState: recovered.hardState, log: recovered.log)
+        self.state = ClusterState(capacity: configuration.resources)
+        self.links = LinkTable(selfID: configuration.id, peers: configuration.members)
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.connectTimeoutSeconds = 0.25
+        clientConfiguration.requestTimeoutSeconds = 1
+        clientConfiguration.maxConnectionsPerHost = 8
+        self.client = HTTPClient(configuration: clientConfiguration)
+        self.containers = ContainerRuntime(nodeID: configuration.id, resources: NodeResources.standard(slots: configuration.capacity))
+        metrics.recoveredEntries = recovered.log.lastIndex.rawValue
+        metrics.truncatedBytes = recovered.truncatedBytes
+        for peer in configuration.members where peer != configuration.id {
+            outboxes[peer] = makeOutbox(to: peer)
+        }
+    }
+
+    /// Starts the driver and tick threads.
+    public func start() {
+        let driver = Thread { [self] in runLoop() }
+        driver.name = "raft-driver"
+        driver.stackSize = 1 << 20
+        driver.start()
+        let ticker = Thread { [self] in tickLoop() }
+        ticker.name = "raft-ticker"
+        ticker.start()
+    }
+
+    /// Stops the threads; queued work is dropped, written state stays on disk.
+    public func stop() {
+        inbox.withLock {
+            isStopped = true
+            inbox.broadcast()
+        }
+        for outbox in outboxes.values { outbox.close() }
+    }
+
+    /// Queues an input for the driver. Returns false when the inbox is full.
+    @discardableResult
+    func enqueue(_ input: RaftNode.Input) -> Bool {
+        inbox.lock()
+        defer { inbox.unlock() }
+        guard inputs.count < Self.maxQueuedInputs else {
+            metrics.increment(.inputsDropped)
+            return false
+        }
+        inputs.append(input)
+        if inputs.count == 1 { inbox.signal() }
+        return true
+    }
+
+    private func tickLoop() {
+        let interval = Double(configuration.tickMilliseconds) / 1_000
+        var next = monotonicNow() + interval
+        while !inbox.withLock({ isStopped }) {
+            let wait = next - monotonicNow()
+            if wait > 0 { usleep(UInt32(wait * 1_000_000)) }
+            next += interval
+            // After a pause (SIGSTOP) do not replay every missed tick at once.
+            if next < monotonicNow() - 10 * interval { next = monotonicNow() + interval }
+            enqueue(.tick)
+        }
+    }
+
+    private func runLoop() {
+        while true {
+            inbox.lock()
+            while inputs.isEmpty && !isStopped { inbox.wait() }
+            if isStopped {
+                inbox.unlock()
+                return
+            }
+            let batch = inputs
+            inputs.removeAll(keepingCapacity: true)
+            inbox.unlock()
+            process(batch)
+        }
+    }
+
+    /// One round: step every input, persist once, send, apply.
+    private func process(_ batch: [RaftNode.Input]) {
+        stateLock.lock()
+        var outputs: [Output] = []
+        outputs.reserveCapacity(batch.count)
+        for input in batch {
+            outputs.append(core.step(input))
+            if case .propose(let proposals) = input {
+                // Now in the log (tracked by index below) or refused: no longer "queued".
+                for proposal in proposals { queuedUsage[proposal.id] = nil }
+            }
+        }
+        for output in outputs where !output.entries.isEmpty { trackAppended(output.entries) }
+        stateLock.unlock()
+
+        var mustSync = false
+        for output in outputs {
+            if !output.entries.isEmpty { wal.append(output.entries) }
+            if let hardState = output.hardState { wal.save(hardState) }
+            mustSync = mustSync || output.mustSync
+        }
+        if wal.hasPendingWrites || mustSync {
+            let started = monotonicNow()
+            do {
+                try wal.flush(sync: mustSync && configuration.isFsyncEnabled)
+            } catch {
+                // Acting on state that is not on disk could break Raft's guarantees: stop here.
+                FileHandle.standardError.write(Data("node \(configuration.id): cannot write its log: \(error); exiting\n".utf8))
+                exit(70)
+            }
+            if mustSync { metrics.recordSync(seconds: monotonicNow() - started) }
+        }
+
+        let now = monotonicNow()
+        for output in outputs {
+            for envelope in output.messages { outboxes[envelope.to.rawValue]?.enqueue((envelope, now)) }
+        }
+
+        var proposalResults: [(Waiter<ProposalResult>, ProposalResult)] = []
+        var readResults: [(Waiter<ReadResult>, ReadResult)] = []
+        stateLock.lock()
+        for output in outputs {
+            for entry in output.committed { apply(entry) }
+            for event in output.events { metrics.record(event) }
+            for outcome in output.proposals {
+                guard let waiter = proposalWaiters.removeValue(forKey: outcome.id) else { continue }
+                switch outcome {
+                case .committed(_, let index):
+                    proposalResults.append((waiter, .committed(index: index.rawValue, term: core.log.term(at: index)?.rawValue ?? 0)))
+                case .failed(_, .notLeader(let leader)):
+                    proposalResults.append((waiter, .notLeader(leader: leader?.rawValue)))
+                case .failed(_, .overwritten(let index)):
+                    proposalResults.append((waiter, .failed("lost to a leadership change (another entry was committed at index \(index)); not applied, safe to retry")))
+                case .failed(_, .tooManyPending):
+                    proposalResults.append((waiter, .failed("too many requests waiting for commit")))
+                }
+            }
+            for outcome in output.reads {
+                switch outcome {
+                case .ready(let id, _):
+                    // Every entry up to the read index was committed in this or an earlier
+                    // step and is applied by now, so the read may be served.
+                    if let waiter = readWaiters.removeValue(forKey: id) { readResults.append((waiter, .ready)) }
+                case .failed(let id, .notLeader(let leader)):
+                    if let waiter = readWaiters.removeValue(forKey: id) { readResults.append((waiter, .notLeader(leader: leader?.rawValue))) }
+                case .failed(let id, .tooManyPending):
+                    if let waiter = readWaiters.removeValue(forKey: id) { readResults.append((waiter, .failed("too many reads waiting"))) }
+                }
+            }
+        }
+        let placements = state.services.values.compactMap { service -> (ServiceRecord, Int)? in
+            guard let count = service.placement[configuration.id], count > 0 else { return nil }
+            return (service, count)
+        }
+        let changed = outputs.contains { !$0.committed.isEmpty }
+        stateLock.unlock()
+        if changed { containers.reconcile(placements) }
+        for (waiter, result) in proposalResults { waiter.deliver(result) }
+        for (waiter, result) in readResults { waiter.deliver(result) }
+    }
+
+    /// Remembers what newly written log entries will place (replacing a truncated suffix).
+    private func trackAppended(_ entries: [Entry]) {
+        guard let first = entries.first?.index.rawValue else { return }
+        for index in decodedCommands.keys where index >= first { decodedCommands[index] = nil }
+        for index in speculativeUsage.keys where index >= first { speculativeUsage[index] = nil }
+        for entry in entries where entry.kind == .command {
+            guard let command = try? JSONDecoder().decode(ClusterCommand.self, from: Data(entry.data)) else { continue }  // applied as rejected later
+            decodedCommands[entry.index.rawValue] = command
+            speculativeUsage[entry.index.rawValue] = usageDelta(of: command)
+        }
+    }
+
+    private func apply(_ entry: Entry) {
+        let index = entry.index.rawValue
+        guard index > state.appliedIndex else { return }
+        let command = decodedCommands.removeValue(forKey: index)
+        speculativeUsage[index] = nil
+        _ = state.apply(entry, decoded: command)
+        metrics.increment(.appliedEntries)
+        for position in serviceCalls.indices where serviceCalls[position].status == .queued {
+            if let ids = state.result(ofRequest: serviceCalls[position].requestID) {
+                serviceCalls[position].status = .committed
+                serviceCalls[position].index = index
+                serviceCalls[position].serviceIDs = ids
+            }
+        }
+    }
+
+    /// Resources a command will place (conservative: moves count in full, removals not at all).
+    func usageDelta(of command: ClusterCommand) -> [UInt64: NodeResources] {
+        var delta: [UInt64: NodeResources] = [:]
+        func add(_ decision: Placement.Decision, _ demand: NodeResources) {
+            for (node, count) in decision.replicas { delta[node] = (delta[node] ?? .zero) + demand * count }
+        }
+        switch command {
+        case .createServices(_, let planned):
+            for plan in planned { add(plan.decision, plan.spec.demand) }
+        case .scaleService(_, let serviceID, _, let decision):
+            add(decision, state.services[serviceID]?.spec.demand ?? ServiceSpec(replicas: 1).demand)
+        case .setNodeHealth(_, _, let moves), .placePending(let moves):
+            for move in moves { add(move.decision, state.services[move.serviceID]?.spec.demand ?? ServiceSpec(replicas: 1).demand) }
+        case .deleteService:
+            break
+        }
+        return delta
+    }
+
+    // MARK: - Sending
+
+    private func makeOutbox(to peer: UInt64) -> Outbox<(Envelope, Double)> {
+        let links = self.links
+        let client = self.client
+        let metrics = self.metrics
+        let clusterID = configuration.clusterID
+        return Outbox(name: "raft-send-\(peer)", capacity: 4_096, maxBatch: 256) { batch in
+            let link = links.state(to: peer)
+            guard link.isUp else {
+                metrics.increment(.messagesDroppedByLinks, by: batch.count)
+                return
+            }
+            var envelopes: [Envelope] = []
+            envelopes.reserveCapacity(batch.count)
+            for (envelope, queuedAt) in batch {
+                if link.loss > 0, Double.random(in: 0..<1) < link.loss {
+                    metrics.increment(.messagesDroppedByLinks)
+                    continue
+                }
+                if link.delayMilliseconds > 0 {
+                    let due = queuedAt + Double(link.delayMilliseconds) / 1_000
+                    let wait = due - monotonicNow()
+                    if wait > 0 {
+                        // Send what is due so far, then hold the rest until their time.
+                        if !envelopes.isEmpty {
+                            Self.post(envelopes, to: peer, clusterID: clusterID, client: client, metrics: metrics)
+                            envelopes.removeAll()
+                        }
+                        usleep(UInt32(wait * 1_000_000))
+                    }
+                }
+                envelopes.append(envelope)
+            }
+            Self.post(envelopes, to: peer, clusterID: clusterID, client: client, metrics: metrics)
+        }
+    }
+
+    private static func post(_ envelopes: [Envelope], to peer: UInt64, clusterID: String, client: HTTPClient, metrics: NodeMetrics) {
+        guard !envelopes.isEmpty else { return }
+        let body = RaftWireCodec.encode(envelopes)
+        do {
+            // Duplicates are harmless to Raft, so a stale keep-alive connection may be retried.
+            let response = try client.send("POST", host: "127.0.0.1", port: Int(peer), path: "/raft/messages",
+                                           headers: HTTPHeaders([("Content-Type", "application/octet-stream"), ("X-Cluster-ID", clusterID)]),
+                                           body: body, timeoutSeconds: 0.5, isIdempotent: true)
+            metrics.increment(response.status.rawValue >= 300 ? .messagesFailed : .messagesSent, by: envelopes.count)
+        } catch {
+            metrics.increment(.messagesFailed, by: envelopes.count)  // the peer is down or paused: Raft retries on its own
+        }
+    }
+
+    /// Accepts a batch of Raft messages posted by a peer of this cluster.
+    func receive(_ body: [UInt8], clusterID: String?) throws(HTTPError) {
+        guard clusterID == configuration.clusterID else {
+            throw HTTPError(.forbidden, "raft messages are accepted only from members of cluster \(configuration.clusterID)")
+        }
+        let envelopes: [Envelope]
+        do {
+            envelopes = try RaftWireCodec.decode(body)
+        } catch {
+            throw HTTPError(.badRequest, "malformed raft message batch: \(error.description)")
+        }
+        let members = Set(configuration.members)
+        for envelope in envelopes {
+            guard members.contains(envelope.from.rawValue), envelope.to.rawValue == configuration.id else {
+                throw HTTPError(.forbidden, "message from \(envelope.from) to \(envelope.to): not a member of cluster \(configuration.clusterID) addressed to this node")
+            }
+        }
+        metrics.increment(.messagesReceived, by: envelopes.count)
+        for envelope in envelopes { enqueue(.receive(envelope)) }
+    }
+}
+
+/// Seconds on a monotonic clock.
+func monotonicNow() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

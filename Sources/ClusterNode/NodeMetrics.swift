@@ -1,0 +1,50 @@
+import Foundation
+import Raft
+
+/// Counters of one node, for `/metrics` and `/stats`. Thread-safe: every change is one
+/// locked increment.
+final class NodeMetrics: @unchecked Sendable {
+    /// The counted things.
+    enum Counter: String, CaseIterable {
+        case messagesSent, messagesReceived, messagesFailed, messagesDroppedByLinks, inputsDropped
+        case appliedEntries, fsyncs, commits, leaderships, elections, preVotes, quorumLosses
+        case proposals, proposalsFailed, forwardedRequests
+    }
+
+    private let lock = NSLock()
+    private var counters: [Counter: Int] = [:]
+    private var fsyncSeconds = 0.0
+    private var commitSeconds = 0.0
+    var recoveredEntries: UInt64 = 0
+    var truncatedBytes = 0
+
+    func increment(_ counter: Counter, by amount: Int = 1) { lock.withLock { counters[counter, default: 0] += amount } }
+    subscript(counter: Counter) -> Int { lock.withLock { counters[counter] ?? 0 } }
+
+    func recordSync(seconds: Double) {
+        lock.withLock {
+            counters[.fsyncs, default: 0] += 1
+            fsyncSeconds += seconds
+        }
+    }
+
+    func recordCommit(seconds: Double) {
+        lock.withLock {
+            counters[.commits, default: 0] += 1
+            commitSeconds += seconds
+        }
+    }
+
+    func record(_ event: RaftEvent) {
+        switch event {
+        case .becameLeader: increment(.leaderships)
+        case .becameCandidate: increment(.elections)
+        case .becamePreCandidate: increment(.preVotes)
+        case .lostQuorum: increment(.quorumLosses)
+        case .becameFollower: break
+        }
+    }
+
+    /// Total seconds spent in fdatasync and waiting for commits.
+    var durations: (fsync: Double, commit: Double) { lock.withLock { (fsyncSeconds, commitSeconds) } }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import Raft
+
+/// A node named as users see it: `localhost:8001`.
+func address(_ node: UInt64) -> String { "localhost:\(node)" }
+
+/// A service as the API shows it.
+public struct ServiceView: Codable, Sendable {
+    public var id: Int
+    public var name: String?
+    public var description: String?
+    public var label: String?
+    public var image: String?
+    public var containerId: Int?
+    public var replicas: Int
+    public var cpu: Int
+    public var memory: Int
+    /// `localhost:PORT` → replicas placed there.
+    public var placement: [String: Int]
+    public var placed: Int
+    public var pending: Int
+    public var pendingReason: String?
+    /// `placed` (all replicas run), `partially placed` or `pending`.
+    public var status: String
+    public var index: UInt64
+    public var term: UInt64
+    public var updatedIndex: UInt64
+    public var requestId: String
+
+    public init(_ record: ServiceRecord) {
+        id = record.id
+        name = record.spec.name
+        description = record.spec.description
+        label = record.spec.label
+        image = record.spec.image
+        containerId = record.spec.containerID
+        replicas = record.spec.replicas
+        cpu = record.spec.cpu
+        memory = record.spec.memory
+        placement = Dictionary(uniqueKeysWithValues: record.placement.map { (address($0.key), $0.value) })
+        placed = record.placedCount
+        pending = record.pending
+        pendingReason = record.pendingReason
+        status = record.pending == 0 ? "placed" : (record.placedCount > 0 ? "partially placed" : "pending")
+        index = record.index
+        term = record.term
+        updatedIndex = record.updatedIndex
+        requestId = record.requestID
+    }
+}
+
+/// Seed 000's list envelope: `{"metadata": {"count": N}, "results": [...]}`.
+public struct ListEnvelope<Item: Codable & Sendable>: Codable, Sendable {
+    public struct Metadata: Codable, Sendable { public var count: Int }
+    public var metadata: Metadata
+    public var results: [Item]
+
+    public init(_ items: [Item]) {
+        metadata = Metadata(count: items.count)
+        results = items
+    }
+}
+
+/// One log entry as `/stats` shows it.
+public struct EntryView: Codable, Sendable {
+    public var index: UInt64
+    public var term: UInt64
+    public var kind: String
+    public var summary: String
+
+    init(_ entry: Entry) {
+        index = entry.index.rawValue
+        term = entry.term.rawValue
+        switch entry.kind {
+        case .noop:
+            kind = "noop"
+            summary = "no-op appended by the new leader of term \(entry.term)"
+        case .membership:
+            kind = "membership"
+            summary = "membership change"
+        case .command:
+            kind = "command"
+            summary = (try? JSONDecoder().decode(ClusterCommand.self, from: Data(entry.data))).map(Self.describe) ?? "undecodable command (\(entry.data.count) bytes)"
+        }
+    }
+
+    static func describe(_ command: ClusterCommand) -> String {
+        func placement(_ decision: Placement.Decision) -> String {
+            let parts = decision.replicas.sorted { $0.key < $1.key }.map { "\($0.key)x\($0.value)" }.joined(separator: " ")
+            return parts + (decision.pending > 0 ? " pending \(decision.pending)" : "")
+        }
+        switch command {
+        case .createServices(_, let planned):
+            return "create " + planned.map { "\($0.spec.name ?? "service") (\($0.spec.replicas) replicas: \(placement($0.decision)))" }.joined(separator: ", ")
+        case .scaleService(_, let id, let replicas, let decision):
+            return "scale service \(id) to \(replicas) replicas: \(placement(decision))"
+        case .deleteService(_, let id):
+            return "delete service \(id)"
+        case .setNodeHealth(let node, let isHealthy, let moves):
+            return "mark \(address(node)) \(isHealthy ? "healthy" : "unhealthy"), move \(moves.count) service(s)"
+        case .placePending(let moves):
+            return "place pending replicas of \(moves.count) service(s)"
+        }
+    }
+}
+
+/// `GET /` on a node.
+public struct NodeDefinition: Codable, Sendable {
+    public var id: UInt64
+    public var address: String
+    public var cluster: String
+    public var peers: [String]
+    public var state: String
+    public var term: UInt64
+    public var leader: String?
+}
+
+/// What the leader knows of one follower.
+public struct FollowerView: Codable, Sendable {
+    public var matchIndex: UInt64
+    public var nextIndex: UInt64
+    public var state: String
+    public var recentlyActive: Bool
+}
+
+/// `GET /stats` on a node.
+public struct NodeStats: Codable, Sendable {
+    public var id: UInt64
+    public var address: String
+    public var cluster: String
+    public var state: String
+    public var term: UInt64
+    public var votedFor: String?
+    public var leader: String?
+    public var commitIndex: UInt64
+    public var appliedIndex: UInt64
+    public var logLength: UInt64
+    public var lastEntries: [EntryView]
+    public var capacity: NodeResources
+    public var load: NodeResources
+    public var cpuUsage: Double
+    public var replicas: Int
+    public var services: Int
+    public var unhealthyNodes: [String]
+    public var connections: [String: LinkState]
+    public var followers: [String: FollowerView]?
+    public var counters: [String: Int]
+    public var pid: Int32
+    public var dataDirectory: String
+}
+
+extension RaftNode.Role {
+    /// The API's name for a role: pre-candidates report as candidates.
+    var apiName: String {
+        switch self {
+        case .leader: "leader"
+        case .follower: "follower"
+        case .candidate, .preCandidate: "candidate"
+        }
+    }
+}

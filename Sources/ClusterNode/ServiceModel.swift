@@ -1,0 +1,83 @@
+/// What a client asks for: one service with a replica count and per-replica resources.
+/// Built from any of seed 003's three payload shapes (see `ServiceRequest`).
+public struct ServiceSpec: Codable, Sendable, Equatable {
+    /// The seed's container `id`, if given.
+    public var containerID: Int?
+    public var name: String?
+    public var description: String?
+    public var label: String?
+    public var image: String?
+    public var replicas: Int
+    /// CPU per replica, in millicores.
+    public var cpu: Int
+    /// Memory per replica, in MB.
+    public var memory: Int
+
+    public init(containerID: Int? = nil, name: String? = nil, description: String? = nil, label: String? = nil,
+                image: String? = nil, replicas: Int, cpu: Int = 100, memory: Int = 64)
+    {
+        self.containerID = containerID
+        self.name = name
+        self.description = description
+        self.label = label
+        self.image = image
+        self.replicas = replicas
+        self.cpu = cpu
+        self.memory = memory
+    }
+
+    /// The resources one replica needs.
+    public var demand: NodeResources { NodeResources(slots: 1, cpuMillicores: cpu, memoryMB: memory) }
+}
+
+/// A service in the replicated state: what was asked and where its replicas run.
+public struct ServiceRecord: Codable, Sendable, Equatable {
+    public var id: Int
+    public var spec: ServiceSpec
+    /// Node ID (port) → replicas placed there.
+    public var placement: [UInt64: Int]
+    public var pending: Int
+    public var pendingReason: String?
+    /// The log entry that created it, and its term.
+    public var index: UInt64
+    public var term: UInt64
+    /// The last entry that changed it.
+    public var updatedIndex: UInt64
+    public var requestID: String
+
+    public var placedCount: Int { placement.values.reduce(0, +) }
+}
+
+/// A change of the cluster's desired state, as stored in a log entry. Placement decisions
+/// travel inside the command, so every node applies the same decision.
+public enum ClusterCommand: Codable, Sendable, Equatable {
+    /// New services with their placements (one client request).
+    case createServices(requestID: String, services: [PlannedService])
+    /// A new replica count and placement for a service.
+    case scaleService(requestID: String, serviceID: Int, replicas: Int, decision: Placement.Decision)
+    case deleteService(requestID: String, serviceID: Int)
+    /// Node health and the placements that move because of it.
+    case setNodeHealth(node: UInt64, isHealthy: Bool, moves: [ServiceMove])
+    /// Pending replicas placed now that capacity appeared.
+    case placePending(moves: [ServiceMove])
+
+    /// The client request this command carries, if any (for de-duplication).
+    public var requestID: String? {
+        switch self {
+        case .createServices(let id, _), .scaleService(let id, _, _, _), .deleteService(let id, _): id
+        case .setNodeHealth, .placePending: nil
+        }
+    }
+}
+
+/// A service's spec with the leader's placement decision.
+public struct PlannedService: Codable, Sendable, Equatable {
+    public var spec: ServiceSpec
+    public var decision: Placement.Decision
+}
+
+/// A service's new placement.
+public struct ServiceMove: Codable, Sendable, Equatable {
+    public var serviceID: Int
+    public var decision: Placement.Decision
+}

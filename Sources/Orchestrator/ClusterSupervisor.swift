@@ -1,0 +1,195 @@
+import ClusterNode
+import Foundation
+import Transport
+
+/// The settings of one cluster.
+struct ClusterSettings: Codable, Sendable {
+    var nodes: Int
+    var heartbeatMs: Int
+    var electionTimeoutMs: Int
+    var capacity: Int
+}
+
+/// One cluster: its node processes on consecutive ports.
+final class ManagedCluster: @unchecked Sendable {
+    let id: String
+    let settings: ClusterSettings
+    let ports: [Int]
+    let nodes: [NodeProcess]
+    let dataDirectory: String
+    let createdAt = Date()
+
+    init(id: String, settings: ClusterSettings, ports: [Int], dataDirectory: String) {
+        self.id = id
+        self.settings = settings
+        self.ports = ports
+        self.dataDirectory = dataDirectory
+        self.nodes = ports.map { NodeProcess(port: $0, dataDirectory: dataDirectory + "/node-\($0)", logPath: dataDirectory + "/node-\($0).log") }
+    }
+
+    func node(_ name: String) -> NodeProcess? {
+        let port = name.split(separator: ":").last.flatMap { Int($0) }
+        return nodes.first { $0.port == port }
+    }
+}
+
+/// Spawns, watches and stops the node processes of every cluster.
+final class ClusterSupervisor: @unchecked Sendable {
+    let executable: String
+    let dataRoot: String
+    let keepData: Bool
+    private let lock = NSLock()
+    private var clusters: [String: ManagedCluster] = [:]
+    private var order: [String] = []
+    private var reservedPorts: Set<Int> = []
+    let client: HTTPClient
+
+    init(executable: String, dataRoot: String, keepData: Bool) {
+        self.executable = executable
+        self.dataRoot = dataRoot
+        self.keepData = keepData
+        var configuration = HTTPClient.Configuration()
+        configuration.connectTimeoutSeconds = 0.3
+        configuration.requestTimeoutSeconds = 1
+        self.client = HTTPClient(configuration: configuration)
+    }
+
+    var allClusters: [ManagedCluster] { lock.withLock { order.compactMap { clusters[$0] } } }
+    func cluster(_ id: String) -> ManagedCluster? { lock.withLock { clusters[id] } }
+
+    /// The path of this very executable (so nodes run the same binary).
+    static func currentExecutable() -> String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    /// True when nothing listens on `port` and we may bind it.
+    static func isPortFree(_ port: Int) -> Bool {
+        guard let listener = try? HTTPServer.probeBind(port: port) else { return false }
+        close(listener)
+        return true
+    }
+
+    /// Creates and starts a cluster on `basePort...` (or the next free run of ports after
+    /// `searchFrom`), waiting until every node answers. Throws naming a taken port.
+    func createCluster(id requestedID: String?, settings: ClusterSettings, basePort: Int?, searchFrom: Int) throws -> ManagedCluster {
+        let (id, ports) = try lock.withLock { () throws -> (String, [Int]) in
+            let id = requestedID ?? (0...).lazy.map(String.init).first { clusters[$0] == nil }!
+            guard clusters[id] == nil else { throw HTTPError(.conflict, "cluster \(id) already exists") }
+            let ports: [Int]
+            if let basePort {
+                ports = Array(basePort..<(basePort + settings.nodes))
+                for port in ports where reservedPorts.contains(port) || !Self.isPortFree(port) {
+                    throw HTTPError(.conflict, "port \(port) is taken; cannot start node \(port) of cluster \(id)")
+                }
+            } else {
+                var start = searchFrom
+                while true {
+                    let candidate = Array(start..<(start + settings.nodes))
+                    guard candidate.last! <= 65_535 else { throw HTTPError(.serviceUnavailable, "no free run of \(settings.nodes) ports") }
+                    if let taken = candidate.first(where: { reservedPorts.contains($0) || !Self.isPortFree($0) }) {
+                        start = taken + 1
+                        continue
+                    }
+                    ports = candidate
+                    break
+                }
+            }
+            reservedPorts.formUnion(ports)
+            return (id, ports)
+        }
+        let directory = dataRoot + "/cluster-\(id)"
+        if !keepData { try? FileManager.default.removeItem(atPath: directory) }  // a fresh run starts from fresh data
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let cluster = ManagedCluster(id: id, settings: settings, ports: ports, dataDirectory: directory)
+        lock.withLock {
+            clusters[id] = cluster
+            order.append(id)
+        }
+        do {
+            for node in cluster.nodes { try start(node, in: cluster) }
+            try waitUntilReady(cluster.nodes, seconds: 15)
+        } catch {
+            removeCluster(id, deleteData: false)
+            throw error
+        }
+        return cluster
+    }
+
+    func arguments(for node: NodeProcess, in cluster: ManagedCluster) -> [String] {
+        ["node", "--port", String(node.port), "--members", cluster.ports.map(String.init).joined(separator: ","),
+         "--cluster", cluster.id, "--data-dir", node.dataDirectory,
+         "--heartbeat-ms", String(cluster.settings.heartbeatMs), "--election-timeout-ms", String(cluster.settings.electionTimeoutMs),
+         "--capacity", String(cluster.settings.capacity), "--watch-parent"]
+    }
+
+    func start(_ node: NodeProcess, in cluster: ManagedCluster) throws {
+        try node.start(executable: executable, arguments: arguments(for: node, in: cluster))
+    }
+
+    /// Polls each node's `GET /` until it answers (no fixed sleeps).
+    func waitUntilReady(_ nodes: [NodeProcess], seconds: Double) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        var waiting = nodes
+        while !waiting.isEmpty {
+            waiting.removeAll { node in
+                (try? client.get(host: "127.0.0.1", port: node.port, path: "/", timeoutSeconds: 0.2))?.status == .ok
+            }
+            if waiting.isEmpty { return }
+            if let dead = waiting.first(where: { $0.pid == nil }) {
+                throw HTTPError(.internalServerError, "node \(dead.port) exited during start (exit status \(dead.lastExitStatus.map(String.init) ?? "?")); see \(dead.logPath)")
+            }
+            guard Date() < deadline else {
+                throw HTTPError(.gatewayTimeout, "nodes \(waiting.map { String($0.port) }.joined(separator: ", ")) did not answer within \(Int(seconds)) s; see their logs in \(waiting[0].logPath)")
+            }
+            usleep(10_000)
+        }
+    }
+
+    /// Stops a cluster's nodes and forgets it (deleting its data when asked).
+    func removeCluster(_ id: String, deleteData: Bool) {
+        guard let cluster = lock.withLock({ clusters.removeValue(forKey: id) }) else { return }
+        lock.withLock { order.removeAll { $0 == id } }
+        stopNodes(cluster.nodes)
+        lock.withLock { reservedPorts.subtract(cluster.ports) }
+        if deleteData { try? FileManager.default.removeItem(atPath: cluster.dataDirectory) }  // best effort: the cluster is gone either way
+    }
+
+    /// Stops every node of every cluster (on exit).
+    func stopAll() {
+        stopNodes(allClusters.flatMap(\.nodes))
+    }
+
+    private func stopNodes(_ nodes: [NodeProcess]) {
+        let group = DispatchGroup()
+        for node in nodes {
+            group.enter()
+            Thread {
+                node.terminate()
+                group.leave()
+            }.start()
+        }
+        group.wait()
+    }
+}
+
+extension HTTPServer {
+    /// Binds `127.0.0.1:port` to see whether it is free; returns the descriptor to close.
+    static func probeBind(port: Int) throws -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw HTTPError(.internalServerError, "socket failed") }
+        var one: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard status == 0 else {
+            close(descriptor)
+            throw HTTPError(.conflict, "port \(port) is taken")
+        }
+        return descriptor
+    }
+}

@@ -1,0 +1,105 @@
+import ClusterNode
+import Foundation
+import Transport
+
+/// `orchestrator node ...`: runs one node process (the orchestrator spawns these).
+enum NodeCommand {
+    static let usage = """
+        usage: orchestrator node --port P --members P1,P2,... --data-dir DIR [--cluster ID]
+                                 [--heartbeat-ms 50] [--election-timeout-ms 500] [--capacity 100]
+                                 [--commit-timeout-ms 5000] [--no-fsync] [--watch-parent]
+          --watch-parent  exit when standard input closes (the orchestrator that spawned us is gone)
+        """
+
+    static func run(_ words: [String]) throws -> Int32 {
+        let arguments = try CommandLineArguments.parse(
+            words, options: ["port", "members", "data-dir", "cluster", "heartbeat-ms", "election-timeout-ms", "capacity", "commit-timeout-ms", "host"],
+            flags: ["no-fsync", "watch-parent", "help"])
+        if arguments.has("help") {
+            print(usage)
+            return 0
+        }
+        let port = try arguments.integer("port", default: 0, in: 1...65_535)
+        guard let memberText = arguments.options["members"] else { throw CommandLineArguments.Problem(description: "--members is required\n\(usage)") }
+        let members = try memberText.split(separator: ",").map { part -> UInt64 in
+            guard let member = UInt64(part), member > 0, member <= 65_535 else {
+                throw CommandLineArguments.Problem(description: "--members takes ports separated by commas, got \"\(part)\"")
+            }
+            return member
+        }
+        guard members.contains(UInt64(port)) else { throw CommandLineArguments.Problem(description: "--members must include this node's port \(port)") }
+        guard let dataDirectory = arguments.options["data-dir"] else { throw CommandLineArguments.Problem(description: "--data-dir is required\n\(usage)") }
+        var configuration = NodeConfiguration(clusterID: arguments.options["cluster"] ?? "0", port: port, members: members, dataDirectory: dataDirectory)
+        configuration.heartbeatMilliseconds = try arguments.integer("heartbeat-ms", default: 50, in: 10...60_000)
+        configuration.electionTimeoutMilliseconds = try arguments.integer("election-timeout-ms", default: 500, in: 20...600_000)
+        configuration.capacity = try arguments.integer("capacity", default: 100, in: 0...1_000_000)
+        configuration.commitTimeoutSeconds = Double(try arguments.integer("commit-timeout-ms", default: 5_000, in: 100...600_000)) / 1_000
+        configuration.isFsyncEnabled = !arguments.has("no-fsync")
+        guard configuration.electionTimeoutMilliseconds > configuration.heartbeatMilliseconds else {
+            throw CommandLineArguments.Problem(description: "--election-timeout-ms must exceed --heartbeat-ms")
+        }
+
+        let node: NodeDriver
+        do {
+            node = try NodeDriver(configuration: configuration)
+        } catch {
+            FileHandle.standardError.write(Data("node \(port): cannot open its data in \(dataDirectory): \(error)\n".utf8))
+            return 1
+        }
+        let server = HTTPServer(host: arguments.options["host"] ?? "127.0.0.1", port: port, router: NodeAPI.router(for: node))
+        do {
+            try server.start()
+        } catch {
+            FileHandle.standardError.write(Data("node \(port): cannot listen: port \(port) is taken or unusable (\(error))\n".utf8))
+            return 1
+        }
+        node.start()
+        print("node \(port) of cluster \(configuration.clusterID) listening on 127.0.0.1:\(port), pid \(getpid()), data in \(dataDirectory), members \(memberText)")
+        fflush(nil)
+        if arguments.has("watch-parent") { ParentWatch.exitWhenStandardInputCloses(node: port) }
+        Signals.onTermination {
+            print("node \(port): stopping")
+            fflush(nil)
+            server.stop(graceSeconds: 1)
+            node.stop()
+            fflush(nil)
+            _exit(0)
+        }
+        while true { sleep(3_600) }
+    }
+}
+
+/// Ends this process when the process that spawned it is gone: it holds the write end of
+/// our standard input, so end-of-file means it exited (or was killed).
+enum ParentWatch {
+    static func exitWhenStandardInputCloses(node: Int) {
+        let thread = Thread {
+            var byte: UInt8 = 0
+            while true {
+                let count = read(0, &byte, 1)
+                if count == 0 || (count < 0 && errno != EINTR) { break }
+            }
+            print("node \(node): the orchestrator is gone; exiting")
+            fflush(nil)
+            // Everything written is already fdatasync'd; exit(3)'s atexit work can take a second.
+            _exit(0)
+        }
+        thread.name = "parent-watch"
+        thread.start()
+    }
+}
+
+/// SIGINT and SIGTERM handled on a dispatch queue (not in a signal handler), once.
+enum Signals {
+    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+
+    static func onTermination(_ handler: @escaping @Sendable () -> Void) {
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler(handler: handler)
+            source.resume()
+            sources.append(source)
+        }
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+
+/// One spawned node process and what the supervisor knows of it.
+final class NodeProcess: @unchecked Sendable {
+    enum Status: String, Codable {
+        case running, paused, stopped, killed, exited
+    }
+
+    let port: Int
+    let dataDirectory: String
+    let logPath: String
+    private let lock = NSLock()
+    private var process: Process?
+    private var parentPipe: Pipe?
+    private var currentStatus: Status = .stopped
+    private var exitStatus: Int32?
+
+    init(port: Int, dataDirectory: String, logPath: String) {
+        self.port = port
+        self.dataDirectory = dataDirectory
+        self.logPath = logPath
+    }
+
+    var status: Status { lock.withLock { currentStatus } }
+    var pid: Int32? { lock.withLock { process?.isRunning == true ? process?.processIdentifier : nil } }
+    var lastExitStatus: Int32? { lock.withLock { exitStatus } }
+
+    /// Starts `executable` with `arguments`, output appended to the log file, standard input a
+    /// pipe whose write end we keep (the node exits when it closes).
+    func start(executable: String, arguments: [String]) throws {
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let pipe = Pipe()
+        // Not inherited by the other nodes we spawn: each node must see end-of-file as soon as
+        // the orchestrator is gone, not when its siblings are.
+        _ = fcntl(pipe.fileHandleForWriting.fileDescriptor, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(pipe.fileHandleForReading.fileDescriptor, F_SETFD, FD_CLOEXEC)
+        process.standardInput = pipe
+        process.standardOutput = log
+        process.standardError = log
+        process.terminationHandler = { [weak self] finished in
+            guard let self else { return }
+            self.lock.withLock {
+                self.exitStatus = finished.terminationStatus
+                if self.currentStatus == .running || self.currentStatus == .paused { self.currentStatus = .exited }
+            }
+        }
+        try process.run()
+        try? log.close()  // the child has its own copy
+        lock.withLock {
+            self.process = process
+            self.parentPipe = pipe
+            self.currentStatus = .running
+            self.exitStatus = nil
+        }
+    }
+
+    /// Sends `signal` to the process; returns false when it is not running.
+    @discardableResult
+    func send(_ signalNumber: Int32) -> Bool {
+        guard let pid else { return false }
+        return kill(pid, signalNumber) == 0
+    }
+
+    func markStatus(_ status: Status) { lock.withLock { currentStatus = status } }
+
+    /// Stops the process: SIGTERM (SIGCONT first if paused), then SIGKILL after `graceSeconds`.
+    func terminate(graceSeconds: Double = 2) {
+        guard let pid else {
+            markStatus(.stopped)
+            return
+        }
+        kill(pid, SIGCONT)
+        kill(pid, SIGTERM)
+        let deadline = Date().addingTimeInterval(graceSeconds)
+        while self.pid != nil, Date() < deadline { usleep(5_000) }
+        if self.pid != nil {
+            kill(pid, SIGKILL)
+            let killDeadline = Date().addingTimeInterval(2)
+            while self.pid != nil, Date() < killDeadline { usleep(5_000) }
+        }
+        markStatus(.stopped)
+        closePipe()
+    }
+
+    /// Kills at once (SIGKILL), as a crash would.
+    func killNow() {
+        guard let pid else { return }
+        kill(pid, SIGKILL)
+        let deadline = Date().addingTimeInterval(2)
+        while self.pid != nil, Date() < deadline { usleep(2_000) }
+        markStatus(.killed)
+        closePipe()
+    }
+
+    private func closePipe() {
+        let pipe = lock.withLock { () -> Pipe? in
+            defer { parentPipe = nil }
+            return parentPipe
+        }
+        try? pipe?.fileHandleForWriting.close()  // the process is gone; nothing to report
+    }
+}

@@ -1,0 +1,329 @@
+import ClusterNode
+import Foundation
+import Transport
+
+/// The orchestrator's REST API (API.md, "Orchestrator"). It talks to nodes over HTTP like
+/// any client; it never reaches into Raft.
+struct OrchestratorAPI: Sendable {
+    let supervisor: ClusterSupervisor
+    let defaults: ClusterSettings
+    let searchFrom: Int
+
+    /// One node as a cluster summary shows it.
+    struct NodeSummary: Codable {
+        var address: String
+        var port: Int
+        var pid: Int32?
+        var process: String
+        var accessible: Bool
+        var state: String?
+        var term: UInt64?
+        var leader: String?
+        var error: String?
+    }
+
+    struct ClusterSummary: Codable {
+        var id: String
+        var nodes: [NodeSummary]
+        var leader: String?
+        var term: UInt64?
+        var settings: ClusterSettings
+        var dataDirectory: String
+    }
+
+    func router() -> Router {
+        var router = Router()
+        router.add("GET", "/") { request in
+            JSONBody.response(["service": "orchestrator", "clusters": "/clusters", "docs": "README.md"], for: request)
+        }
+        router.add("GET", "/clusters") { request in
+            JSONBody.response(ListEnvelope(supervisor.allClusters.map(summary)), for: request)
+        }
+        router.add("POST", "/clusters") { request in try createCluster(request) }
+        router.add("GET", "/clusters/:id") { request in JSONBody.response(summary(try cluster(request)), for: request) }
+        router.add("PUT", "/clusters/:id") { _ in
+            throw HTTPError(.notImplemented, "changing the node count of a running cluster needs Raft membership changes, which are not built yet")
+        }
+        router.add("DELETE", "/clusters/:id") { request in
+            let cluster = try cluster(request)
+            supervisor.removeCluster(cluster.id, deleteData: true)
+            return HTTPResponse(status: .noContent)
+        }
+        router.add("GET", "/clusters/:id/stats") { request in JSONBody.response(stats(try cluster(request)), for: request) }
+        router.add("POST", "/clusters/:id/service") { request in try toLeader(try cluster(request), request, path: "/service") }
+        router.add("GET", "/clusters/:id/state") { request in try toLeader(try cluster(request), request, path: "/state") }
+        for pattern in ["/services", "/services/latest", "/services/latest/:image", "/services/name/:name", "/services/:sid"] {
+            router.add("GET", "/clusters/:id" + pattern) { request in
+                try toLeader(try cluster(request), request, path: String(request.path.dropFirst("/clusters/".count + (try request.parameter("id")).count)))
+            }
+        }
+        for method in ["PATCH", "DELETE"] {
+            router.add(method, "/clusters/:id/services/:sid") { request in
+                try toLeader(try cluster(request), request, path: "/services/" + (try request.parameter("sid")))
+            }
+        }
+        router.add("POST", "/clusters/:id/partition") { request in try partition(try cluster(request), request) }
+        router.add("POST", "/clusters/:id/heal") { request in try heal(try cluster(request), request) }
+        router.add("POST", "/clusters/:id/nodes/:node/:action") { request in try nodeFault(try cluster(request), request) }
+        router.add("GET", "/metrics") { _ in
+            var text = MetricsText()
+            let clusters = supervisor.allClusters
+            text.gauge("orchestrator_clusters", "Clusters managed.", Double(clusters.count))
+            for cluster in clusters {
+                for node in cluster.nodes {
+                    text.gauge("orchestrator_node_up", "1 when the node process runs.", node.status == .running ? 1 : 0,
+                               labels: ["cluster": cluster.id, "node": "localhost:\(node.port)", "process": node.status.rawValue])
+                }
+            }
+            return HTTPResponse(headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4")]), body: Array(text.rendered.utf8))
+        }
+        return router
+    }
+
+    private func cluster(_ request: HTTPRequest) throws(HTTPError) -> ManagedCluster {
+        let id = try request.parameter("id")
+        guard let cluster = supervisor.cluster(id) else { throw HTTPError(.notFound, "unknown cluster \(id)") }
+        return cluster
+    }
+
+    // MARK: - Clusters
+
+    private func createCluster(_ request: HTTPRequest) throws -> HTTPResponse {
+        struct Create: Decodable {
+            var nodes: Int?
+            var id: String?
+            var heartbeatMs: Int?
+            var electionTimeoutMs: Int?
+            var capacity: Int?
+        }
+        let body = request.body.isEmpty ? Create() : try JSONBody.decode(Create.self, from: request)
+        let settings = ClusterSettings(nodes: body.nodes ?? defaults.nodes, heartbeatMs: body.heartbeatMs ?? defaults.heartbeatMs,
+                                       electionTimeoutMs: body.electionTimeoutMs ?? defaults.electionTimeoutMs, capacity: body.capacity ?? defaults.capacity)
+        guard (1...15).contains(settings.nodes) else { throw HTTPError(.badRequest, "nodes must be from 1 to 15, got \(settings.nodes)") }
+        guard (10...60_000).contains(settings.heartbeatMs) else { throw HTTPError(.badRequest, "heartbeatMs must be from 10 to 60000, got \(settings.heartbeatMs)") }
+        guard settings.electionTimeoutMs > settings.heartbeatMs, settings.electionTimeoutMs <= 600_000 else {
+            throw HTTPError(.badRequest, "electionTimeoutMs must exceed heartbeatMs (\(settings.heartbeatMs)) and be at most 600000, got \(settings.electionTimeoutMs)")
+        }
+        guard (0...1_000_000).contains(settings.capacity) else { throw HTTPError(.badRequest, "capacity must be from 0 to 1000000, got \(settings.capacity)") }
+        if let id = body.id {
+            guard !id.isEmpty, id.count <= 64, id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                throw HTTPError(.badRequest, "id must be 1 to 64 letters, digits, - or _, got \(JSONText.quote(id))")
+            }
+        }
+        let highest = supervisor.allClusters.flatMap(\.ports).max() ?? searchFrom - 1
+        let cluster = try supervisor.createCluster(id: body.id, settings: settings, basePort: nil, searchFrom: max(searchFrom, highest + 1))
+        return JSONBody.response(summary(cluster), status: .created, for: request)
+    }
+
+    func summary(_ cluster: ManagedCluster) -> ClusterSummary {
+        let nodes = parallelMap(cluster.nodes) { node -> NodeSummary in
+            var summary = NodeSummary(address: "localhost:\(node.port)", port: node.port, pid: node.pid, process: node.status.rawValue, accessible: false)
+            guard node.status == .running else {
+                summary.error = "node process is \(node.status.rawValue)"
+                return summary
+            }
+            do {
+                let response = try supervisor.client.get(host: "127.0.0.1", port: node.port, path: "/", timeoutSeconds: 0.5)
+                let definition = try JSONBody.decode(NodeDefinition.self, from: response.body)
+                summary.accessible = true
+                summary.state = definition.state
+                summary.term = definition.term
+                summary.leader = definition.leader
+            } catch {
+                summary.error = "\(error)"
+            }
+            return summary
+        }
+        let leader = nodes.filter { $0.state == "leader" }.max { ($0.term ?? 0) < ($1.term ?? 0) }
+        return ClusterSummary(id: cluster.id, nodes: nodes, leader: leader?.address, term: leader?.term,
+                              settings: cluster.settings, dataDirectory: cluster.dataDirectory)
+    }
+
+    // MARK: - Stats
+
+    struct StaleLeader: Codable {
+        var address: String
+        var term: UInt64
+    }
+
+    struct ClusterStats: Codable {
+        var cluster: String
+        var leader: String?
+        var term: UInt64?
+        /// Nodes still claiming leadership in an older term (they have not heard the new one yet).
+        var staleLeaders: [StaleLeader]
+        var nodes: [NodeReport]
+        /// Row: from, column: to; 1 up, 0 cut, or the link's faults.
+        var links: [String: [String: LinkState]]
+        var services: [ServiceView]
+    }
+
+    /// A node's stats, or why they could not be had.
+    enum NodeReport: Codable {
+        case accessible(NodeStats)
+        case inaccessible(address: String, process: String, error: String)
+
+        func encode(to encoder: any Encoder) throws {
+            switch self {
+            case .accessible(let stats):
+                try stats.encode(to: encoder)
+                var container = encoder.container(keyedBy: ExtraKeys.self)
+                try container.encode(true, forKey: .accessible)
+            case .inaccessible(let address, let process, let error):
+                var container = encoder.container(keyedBy: ExtraKeys.self)
+                try container.encode(address, forKey: .address)
+                try container.encode(false, forKey: .accessible)
+                try container.encode(process, forKey: .process)
+                try container.encode(error, forKey: .error)
+            }
+        }
+
+        init(from decoder: any Decoder) throws { self = .accessible(try NodeStats(from: decoder)) }
+
+        enum ExtraKeys: String, CodingKey { case address, accessible, process, error }
+    }
+
+    func stats(_ cluster: ManagedCluster) -> ClusterStats {
+        let reports = parallelMap(cluster.nodes) { node -> NodeReport in
+            let address = "localhost:\(node.port)"
+            guard node.status == .running else {
+                return .inaccessible(address: address, process: node.status.rawValue, error: "node process is \(node.status.rawValue)")
+            }
+            do {
+                let response = try supervisor.client.get(host: "127.0.0.1", port: node.port, path: "/stats", timeoutSeconds: 0.5)
+                guard response.status == .ok else { return .inaccessible(address: address, process: "running", error: "answered \(response.status.rawValue)") }
+                return .accessible(try JSONBody.decode(NodeStats.self, from: response.body))
+            } catch {
+                return .inaccessible(address: address, process: node.status.rawValue, error: "\(error)")
+            }
+        }
+        let accessible = reports.compactMap { if case .accessible(let stats) = $0 { stats } else { nil } }
+        let claimants = accessible.filter { $0.state == "leader" }
+        let leader = claimants.max { $0.term < $1.term }
+        let stale = claimants.filter { $0.term < (leader?.term ?? 0) }.map { StaleLeader(address: $0.address, term: $0.term) }
+        var links: [String: [String: LinkState]] = [:]
+        for stats in accessible { links[stats.address] = stats.connections }
+        var services: [ServiceView] = []
+        if let leader, let response = try? supervisor.client.get(host: "127.0.0.1", port: Int(leader.id), path: "/services", timeoutSeconds: 1),
+           response.status == .ok, let list = try? JSONBody.decode(ListEnvelope<ServiceView>.self, from: response.body)
+        {
+            services = list.results  // a failed read leaves the list empty; the node reports above still stand
+        }
+        return ClusterStats(cluster: cluster.id, leader: leader?.address, term: leader?.term, staleLeaders: stale,
+                            nodes: reports, links: links, services: services)
+    }
+
+    // MARK: - Leader requests
+
+    /// Sends the request to the cluster's leader, rediscovering it while leadership moves,
+    /// and passes its answer through. 503 with Retry-After when no leader answers in time.
+    private func toLeader(_ cluster: ManagedCluster, _ request: HTTPRequest, path: String) throws -> HTTPResponse {
+        let deadline = Date().addingTimeInterval(6)
+        var lastProblem = "no leader elected yet"
+        let query = request.target.firstIndex(of: "?").map { String(request.target[$0...]) } ?? ""
+        while Date() < deadline {
+            let summary = summary(cluster)
+            if let leader = summary.leader, let port = Int(leader.split(separator: ":").last ?? "") {
+                var headers = HTTPHeaders([("Content-Type", request.headers["content-type"] ?? "application/json")])
+                if let key = request.headers["idempotency-key"] { headers.add("Idempotency-Key", key) }
+                do {
+                    var response = try supervisor.client.send(request.method, host: "127.0.0.1", port: port, path: path + query, headers: headers,
+                                                              body: request.body, timeoutSeconds: 7)
+                    // A 503 from a node means leadership moved under us: look again.
+                    if response.status == .serviceUnavailable {
+                        lastProblem = response.bodyText
+                    } else {
+                        response.headers.set("X-Served-By", leader)
+                        return response
+                    }
+                } catch let error as HTTPClientError where error.kind == .connect {
+                    lastProblem = "leader \(leader) unreachable: \(error)"
+                } catch {
+                    // Sent but unanswered: the request may have been applied, so do not resend.
+                    throw HTTPError(.gatewayTimeout, "no answer from leader \(leader): \(error)")
+                }
+            }
+            usleep(50_000)
+        }
+        throw HTTPError(.serviceUnavailable, "cluster \(cluster.id) has no leader that answers (\(lastProblem)); retry shortly",
+                        headers: HTTPHeaders([("Retry-After", "1")]))
+    }
+
+    // MARK: - Faults
+
+    struct FaultResult: Codable {
+        var applied: [String]
+        var failed: [String: String]
+    }
+
+    private func partition(_ cluster: ManagedCluster, _ request: HTTPRequest) throws -> HTTPResponse {
+        struct Partition: Decodable { var groups: [[JSONValue]] }
+        let body = try JSONBody.decode(Partition.self, from: request)
+        var groupOf: [Int: Int] = [:]
+        for (position, group) in body.groups.enumerated() {
+            for member in group {
+                let port: Int?
+                switch member {
+                case .number(let number): port = Int(exactly: number)
+                case .string(let text): port = Int(text.split(separator: ":").last ?? "")
+                default: port = nil
+                }
+                guard let port, cluster.ports.contains(port) else {
+                    throw HTTPError(.badRequest, "groups[\(position)]: \(member.summary) is not a node of cluster \(cluster.id) (nodes: \(cluster.ports.map(String.init).joined(separator: ", ")))")
+                }
+                guard groupOf[port] == nil else { throw HTTPError(.badRequest, "node \(port) is in more than one group") }
+                groupOf[port] = position
+            }
+        }
+        guard !groupOf.isEmpty else { throw HTTPError(.badRequest, "groups is empty") }
+        // Nodes in no group form one more group together.
+        for port in cluster.ports where groupOf[port] == nil { groupOf[port] = body.groups.count }
+        let groups = groupOf
+        let result = applyLinks(cluster) { from, to in groups[from] == groups[to] ? "1" : "0" }
+        return JSONBody.response(result, for: request)
+    }
+
+    private func heal(_ cluster: ManagedCluster, _ request: HTTPRequest) throws -> HTTPResponse {
+        JSONBody.response(applyLinks(cluster) { _, _ in #"{"up": true, "delayMs": 0, "loss": 0}"# }, for: request)
+    }
+
+    /// Posts to every node its new outgoing links, `value(from, to)` as JSON text.
+    private func applyLinks(_ cluster: ManagedCluster, value: @escaping @Sendable (Int, Int) -> String) -> FaultResult {
+        let outcomes = parallelMap(cluster.nodes) { node -> (String, String?) in
+            let body = "{" + cluster.ports.filter { $0 != node.port }.map { "\"localhost:\($0)\": \(value(node.port, $0))" }.joined(separator: ", ") + "}"
+            do {
+                let response = try supervisor.client.postJSON(host: "127.0.0.1", port: node.port, path: "/connections", body: Array(body.utf8), timeoutSeconds: 1, isIdempotent: true)
+                return ("localhost:\(node.port)", response.status == .ok ? nil : "answered \(response.status.rawValue): \(response.bodyText)")
+            } catch {
+                return ("localhost:\(node.port)", "\(error)")
+            }
+        }
+        return FaultResult(applied: outcomes.filter { $0.1 == nil }.map(\.0),
+                           failed: Dictionary(uniqueKeysWithValues: outcomes.compactMap { outcome in outcome.1.map { (outcome.0, $0) } }))
+    }
+
+    private func nodeFault(_ cluster: ManagedCluster, _ request: HTTPRequest) throws -> HTTPResponse {
+        let name = try request.parameter("node")
+        guard let node = cluster.node(name) else { throw HTTPError(.notFound, "unknown node \(name) in cluster \(cluster.id)") }
+        let action = try request.parameter("action")
+        switch action {
+        case "kill":
+            node.killNow()
+        case "stop":
+            node.terminate()
+        case "pause":
+            guard node.send(SIGSTOP) else { throw HTTPError(.conflict, "node \(node.port) is not running (\(node.status.rawValue))") }
+            node.markStatus(.paused)
+        case "resume":
+            guard node.send(SIGCONT) else { throw HTTPError(.conflict, "node \(node.port) is not running (\(node.status.rawValue))") }
+            node.markStatus(.running)
+        case "restart":
+            node.terminate()
+            try supervisor.start(node, in: cluster)
+            try supervisor.waitUntilReady([node], seconds: 15)
+        default:
+            throw HTTPError(.notFound, "unknown action \(action) (kill, stop, pause, resume, restart)")
+        }
+        return JSONBody.response(summary(cluster), for: request)
+    }
+}

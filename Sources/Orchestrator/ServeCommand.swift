@@ -1,0 +1,131 @@
+import ClusterNode
+import Foundation
+import Transport
+
+/// `orchestrator` (or `orchestrator serve`): the REST API on 127.0.0.1:8000 and cluster `0`.
+enum ServeCommand {
+    static let usage = """
+        usage: orchestrator [serve] [--config FILE] [--port 8000] [--nodes 5] [--heartbeat-ms 50]
+                            [--election-timeout-ms 500] [--capacity 100] [--data-dir data] [--keep-data] [--host 127.0.0.1]
+          Serves the orchestrator API and starts cluster 0 with its nodes on the ports after --port.
+          Settings come from Config/orchestrator.json (or --config), then these flags.
+          A run starts from fresh data unless --keep-data (or "keepData": true) is given.
+          --watch-parent stops everything when standard input closes (for scripts and tests).
+        """
+
+    struct Settings: Codable {
+        var host = "127.0.0.1"
+        var port = 8000
+        var nodes = 5
+        var heartbeatMs = 50
+        var electionTimeoutMs = 500
+        var capacity = 100
+        var dataDirectory = "data"
+        var keepData = false
+    }
+
+    static func run(_ words: [String]) throws -> Int32 {
+        let arguments = try CommandLineArguments.parse(
+            words, options: ["config", "port", "nodes", "heartbeat-ms", "election-timeout-ms", "capacity", "data-dir", "host"],
+            flags: ["keep-data", "watch-parent", "help"])
+        if arguments.has("help") {
+            print(usage)
+            return 0
+        }
+        var settings = Settings()
+        let configPath = arguments.options["config"] ?? "Config/orchestrator.json"
+        if FileManager.default.fileExists(atPath: configPath) {
+            do {
+                let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: configPath)))
+                settings = try JSONBody.decode(Settings.self, from: bytes)
+            } catch let error as HTTPError {
+                throw CommandLineArguments.Problem(description: "config \(configPath): \(error.message)")
+            }
+        } else if arguments.options["config"] != nil {
+            throw CommandLineArguments.Problem(description: "config file \(configPath) not found")
+        }
+        settings.port = try arguments.integer("port", default: settings.port, in: 1...65_000)
+        settings.nodes = try arguments.integer("nodes", default: settings.nodes, in: 1...15)
+        settings.heartbeatMs = try arguments.integer("heartbeat-ms", default: settings.heartbeatMs, in: 10...60_000)
+        settings.electionTimeoutMs = try arguments.integer("election-timeout-ms", default: settings.electionTimeoutMs, in: 20...600_000)
+        settings.capacity = try arguments.integer("capacity", default: settings.capacity, in: 0...1_000_000)
+        settings.dataDirectory = arguments.options["data-dir"] ?? settings.dataDirectory
+        settings.host = arguments.options["host"] ?? settings.host
+        settings.keepData = settings.keepData || arguments.has("keep-data")
+        guard settings.electionTimeoutMs > settings.heartbeatMs else {
+            throw CommandLineArguments.Problem(description: "the election timeout (\(settings.electionTimeoutMs) ms) must exceed the heartbeat (\(settings.heartbeatMs) ms)")
+        }
+        let dataRoot = URL(fileURLWithPath: settings.dataDirectory).standardizedFileURL.path
+
+        let started = Date()
+        let supervisor = ClusterSupervisor(executable: ClusterSupervisor.currentExecutable(), dataRoot: dataRoot, keepData: settings.keepData)
+        let defaults = ClusterSettings(nodes: settings.nodes, heartbeatMs: settings.heartbeatMs, electionTimeoutMs: settings.electionTimeoutMs, capacity: settings.capacity)
+        let api = OrchestratorAPI(supervisor: supervisor, defaults: defaults, searchFrom: settings.port + 1)
+        var limits = ServerLimits()
+        limits.maxConnections = 1_024
+        let server = HTTPServer(host: settings.host, port: settings.port, limits: limits, router: api.router())
+        do {
+            try server.start()
+        } catch {
+            FileHandle.standardError.write(Data("orchestrator: cannot serve on \(settings.host):\(settings.port): port \(settings.port) is taken or unusable (\(error))\n".utf8))
+            return 1
+        }
+        let shutdown: @Sendable () -> Void = {
+            print("orchestrator: stopping every node")
+            fflush(nil)
+            server.stop(graceSeconds: 1)
+            supervisor.stopAll()
+            fflush(nil)
+            _exit(0)
+        }
+        Signals.onTermination(shutdown)
+        if arguments.has("watch-parent") {
+            // For tests and scripts: when whoever started us goes away, stop the nodes too.
+            Thread {
+                var byte: UInt8 = 0
+                while true {
+                    let count = read(0, &byte, 1)
+                    if count == 0 || (count < 0 && errno != EINTR) { break }
+                }
+                shutdown()
+            }.start()
+        }
+        print("orchestrator API on http://\(settings.host):\(settings.port) (pid \(getpid()))")
+        fflush(nil)
+        let cluster: ManagedCluster
+        do {
+            cluster = try supervisor.createCluster(id: "0", settings: defaults, basePort: settings.port + 1, searchFrom: settings.port + 1)
+        } catch {
+            FileHandle.standardError.write(Data("orchestrator: cannot start cluster 0: \((error as? HTTPError)?.message ?? "\(error)")\n".utf8))
+            server.stop(graceSeconds: 0)
+            return 1
+        }
+        for node in cluster.nodes {
+            print("  node localhost:\(node.port) pid \(node.pid.map(String.init) ?? "-"): data \(node.dataDirectory), log \(node.logPath)")
+        }
+        fflush(nil)
+        if let (leader, term) = waitForLeader(cluster, supervisor: supervisor, seconds: 10) {
+            print("cluster 0 ready: leader \(leader) (term \(term)) elected \(String(format: "%.2f", Date().timeIntervalSince(started))) s after start")
+        } else {
+            print("cluster 0: no leader yet after 10 s; see the node logs above")
+        }
+        fflush(nil)
+        while true { sleep(3_600) }
+    }
+
+    /// Polls the nodes until one reports itself leader.
+    static func waitForLeader(_ cluster: ManagedCluster, supervisor: ClusterSupervisor, seconds: Double) -> (String, UInt64)? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            for node in cluster.nodes {
+                if let response = try? supervisor.client.get(host: "127.0.0.1", port: node.port, path: "/", timeoutSeconds: 0.2),
+                   let definition = try? JSONBody.decode(NodeDefinition.self, from: response.body), definition.state == "leader"
+                {
+                    return (definition.address, definition.term)
+                }
+            }
+            usleep(5_000)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+import Testing
+
+/// Real processes on free ports, real HTTP, real files. Serialized: each test runs a
+/// 5-node cluster, and the machine has two cores.
+@Suite(.serialized) struct EndToEndTests {
+    private func placement(_ service: [String: Any]) -> [String: Int] {
+        service["placement"] as? [String: Int] ?? [:]
+    }
+
+    @Test func seedCommandsWorkAndReplicasArePlacedByLoad() throws {
+        let orchestrator = try OrchestratorHarness()
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+
+        // Seed 003: stats, then each payload shape.
+        let stats = try orchestrator.json("GET", "/clusters/0/stats")
+        #expect(stats.status == 200)
+        let statsBody = try #require(stats.body as? [String: Any])
+        #expect(statsBody["leader"] is String && (statsBody["nodes"] as? [Any])?.count == 5)
+
+        let one = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 5, "replicas": 25}}"#)
+        #expect(one.status == 201, "\(one.text)")
+        let oneService = try #require(((one.body as? [String: Any])?["services"] as? [[String: Any]])?.first)
+        #expect(placement(oneService).values.reduce(0, +) == 25 && placement(oneService).values.allSatisfy { $0 == 5 })
+
+        let two = try orchestrator.json("POST", "/clusters/0/service", #"{"containers": [{"description": "container 0", "replicas": 10}, {"description": "container 1", "replicas": 10}]}"#)
+        #expect(two.status == 201, "\(two.text)")
+        let twoServices = try #require((two.body as? [String: Any])?["services"] as? [[String: Any]])
+        #expect(twoServices.count == 2 && twoServices.allSatisfy { placement($0).values.reduce(0, +) == 10 })
+
+        // 99 on 5 equally loaded nodes: 20+20+20+20+19, never 100.
+        let three = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 5, "label": "web"}, "replicas": 99}"#)
+        #expect(three.status == 201, "\(three.text)")
+        let threeService = try #require(((three.body as? [String: Any])?["services"] as? [[String: Any]])?.first)
+        #expect(placement(threeService).values.sorted() == [19, 20, 20, 20, 20])
+        #expect(threeService["label"] as? String == "web" && threeService["pending"] as? Int == 0)
+
+        // Capacity is never exceeded: what does not fit is pending, with a reason.
+        let huge = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 9, "replicas": 500}}"#)
+        #expect(huge.status == 201)
+        let hugeService = try #require(((huge.body as? [String: Any])?["services"] as? [[String: Any]])?.first)
+        let placedTotal = placement(hugeService).values.reduce(0, +)
+        #expect(placedTotal + (hugeService["pending"] as? Int ?? -1) == 500)
+        #expect((hugeService["pendingReason"] as? String)?.contains("insufficient capacity") == true)
+        for node in try orchestrator.nodes() {
+            let nodeStats = try #require(try orchestrator.json("GET", "/stats", port: node.port).body as? [String: Any])
+            let load = try #require(nodeStats["load"] as? [String: Int])
+            #expect(load["slots"]! <= 100, "node \(node.port) over capacity: \(load)")
+        }
+
+        // A follower forwards to its leader; the answer says who served it.
+        let followers = try orchestrator.nodes().filter { $0.state == "follower" }
+        let follower = try #require(followers.first)
+        let forwarded = try orchestrator.json("POST", "/service", #"{"container": {"id": 6, "replicas": 3}}"#, port: follower.port)
+        #expect(forwarded.status == 201, "\(forwarded.text)")
+
+        // Seed 000's queries, read linearizably through the leader.
+        let latest = try orchestrator.json("GET", "/clusters/0/services/latest")
+        #expect((latest.body as? [String: Any])?["containerId"] as? Int == 6)
+        let all = try orchestrator.json("GET", "/clusters/0/services")
+        #expect(((all.body as? [String: Any])?["metadata"] as? [String: Int])?["count"] == 6)
+        #expect(try orchestrator.json("GET", "/clusters/0/services/999").status == 404)
+        let state = try orchestrator.json("GET", "/clusters/0/state")
+        #expect(((state.body as? [String: Any])?["services"] as? [Any])?.count == 6)
+
+        // Bad input: JSON errors with the right status, never HTML, never a 500.
+        let badPayload = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 5, "replicas": "lots"}}"#)
+        #expect(badPayload.status == 400 && badPayload.text.contains("container.replicas"))
+        let zero = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 5, "replicas": 0}}"#)
+        #expect(zero.status == 400)
+        let unknownCluster = try orchestrator.json("GET", "/clusters/42/stats")
+        #expect(unknownCluster.status == 404 && unknownCluster.text.hasPrefix(#"{"error""#))
+        let badLink = try orchestrator.json("POST", "/connections/", #"{"localhost:8999": 0}"#, port: follower.port)
+        #expect(badLink.status == 400 && badLink.text.contains("unknown peer"))
+        let badValue = try orchestrator.json("POST", "/connections/", #"{"\#(orchestrator.port + 1 == follower.port ? orchestrator.port + 2 : orchestrator.port + 1)": "down"}"#, port: follower.port)
+        #expect(badValue.status == 400)
+    }
+
+    @Test func oneWayCutFromLeaderToFollowerKeepsLeaderAndTerm() throws {
+        let orchestrator = try OrchestratorHarness()
+        defer { orchestrator.stop() }
+        let summary = try orchestrator.waitForLeader()
+        let leader = try #require(summary["leader"] as? String)
+        let term = try #require(summary["term"] as? Int)
+        let leaderPort = Int(leader.split(separator: ":").last!)!
+        let follower = try #require(try orchestrator.nodes().first { $0.port != leaderPort }).port
+        // Seed 003's command, aimed from the leader to one follower; 127.0.0.1 names it too.
+        let cut = try orchestrator.json("POST", "/connections/", #"{"127.0.0.1:\#(follower)": 0}"#, port: leaderPort)
+        #expect(cut.status == 200 && (cut.body as? [String: Any])?["localhost:\(follower)"] as? Int == 0)
+        // Four election timeouts: long enough for the cut follower to try, and fail, to take over.
+        let until = Date().addingTimeInterval(2)
+        while Date() < until {
+            let now = try orchestrator.json("GET", "/clusters/0").body as? [String: Any]
+            #expect(now?["leader"] as? String == leader)
+            #expect(now?["term"] as? Int == term)
+            usleep(100_000)
+        }
+        // Writes still commit with the follower cut off.
+        #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 2}}"#).status == 201)
+    }
+
+    @Test func isolatedLeaderIsReplacedAndStepsDownThenHealLeavesOneLeader() throws {
+        let orchestrator = try OrchestratorHarness()
+        defer { orchestrator.stop() }
+        let summary = try orchestrator.waitForLeader()
+        let leader = try #require(summary["leader"] as? String)
+        let term = try #require(summary["term"] as? Int)
+        let oldPort = Int(leader.split(separator: ":").last!)!
+        let cut = try orchestrator.json("POST", "/clusters/0/partition", #"{"groups": [[\#(oldPort)]]}"#)
+        #expect(cut.status == 200, "\(cut.text)")
+
+        // The majority elects a new leader in a higher term; the old one steps down (check-quorum).
+        var newLeader: String?
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let nodes = try orchestrator.nodes()
+            let leaders = nodes.filter { $0.state == "leader" }
+            if let fresh = leaders.first(where: { $0.port != oldPort && ($0.term ?? 0) > term }),
+               nodes.first(where: { $0.port == oldPort })?.state != "leader"
+            {
+                newLeader = "localhost:\(fresh.port)"
+                break
+            }
+            usleep(50_000)
+        }
+        #expect(newLeader != nil, "no new leader, or the old one did not step down")
+        // Writes go to the new leader meanwhile.
+        #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 2, "replicas": 5}}"#).status == 201)
+
+        #expect(try orchestrator.json("POST", "/clusters/0/heal").status == 200)
+        let healed = Date().addingTimeInterval(10)
+        var leaderCount = 0
+        var agreed = false
+        while Date() < healed {
+            let nodes = try orchestrator.nodes()
+            leaderCount = nodes.filter { $0.state == "leader" }.count
+            agreed = Set(nodes.compactMap(\.term)).count == 1 && nodes.allSatisfy { $0.state != nil }
+            if leaderCount == 1 && agreed { break }
+            usleep(50_000)
+        }
+        #expect(leaderCount == 1 && agreed)
+        // The old leader caught up with the write it missed.
+        let stats = try orchestrator.json("GET", "/stats", port: oldPort).body as? [String: Any]
+        #expect((stats?["services"] as? Int) == 1)
+    }
+
+    @Test func twoClustersSideBySideDoNotInterfere() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3)
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        let created = try orchestrator.json("POST", "/clusters", #"{"nodes": 3, "id": "experiment", "heartbeatMs": 30, "electionTimeoutMs": 300}"#)
+        #expect(created.status == 201, "\(created.text)")
+        try orchestrator.waitForLeader(cluster: "experiment")
+        let ports0 = try orchestrator.nodes().map(\.port)
+        let ports1 = try orchestrator.nodes(cluster: "experiment").map(\.port)
+        #expect(Set(ports0).isDisjoint(with: ports1) && ports1 == Array(ports0.max()! + 1...ports0.max()! + 3))
+
+        #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 6}}"#).status == 201)
+        #expect(try orchestrator.json("POST", "/clusters/experiment/service", #"{"container": {"id": 2, "replicas": 9}}"#).status == 201)
+        #expect(try orchestrator.json("POST", "/clusters/experiment/service", #"{"container": {"id": 3, "replicas": 3}}"#).status == 201)
+        let services0 = try orchestrator.json("GET", "/clusters/0/services").body as? [String: Any]
+        let services1 = try orchestrator.json("GET", "/clusters/experiment/services").body as? [String: Any]
+        #expect((services0?["metadata"] as? [String: Int])?["count"] == 1)
+        #expect((services1?["metadata"] as? [String: Int])?["count"] == 2)
+        // Raft messages of one cluster are refused by the other.
+        let foreign = try orchestrator.client.send("POST", host: "127.0.0.1", port: ports1[0], path: "/raft/messages",
+                                                  headers: .init([("X-Cluster-ID", "0")]), body: [0, 0, 0, 0])
+        #expect(foreign.status.rawValue == 403)
+
+        let list = try orchestrator.json("GET", "/clusters").body as? [String: Any]
+        #expect((list?["metadata"] as? [String: Int])?["count"] == 2)
+        let experimentPIDs = orchestrator.nodePIDs
+        #expect(try orchestrator.json("DELETE", "/clusters/experiment").status == 204)
+        #expect(try orchestrator.json("GET", "/clusters/experiment").status == 404)
+        _ = experimentPIDs
+        let remaining = try orchestrator.json("GET", "/clusters").body as? [String: Any]
+        #expect((remaining?["metadata"] as? [String: Int])?["count"] == 1)
+    }
+
+    @Test func startingOnATakenPortFailsNamingThePort() throws {
+        let first = try OrchestratorHarness(nodes: 1)
+        defer { first.stop() }
+        try first.waitForLeader()
+        let second = Process()
+        second.executableURL = URL(fileURLWithPath: OrchestratorHarness.executable)
+        second.arguments = ["--port", String(first.port), "--nodes", "1", "--data-dir", first.dataDirectory + "-second"]
+        let output = Pipe()
+        second.standardOutput = output
+        second.standardError = output
+        try second.run()
+        second.waitUntilExit()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(second.terminationStatus != 0)
+        #expect(text.contains("port \(first.port) is taken"), "\(text)")
+    }
+}
