@@ -23,6 +23,7 @@ let package = Package(
         ),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSimulation"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
+        .testTarget(name: "ClusterNodeTests", dependencies: ["ClusterNode", "Raft", "Transport"]),
         .testTarget(name: "OrchestratorTests", dependencies: ["Orchestrator", "ClusterNode", "Transport"]),
     ]
 )

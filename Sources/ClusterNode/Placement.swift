@@ -15,9 +15,10 @@ public struct NodeResources: Codable, Sendable, Equatable {
         self.memoryMB = memoryMB
     }
 
-    /// The default node: `capacity` replica slots, 4 CPUs, 8 GB.
+    /// The default node for `slots` replicas: enough CPU and memory that exactly `slots`
+    /// default-sized replicas (100m, 64 MB) fit, so a cluster's `capacity` means what it says.
     public static func standard(slots: Int) -> NodeResources {
-        NodeResources(slots: slots, cpuMillicores: 4_000, memoryMB: 8_192)
+        NodeResources(slots: slots, cpuMillicores: slots * ServiceSpec.defaultCPU, memoryMB: slots * ServiceSpec.defaultMemory)
     }
 
     static let zero = NodeResources(slots: 0, cpuMillicores: 0, memoryMB: 0)

@@ -40,12 +40,7 @@ public enum RaftWireCodec {
                 writer.write(m.prevLogTerm.rawValue)
                 writer.write(m.leaderCommit.rawValue)
                 writer.write(UInt32(m.entries.count))
-                for entry in m.entries {
-                    writer.write(entry.term.rawValue)
-                    writer.write(entry.kind.rawValue)
-                    writer.write(UInt32(entry.data.count))
-                    writer.write(entry.data)
-                }
+                for entry in m.entries { writer.write(entry) }
             case .appendEntriesResponse(let m):
                 writer.write(UInt8(4))
                 writer.write(m.term.rawValue)
@@ -111,12 +106,7 @@ public enum RaftWireCodec {
             guard count <= maxEntries else { throw Malformed(description: "\(count) entries in one message exceed \(maxEntries)") }
             var entries: [Entry] = []
             entries.reserveCapacity(min(count, 4_096))
-            for position in 0..<count {
-                let entryTerm = Term(try reader.readUInt64())
-                guard let kind = EntryKind(rawValue: try reader.readByte()) else { throw Malformed(description: "unknown entry kind") }
-                let length = Int(try reader.readUInt32())
-                entries.append(Entry(term: entryTerm, index: prevIndex + (position + 1), kind: kind, data: try reader.readBytes(length)))
-            }
+            for position in 0..<count { entries.append(try reader.readEntry(index: prevIndex + (position + 1))) }
             return .appendEntries(AppendEntries(term: term, prevLogIndex: prevIndex, prevLogTerm: prevTerm, entries: entries, leaderCommit: commit))
         case 4:
             let term = Term(try reader.readUInt64())

@@ -13,8 +13,12 @@ public struct ServiceSpec: Codable, Sendable, Equatable {
     /// Memory per replica, in MB.
     public var memory: Int
 
+    /// CPU (millicores) and memory (MB) of a replica that does not say.
+    public static let defaultCPU = 100
+    public static let defaultMemory = 64
+
     public init(containerID: Int? = nil, name: String? = nil, description: String? = nil, label: String? = nil,
-                image: String? = nil, replicas: Int, cpu: Int = 100, memory: Int = 64)
+                image: String? = nil, replicas: Int, cpu: Int = defaultCPU, memory: Int = defaultMemory)
     {
         self.containerID = containerID
         self.name = name
@@ -74,10 +78,20 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
 public struct PlannedService: Codable, Sendable, Equatable {
     public var spec: ServiceSpec
     public var decision: Placement.Decision
+
+    public init(spec: ServiceSpec, decision: Placement.Decision) {
+        self.spec = spec
+        self.decision = decision
+    }
 }
 
 /// A service's new placement.
 public struct ServiceMove: Codable, Sendable, Equatable {
     public var serviceID: Int
     public var decision: Placement.Decision
+
+    public init(serviceID: Int, decision: Placement.Decision) {
+        self.serviceID = serviceID
+        self.decision = decision
+    }
 }

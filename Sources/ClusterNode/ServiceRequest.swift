@@ -62,9 +62,9 @@ public struct ServiceRequest: Decodable, Sendable {
             guard replicas >= 1, replicas <= Self.maxReplicas else {
                 throw HTTPError(.badRequest, "\(path).replicas must be a whole number from 1 to \(Self.maxReplicas), got \(replicas)")
             }
-            let cpu = item.cpu ?? 100
+            let cpu = item.cpu ?? ServiceSpec.defaultCPU
             guard cpu >= 1, cpu <= 256_000 else { throw HTTPError(.badRequest, "\(path).cpu must be millicores from 1 to 256000, got \(cpu)") }
-            let memory = item.memory ?? 64
+            let memory = item.memory ?? ServiceSpec.defaultMemory
             guard memory >= 1, memory <= 1_048_576 else { throw HTTPError(.badRequest, "\(path).memory must be MB from 1 to 1048576, got \(memory)") }
             for (field, value) in [("name", item.name), ("description", item.description), ("label", item.label), ("image", item.image)] {
                 if let value, value.utf8.count > 256 { throw HTTPError(.badRequest, "\(path).\(field) is longer than 256 bytes") }

@@ -61,3 +61,24 @@ public struct ByteReader {
         return Array(bytes[offset..<(offset + count)])
     }
 }
+
+extension ByteWriter {
+    /// One entry without its index (implied by its position): term u64, kind u8, length u32, bytes.
+    public mutating func write(_ entry: Entry) {
+        precondition(entry.data.count <= Int(UInt32.max), "entry \(entry.index) too large: \(entry.data.count) bytes")
+        write(entry.term.rawValue)
+        write(entry.kind.rawValue)
+        write(UInt32(entry.data.count))
+        write(entry.data)
+    }
+}
+
+extension ByteReader {
+    /// Reads an entry written by `ByteWriter.write(_: Entry)`, giving it `index`.
+    public mutating func readEntry(index: LogIndex) throws(OutOfBounds) -> Entry {
+        let term = Term(try readUInt64())
+        guard let kind = EntryKind(rawValue: try readByte()) else { throw OutOfBounds() }
+        let length = Int(try readUInt32())
+        return Entry(term: term, index: index, kind: kind, data: try readBytes(length))
+    }
+}

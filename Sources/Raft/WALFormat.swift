@@ -48,13 +48,7 @@ public enum WALFormat {
             writer.write(UInt8(1))
             writer.write(firstIndex.rawValue)
             writer.write(UInt32(entries.count))
-            for entry in entries {
-                precondition(entry.data.count <= Int(UInt32.max), "entry \(entry.index) too large: \(entry.data.count) bytes")
-                writer.write(entry.term.rawValue)
-                writer.write(entry.kind.rawValue)
-                writer.write(UInt32(entry.data.count))
-                writer.write(entry.data)
-            }
+            for entry in entries { writer.write(entry) }
         case .hardState(let state):
             writer.write(UInt8(2))
             writer.write(state.currentTerm.rawValue)
@@ -159,12 +153,7 @@ public enum WALFormat {
                 let count = Int(try reader.readUInt32())
                 var entries: [Entry] = []
                 entries.reserveCapacity(min(count, payload.count / 13))
-                for position in 0..<count {
-                    let term = Term(try reader.readUInt64())
-                    guard let kind = EntryKind(rawValue: try reader.readByte()) else { throw ByteReader.OutOfBounds() }
-                    let length = Int(try reader.readUInt32())
-                    entries.append(Entry(term: term, index: firstIndex + position, kind: kind, data: try reader.readBytes(length)))
-                }
+                for position in 0..<count { entries.append(try reader.readEntry(index: firstIndex + position)) }
                 records.append(.entries(firstIndex: firstIndex, entries))
             case 2:
                 let term = Term(try reader.readUInt64())

@@ -14,6 +14,13 @@ public enum JSONBody {
         do {
             return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
+               (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil
+            {
+                // Foundation reports some type mismatches (a fraction for a whole number) as
+                // invalid JSON, with no path; the body itself parses, so say what is likely wrong.
+                throw HTTPError(.badRequest, "a field has a value of the wrong type (a fraction where a whole number belongs, or a number out of range)")
+            }
             throw HTTPError(.badRequest, describe(error))
         } catch let error as HTTPError {
             throw error

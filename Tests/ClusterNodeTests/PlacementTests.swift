@@ -1,0 +1,188 @@
+import ClusterNode
+import Foundation
+import Raft
+import Testing
+import Transport
+
+@Suite struct PlacementTests {
+    private let five: [UInt64: NodeResources] = Dictionary(uniqueKeysWithValues: (8001...8005).map { (UInt64($0), NodeResources.standard(slots: 100)) })
+    private let demand = ServiceSpec(replicas: 1).demand
+
+    @Test func replicasAlwaysSumToWhatWasAskedAndSpreadEvenly() {
+        var usage: [UInt64: NodeResources] = [:]
+        let decision = Placement.place(count: 99, demand: demand, capacity: five, usage: &usage, healthy: Set(five.keys))
+        #expect(decision.placedCount == 99 && decision.pending == 0)
+        #expect(decision.replicas == [8001: 20, 8002: 20, 8003: 20, 8004: 20, 8005: 19])
+    }
+
+    @Test func tiesBreakDeterministicallyTowardLowestNode() {
+        var usage: [UInt64: NodeResources] = [:]
+        let first = Placement.place(count: 3, demand: demand, capacity: five, usage: &usage, healthy: Set(five.keys))
+        #expect(first.replicas == [8001: 1, 8002: 1, 8003: 1])
+    }
+
+    @Test func capacityIsNeverExceededAndTheRestIsPendingWithReason() {
+        var usage: [UInt64: NodeResources] = [:]
+        let decision = Placement.place(count: 520, demand: demand, capacity: five, usage: &usage, healthy: Set(five.keys))
+        #expect(decision.placedCount == 500 && decision.pending == 20)
+        #expect(decision.pendingReason?.contains("insufficient capacity") == true)
+        #expect(usage.values.allSatisfy { $0.slots <= 100 })
+        // CPU binds before slots when replicas are large: 10,000m per node holds ten 1,000m replicas.
+        var fresh: [UInt64: NodeResources] = [:]
+        let big = Placement.place(count: 60, demand: NodeResources(slots: 1, cpuMillicores: 1_000, memoryMB: 64), capacity: five, usage: &fresh, healthy: Set(five.keys))
+        #expect(big.placedCount == 50 && big.pending == 10)
+    }
+
+    @Test func loadedNodesGetLessAndUsageCarriesAcrossRequests() {
+        var usage: [UInt64: NodeResources] = [8001: NodeResources(slots: 50, cpuMillicores: 5_000, memoryMB: 3_200)]
+        let decision = Placement.place(count: 8, demand: demand, capacity: five, usage: &usage, healthy: Set(five.keys))
+        #expect(decision.replicas[8001] == nil)
+        // The second request sees what the first placed (no double booking).
+        let second = Placement.place(count: 4, demand: demand, capacity: five, usage: &usage, healthy: Set(five.keys))
+        #expect(second.replicas == [8002: 1, 8003: 1, 8004: 1, 8005: 1])
+    }
+
+    @Test func unhealthyNodesGetNothingAndReportedLoadCounts() {
+        var usage: [UInt64: NodeResources] = [:]
+        let decision = Placement.place(count: 4, demand: demand, capacity: five, usage: &usage, healthy: [8001, 8002], load: [8001: 1.0])
+        #expect(decision.replicas == [8002: 4])
+        var none: [UInt64: NodeResources] = [:]
+        #expect(Placement.place(count: 2, demand: demand, capacity: five, usage: &none, healthy: []).pendingReason == "no healthy node to place on")
+    }
+}
+
+@Suite struct ClusterStateTests {
+    private func entry(_ index: UInt64, _ command: ClusterCommand) throws -> Entry {
+        Entry(term: 1, index: LogIndex(index), data: try JSONBody.encode(command))
+    }
+
+    private let capacity: [UInt64: NodeResources] = [1: .standard(slots: 10), 2: .standard(slots: 10)]
+
+    @Test func retriedRequestAppliesOnce() throws {
+        var state = ClusterState(capacity: capacity)
+        let plan = PlannedService(spec: ServiceSpec(replicas: 4), decision: Placement.Decision(replicas: [1: 2, 2: 2], pending: 0, pendingReason: nil))
+        let command = ClusterCommand.createServices(requestID: "r1", services: [plan])
+        #expect(state.apply(try entry(1, command)) == .services([1]))
+        #expect(state.apply(try entry(2, command)) == .services([1]))
+        #expect(state.services.count == 1 && state.usage()[1]?.slots == 2)
+    }
+
+    @Test func decisionBeyondCapacityIsTrimmedToPendingWhenApplied() throws {
+        var state = ClusterState(capacity: capacity)
+        let plan = PlannedService(spec: ServiceSpec(replicas: 15), decision: Placement.Decision(replicas: [1: 15], pending: 0, pendingReason: nil))
+        _ = state.apply(try entry(1, .createServices(requestID: "r", services: [plan])))
+        let service = try #require(state.services[1])
+        #expect(service.placement == [1: 10] && service.pending == 5)
+    }
+
+    @Test func scaleAndDeleteChangeTheStateAndUnknownServicesAreRejected() throws {
+        var state = ClusterState(capacity: capacity)
+        let plan = PlannedService(spec: ServiceSpec(replicas: 2), decision: Placement.Decision(replicas: [1: 2], pending: 0, pendingReason: nil))
+        _ = state.apply(try entry(1, .createServices(requestID: "a", services: [plan])))
+        _ = state.apply(try entry(2, .scaleService(requestID: "b", serviceID: 1, replicas: 6, decision: Placement.Decision(replicas: [1: 3, 2: 3], pending: 0, pendingReason: nil))))
+        #expect(state.services[1]?.placedCount == 6 && state.services[1]?.spec.replicas == 6)
+        #expect(state.apply(try entry(3, .deleteService(requestID: "c", serviceID: 7))) == .rejected("service 7 does not exist"))
+        _ = state.apply(try entry(4, .deleteService(requestID: "d", serviceID: 1)))
+        #expect(state.services.isEmpty && state.usage().isEmpty)
+    }
+
+    @Test func undecodableCommandIsRejectedTheSameEverywhere() {
+        var state = ClusterState(capacity: capacity)
+        guard case .rejected = state.apply(Entry(term: 1, index: 1, data: Array("garbage".utf8))) else {
+            Issue.record("expected rejection")
+            return
+        }
+        #expect(state.appliedIndex == 1)
+    }
+}
+
+@Suite struct LinkTableTests {
+    private func table() -> LinkTable { LinkTable(selfID: 8004, peers: [8001, 8002, 8003, 8004, 8005]) }
+
+    @Test(arguments: [#"{"localhost:8002": 0}"#, #"{"127.0.0.1:8002": 0}"#, #"{"8002": false}"#, #"{"http://localhost:8002": 0}"#])
+    func everyPeerAliasCutsTheSameLink(body: String) throws {
+        let links = table()
+        try links.update(from: Array(body.utf8))
+        #expect(links.state(to: 8002).isUp == false)
+        #expect(links.state(to: 8001).isUp && links.state(to: 8003).isUp)
+    }
+
+    @Test func oneRestoresAndObjectsSetDelayAndLoss() throws {
+        let links = table()
+        try links.update(from: Array(#"{"localhost:8002": 0}"#.utf8))
+        try links.update(from: Array(#"{"localhost:8002": 1, "8003": {"delayMs": 100, "loss": 0.2}}"#.utf8))
+        #expect(links.state(to: 8002) == .healthy)
+        #expect(links.state(to: 8003) == LinkState(isUp: true, delayMilliseconds: 100, loss: 0.2))
+        let shown = String(decoding: links.renderJSON(pretty: false), as: UTF8.self)
+        #expect(shown.contains(#""localhost:8002":1"#) && shown.contains(#""delayMs":100"#))
+    }
+
+    @Test(arguments: [
+        #"{"localhost:8009": 0}"#, #"{"localhost:8004": 0}"#, #"{"remote:8002": 0}"#, #"{"localhost:8002": 2}"#,
+        #"{"localhost:8002": "0"}"#, #"{"localhost:8002": null}"#, #"{"localhost:8002": {"delayMs": -1}}"#,
+        #"{"localhost:8002": {"loss": 1.5}}"#, #"{"localhost:8002": {"speed": 1}}"#, "[]", "{}", "",
+    ])
+    func anythingElseIsA400AndChangesNothing(body: String) {
+        let links = table()
+        #expect { try links.update(from: Array(body.utf8)) } throws: { ($0 as? HTTPError)?.status == .badRequest }
+        #expect(links.snapshot.values.allSatisfy { $0 == .healthy })
+    }
+
+    @Test func aBadKeyRejectsTheWholeUpdate() {
+        let links = table()
+        #expect(throws: HTTPError.self) { try links.update(from: Array(#"{"localhost:8002": 0, "localhost:8009": 0}"#.utf8)) }
+        #expect(links.state(to: 8002).isUp)
+    }
+}
+
+@Suite struct ServiceRequestTests {
+    @Test(arguments: [
+        (#"{"container": {"id": 5, "replicas": 25}}"#, [25]),
+        (#"{"containers": [{"description": "container 0", "replicas": 10}, {"description": "container 1", "replicas": 10}]}"#, [10, 10]),
+        (#"{"container": {"id": 5, "label": "web"}, "replicas": 25}"#, [25]),
+    ])
+    func everySeedShapeParses(body: String, replicas: [Int]) throws {
+        #expect(try ServiceRequest.specs(from: Array(body.utf8)).specs.map(\.replicas) == replicas)
+    }
+
+    @Test(arguments: [
+        (#"{}"#, "missing field container"),
+        (#"{"container": {"id": 5}}"#, "missing field replicas in container"),
+        (#"{"container": {"id": 5, "replicas": 0}}"#, "container.replicas must be a whole number from 1"),
+        (#"{"container": {"id": 5, "replicas": 2}, "replicas": 3}"#, "container.replicas (2) and replicas (3) disagree"),
+        (#"{"containers": []}"#, "containers is empty"),
+        (#"{"containers": [{"replicas": 1}, {"replicas": "two"}]}"#, "field containers[1].replicas"),
+        (#"{"containers": [{"replicas": 1}, {"replicas": 1.5}]}"#, "a field has a value of the wrong type"),
+        (#"{"container": {"replicas": 1, "cpu": 0}}"#, "container.cpu must be millicores"),
+    ])
+    func invalidRequestsNameTheField(body: String, message: String) {
+        #expect { _ = try ServiceRequest.specs(from: Array(body.utf8)) } throws: { error in
+            guard let error = error as? HTTPError else { return false }
+            return error.status == .badRequest && error.message.hasPrefix(message)
+        }
+    }
+}
+
+@Suite struct RaftWireCodecTests {
+    @Test func everyMessageKindRoundTrips() throws {
+        let entries = [Entry(term: 2, index: 5, kind: .noop), Entry(term: 2, index: 6, data: Array("x".utf8))]
+        let envelopes: [Envelope] = [
+            Envelope(from: 1, to: 2, message: .requestVote(RequestVote(term: 3, lastLogIndex: 9, lastLogTerm: 2, isPreVote: true, isLeaderTransfer: true))),
+            Envelope(from: 2, to: 1, message: .requestVoteResponse(RequestVoteResponse(term: 3, isGranted: true, isPreVote: false))),
+            Envelope(from: 1, to: 3, message: .appendEntries(AppendEntries(term: 3, prevLogIndex: 4, prevLogTerm: 2, entries: entries, leaderCommit: 4))),
+            Envelope(from: 3, to: 1, message: .appendEntriesResponse(AppendEntriesResponse(term: 3, isSuccess: false, matchIndex: 0, rejectedIndex: 4, hintIndex: 3, hintTerm: 1))),
+            Envelope(from: 1, to: 2, message: .heartbeat(Heartbeat(term: 3, leaderCommit: 6, readContext: 77))),
+            Envelope(from: 2, to: 1, message: .heartbeatResponse(HeartbeatResponse(term: 3, readContext: 77))),
+        ]
+        #expect(try RaftWireCodec.decode(RaftWireCodec.encode(envelopes)) == envelopes)
+    }
+
+    @Test func truncatedOrPaddedBatchesAreRefused() {
+        let bytes = RaftWireCodec.encode([Envelope(from: 1, to: 2, message: .heartbeat(Heartbeat(term: 1, leaderCommit: 0, readContext: 0)))])
+        for cut in 0..<bytes.count {
+            #expect(throws: RaftWireCodec.Malformed.self) { try RaftWireCodec.decode(Array(bytes[..<cut])) }
+        }
+        #expect(throws: RaftWireCodec.Malformed.self) { try RaftWireCodec.decode(bytes + [0]) }
+        #expect(throws: RaftWireCodec.Malformed.self) { try RaftWireCodec.decode([0xFF, 0xFF, 0xFF, 0xFF]) }
+    }
+}
