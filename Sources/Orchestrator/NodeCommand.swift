@@ -89,17 +89,42 @@ enum ParentWatch {
     }
 }
 
-/// SIGINT and SIGTERM handled on a dispatch queue (not in a signal handler), once.
+/// SIGINT and SIGTERM, received by one thread with sigwait(3).
+///
+/// `install()` must run first thing in `main`, before any thread exists: it blocks both
+/// signals so every later thread inherits the block and none can receive (and, with no
+/// handler, lose) them; the waiting thread is then the only receiver.
 enum Signals {
-    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var handler: (@Sendable () -> Void)?
 
-    static func onTermination(_ handler: @escaping @Sendable () -> Void) {
-        for signalNumber in [SIGINT, SIGTERM] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler(handler: handler)
-            source.resume()
-            sources.append(source)
+    static func install() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        let waited = set
+        let waiter = Thread {
+            var set = waited
+            while true {
+                var received: Int32 = 0
+                guard sigwait(&set, &received) == 0 else { continue }
+                if let handler = lock.withLock({ Signals.handler }) {
+                    handler()
+                } else {
+                    // No command asked for a clean stop: end as the signal would have.
+                    fflush(nil)
+                    _exit(128 + received)
+                }
+            }
         }
+        waiter.name = "signals"
+        waiter.start()
+    }
+
+    /// Runs `handler` (once per signal) on SIGINT or SIGTERM instead of exiting at once.
+    static func onTermination(_ handler: @escaping @Sendable () -> Void) {
+        lock.withLock { Signals.handler = handler }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 
 // orchestrator [command] [options]: parse, dispatch, run.
+Signals.install()  // before any thread exists
 let words = Array(CommandLine.arguments.dropFirst())
 do {
     let status: Int32

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
 import Foundation
 import Testing
 
@@ -176,6 +179,17 @@ import Testing
         _ = experimentPIDs
         let remaining = try orchestrator.json("GET", "/clusters").body as? [String: Any]
         #expect((remaining?["metadata"] as? [String: Int])?["count"] == 1)
+    }
+
+    @Test func nodesOfAKilledOrchestratorExitOnTheirOwn() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3)
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        #expect(orchestrator.nodePIDs.count == 3)
+        kill(orchestrator.process.processIdentifier, SIGKILL)
+        let deadline = Date().addingTimeInterval(1.5)
+        while Date() < deadline, !orchestrator.livingNodes().isEmpty { usleep(10_000) }
+        #expect(orchestrator.livingNodes().isEmpty, "nodes still running 1.5 s after the orchestrator was killed")
     }
 
     @Test func startingOnATakenPortFailsNamingThePort() throws {
