@@ -15,6 +15,14 @@ public enum NodeAPI {
             return connections(node, request)
         }
         router.add("GET", "/stats") { request in JSONBody.response(node.stats(), for: request) }
+        router.add("GET", "/log") { request in
+            func number(_ name: String, _ fallback: UInt64) throws(HTTPError) -> UInt64 {
+                guard let text = request.query[name] else { return fallback }
+                guard let value = UInt64(text) else { throw HTTPError(.badRequest, "\(name) must be a non-negative whole number, got \(JSONText.quote(text))") }
+                return value
+            }
+            return JSONBody.response(node.logPage(from: try number("from", 1), to: try number("to", UInt64.max)), for: request)
+        }
         router.add("GET", "/metrics") { _ in
             HTTPResponse(headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4")]), body: Array(node.metricsText().utf8))
         }

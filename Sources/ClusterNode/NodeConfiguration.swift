@@ -19,6 +19,9 @@ public struct NodeConfiguration: Sendable {
     public var isFsyncEnabled = true
     /// How long a service request waits for its commit before answering 504.
     public var commitTimeoutSeconds = 5.0
+    /// How long the leader waits without hearing from a node before marking it unhealthy
+    /// and placing its replicas elsewhere.
+    public var unhealthyAfterSeconds = 3.0
 
     public init(clusterID: String, port: Int, members: [UInt64], dataDirectory: String) {
         self.clusterID = clusterID

@@ -10,7 +10,7 @@ struct NotLeaderError: Error {
 extension NodeDriver {
     /// Proposes the command `makeCommand` builds (under the state lock, with the leader's
     /// full view of usage: applied, in the log, and queued) and waits for its commit.
-    func propose(requestID: String, summary: (services: Int, replicas: Int),
+    func propose(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool = true,
                  makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(HTTPError) -> ClusterCommand)
         throws -> (index: UInt64, term: UInt64)
     {
@@ -38,8 +38,10 @@ extension NodeDriver {
         nextID += 1
         queuedUsage[id] = usageDelta(of: command)
         proposalWaiters[id] = waiter
-        serviceCalls.append(ServiceCall(requestID: requestID, receivedAt: Date().timeIntervalSince1970, status: .queued,
-                                        services: summary.services, replicas: summary.replicas))
+        if isClientCall {
+            serviceCalls.append(ServiceCall(requestID: requestID, receivedAt: Date().timeIntervalSince1970, status: .queued,
+                                            services: summary.services, replicas: summary.replicas))
+        }
         if serviceCalls.count > ServiceCall.maxRemembered { serviceCalls.removeFirst(serviceCalls.count - ServiceCall.maxRemembered) }
         stateLock.unlock()
         metrics.increment(.proposals)

@@ -42,9 +42,25 @@ extension NodeDriver {
                 cpuUsage: cpuUsage, replicas: containerCount, services: state.services.count,
                 unhealthyNodes: state.unhealthyNodes.sorted().map(address),
                 connections: Dictionary(uniqueKeysWithValues: links.snapshot.map { (address($0.key), $0.value) }),
-                followers: followers, counters: counters, pid: getpid(), dataDirectory: configuration.dataDirectory)
+                followers: followers, counters: counters,
+                leaders: Dictionary(uniqueKeysWithValues: leaderHistory.map { (String($0.key), address($0.value)) }),
+                pid: getpid(), dataDirectory: configuration.dataDirectory)
         }
     }
+
+    /// Entries `from...to` of the log (at most `maxLogPage`), with digests.
+    func logPage(from: UInt64, to: UInt64) -> LogPage {
+        stateLock.withLock {
+            let log = core.log
+            let first = max(from, log.firstIndex.rawValue)
+            let last = min(to, log.lastIndex.rawValue, first + UInt64(Self.maxLogPage) - 1)
+            let entries = first <= last ? log.entries(in: LogIndex(first)...LogIndex(last)).map(LogEntryDigest.init) : []
+            return LogPage(commitIndex: core.commitIndex.rawValue, term: core.currentTerm.rawValue, entries: entries)
+        }
+    }
+
+    /// Entries per `/log` page.
+    static let maxLogPage = 1_000
 
     /// The service calls this node handled as leader, newest last.
     func recentServiceCalls() -> [ServiceCall] { stateLock.withLock { serviceCalls } }

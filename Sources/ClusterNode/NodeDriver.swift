@@ -46,6 +46,14 @@ public final class NodeDriver: @unchecked Sendable {
     var serviceCalls: [ServiceCall] = []
     /// Reported dynamic load of each node (0...1), refreshed by the leader.
     var reportedLoad: [UInt64: Double] = [:]
+    /// When each peer was last heard from (monotonic seconds), for the reconcile loop.
+    var lastHeard: [UInt64: Double] = [:]
+    /// The term in which the reconcile loop last found this node leading.
+    var leadingSinceTerm: UInt64 = 0
+    /// The leader this node knew in each term (term → leader), newest terms kept.
+    var leaderHistory: [UInt64: UInt64] = [:]
+    /// Terms of leader history kept: enough for any experiment's reports, bounded.
+    static let maxLeaderHistory = 10_000
 
     private let wal: WriteAheadLog
     private let inbox = NSCondition()
@@ -81,8 +89,12 @@ public final class NodeDriver: @unchecked Sendable {
         }
     }
 
-    /// Starts the driver and tick threads.
+    /// True once `stop()` was called.
+    var isStoppedNow: Bool { inbox.withLock { isStopped } }
+
+    /// Starts the driver, tick and reconcile threads.
     public func start() {
+        startReconciler()
         let driver = Thread { [self] in runLoop() }
         driver.name = "raft-driver"
         driver.stackSize = 1 << 20
@@ -186,7 +198,15 @@ public final class NodeDriver: @unchecked Sendable {
         stateLock.lock()
         for output in outputs {
             for entry in output.committed { apply(entry) }
-            for event in output.events { metrics.record(event) }
+            for event in output.events {
+                metrics.record(event)
+                switch event {
+                case .becameLeader(let term): leaderHistory[term.rawValue] = configuration.id
+                case .becameFollower(let term, let leader?): leaderHistory[term.rawValue] = leader.rawValue
+                default: break
+                }
+            }
+            if leaderHistory.count > Self.maxLeaderHistory, let oldest = leaderHistory.keys.min() { leaderHistory[oldest] = nil }
             for outcome in output.proposals {
                 guard let waiter = proposalWaiters.removeValue(forKey: outcome.id) else { continue }
                 switch outcome {
@@ -341,6 +361,8 @@ public final class NodeDriver: @unchecked Sendable {
             }
         }
         metrics.increment(.messagesReceived, by: envelopes.count)
+        let now = monotonicNow()
+        stateLock.withLock { for envelope in envelopes { lastHeard[envelope.from.rawValue] = now } }
         for envelope in envelopes { enqueue(.receive(envelope)) }
     }
 }

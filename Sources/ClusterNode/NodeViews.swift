@@ -145,6 +145,9 @@ public struct NodeStats: Codable, Sendable {
     public var connections: [String: LinkState]
     public var followers: [String: FollowerView]?
     public var counters: [String: Int]
+    /// The leader this node knew in each term ("term": "localhost:PORT"), for checking that
+    /// no two leaders ever shared a term.
+    public var leaders: [String: String]
     public var pid: Int32
     public var dataDirectory: String
 }
@@ -158,4 +161,27 @@ extension RaftNode.Role {
         case .candidate, .preCandidate: "candidate"
         }
     }
+}
+
+/// A log entry reduced to what comparing logs across nodes needs.
+public struct LogEntryDigest: Codable, Sendable, Equatable {
+    public var index: UInt64
+    public var term: UInt64
+    public var kind: String
+    /// CRC32C of the entry's bytes.
+    public var digest: UInt32
+
+    init(_ entry: Entry) {
+        index = entry.index.rawValue
+        term = entry.term.rawValue
+        kind = entry.kind == .command ? "command" : (entry.kind == .noop ? "noop" : "membership")
+        digest = CRC32C.checksum(entry.data)
+    }
+}
+
+/// `GET /log`: a page of the log with the commit index it is read against.
+public struct LogPage: Codable, Sendable {
+    public var commitIndex: UInt64
+    public var term: UInt64
+    public var entries: [LogEntryDigest]
 }

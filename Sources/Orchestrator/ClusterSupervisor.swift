@@ -8,6 +8,8 @@ struct ClusterSettings: Codable, Sendable {
     var heartbeatMs: Int
     var electionTimeoutMs: Int
     var capacity: Int
+    /// The reconcile loop's grace period before an unreachable node is marked unhealthy.
+    var unhealthyAfterMs: Int
 }
 
 /// One cluster: its node processes on consecutive ports.
@@ -119,7 +121,7 @@ final class ClusterSupervisor: @unchecked Sendable {
         ["node", "--port", String(node.port), "--members", cluster.ports.map(String.init).joined(separator: ","),
          "--cluster", cluster.id, "--data-dir", node.dataDirectory,
          "--heartbeat-ms", String(cluster.settings.heartbeatMs), "--election-timeout-ms", String(cluster.settings.electionTimeoutMs),
-         "--capacity", String(cluster.settings.capacity), "--watch-parent"]
+         "--capacity", String(cluster.settings.capacity), "--unhealthy-after-ms", String(cluster.settings.unhealthyAfterMs), "--watch-parent"]
     }
 
     func start(_ node: NodeProcess, in cluster: ManagedCluster) throws {

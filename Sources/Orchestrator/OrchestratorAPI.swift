@@ -95,10 +95,13 @@ struct OrchestratorAPI: Sendable {
             var heartbeatMs: Int?
             var electionTimeoutMs: Int?
             var capacity: Int?
+            var unhealthyAfterMs: Int?
         }
         let body = request.body.isEmpty ? Create() : try JSONBody.decode(Create.self, from: request)
         let settings = ClusterSettings(nodes: body.nodes ?? defaults.nodes, heartbeatMs: body.heartbeatMs ?? defaults.heartbeatMs,
-                                       electionTimeoutMs: body.electionTimeoutMs ?? defaults.electionTimeoutMs, capacity: body.capacity ?? defaults.capacity)
+                                       electionTimeoutMs: body.electionTimeoutMs ?? defaults.electionTimeoutMs, capacity: body.capacity ?? defaults.capacity,
+                                       unhealthyAfterMs: body.unhealthyAfterMs ?? defaults.unhealthyAfterMs)
+        guard (100...3_600_000).contains(settings.unhealthyAfterMs) else { throw HTTPError(.badRequest, "unhealthyAfterMs must be from 100 to 3600000, got \(settings.unhealthyAfterMs)") }
         guard (1...15).contains(settings.nodes) else { throw HTTPError(.badRequest, "nodes must be from 1 to 15, got \(settings.nodes)") }
         guard (10...60_000).contains(settings.heartbeatMs) else { throw HTTPError(.badRequest, "heartbeatMs must be from 10 to 60000, got \(settings.heartbeatMs)") }
         guard settings.electionTimeoutMs > settings.heartbeatMs, settings.electionTimeoutMs <= 600_000 else {
@@ -317,12 +320,16 @@ struct OrchestratorAPI: Sendable {
         case "resume":
             guard node.send(SIGCONT) else { throw HTTPError(.conflict, "node \(node.port) is not running (\(node.status.rawValue))") }
             node.markStatus(.running)
-        case "restart":
+        case "restart", "start":
             node.terminate()
             try supervisor.start(node, in: cluster)
             try supervisor.waitUntilReady([node], seconds: 15)
+        case "isolate":
+            // Cut every link to and from this node, both directions.
+            let result = applyLinks(cluster) { from, to in from == node.port || to == node.port ? "0" : "1" }
+            guard result.failed.isEmpty else { return JSONBody.response(result, status: .badGateway, for: request) }
         default:
-            throw HTTPError(.notFound, "unknown action \(action) (kill, stop, pause, resume, restart)")
+            throw HTTPError(.notFound, "unknown action \(action) (kill, stop, pause, resume, restart, isolate)")
         }
         return JSONBody.response(summary(cluster), for: request)
     }

@@ -6,7 +6,8 @@ import Transport
 enum ServeCommand {
     static let usage = """
         usage: orchestrator [serve] [--config FILE] [--port 8000] [--nodes 5] [--heartbeat-ms 50]
-                            [--election-timeout-ms 500] [--capacity 100] [--data-dir data] [--keep-data] [--host 127.0.0.1]
+                            [--election-timeout-ms 500] [--capacity 100] [--unhealthy-after-ms 3000]
+                            [--data-dir data] [--keep-data] [--host 127.0.0.1]
           Serves the orchestrator API and starts cluster 0 with its nodes on the ports after --port.
           Settings come from Config/orchestrator.json (or --config), then these flags.
           A run starts from fresh data unless --keep-data (or "keepData": true) is given.
@@ -20,13 +21,14 @@ enum ServeCommand {
         var heartbeatMs = 50
         var electionTimeoutMs = 500
         var capacity = 100
+        var unhealthyAfterMs = 3_000
         var dataDirectory = "data"
         var keepData = false
     }
 
     static func run(_ words: [String]) throws -> Int32 {
         let arguments = try CommandLineArguments.parse(
-            words, options: ["config", "port", "nodes", "heartbeat-ms", "election-timeout-ms", "capacity", "data-dir", "host"],
+            words, options: ["config", "port", "nodes", "heartbeat-ms", "election-timeout-ms", "capacity", "unhealthy-after-ms", "data-dir", "host"],
             flags: ["keep-data", "watch-parent", "help"])
         if arguments.has("help") {
             print(usage)
@@ -49,6 +51,7 @@ enum ServeCommand {
         settings.heartbeatMs = try arguments.integer("heartbeat-ms", default: settings.heartbeatMs, in: 10...60_000)
         settings.electionTimeoutMs = try arguments.integer("election-timeout-ms", default: settings.electionTimeoutMs, in: 20...600_000)
         settings.capacity = try arguments.integer("capacity", default: settings.capacity, in: 0...1_000_000)
+        settings.unhealthyAfterMs = try arguments.integer("unhealthy-after-ms", default: settings.unhealthyAfterMs, in: 100...3_600_000)
         settings.dataDirectory = arguments.options["data-dir"] ?? settings.dataDirectory
         settings.host = arguments.options["host"] ?? settings.host
         settings.keepData = settings.keepData || arguments.has("keep-data")
@@ -59,7 +62,8 @@ enum ServeCommand {
 
         let started = Date()
         let supervisor = ClusterSupervisor(executable: ClusterSupervisor.currentExecutable(), dataRoot: dataRoot, keepData: settings.keepData)
-        let defaults = ClusterSettings(nodes: settings.nodes, heartbeatMs: settings.heartbeatMs, electionTimeoutMs: settings.electionTimeoutMs, capacity: settings.capacity)
+        let defaults = ClusterSettings(nodes: settings.nodes, heartbeatMs: settings.heartbeatMs, electionTimeoutMs: settings.electionTimeoutMs,
+                                       capacity: settings.capacity, unhealthyAfterMs: settings.unhealthyAfterMs)
         let api = OrchestratorAPI(supervisor: supervisor, defaults: defaults, searchFrom: settings.port + 1)
         var limits = ServerLimits()
         limits.maxConnections = 1_024
