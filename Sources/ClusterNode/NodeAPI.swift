@@ -60,7 +60,12 @@ public enum NodeAPI {
             }
         }
         router.add("GET", "/services") { request in
-            try onLeader(node, request) {
+            if request.query["local"] != nil {
+                // This node's own applied state, not linearizable: for checking replicas agree.
+                let services = node.stateLock.withLock { node.state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
+                return JSONBody.response(ListEnvelope(services), for: request)
+            }
+            return try onLeader(node, request) {
                 let services = try node.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
                 return JSONBody.response(ListEnvelope(services), for: request)
             }

@@ -164,7 +164,7 @@ extension RaftNode.Role {
 }
 
 /// A log entry reduced to what comparing logs across nodes needs.
-public struct LogEntryDigest: Codable, Sendable, Equatable {
+public struct LogEntryDigest: Codable, Sendable, Hashable {
     public var index: UInt64
     public var term: UInt64
     public var kind: String

@@ -47,7 +47,11 @@ enum NodeCommand {
             FileHandle.standardError.write(Data("node \(port): cannot open its data in \(dataDirectory): \(error)\n".utf8))
             return 1
         }
-        let server = HTTPServer(host: arguments.options["host"] ?? "127.0.0.1", port: port, router: NodeAPI.router(for: node))
+        var limits = ServerLimits()
+        // Raft batches can carry large entries (a reconcile that moves thousands of services);
+        // a refused batch would stall replication for good, so nodes accept up to 64 MiB.
+        limits.maxBodyBytes = 64 * 1024 * 1024
+        let server = HTTPServer(host: arguments.options["host"] ?? "127.0.0.1", port: port, limits: limits, router: NodeAPI.router(for: node))
         do {
             try server.start()
         } catch {

@@ -6,6 +6,7 @@ enum Usage {
           (none), serve  the REST API on 127.0.0.1:8000 and cluster 0 (see: orchestrator serve --help)
           node        run one node process (the orchestrator spawns these)
 
+          nemesis     inject random faults into a running cluster, then check nothing was lost
           simulate    run the deterministic Raft simulation (see: orchestrator simulate --help)
           bench raft  benchmark the Raft core alone (release builds: swift run -c release orchestrator bench raft)
           bench http  benchmark the HTTP server and client on loopback

@@ -7,6 +7,7 @@ do {
     let status: Int32
     switch words.first {
     case "node": status = try NodeCommand.run(Array(words.dropFirst()))
+    case "nemesis": status = try NemesisCommand.run(Array(words.dropFirst()))
     case "simulate": status = try SimulateCommand.run(Array(words.dropFirst()))
     case "bench": status = try BenchCommand.run(Array(words.dropFirst()))
     case "help", "--help", "-h": print(Usage.text); status = 0

@@ -1,0 +1,158 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import Foundation
+import Testing
+import Transport
+
+/// Process faults and durability on real processes: kill -9 under load, corrupted logs,
+/// and a short nemesis run with its checks.
+@Suite(.serialized) struct FaultTests {
+    /// Clients posting services until told to stop, remembering what was answered 201.
+    final class Writers: @unchecked Sendable {
+        let lock = NSLock()
+        var acknowledged: [String: Int] = [:]  // requestId -> replicas
+        var isRunning = true
+        var threads = 0
+
+        func start(_ count: Int, port: Int, cluster: String = "0") {
+            for writer in 0..<count {
+                lock.withLock { threads += 1 }
+                Thread { [self] in
+                    let client = HTTPClient()
+                    var sequence = 0
+                    while lock.withLock({ isRunning }) {
+                        sequence += 1
+                        let requestID = "w\(writer)-\(sequence)"
+                        let body = #"{"container": {"id": \#(sequence), "replicas": 2}, "requestId": "\#(requestID)"}"#
+                        if let response = try? client.postJSON(host: "127.0.0.1", port: port, path: "/clusters/\(cluster)/service", body: Array(body.utf8), timeoutSeconds: 8),
+                           response.status == .created
+                        {
+                            lock.withLock { acknowledged[requestID] = 2 }
+                        } else {
+                            usleep(20_000)
+                        }
+                    }
+                    lock.withLock { threads -= 1 }
+                }.start()
+            }
+        }
+
+        func stop() {
+            lock.withLock { isRunning = false }
+            while lock.withLock({ threads }) > 0 { usleep(5_000) }
+        }
+
+        var count: Int { lock.withLock { acknowledged.count } }
+    }
+
+    /// Waits until every node answers with the same commit index, all applied.
+    private func waitForConvergence(_ orchestrator: OrchestratorHarness, seconds: Double = 20) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let ports = try orchestrator.nodes().map(\.port)
+            let stats = ports.compactMap { port -> [String: Any]? in
+                guard let answer = try? orchestrator.json("GET", "/stats", port: port), answer.status == 200 else { return nil }
+                return answer.body as? [String: Any]
+            }
+            let commits = Set(stats.compactMap { $0["commitIndex"] as? Int })
+            if stats.count == ports.count, commits.count == 1, stats.allSatisfy({ ($0["appliedIndex"] as? Int) == ($0["commitIndex"] as? Int) }),
+               stats.contains(where: { $0["state"] as? String == "leader" })
+            {
+                return
+            }
+            usleep(50_000)
+        }
+        throw HarnessError("cluster did not converge within \(seconds) s")
+    }
+
+    /// Every acknowledged request must be in every node's own applied state.
+    private func expectAllAcknowledgedEverywhere(_ orchestrator: OrchestratorHarness, _ acknowledged: [String: Int]) throws {
+        for node in try orchestrator.nodes() {
+            let answer = try orchestrator.json("GET", "/services?local=true", port: node.port)
+            let results = (answer.body as? [String: Any])?["results"] as? [[String: Any]] ?? []
+            let present = Set(results.compactMap { $0["requestId"] as? String })
+            let missing = acknowledged.keys.filter { !present.contains($0) }
+            #expect(missing.isEmpty, "node \(node.port) lost \(missing.count) of \(acknowledged.count) acknowledged services, e.g. \(missing.prefix(3))")
+        }
+    }
+
+    @Test func leaderKilledWhileWritingLosesNothingItAcknowledged() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3)
+        defer { orchestrator.stop() }
+        let summary = try orchestrator.waitForLeader()
+        let leader = Int((summary["leader"] as! String).split(separator: ":").last!)!
+        let writers = Writers()
+        writers.start(3, port: orchestrator.port)
+        while writers.count < 50 { usleep(10_000) }
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(leader)/kill").status == 200)
+        let acknowledgedAtKill = writers.count
+        while writers.count < acknowledgedAtKill + 50 { usleep(10_000) }  // the others carry on with a new leader
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(leader)/restart").status == 200)
+        writers.stop()
+        try orchestrator.waitForLeader()
+        try waitForConvergence(orchestrator)
+        try expectAllAcknowledgedEverywhere(orchestrator, writers.acknowledged)
+    }
+
+    @Test func everyNodeKilledAtOnceUnderLoadKeepsEveryAcknowledgedWrite() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3)
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        let writers = Writers()
+        writers.start(4, port: orchestrator.port)
+        while writers.count < 100 { usleep(10_000) }
+        // kill -9 every node in one loop, mid-write: only what reached a majority's disk survives.
+        let pids = orchestrator.nodePIDs
+        for pid in pids { kill(pid, SIGKILL) }
+        writers.stop()
+        let acknowledged = writers.acknowledged
+        for node in try orchestrator.nodes() {
+            let restarted = try orchestrator.json("POST", "/clusters/0/nodes/\(node.port)/restart")
+            #expect(restarted.status == 200, "\(restarted.text)")
+        }
+        try orchestrator.waitForLeader()
+        try waitForConvergence(orchestrator)
+        try expectAllAcknowledgedEverywhere(orchestrator, acknowledged)
+    }
+
+    @Test func corruptedLogRefusesToStartNamingFileAndOffset() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3)
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        for index in 0..<20 {
+            #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": \#(index), "replicas": 1}}"#).status == 201)
+        }
+        let victim = try orchestrator.nodes().first { $0.state == "follower" }!.port
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(victim)/kill").status == 200)
+        let segment = orchestrator.dataDirectory + "/cluster-0/node-\(victim)/raft/wal-0000000000000001.log"
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: segment)))
+        #expect(bytes.count > 200)
+        bytes[40] ^= 0x5A  // inside the first batch, with valid batches after it
+        try Data(bytes).write(to: URL(fileURLWithPath: segment))
+        let restarted = try orchestrator.json("POST", "/clusters/0/nodes/\(victim)/restart")
+        #expect(restarted.status >= 500 && restarted.text.contains("exited during start"), "\(restarted.text)")
+        let log = try String(contentsOfFile: orchestrator.dataDirectory + "/cluster-0/node-\(victim).log", encoding: .utf8)
+        #expect(log.contains("write-ahead log corrupted: \(segment) at offset 0"), "\(log)")
+        // The rest of the cluster carries on.
+        #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 99, "replicas": 1}}"#).status == 201)
+    }
+
+    @Test func nemesisFindsNothingLost() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3)
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        let nemesis = Process()
+        nemesis.executableURL = URL(fileURLWithPath: OrchestratorHarness.executable)
+        nemesis.arguments = ["nemesis", "--url", "http://127.0.0.1:\(orchestrator.port)", "--seconds", "8", "--seed", "2026", "--clients", "3"]
+        let output = Pipe()
+        nemesis.standardOutput = output
+        nemesis.standardError = FileHandle.nullDevice
+        try nemesis.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        nemesis.waitUntilExit()
+        #expect(nemesis.terminationStatus == 0, "\(text)")
+        #expect(text.contains("PASSED"), "\(text)")
+        #expect(!text.contains("acknowledged services: 0;"), "\(text)")
+    }
+}
