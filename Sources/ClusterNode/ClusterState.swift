@@ -28,13 +28,18 @@ public struct ClusterState: Sendable {
         self.capacity = capacity
     }
 
+    /// Resources in use per node, kept as services change (so reading it costs nothing
+    /// however many services there are).
+    private var usageByNode: [UInt64: NodeResources] = [:]
+
     /// Resources in use per node according to the applied state.
-    public func usage() -> [UInt64: NodeResources] {
-        var usage: [UInt64: NodeResources] = [:]
-        for service in services.values {
-            for (node, count) in service.placement { usage[node] = (usage[node] ?? .zero) + service.spec.demand * count }
-        }
-        return usage
+    public func usage() -> [UInt64: NodeResources] { usageByNode }
+
+    /// Replaces `old` placement by `new` for a service needing `demand` per replica.
+    private mutating func account(_ demand: NodeResources, removing old: [UInt64: Int], adding new: [UInt64: Int]) {
+        for (node, count) in old { usageByNode[node] = (usageByNode[node] ?? .zero) + demand * -count }
+        for (node, count) in new { usageByNode[node] = (usageByNode[node] ?? .zero) + demand * count }
+        for (node, resources) in usageByNode where resources == .zero { usageByNode[node] = nil }
     }
 
     /// The services created by request `requestID`, if it was applied.
@@ -69,6 +74,7 @@ public struct ClusterState: Sendable {
                 services[id] = ServiceRecord(id: id, spec: plan.spec, placement: decision.replicas, pending: decision.pending,
                                              pendingReason: decision.pendingReason, index: entry.index.rawValue,
                                              term: entry.term.rawValue, updatedIndex: entry.index.rawValue, requestID: requestID)
+                account(plan.spec.demand, removing: [:], adding: decision.replicas)
                 created.append(id)
             }
             remember(requestID, created)
@@ -80,6 +86,7 @@ public struct ClusterState: Sendable {
             }
             service.spec.replicas = replicas
             let fitted = fitting(decision, demand: service.spec.demand, excluding: serviceID)
+            account(service.spec.demand, removing: service.placement, adding: fitted.replicas)
             service.placement = fitted.replicas
             service.pending = fitted.pending
             service.pendingReason = fitted.pendingReason
@@ -88,10 +95,11 @@ public struct ClusterState: Sendable {
             remember(requestID, [serviceID])
             return .services([serviceID])
         case .deleteService(let requestID, let serviceID):
-            guard services.removeValue(forKey: serviceID) != nil else {
+            guard let removed = services.removeValue(forKey: serviceID) else {
                 remember(requestID, [])
                 return .rejected("service \(serviceID) does not exist")
             }
+            account(removed.spec.demand, removing: removed.placement, adding: [:])
             remember(requestID, [serviceID])
             return .services([serviceID])
         case .setNodeHealth(let node, let isHealthy, let moves):
@@ -108,6 +116,7 @@ public struct ClusterState: Sendable {
         for move in moves {
             guard var service = services[move.serviceID] else { continue }
             let fitted = fitting(move.decision, demand: service.spec.demand, excluding: move.serviceID)
+            account(service.spec.demand, removing: service.placement, adding: fitted.replicas)
             service.placement = fitted.replicas
             service.pending = fitted.pending
             service.pendingReason = fitted.pendingReason
@@ -120,9 +129,9 @@ public struct ClusterState: Sendable {
     /// (a defence that keeps "capacity is never exceeded" true of the applied state even if
     /// a decision was made on a stale view); what is trimmed becomes pending.
     private func fitting(_ decision: Placement.Decision, demand: NodeResources, excluding serviceID: Int?) -> Placement.Decision {
-        var usage: [UInt64: NodeResources] = [:]
-        for service in services.values where service.id != serviceID {
-            for (node, count) in service.placement { usage[node] = (usage[node] ?? .zero) + service.spec.demand * count }
+        var usage = usageByNode
+        if let serviceID, let current = services[serviceID] {
+            for (node, count) in current.placement { usage[node] = (usage[node] ?? .zero) + current.spec.demand * -count }
         }
         var kept: [UInt64: Int] = [:]
         var trimmed = 0

@@ -39,10 +39,15 @@ extension NodeDriver {
         queuedUsage[id] = usageDelta(of: command)
         proposalWaiters[id] = waiter
         if isClientCall {
-            serviceCalls.append(ServiceCall(requestID: requestID, receivedAt: Date().timeIntervalSince1970, status: .queued,
-                                            services: summary.services, replicas: summary.replicas))
+            if serviceCalls[requestID] == nil { serviceCallOrder.append(requestID) }
+            serviceCalls[requestID] = ServiceCall(requestID: requestID, receivedAt: Date().timeIntervalSince1970, status: .queued,
+                                                  services: summary.services, replicas: summary.replicas)
+            if serviceCallOrder.count > ServiceCall.maxRemembered {
+                let excess = serviceCallOrder.count - ServiceCall.maxRemembered
+                for forgotten in serviceCallOrder.prefix(excess) { serviceCalls[forgotten] = nil }
+                serviceCallOrder.removeFirst(excess)
+            }
         }
-        if serviceCalls.count > ServiceCall.maxRemembered { serviceCalls.removeFirst(serviceCalls.count - ServiceCall.maxRemembered) }
         stateLock.unlock()
         metrics.increment(.proposals)
 
@@ -72,9 +77,9 @@ extension NodeDriver {
     private func forget(proposal id: ProposalID, requestID: String, error: String) {
         stateLock.withLock {
             proposalWaiters[id] = nil
-            if let position = serviceCalls.lastIndex(where: { $0.requestID == requestID && $0.status == .queued }) {
-                serviceCalls[position].status = .failed
-                serviceCalls[position].error = error
+            if serviceCalls[requestID]?.status == .queued {
+                serviceCalls[requestID]?.status = .failed
+                serviceCalls[requestID]?.error = error
             }
         }
     }

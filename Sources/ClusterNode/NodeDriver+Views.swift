@@ -63,7 +63,7 @@ extension NodeDriver {
     static let maxLogPage = 1_000
 
     /// The service calls this node handled as leader, newest last.
-    func recentServiceCalls() -> [ServiceCall] { stateLock.withLock { serviceCalls } }
+    func recentServiceCalls() -> [ServiceCall] { stateLock.withLock { serviceCallOrder.compactMap { serviceCalls[$0] } } }
 
     /// The Prometheus text of this node.
     func metricsText() -> String {

@@ -42,8 +42,9 @@ public final class NodeDriver: @unchecked Sendable {
     var proposalWaiters: [ProposalID: Waiter<ProposalResult>] = [:]
     var readWaiters: [ReadID: Waiter<ReadResult>] = [:]
     var nextID: UInt64 = 1
-    /// Recent service calls handled here, newest last (for `/state`).
-    var serviceCalls: [ServiceCall] = []
+    /// Recent service calls handled here by request ID, and their order, newest last (for `/state`).
+    var serviceCalls: [String: ServiceCall] = [:]
+    var serviceCallOrder: [String] = []
     /// Reported dynamic load of each node (0...1), refreshed by the leader.
     var reportedLoad: [UInt64: Double] = [:]
     /// When each peer was last heard from (monotonic seconds), for the reconcile loop.
@@ -263,12 +264,10 @@ public final class NodeDriver: @unchecked Sendable {
         speculativeUsage[index] = nil
         _ = state.apply(entry, decoded: command)
         metrics.increment(.appliedEntries)
-        for position in serviceCalls.indices where serviceCalls[position].status == .queued {
-            if let ids = state.result(ofRequest: serviceCalls[position].requestID) {
-                serviceCalls[position].status = .committed
-                serviceCalls[position].index = index
-                serviceCalls[position].serviceIDs = ids
-            }
+        if let requestID = command?.requestID, serviceCalls[requestID]?.status == .queued, let ids = state.result(ofRequest: requestID) {
+            serviceCalls[requestID]?.status = .committed
+            serviceCalls[requestID]?.index = index
+            serviceCalls[requestID]?.serviceIDs = ids
         }
     }
 

@@ -86,6 +86,32 @@ import Transport
         #expect(state.services.isEmpty && state.usage().isEmpty)
     }
 
+    @Test func keptUsageEqualsAFullRecountAfterEveryKindOfChange() throws {
+        var state = ClusterState(capacity: capacity)
+        func recount() -> [UInt64: NodeResources] {
+            var usage: [UInt64: NodeResources] = [:]
+            for service in state.services.values {
+                for (node, count) in service.placement {
+                    let add = NodeResources(slots: count, cpuMillicores: service.spec.cpu * count, memoryMB: service.spec.memory * count)
+                    let now = usage[node] ?? NodeResources(slots: 0, cpuMillicores: 0, memoryMB: 0)
+                    usage[node] = NodeResources(slots: now.slots + add.slots, cpuMillicores: now.cpuMillicores + add.cpuMillicores, memoryMB: now.memoryMB + add.memoryMB)
+                }
+            }
+            return usage
+        }
+        let commands: [ClusterCommand] = [
+            .createServices(requestID: "a", services: [PlannedService(spec: ServiceSpec(replicas: 3, cpu: 50), decision: .init(replicas: [1: 2, 2: 1], pending: 0, pendingReason: nil))]),
+            .createServices(requestID: "b", services: [PlannedService(spec: ServiceSpec(replicas: 2), decision: .init(replicas: [2: 2], pending: 0, pendingReason: nil))]),
+            .scaleService(requestID: "c", serviceID: 1, replicas: 5, decision: .init(replicas: [1: 3, 2: 2], pending: 0, pendingReason: nil)),
+            .setNodeHealth(node: 2, isHealthy: false, moves: [ServiceMove(serviceID: 2, decision: .init(replicas: [1: 2], pending: 0, pendingReason: nil))]),
+            .deleteService(requestID: "d", serviceID: 1),
+        ]
+        for (position, command) in commands.enumerated() {
+            _ = state.apply(try entry(UInt64(position + 1), command))
+            #expect(state.usage() == recount(), "after command \(position + 1)")
+        }
+    }
+
     @Test func undecodableCommandIsRejectedTheSameEverywhere() {
         var state = ClusterState(capacity: capacity)
         guard case .rejected = state.apply(Entry(term: 1, index: 1, data: Array("garbage".utf8))) else {
