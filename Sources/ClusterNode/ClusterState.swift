@@ -55,7 +55,7 @@ public struct ClusterState: Sendable {
             command = decoded
         } else {
             do {
-                command = try JSONDecoder().decode(ClusterCommand.self, from: Data(entry.data))
+                command = try ClusterCommandCodec.decode(entry.data)
             } catch {
                 // Every node fails the same way on the same bytes, so state stays identical.
                 return .rejected("undecodable command at index \(entry.index): \(error)")
@@ -157,9 +157,11 @@ public struct ClusterState: Sendable {
     private mutating func remember(_ requestID: String, _ result: [Int]) {
         requestResults[requestID] = result
         requestOrder.append(requestID)
-        if requestOrder.count > Self.maxRememberedRequests {
-            let forgotten = requestOrder.removeFirst()
-            requestResults.removeValue(forKey: forgotten)
+        if requestOrder.count > Self.maxRememberedRequests + Self.maxRememberedRequests / 4 {
+            // Forget the oldest quarter at once: amortized O(1) per request.
+            let excess = requestOrder.count - Self.maxRememberedRequests
+            for forgotten in requestOrder.prefix(excess) { requestResults.removeValue(forKey: forgotten) }
+            requestOrder.removeFirst(excess)
         }
     }
 }

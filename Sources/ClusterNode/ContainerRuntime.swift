@@ -30,24 +30,32 @@ public final class ContainerRuntime: @unchecked Sendable {
         self.resources = resources
     }
 
-    /// Starts and stops containers so that each service has exactly its placed count here.
-    func reconcile(_ placements: [(ServiceRecord, Int)]) {
+    /// Starts and stops containers of the given services so that each has exactly its placed
+    /// count here (`nil` record: the service is gone). Only changed services are passed, so
+    /// the cost follows the change, not the number of services.
+    func reconcile(_ changes: [(serviceID: Int, record: ServiceRecord?)]) {
         lock.withLock {
-            var wanted: Set<String> = []
-            for (service, count) in placements {
-                for ordinal in 0..<count {
-                    let id = "s\(service.id)-n\(nodeID)-\(ordinal)"
-                    wanted.insert(id)
-                    if containers[id] == nil {
-                        containers[id] = SimulatedContainer(
-                            id: id, serviceID: service.id, name: service.spec.name ?? "service \(service.id)",
-                            image: service.spec.image ?? "simulated:latest", status: "running", createdAt: Date(),
-                            cpuRequest: service.spec.cpu, memoryRequest: service.spec.memory,
-                            cpuUsage: service.spec.cpu / 2, memoryUsage: service.spec.memory / 2)
-                    }
+            for (serviceID, record) in changes {
+                let wanted = record?.placement[nodeID] ?? 0
+                let prefix = "s\(serviceID)-n\(nodeID)-"
+                var ordinal = 0
+                while containers[prefix + String(ordinal)] != nil { ordinal += 1 }
+                // Ordinals are dense from 0: grow or shrink from the top.
+                while ordinal > wanted {
+                    ordinal -= 1
+                    containers[prefix + String(ordinal)] = nil
+                }
+                guard let service = record else { continue }
+                while ordinal < wanted {
+                    let id = prefix + String(ordinal)
+                    containers[id] = SimulatedContainer(
+                        id: id, serviceID: service.id, name: service.spec.name ?? "service \(service.id)",
+                        image: service.spec.image ?? "simulated:latest", status: "running", createdAt: Date(),
+                        cpuRequest: service.spec.cpu, memoryRequest: service.spec.memory,
+                        cpuUsage: service.spec.cpu / 2, memoryUsage: service.spec.memory / 2)
+                    ordinal += 1
                 }
             }
-            for id in containers.keys where !wanted.contains(id) { containers[id] = nil }
         }
     }
 

@@ -29,7 +29,7 @@ extension NodeDriver {
             for delta in speculativeUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
             for delta in queuedUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
             command = try makeCommand(&usage, state)
-            data = try JSONBody.encode(command)
+            data = ClusterCommandCodec.encode(command)
         } catch {
             stateLock.unlock()
             throw error

@@ -47,6 +47,8 @@ public final class NodeDriver: @unchecked Sendable {
     var serviceCallOrder: [String] = []
     /// Reported dynamic load of each node (0...1), refreshed by the leader.
     var reportedLoad: [UInt64: Double] = [:]
+    /// Services changed by entries applied in the current round (their containers follow).
+    var changedServices: [Int] = []
     /// When each peer was last heard from (monotonic seconds), for the reconcile loop.
     var lastHeard: [UInt64: Double] = [:]
     /// The term in which the reconcile loop last found this node leading.
@@ -156,8 +158,24 @@ public final class NodeDriver: @unchecked Sendable {
         }
     }
 
+    /// Merges adjacent proposals into one input, so a round's proposals become one batch of
+    /// entries and one AppendEntries per follower, not one each.
+    static func coalesced(_ batch: [RaftNode.Input]) -> [RaftNode.Input] {
+        var result: [RaftNode.Input] = []
+        result.reserveCapacity(batch.count)
+        for input in batch {
+            if case .propose(let more) = input, case .propose(let earlier)? = result.last {
+                result[result.count - 1] = .propose(earlier + more)
+            } else {
+                result.append(input)
+            }
+        }
+        return result
+    }
+
     /// One round: step every input, persist once, send, apply.
-    private func process(_ batch: [RaftNode.Input]) {
+    private func process(_ arrived: [RaftNode.Input]) {
+        let batch = Self.coalesced(arrived)
         stateLock.lock()
         var outputs: [Output] = []
         outputs.reserveCapacity(batch.count)
@@ -234,13 +252,10 @@ public final class NodeDriver: @unchecked Sendable {
                 }
             }
         }
-        let placements = state.services.values.compactMap { service -> (ServiceRecord, Int)? in
-            guard let count = service.placement[configuration.id], count > 0 else { return nil }
-            return (service, count)
-        }
-        let changed = outputs.contains { !$0.committed.isEmpty }
+        let changes = changedServices.map { (serviceID: $0, record: state.services[$0]) }
+        changedServices.removeAll(keepingCapacity: true)
         stateLock.unlock()
-        if changed { containers.reconcile(placements) }
+        if !changes.isEmpty { containers.reconcile(changes) }
         for (waiter, result) in proposalResults { waiter.deliver(result) }
         for (waiter, result) in readResults { waiter.deliver(result) }
     }
@@ -251,7 +266,7 @@ public final class NodeDriver: @unchecked Sendable {
         for index in decodedCommands.keys where index >= first { decodedCommands[index] = nil }
         for index in speculativeUsage.keys where index >= first { speculativeUsage[index] = nil }
         for entry in entries where entry.kind == .command {
-            guard let command = try? JSONDecoder().decode(ClusterCommand.self, from: Data(entry.data)) else { continue }  // applied as rejected later
+            guard let command = try? ClusterCommandCodec.decode(entry.data) else { continue }  // applied (as rejected) later
             decodedCommands[entry.index.rawValue] = command
             speculativeUsage[entry.index.rawValue] = usageDelta(of: command)
         }
@@ -262,8 +277,16 @@ public final class NodeDriver: @unchecked Sendable {
         guard index > state.appliedIndex else { return }
         let command = decodedCommands.removeValue(forKey: index)
         speculativeUsage[index] = nil
-        _ = state.apply(entry, decoded: command)
+        let outcome = state.apply(entry, decoded: command)
         metrics.increment(.appliedEntries)
+        switch command {
+        case .createServices?, .scaleService?, .deleteService?:
+            if case .services(let ids) = outcome { changedServices += ids }
+        case .setNodeHealth(_, _, let moves)?, .placePending(let moves)?:
+            changedServices += moves.map(\.serviceID)
+        case nil:
+            if case .services(let ids) = outcome { changedServices += ids }
+        }
         if let requestID = command?.requestID, serviceCalls[requestID]?.status == .queued, let ids = state.result(ofRequest: requestID) {
             serviceCalls[requestID]?.status = .committed
             serviceCalls[requestID]?.index = index

@@ -80,7 +80,7 @@ public struct EntryView: Codable, Sendable {
             summary = "membership change"
         case .command:
             kind = "command"
-            summary = (try? JSONDecoder().decode(ClusterCommand.self, from: Data(entry.data))).map(Self.describe) ?? "undecodable command (\(entry.data.count) bytes)"
+            summary = (try? ClusterCommandCodec.decode(entry.data)).map(Self.describe) ?? "undecodable command (\(entry.data.count) bytes)"
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import RaftSimulation
+import Transport
 
 /// `orchestrator bench ...`: release-mode benchmarks that print a table, or JSON with --json.
 enum BenchCommand {
@@ -7,11 +8,18 @@ enum BenchCommand {
         usage: orchestrator bench raft [--entries N] [--json]
                orchestrator bench http [--seconds S] [--connections 1,16,64] [--json]
                orchestrator bench http --serve PORT
+               orchestrator bench failover [--nodes 3,5] [--rounds 10] [--json]
+               orchestrator bench commit [--nodes 3,5] [--clients 1,8,32,128] [--seconds 5] [--json]
+               orchestrator bench scale [--clusters 20] [--nodes 5] [--seconds 60] [--json]
           raft   the Raft core alone: 3 in-process nodes committing 100-byte proposals,
                  at several batch sizes; then simulated fault-run events per second
           http   our HTTP server loaded by our HTTP client on loopback: GET and a 200-byte
                  JSON echo at 1, 16 and 64 keep-alive connections; --serve runs only the
                  server (for wrk)
+          failover  kill -9 the leader, time until a new leader and until a write commits again
+          commit    service submissions through the leader, fsync on: latency and throughput
+          scale     many clusters at once: idle CPU and memory per node, elections while idle,
+                    commit latency in one cluster as more run beside it
         """
 
     static func run(_ words: [String]) throws -> Int32 {
@@ -22,6 +30,7 @@ enum BenchCommand {
         switch subcommand {
         case "raft": return try raft(Array(words.dropFirst()))
         case "http": return try http(Array(words.dropFirst()))
+        case "failover", "commit", "scale": return try cluster(subcommand, Array(words.dropFirst()))
         case "help", "--help": print(usage); return 0
         default:
             throw CommandLineArguments.Problem(description: "unknown benchmark \"\(subcommand)\"\n\(usage)")
@@ -87,6 +96,76 @@ enum BenchCommand {
                 print(pad(row.kind, 7) + pad(String(row.connections), 13) + pad(String(Int(row.requestsPerSecond)), 11)
                       + pad(String(format: "%.3f", row.p50), 9) + pad(String(format: "%.3f", row.p99), 9) + pad(String(row.errors), 8))
             }
+        }
+        return 0
+    }
+
+    private static func list(_ text: String?, default fallback: [Int], name: String, range: ClosedRange<Int>) throws -> [Int] {
+        guard let text else { return fallback }
+        return try text.split(separator: ",").map { part in
+            guard let value = Int(part), range.contains(value) else {
+                throw CommandLineArguments.Problem(description: "--\(name) takes numbers from \(range.lowerBound) to \(range.upperBound) separated by commas, got \"\(part)\"")
+            }
+            return value
+        }
+    }
+
+    private static func cluster(_ kind: String, _ words: [String]) throws -> Int32 {
+        let arguments = try CommandLineArguments.parse(words, options: ["nodes", "rounds", "clients", "seconds", "clusters"], flags: ["json"])
+        warnIfDebug()
+        let json = arguments.has("json")
+        let benchmarks = ClusterBenchmarks()
+        defer { benchmarks.finish() }
+        Signals.onTermination {
+            benchmarks.finish()
+            _exit(130)
+        }
+        func emit<T: Encodable>(_ value: T) throws { print(String(decoding: try JSONBody.encode(value, pretty: true), as: UTF8.self)) }
+        func ms(_ value: Double) -> String { String(format: "%.0f", value) }
+        switch kind {
+        case "failover":
+            let rounds = try arguments.integer("rounds", default: 10, in: 1...1_000)
+            var rows: [ClusterBenchmarks.FailoverRow] = []
+            for nodes in try list(arguments.options["nodes"], default: [3, 5], name: "nodes", range: 1...15) {
+                rows.append(try benchmarks.failover(nodes: nodes, rounds: rounds))
+            }
+            if json { try emit(rows); return 0 }
+            print("kill -9 of the leader (H = 50 ms, T = 500 ms, \(rounds) rounds per size), times in ms")
+            print("nodes  start->leader   elected: median   p90   max   write committed: median   p90   max")
+            for row in rows {
+                print(pad(String(row.nodes), 5) + pad(String(format: "%.2f s", row.startToLeaderSeconds), 15)
+                      + pad(ms(row.electionMilliseconds.median), 19) + pad(ms(row.electionMilliseconds.p90), 6) + pad(ms(row.electionMilliseconds.max), 6)
+                      + pad(ms(row.writeMilliseconds.median), 27) + pad(ms(row.writeMilliseconds.p90), 6) + pad(ms(row.writeMilliseconds.max), 6))
+            }
+        case "commit":
+            let seconds = Double(try arguments.integer("seconds", default: 5, in: 1...600))
+            var rows: [ClusterBenchmarks.CommitRow] = []
+            for nodes in try list(arguments.options["nodes"], default: [3, 5], name: "nodes", range: 1...15) {
+                let (cluster, _) = try benchmarks.startCluster(nodes: nodes, id: "commit-\(nodes)")
+                for clients in try list(arguments.options["clients"], default: [1, 8, 32, 128], name: "clients", range: 1...1_024) {
+                    ClusterBenchmarks.progress("\(nodes) nodes, \(clients) clients, \(Int(seconds)) s...")
+                    rows.append(try benchmarks.measureCommits(cluster: cluster, clients: clients, seconds: seconds))
+                }
+                benchmarks.supervisor.removeCluster(cluster.id, deleteData: true)
+            }
+            if json { try emit(rows); return 0 }
+            print("service submissions to the leader (POST /service, 1 replica each), fsync on, until committed and applied")
+            print("nodes  clients   commits/s   p50 ms   p99 ms   max ms  errors")
+            for row in rows {
+                print(pad(String(row.nodes), 5) + pad(String(row.clients), 9) + pad(String(Int(row.commitsPerSecond)), 12)
+                      + pad(String(format: "%.2f", row.p50Milliseconds), 9) + pad(String(format: "%.2f", row.p99Milliseconds), 9)
+                      + pad(String(format: "%.1f", row.maxMilliseconds), 9) + pad(String(row.errors), 8))
+            }
+        default:
+            let row = try benchmarks.scale(clusters: try arguments.integer("clusters", default: 20, in: 1...100),
+                                           nodes: try arguments.integer("nodes", default: 5, in: 1...15),
+                                           idleSeconds: Double(try arguments.integer("seconds", default: 60, in: 1...3_600)))
+            if json { try emit(row); return 0 }
+            print("\(row.clusters) clusters x \(row.nodesPerCluster) nodes = \(row.clusters * row.nodesPerCluster) node processes, idle for \(Int(row.idleSeconds)) s")
+            print(String(format: "  CPU: %.1f%% of one core in total, %.2f%% per node", row.totalCPUPercentOfOneCore, row.cpuPercentPerNode))
+            print(String(format: "  resident memory per node: median %.1f MB, p90 %.1f MB, max %.1f MB", row.residentMBPerNode.median, row.residentMBPerNode.p90, row.residentMBPerNode.max))
+            print("  elections (and pre-votes) while idle: \(row.electionsWhileIdle)")
+            print("  commit p50 in cluster 0 with N clusters running: " + row.commitP50ByClusters.sorted { Int($0.key)! < Int($1.key)! }.map { "\($0.key): \(String(format: "%.2f", $0.value)) ms" }.joined(separator: ", "))
         }
         return 0
     }

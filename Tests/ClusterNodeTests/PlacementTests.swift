@@ -53,7 +53,7 @@ import Transport
 
 @Suite struct ClusterStateTests {
     private func entry(_ index: UInt64, _ command: ClusterCommand) throws -> Entry {
-        Entry(term: 1, index: LogIndex(index), data: try JSONBody.encode(command))
+        Entry(term: 1, index: LogIndex(index), data: ClusterCommandCodec.encode(command))
     }
 
     private let capacity: [UInt64: NodeResources] = [1: .standard(slots: 10), 2: .standard(slots: 10)]
@@ -210,5 +210,26 @@ import Transport
         }
         #expect(throws: RaftWireCodec.Malformed.self) { try RaftWireCodec.decode(bytes + [0]) }
         #expect(throws: RaftWireCodec.Malformed.self) { try RaftWireCodec.decode([0xFF, 0xFF, 0xFF, 0xFF]) }
+    }
+}
+
+@Suite struct ClusterCommandCodecTests {
+    @Test func everyCommandRoundTripsAndTruncationIsRefused() throws {
+        let decision = Placement.Decision(replicas: [8001: 3, 8002: 2], pending: 1, pendingReason: "insufficient capacity")
+        let spec = ServiceSpec(containerID: -5, name: "web", description: "café ☕", label: nil, image: "nginx:1", replicas: 6, cpu: 250, memory: 128)
+        let commands: [ClusterCommand] = [
+            .createServices(requestID: "r-1", services: [PlannedService(spec: spec, decision: decision), PlannedService(spec: ServiceSpec(replicas: 1), decision: .init(replicas: [:], pending: 1, pendingReason: nil))]),
+            .scaleService(requestID: "r-2", serviceID: 7, replicas: 9, decision: decision),
+            .deleteService(requestID: "r-3", serviceID: 7),
+            .setNodeHealth(node: 8003, isHealthy: false, moves: [ServiceMove(serviceID: 1, decision: decision)]),
+            .placePending(moves: []),
+        ]
+        for command in commands {
+            let bytes = ClusterCommandCodec.encode(command)
+            #expect(try ClusterCommandCodec.decode(bytes) == command)
+            for cut in 0..<bytes.count {
+                #expect(throws: ClusterCommandCodec.Malformed.self) { try ClusterCommandCodec.decode(Array(bytes[..<cut])) }
+            }
+        }
     }
 }

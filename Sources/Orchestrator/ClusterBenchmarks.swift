@@ -1,0 +1,257 @@
+import ClusterNode
+import Foundation
+import Transport
+
+/// `orchestrator bench failover|commit|scale`: clusters of real node processes (release
+/// builds), measured from outside over HTTP like any client.
+final class ClusterBenchmarks: @unchecked Sendable {
+    let supervisor: ClusterSupervisor
+    let client: HTTPClient
+    let dataRoot: String
+    private var nextPort: Int
+
+    init() {
+        dataRoot = NSTemporaryDirectory() + "orchestrator-bench-" + UUID().uuidString
+        supervisor = ClusterSupervisor(executable: ClusterSupervisor.currentExecutable(), dataRoot: dataRoot, keepData: false)
+        var configuration = HTTPClient.Configuration()
+        configuration.maxConnectionsPerHost = 256
+        configuration.requestTimeoutSeconds = 10
+        client = HTTPClient(configuration: configuration)
+        nextPort = 20_000 + Int.random(in: 0..<20_000)
+    }
+
+    deinit { finish() }
+
+    /// Stops every node and removes the data.
+    func finish() {
+        supervisor.stopAll()
+        try? FileManager.default.removeItem(atPath: dataRoot)  // best effort: a temporary directory
+    }
+
+    static func progress(_ text: String) {
+        FileHandle.standardError.write(Data(("  " + text + "\n").utf8))
+    }
+
+    /// Starts a cluster and returns it with the seconds from spawning to its first leader.
+    func startCluster(nodes: Int, id: String, heartbeatMs: Int = 50, electionTimeoutMs: Int = 500) throws -> (ManagedCluster, Double) {
+        let started = Date()
+        let settings = ClusterSettings(nodes: nodes, heartbeatMs: heartbeatMs, electionTimeoutMs: electionTimeoutMs, capacity: 1_000_000, unhealthyAfterMs: 3_600_000)
+        let cluster = try supervisor.createCluster(id: id, settings: settings, basePort: nil, searchFrom: nextPort)
+        nextPort = cluster.ports.last! + 1
+        guard try leader(of: cluster, timeout: 10) != nil else { throw HTTPError(.gatewayTimeout, "cluster \(id) elected no leader in 10 s") }
+        return (cluster, Date().timeIntervalSince(started))
+    }
+
+    /// The node that reports itself leader in the highest term, polled until `timeout`.
+    func leader(of cluster: ManagedCluster, excluding excluded: Int? = nil, newerThan term: UInt64 = 0, timeout: Double) throws -> (port: Int, term: UInt64)? {
+        let deadline = Date().addingTimeInterval(timeout)
+        repeat {
+            var best: (Int, UInt64)?
+            for node in cluster.nodes where node.port != excluded && node.status == .running {
+                guard let response = try? client.get(host: "127.0.0.1", port: node.port, path: "/", timeoutSeconds: 0.05),
+                      let definition = try? JSONBody.decode(NodeDefinition.self, from: response.body),
+                      definition.state == "leader", definition.term > term
+                else { continue }
+                if best == nil || definition.term > best!.1 { best = (node.port, definition.term) }
+            }
+            if let best { return best }
+            usleep(1_000)
+        } while Date() < deadline
+        return nil
+    }
+
+    private var requestNumber = 0
+    private let requestLock = NSLock()
+
+    /// One service creation sent straight to `port`; returns true on 201.
+    func write(to port: Int, timeout: Double = 2) -> Bool {
+        let number = requestLock.withLock { () -> Int in
+            requestNumber += 1
+            return requestNumber
+        }
+        let body = #"{"container": {"id": \#(number), "replicas": 1}, "requestId": "bench-\#(number)-\#(UUID().uuidString)"}"#
+        guard let response = try? client.postJSON(host: "127.0.0.1", port: port, path: "/service", body: Array(body.utf8), timeoutSeconds: timeout) else { return false }
+        return response.status == .created
+    }
+
+    // MARK: - Failover
+
+    struct FailoverRow: Codable {
+        var nodes: Int
+        var rounds: Int
+        var startToLeaderSeconds: Double
+        var electionMilliseconds: Summary
+        var writeMilliseconds: Summary
+    }
+
+    struct Summary: Codable {
+        var median: Double
+        var p90: Double
+        var max: Double
+
+        init(_ values: [Double]) {
+            let sorted = values.sorted()
+            func at(_ fraction: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * fraction).rounded()))] }
+            median = at(0.5)
+            p90 = at(0.9)
+            max = sorted.last ?? 0
+        }
+    }
+
+    func failover(nodes: Int, rounds: Int) throws -> FailoverRow {
+        let (cluster, startup) = try startCluster(nodes: nodes, id: "failover-\(nodes)")
+        Self.progress("\(nodes) nodes: first leader \(String(format: "%.2f", startup)) s after spawning")
+        var elections: [Double] = []
+        var writes: [Double] = []
+        for round in 1...rounds {
+            guard let (oldLeader, oldTerm) = try leader(of: cluster, timeout: 10) else { throw HTTPError(.gatewayTimeout, "no leader before round \(round)") }
+            // Let the cluster settle: a write through the current leader, then a random phase
+            // against the heartbeat so the kill does not always land right after one.
+            guard write(to: oldLeader, timeout: 5) else { throw HTTPError(.gatewayTimeout, "no write before round \(round)") }
+            usleep(UInt32(100_000 + Int.random(in: 0..<50_000)))
+            let victim = cluster.nodes.first { $0.port == oldLeader }!
+            victim.killNow()
+            let killedAt = Date()
+            guard let (newLeader, _) = try leader(of: cluster, excluding: oldLeader, newerThan: oldTerm, timeout: 10) else {
+                throw HTTPError(.gatewayTimeout, "no new leader within 10 s in round \(round)")
+            }
+            elections.append(Date().timeIntervalSince(killedAt) * 1_000)
+            var target = newLeader
+            while !write(to: target, timeout: 1) {
+                if let (current, _) = try leader(of: cluster, excluding: oldLeader, timeout: 1) { target = current }
+                guard Date().timeIntervalSince(killedAt) < 20 else { throw HTTPError(.gatewayTimeout, "no write within 20 s in round \(round)") }
+            }
+            writes.append(Date().timeIntervalSince(killedAt) * 1_000)
+            Self.progress("\(nodes) nodes, round \(round)/\(rounds): leader elected after \(Int(elections.last!)) ms, write committed after \(Int(writes.last!)) ms")
+            try supervisor.start(victim, in: cluster)
+            try supervisor.waitUntilReady([victim], seconds: 10)
+        }
+        supervisor.removeCluster(cluster.id, deleteData: true)
+        return FailoverRow(nodes: nodes, rounds: rounds, startToLeaderSeconds: startup, electionMilliseconds: Summary(elections), writeMilliseconds: Summary(writes))
+    }
+
+    // MARK: - Commit latency and throughput
+
+    struct CommitRow: Codable {
+        var nodes: Int
+        var clients: Int
+        var commitsPerSecond: Double
+        var p50Milliseconds: Double
+        var p99Milliseconds: Double
+        var maxMilliseconds: Double
+        var errors: Int
+    }
+
+    private final class Samples: @unchecked Sendable {
+        let lock = NSLock()
+        var latencies: [Double] = []
+        var errors = 0
+    }
+
+    /// `clients` threads writing to the leader for `seconds`; latency of each 201.
+    func measureCommits(cluster: ManagedCluster, clients: Int, seconds: Double) throws -> CommitRow {
+        guard let (leader, _) = try leader(of: cluster, timeout: 10) else { throw HTTPError(.gatewayTimeout, "no leader") }
+        let samples = Samples()
+        let deadline = Date().addingTimeInterval(seconds)
+        let group = DispatchGroup()
+        let started = Date()
+        for _ in 0..<clients {
+            group.enter()
+            let thread = Thread { [self] in
+                var latencies: [Double] = []
+                var errors = 0
+                while Date() < deadline {
+                    let before = DispatchTime.now().uptimeNanoseconds
+                    if write(to: leader, timeout: 5) {
+                        latencies.append(Double(DispatchTime.now().uptimeNanoseconds - before) / 1e6)
+                    } else {
+                        errors += 1
+                    }
+                }
+                samples.lock.withLock {
+                    samples.latencies += latencies
+                    samples.errors += errors
+                }
+                group.leave()
+            }
+            thread.stackSize = 512 * 1024
+            thread.start()
+        }
+        group.wait()
+        let elapsed = Date().timeIntervalSince(started)
+        let sorted = samples.latencies.sorted()
+        func at(_ fraction: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))] }
+        return CommitRow(nodes: cluster.nodes.count, clients: clients, commitsPerSecond: Double(sorted.count) / elapsed,
+                         p50Milliseconds: at(0.5), p99Milliseconds: at(0.99), maxMilliseconds: sorted.last ?? 0, errors: samples.errors)
+    }
+
+    // MARK: - Scale
+
+    struct ScaleRow: Codable {
+        var clusters: Int
+        var nodesPerCluster: Int
+        var idleSeconds: Double
+        var totalCPUPercentOfOneCore: Double
+        var cpuPercentPerNode: Double
+        var residentMBPerNode: Summary
+        var electionsWhileIdle: Int
+        var commitP50ByClusters: [String: Double]
+    }
+
+    /// CPU seconds (user + system) a process has used, from /proc.
+    static func cpuSeconds(_ pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Resident memory in MB, from /proc.
+    static func residentMB(_ pid: Int32) -> Double? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")
+        else { return nil }
+        return kilobytes / 1_024
+    }
+
+    private func electionCount(_ clusters: [ManagedCluster]) -> Int {
+        clusters.flatMap(\.nodes).reduce(0) { total, node in
+            guard let response = try? client.get(host: "127.0.0.1", port: node.port, path: "/stats", timeoutSeconds: 2),
+                  let stats = try? JSONBody.decode(NodeStats.self, from: response.body)
+            else { return total }
+            return total + (stats.counters["elections"] ?? 0) + (stats.counters["preVotes"] ?? 0)
+        }
+    }
+
+    func scale(clusters count: Int, nodes: Int, idleSeconds: Double) throws -> ScaleRow {
+        var clusters: [ManagedCluster] = []
+        var latencyByClusters: [String: Double] = [:]
+        let checkpoints = Set([1, 5, 10, count].filter { $0 <= count })
+        for number in 0..<count {
+            let (cluster, _) = try startCluster(nodes: nodes, id: "scale-\(number)")
+            clusters.append(cluster)
+            if checkpoints.contains(clusters.count) {
+                usleep(500_000)
+                let row = try measureCommits(cluster: clusters[0], clients: 1, seconds: 2)
+                latencyByClusters[String(clusters.count)] = row.p50Milliseconds
+                Self.progress("\(clusters.count) clusters running: commit p50 in cluster 0 \(String(format: "%.2f", row.p50Milliseconds)) ms")
+            }
+        }
+        Self.progress("\(count * nodes) node processes running; idle for \(Int(idleSeconds)) s")
+        usleep(1_000_000)
+        let pids = clusters.flatMap(\.nodes).compactMap(\.pid)
+        let electionsBefore = electionCount(clusters)
+        let cpuBefore = pids.map { Self.cpuSeconds($0) ?? 0 }
+        let started = Date()
+        usleep(UInt32(idleSeconds * 1_000_000))
+        let elapsed = Date().timeIntervalSince(started)
+        let cpuAfter = pids.map { Self.cpuSeconds($0) ?? 0 }
+        let electionsAfter = electionCount(clusters)
+        let used = zip(cpuBefore, cpuAfter).reduce(0) { $0 + ($1.1 - $1.0) }
+        let memory = pids.compactMap(Self.residentMB)
+        return ScaleRow(clusters: count, nodesPerCluster: nodes, idleSeconds: elapsed, totalCPUPercentOfOneCore: used / elapsed * 100,
+                        cpuPercentPerNode: used / elapsed * 100 / Double(max(pids.count, 1)), residentMBPerNode: Summary(memory),
+                        electionsWhileIdle: electionsAfter - electionsBefore, commitP50ByClusters: latencyByClusters)
+    }
+}
