@@ -95,16 +95,13 @@ public final class NodeDriver: @unchecked Sendable {
     /// True once `stop()` was called.
     var isStoppedNow: Bool { inbox.withLock { isStopped } }
 
-    /// Starts the driver, tick and reconcile threads.
+    /// Starts the driver and reconcile threads.
     public func start() {
         startReconciler()
         let driver = Thread { [self] in runLoop() }
         driver.name = "raft-driver"
         driver.stackSize = 1 << 20
         driver.start()
-        let ticker = Thread { [self] in tickLoop() }
-        ticker.name = "raft-ticker"
-        ticker.start()
     }
 
     /// Stops the threads; queued work is dropped, written state stays on disk.
@@ -130,31 +127,40 @@ public final class NodeDriver: @unchecked Sendable {
         return true
     }
 
-    private func tickLoop() {
-        let interval = Double(configuration.tickMilliseconds) / 1_000
-        var next = monotonicNow() + interval
-        while !inbox.withLock({ isStopped }) {
-            let wait = next - monotonicNow()
-            if wait > 0 { usleep(UInt32(wait * 1_000_000)) }
-            next += interval
-            // After a pause (SIGSTOP) do not replay every missed tick at once.
-            if next < monotonicNow() - 10 * interval { next = monotonicNow() + interval }
-            enqueue(.tick)
-        }
-    }
-
+    /// The driver's loop. Ticks are counted against the clock: the driver sleeps until input
+    /// arrives or the core's next timer event is due, then delivers every tick that passed
+    /// (so an idle follower wakes only for its leader's heartbeats, not 100 times a second).
     private func runLoop() {
+        let tickSeconds = Double(configuration.tickMilliseconds) / 1_000
+        let maxCatchUpTicks = 4 * configuration.raftSettings.electionTicks
+        var lastTick = monotonicNow()
         while true {
+            let due = stateLock.withLock { core.ticksUntilNextTimerEvent }
+            let wakeAt = lastTick + Double(due) * tickSeconds
             inbox.lock()
-            while inputs.isEmpty && !isStopped { inbox.wait() }
+            while inputs.isEmpty && !isStopped {
+                let wait = wakeAt - monotonicNow()
+                if wait <= 0 { break }
+                _ = inbox.wait(until: Date(timeIntervalSinceNow: wait))
+            }
             if isStopped {
                 inbox.unlock()
                 return
             }
-            let batch = inputs
+            var batch = inputs
             inputs.removeAll(keepingCapacity: true)
             inbox.unlock()
-            process(batch)
+            let now = monotonicNow()
+            var elapsedTicks = Int((now - lastTick) / tickSeconds)
+            lastTick += Double(elapsedTicks) * tickSeconds
+            if elapsedTicks > maxCatchUpTicks {
+                // After a long pause (SIGSTOP) do not replay every missed tick: a few election
+                // timeouts' worth has the same effect.
+                elapsedTicks = maxCatchUpTicks
+                lastTick = now
+            }
+            if elapsedTicks > 0 { batch.insert(contentsOf: repeatElement(RaftNode.Input.tick, count: elapsedTicks), at: 0) }
+            if !batch.isEmpty { process(batch) }
         }
     }
 

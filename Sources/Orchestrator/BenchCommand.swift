@@ -163,7 +163,8 @@ enum BenchCommand {
             if json { try emit(row); return 0 }
             print("\(row.clusters) clusters x \(row.nodesPerCluster) nodes = \(row.clusters * row.nodesPerCluster) node processes, idle for \(Int(row.idleSeconds)) s")
             print(String(format: "  CPU: %.1f%% of one core in total, %.2f%% per node", row.totalCPUPercentOfOneCore, row.cpuPercentPerNode))
-            print(String(format: "  resident memory per node: median %.1f MB, p90 %.1f MB, max %.1f MB", row.residentMBPerNode.median, row.residentMBPerNode.p90, row.residentMBPerNode.max))
+            print(String(format: "  resident memory per node (RSS): median %.1f MB, p90 %.1f MB, max %.1f MB", row.residentMBPerNode.median, row.residentMBPerNode.p90, row.residentMBPerNode.max))
+            print(String(format: "  proportional (PSS): median %.1f MB; the node's own (private dirty): median %.1f MB, max %.1f MB", row.proportionalMBPerNode.median, row.privateMBPerNode.median, row.privateMBPerNode.max))
             print("  elections (and pre-votes) while idle: \(row.electionsWhileIdle)")
             print("  commit p50 in cluster 0 with N clusters running: " + row.commitP50ByClusters.sorted { Int($0.key)! < Int($1.key)! }.map { "\($0.key): \(String(format: "%.2f", $0.value)) ms" }.joined(separator: ", "))
         }

@@ -194,6 +194,10 @@ final class ClusterBenchmarks: @unchecked Sendable {
         var totalCPUPercentOfOneCore: Double
         var cpuPercentPerNode: Double
         var residentMBPerNode: Summary
+        /// Proportional set size: shared library pages divided among the processes sharing them.
+        var proportionalMBPerNode: Summary
+        /// Memory that is this node's alone (anonymous, private dirty): what each added node costs.
+        var privateMBPerNode: Summary
         var electionsWhileIdle: Int
         var commitP50ByClusters: [String: Double]
     }
@@ -210,6 +214,15 @@ final class ClusterBenchmarks: @unchecked Sendable {
     static func residentMB(_ pid: Int32) -> Double? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")
+        else { return nil }
+        return kilobytes / 1_024
+    }
+
+    /// A field of /proc/PID/smaps_rollup in MB (`Pss`, `Private_Dirty`, ...).
+    static func smapsMB(_ pid: Int32, _ field: String) -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
               let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")
         else { return nil }
         return kilobytes / 1_024
@@ -252,6 +265,8 @@ final class ClusterBenchmarks: @unchecked Sendable {
         let memory = pids.compactMap(Self.residentMB)
         return ScaleRow(clusters: count, nodesPerCluster: nodes, idleSeconds: elapsed, totalCPUPercentOfOneCore: used / elapsed * 100,
                         cpuPercentPerNode: used / elapsed * 100 / Double(max(pids.count, 1)), residentMBPerNode: Summary(memory),
+                        proportionalMBPerNode: Summary(pids.compactMap { Self.smapsMB($0, "Pss") }),
+                        privateMBPerNode: Summary(pids.compactMap { Self.smapsMB($0, "Private_Dirty") }),
                         electionsWhileIdle: electionsAfter - electionsBefore, commitP50ByClusters: latencyByClusters)
     }
 }

@@ -113,6 +113,17 @@ public struct RaftNode: Sendable {
     /// What the leader knows of `peer`'s log; nil unless leading.
     public func progress(of peer: NodeID) -> Progress? { leaderState?.progress[peer] }
 
+    /// Ticks until this server's next timer event (a leader's heartbeat or quorum check, or
+    /// another server's election timeout) if no message arrives first. A driver may sleep
+    /// that long and then deliver the ticks that passed, instead of waking for every tick.
+    public var ticksUntilNextTimerEvent: Int {
+        if leaderState != nil {
+            return max(1, min(settings.heartbeatTicks - heartbeatElapsed, settings.electionTicks - electionElapsed))
+        }
+        guard isPromotable else { return settings.electionTicks }
+        return max(1, randomizedElectionTimeout - electionElapsed)
+    }
+
     /// Proposals appended on this server and not yet resolved.
     public var pendingProposalCount: Int { pendingProposals.count - pendingProposalsHead }
 

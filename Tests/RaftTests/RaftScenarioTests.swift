@@ -159,6 +159,26 @@ import Testing
         #expect(cluster.readOutcomes == [.ready(1, index: node.commitIndex)])
     }
 
+    // A driver may sleep for ticksUntilNextTimerEvent ticks: one fewer changes nothing,
+    // exactly that many fires the event (a follower's election, a leader's heartbeat).
+    @Test func nextTimerEventIsExactlyWhenSomethingHappens() {
+        var follower = makeNode(peers: 3)
+        let due = follower.ticksUntilNextTimerEvent
+        #expect(due >= 10 && due < 20)
+        for _ in 0..<(due - 1) { _ = follower.step(.tick) }
+        #expect(follower.role == .follower)
+        _ = follower.step(.tick)
+        #expect(follower.role == .preCandidate)
+
+        var cluster = ScriptedCluster(size: 3, settings: RaftSettings(electionTicks: 10, heartbeatTicks: 3))
+        cluster.elect(1)
+        var leader = cluster.node(1)
+        let beat = leader.ticksUntilNextTimerEvent
+        #expect(beat >= 1 && beat <= 3)
+        for _ in 0..<(beat - 1) { #expect(leader.step(.tick).heartbeats.isEmpty) }
+        #expect(leader.step(.tick).heartbeats.count == 2)
+    }
+
     // A single-server cluster elects itself (liferaft never did) and commits alone.
     @Test func singleServerElectsItselfAndCommits() {
         var cluster = ScriptedCluster(size: 1)
