@@ -11,6 +11,8 @@ public struct NodeConfiguration: Sendable {
     public var dataDirectory: String
     public var heartbeatMilliseconds = 50
     public var electionTimeoutMilliseconds = 500
+    /// The election timeout is drawn from [T, T + jitter); nil is [T, 2T).
+    public var electionJitterMilliseconds: Int? = nil
     /// One Raft tick: H and T are whole numbers of ticks.
     public var tickMilliseconds = 10
     /// Replica slots per node (with 4 CPUs and 8 GB each).
@@ -38,6 +40,7 @@ public struct NodeConfiguration: Sendable {
         var settings = RaftSettings(electionTicks: max(2, electionTimeoutMilliseconds / tick),
                                     heartbeatTicks: max(1, heartbeatMilliseconds / tick))
         if settings.electionTicks <= settings.heartbeatTicks { settings.electionTicks = settings.heartbeatTicks + 1 }
+        settings.electionJitterTicks = electionJitterMilliseconds.map { max(1, $0 / tick) }
         return settings
     }
 

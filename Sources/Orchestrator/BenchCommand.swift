@@ -8,7 +8,7 @@ enum BenchCommand {
         usage: orchestrator bench raft [--entries N] [--json]
                orchestrator bench http [--seconds S] [--connections 1,16,64] [--json]
                orchestrator bench http --serve PORT
-               orchestrator bench failover [--nodes 3,5] [--rounds 10] [--json]
+               orchestrator bench failover [--nodes 3,5] [--rounds 10] [--jitter-ms 500] [--json]
                orchestrator bench commit [--nodes 3,5] [--clients 1,8,32,128] [--seconds 5] [--json]
                orchestrator bench scale [--clusters 20] [--nodes 5] [--seconds 60] [--json]
           raft   the Raft core alone: 3 in-process nodes committing 100-byte proposals,
@@ -111,7 +111,7 @@ enum BenchCommand {
     }
 
     private static func cluster(_ kind: String, _ words: [String]) throws -> Int32 {
-        let arguments = try CommandLineArguments.parse(words, options: ["nodes", "rounds", "clients", "seconds", "clusters"], flags: ["json"])
+        let arguments = try CommandLineArguments.parse(words, options: ["nodes", "rounds", "clients", "seconds", "clusters", "jitter-ms"], flags: ["json"])
         warnIfDebug()
         let json = arguments.has("json")
         let benchmarks = ClusterBenchmarks()
@@ -127,10 +127,11 @@ enum BenchCommand {
             let rounds = try arguments.integer("rounds", default: 10, in: 1...1_000)
             var rows: [ClusterBenchmarks.FailoverRow] = []
             for nodes in try list(arguments.options["nodes"], default: [3, 5], name: "nodes", range: 1...15) {
-                rows.append(try benchmarks.failover(nodes: nodes, rounds: rounds))
+                let jitter = arguments.options["jitter-ms"] == nil ? nil : try arguments.integer("jitter-ms", default: 500, in: 20...500)
+                rows.append(try benchmarks.failover(nodes: nodes, rounds: rounds, jitterMs: jitter))
             }
             if json { try emit(rows); return 0 }
-            print("kill -9 of the leader (H = 50 ms, T = 500 ms, \(rounds) rounds per size), times in ms")
+            print("kill -9 of the leader (H = 50 ms, T = 500 ms, timeout in [T, T + \(arguments.options["jitter-ms"] ?? "500") ms), \(rounds) rounds per size), times in ms")
             print("nodes  start->leader   elected: median   p90   max   write committed: median   p90   max")
             for row in rows {
                 print(pad(String(row.nodes), 5) + pad(String(format: "%.2f s", row.startToLeaderSeconds), 15)

@@ -33,9 +33,10 @@ final class ClusterBenchmarks: @unchecked Sendable {
     }
 
     /// Starts a cluster and returns it with the seconds from spawning to its first leader.
-    func startCluster(nodes: Int, id: String, heartbeatMs: Int = 50, electionTimeoutMs: Int = 500) throws -> (ManagedCluster, Double) {
+    func startCluster(nodes: Int, id: String, heartbeatMs: Int = 50, electionTimeoutMs: Int = 500, jitterMs: Int? = nil) throws -> (ManagedCluster, Double) {
         let started = Date()
-        let settings = ClusterSettings(nodes: nodes, heartbeatMs: heartbeatMs, electionTimeoutMs: electionTimeoutMs, capacity: 1_000_000, unhealthyAfterMs: 3_600_000)
+        var settings = ClusterSettings(nodes: nodes, heartbeatMs: heartbeatMs, electionTimeoutMs: electionTimeoutMs, capacity: 1_000_000, unhealthyAfterMs: 3_600_000)
+        settings.electionJitterMs = jitterMs
         let cluster = try supervisor.createCluster(id: id, settings: settings, basePort: nil, searchFrom: nextPort)
         nextPort = cluster.ports.last! + 1
         guard try leader(of: cluster, timeout: 10) != nil else { throw HTTPError(.gatewayTimeout, "cluster \(id) elected no leader in 10 s") }
@@ -98,8 +99,8 @@ final class ClusterBenchmarks: @unchecked Sendable {
         }
     }
 
-    func failover(nodes: Int, rounds: Int) throws -> FailoverRow {
-        let (cluster, startup) = try startCluster(nodes: nodes, id: "failover-\(nodes)")
+    func failover(nodes: Int, rounds: Int, jitterMs: Int?) throws -> FailoverRow {
+        let (cluster, startup) = try startCluster(nodes: nodes, id: "failover-\(nodes)", jitterMs: jitterMs)
         Self.progress("\(nodes) nodes: first leader \(String(format: "%.2f", startup)) s after spawning")
         var elections: [Double] = []
         var writes: [Double] = []

@@ -10,6 +10,8 @@ struct ClusterSettings: Codable, Sendable {
     var capacity: Int
     /// The reconcile loop's grace period before an unreachable node is marked unhealthy.
     var unhealthyAfterMs: Int
+    /// The election timeout's random range above T, in ms; nil is T (the paper's [T, 2T)).
+    var electionJitterMs: Int? = nil
 }
 
 /// One cluster: its node processes on consecutive ports.
@@ -122,6 +124,7 @@ final class ClusterSupervisor: @unchecked Sendable {
          "--cluster", cluster.id, "--data-dir", node.dataDirectory,
          "--heartbeat-ms", String(cluster.settings.heartbeatMs), "--election-timeout-ms", String(cluster.settings.electionTimeoutMs),
          "--capacity", String(cluster.settings.capacity), "--unhealthy-after-ms", String(cluster.settings.unhealthyAfterMs), "--watch-parent"]
+            + (cluster.settings.electionJitterMs.map { ["--election-jitter-ms", String($0)] } ?? [])
     }
 
     func start(_ node: NodeProcess, in cluster: ManagedCluster) throws {

@@ -7,13 +7,14 @@ enum NodeCommand {
     static let usage = """
         usage: orchestrator node --port P --members P1,P2,... --data-dir DIR [--cluster ID]
                                  [--heartbeat-ms 50] [--election-timeout-ms 500] [--capacity 100]
-                                 [--commit-timeout-ms 5000] [--unhealthy-after-ms 3000] [--no-fsync] [--watch-parent]
+                                 [--commit-timeout-ms 5000] [--unhealthy-after-ms 3000] [--election-jitter-ms T]
+                                 [--no-fsync] [--watch-parent]
           --watch-parent  exit when standard input closes (the orchestrator that spawned us is gone)
         """
 
     static func run(_ words: [String]) throws -> Int32 {
         let arguments = try CommandLineArguments.parse(
-            words, options: ["port", "members", "data-dir", "cluster", "heartbeat-ms", "election-timeout-ms", "capacity", "commit-timeout-ms", "unhealthy-after-ms", "host"],
+            words, options: ["port", "members", "data-dir", "cluster", "heartbeat-ms", "election-timeout-ms", "capacity", "commit-timeout-ms", "unhealthy-after-ms", "election-jitter-ms", "host"],
             flags: ["no-fsync", "watch-parent", "help"])
         if arguments.has("help") {
             print(usage)
@@ -35,6 +36,9 @@ enum NodeCommand {
         configuration.capacity = try arguments.integer("capacity", default: 100, in: 0...1_000_000)
         configuration.commitTimeoutSeconds = Double(try arguments.integer("commit-timeout-ms", default: 5_000, in: 100...600_000)) / 1_000
         configuration.isFsyncEnabled = !arguments.has("no-fsync")
+        if arguments.options["election-jitter-ms"] != nil {
+            configuration.electionJitterMilliseconds = try arguments.integer("election-jitter-ms", default: 0, in: 20...600_000)
+        }
         configuration.unhealthyAfterSeconds = Double(try arguments.integer("unhealthy-after-ms", default: 3_000, in: 100...3_600_000)) / 1_000
         guard configuration.electionTimeoutMilliseconds > configuration.heartbeatMilliseconds else {
             throw CommandLineArguments.Problem(description: "--election-timeout-ms must exceed --heartbeat-ms")

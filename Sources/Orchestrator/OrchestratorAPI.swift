@@ -96,11 +96,18 @@ struct OrchestratorAPI: Sendable {
             var electionTimeoutMs: Int?
             var capacity: Int?
             var unhealthyAfterMs: Int?
+            var electionJitterMs: Int?
         }
         let body = request.body.isEmpty ? Create() : try JSONBody.decode(Create.self, from: request)
-        let settings = ClusterSettings(nodes: body.nodes ?? defaults.nodes, heartbeatMs: body.heartbeatMs ?? defaults.heartbeatMs,
+        var settings = ClusterSettings(nodes: body.nodes ?? defaults.nodes, heartbeatMs: body.heartbeatMs ?? defaults.heartbeatMs,
                                        electionTimeoutMs: body.electionTimeoutMs ?? defaults.electionTimeoutMs, capacity: body.capacity ?? defaults.capacity,
                                        unhealthyAfterMs: body.unhealthyAfterMs ?? defaults.unhealthyAfterMs)
+        if let jitter = body.electionJitterMs {
+            guard jitter >= 20, jitter <= settings.electionTimeoutMs else {
+                throw HTTPError(.badRequest, "electionJitterMs must be from 20 (two ticks) to electionTimeoutMs (\(settings.electionTimeoutMs)), got \(jitter)")
+            }
+            settings.electionJitterMs = jitter
+        }
         guard (100...3_600_000).contains(settings.unhealthyAfterMs) else { throw HTTPError(.badRequest, "unhealthyAfterMs must be from 100 to 3600000, got \(settings.unhealthyAfterMs)") }
         guard (1...15).contains(settings.nodes) else { throw HTTPError(.badRequest, "nodes must be from 1 to 15, got \(settings.nodes)") }
         guard (10...60_000).contains(settings.heartbeatMs) else { throw HTTPError(.badRequest, "heartbeatMs must be from 10 to 60000, got \(settings.heartbeatMs)") }

@@ -192,7 +192,7 @@ public struct RaftNode: Sendable {
 
     mutating func resetElectionTimer() {
         electionElapsed = 0
-        randomizedElectionTimeout = settings.electionTicks + random.next(below: settings.electionTicks)
+        randomizedElectionTimeout = settings.electionTicks + random.next(below: settings.electionJitterTicks ?? settings.electionTicks)
     }
 
     /// True when this server may start elections (learners may not).

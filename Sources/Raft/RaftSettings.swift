@@ -5,6 +5,10 @@ public struct RaftSettings: Sendable, Equatable {
     public var electionTicks: Int = 50
     /// H: a leader sends heartbeats this often.
     public var heartbeatTicks: Int = 5
+    /// The election timeout is drawn from [T, T + jitter); nil means T, the paper's [T, 2T).
+    /// A narrower range shortens failover (the first survivor fires sooner) at the cost of
+    /// more split votes (Raft paper §9.3, Figure 16).
+    public var electionJitterTicks: Int? = nil
     /// Entries per AppendEntries: large enough to amortize a round trip, small enough to
     /// keep a message well under the transport's 1 MiB body limit with small commands.
     public var maxEntriesPerAppend: Int = 512
@@ -36,6 +40,11 @@ public struct RaftSettings: Sendable, Equatable {
         guard heartbeatTicks >= 1 else { throw RaftSettingsError("heartbeatTicks must be at least 1, got \(heartbeatTicks)") }
         guard electionTicks > heartbeatTicks else {
             throw RaftSettingsError("electionTicks (\(electionTicks)) must exceed heartbeatTicks (\(heartbeatTicks))")
+        }
+        if let jitter = electionJitterTicks, jitter < 2 {
+            // One tick of jitter is no randomness at all: every server times out together and
+            // split votes can repeat for ever.
+            throw RaftSettingsError("electionJitterTicks must be at least 2 (randomized timeouts avoid endless split votes), got \(jitter)")
         }
         guard maxEntriesPerAppend >= 1, maxBytesPerAppend >= 1, maxInflightAppends >= 1,
               maxPendingProposals >= 1, maxPendingReads >= 1

@@ -10,6 +10,7 @@ extension Simulation {
         settings.isCheckQuorumEnabled = profile.isCheckQuorumEnabled
         settings.maxEntriesPerAppend = profile.maxEntriesPerAppend
         settings.maxInflightAppends = profile.maxInflightAppends
+        settings.electionJitterTicks = profile.electionJitterTicks
         server.core = RaftNode(id: server.id, membership: server.membership, settings: settings,
                                randomSeed: seed, hardState: server.durableHardState,
                                log: RaftLog(entries: server.durableEntries))
