@@ -11,7 +11,9 @@ extension NodeDriver {
     func startReconciler() {
         let thread = Thread { [self] in
             while !isStoppedNow {
-                usleep(250_000)
+                // Four passes a second while leading; a follower only checks whether it leads.
+                let isLeading = stateLock.withLock { core.isLeader }
+                usleep(isLeading ? 250_000 : 1_000_000)
                 reconcileOnce()
             }
         }

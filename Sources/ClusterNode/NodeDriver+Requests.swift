@@ -52,7 +52,7 @@ extension NodeDriver {
         metrics.increment(.proposals)
 
         let started = monotonicNow()
-        guard enqueue(.propose([RaftNode.Proposal(id: id, data: data)])) else {
+        guard submit(.propose([RaftNode.Proposal(id: id, data: data)])) else {
             forget(proposal: id, requestID: requestID, error: "node overloaded")
             throw HTTPError(.serviceUnavailable, "node overloaded; retry later", headers: HTTPHeaders([("Retry-After", "1")]))
         }
@@ -94,7 +94,7 @@ extension NodeDriver {
             readWaiters[id] = waiter
             return id
         }
-        guard enqueue(.read(id)) else {
+        guard submit(.read(id)) else {
             _ = stateLock.withLock { readWaiters.removeValue(forKey: id) }
             throw HTTPError(.serviceUnavailable, "node overloaded; retry later", headers: HTTPHeaders([("Retry-After", "1")]))
         }

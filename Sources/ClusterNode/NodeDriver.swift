@@ -59,9 +59,17 @@ public final class NodeDriver: @unchecked Sendable {
     static let maxLeaderHistory = 10_000
 
     private let wal: WriteAheadLog
+    /// Guards `inputs`, `isStopped`, `lastTick` and `timerWakeAt`; the timer thread waits on it.
     private let inbox = NSCondition()
     private var inputs: [RaftNode.Input] = []
     private var isStopped = false
+    /// Whoever holds this processes the inbox (flat combining): there is no driver thread to
+    /// hand each input to, so an idle node does not pay a thread wake-up per message.
+    private let processing = NSLock()
+    /// The clock time up to which ticks have been delivered to the core.
+    private var lastTick = monotonicNow()
+    /// When the timer thread plans to wake next.
+    private var timerWakeAt = 0.0
     private var outboxes: [UInt64: Outbox<(Envelope, Double)>] = [:]
     /// Inputs waiting for the driver: beyond this, received messages are dropped (Raft
     /// tolerates loss) and proposals refused, so a stalled disk cannot exhaust memory.
@@ -95,13 +103,13 @@ public final class NodeDriver: @unchecked Sendable {
     /// True once `stop()` was called.
     var isStoppedNow: Bool { inbox.withLock { isStopped } }
 
-    /// Starts the driver and reconcile threads.
+    /// Starts the timer and reconcile threads.
     public func start() {
         startReconciler()
-        let driver = Thread { [self] in runLoop() }
-        driver.name = "raft-driver"
-        driver.stackSize = 1 << 20
-        driver.start()
+        let timer = Thread { [self] in timerLoop() }
+        timer.name = "raft-timer"
+        timer.stackSize = 1 << 20
+        timer.start()
     }
 
     /// Stops the threads; queued work is dropped, written state stays on disk.
@@ -123,44 +131,78 @@ public final class NodeDriver: @unchecked Sendable {
             return false
         }
         inputs.append(input)
-        if inputs.count == 1 { inbox.signal() }
         return true
     }
 
-    /// The driver's loop. Ticks are counted against the clock: the driver sleeps until input
-    /// arrives or the core's next timer event is due, then delivers every tick that passed
-    /// (so an idle follower wakes only for its leader's heartbeats, not 100 times a second).
-    private func runLoop() {
-        let tickSeconds = Double(configuration.tickMilliseconds) / 1_000
+    /// Queues an input and processes the inbox unless another thread is doing so already
+    /// (that thread will take this input too before it lets go).
+    @discardableResult
+    func submit(_ input: RaftNode.Input) -> Bool {
+        guard enqueue(input) else { return false }
+        drain()
+        return true
+    }
+
+    /// Processes everything queued, plus the ticks the clock says have passed, in rounds,
+    /// while no other thread is; each round is persisted with one fdatasync (group commit).
+    func drain() {
+        while processing.try() {
+            while let batch = takeBatch() { process(batch) }
+            // Wake the timer early if the next timer event moved closer (a new leader must
+            // send heartbeats at once, not after a follower's election timeout).
+            let due = stateLock.withLock { core.ticksUntilNextTimerEvent }
+            inbox.withLock {
+                let wakeAt = lastTick + Double(due) * tickSeconds
+                if wakeAt < timerWakeAt { inbox.signal() }
+            }
+            processing.unlock()
+            // An input queued after our last look but before we let go must not wait for the
+            // next event: look once more.
+            if inbox.withLock({ inputs.isEmpty }) { return }
+        }
+    }
+
+    private var tickSeconds: Double { Double(configuration.tickMilliseconds) / 1_000 }
+
+    /// The queued inputs with the ticks that passed in front of them, or nil when there is
+    /// nothing to do. Ticks are counted against the clock; after a long pause (SIGSTOP) a few
+    /// election timeouts' worth stand for the rest.
+    private func takeBatch() -> [RaftNode.Input]? {
+        inbox.lock()
+        defer { inbox.unlock() }
+        guard !isStopped else { return nil }
+        let now = monotonicNow()
+        var elapsed = Int((now - lastTick) / tickSeconds)
+        lastTick += Double(elapsed) * tickSeconds
         let maxCatchUpTicks = 4 * configuration.raftSettings.electionTicks
-        var lastTick = monotonicNow()
+        if elapsed > maxCatchUpTicks {
+            elapsed = maxCatchUpTicks
+            lastTick = now
+        }
+        guard elapsed > 0 || !inputs.isEmpty else { return nil }
+        var batch = Array(repeating: RaftNode.Input.tick, count: elapsed)
+        batch.append(contentsOf: inputs)
+        inputs.removeAll(keepingCapacity: true)
+        return batch
+    }
+
+    /// Sleeps until the core's next timer event is due (or an earlier one is signalled), then
+    /// processes the ticks that passed. An idle follower's timer rarely fires: heartbeats
+    /// keep pushing its election timeout back.
+    private func timerLoop() {
         while true {
             let due = stateLock.withLock { core.ticksUntilNextTimerEvent }
-            let wakeAt = lastTick + Double(due) * tickSeconds
             inbox.lock()
-            while inputs.isEmpty && !isStopped {
-                let wait = wakeAt - monotonicNow()
-                if wait <= 0 { break }
-                _ = inbox.wait(until: Date(timeIntervalSinceNow: wait))
-            }
             if isStopped {
                 inbox.unlock()
                 return
             }
-            var batch = inputs
-            inputs.removeAll(keepingCapacity: true)
+            timerWakeAt = lastTick + Double(due) * tickSeconds
+            let wait = timerWakeAt - monotonicNow()
+            if wait > 0 { _ = inbox.wait(until: Date(timeIntervalSinceNow: wait)) }
+            timerWakeAt = .infinity
             inbox.unlock()
-            let now = monotonicNow()
-            var elapsedTicks = Int((now - lastTick) / tickSeconds)
-            lastTick += Double(elapsedTicks) * tickSeconds
-            if elapsedTicks > maxCatchUpTicks {
-                // After a long pause (SIGSTOP) do not replay every missed tick: a few election
-                // timeouts' worth has the same effect.
-                elapsedTicks = maxCatchUpTicks
-                lastTick = now
-            }
-            if elapsedTicks > 0 { batch.insert(contentsOf: repeatElement(RaftNode.Input.tick, count: elapsedTicks), at: 0) }
-            if !batch.isEmpty { process(batch) }
+            drain()
         }
     }
 
@@ -323,9 +365,11 @@ public final class NodeDriver: @unchecked Sendable {
 
     private func makeOutbox(to peer: UInt64) -> Outbox<(Envelope, Double)> {
         let links = self.links
-        let client = self.client
         let metrics = self.metrics
-        let clusterID = configuration.clusterID
+        // Touched only by this outbox's thread.
+        let poster = PipelinedPoster(host: "127.0.0.1", port: Int(peer), path: "/raft/messages",
+                                     headers: HTTPHeaders([("Content-Type", "application/octet-stream"), ("X-Cluster-ID", configuration.clusterID)]))
+        nonisolated(unsafe) let sender = poster
         return Outbox(name: "raft-send-\(peer)", capacity: 4_096, maxBatch: 256) { batch in
             let link = links.state(to: peer)
             guard link.isUp else {
@@ -344,28 +388,22 @@ public final class NodeDriver: @unchecked Sendable {
                     let wait = due - monotonicNow()
                     if wait > 0 {
                         // Send what is due so far, then hold the rest until their time.
-                        if !envelopes.isEmpty {
-                            Self.post(envelopes, to: peer, clusterID: clusterID, client: client, metrics: metrics)
-                            envelopes.removeAll()
-                        }
+                        Self.post(envelopes, with: sender, metrics: metrics)
+                        envelopes.removeAll()
                         usleep(UInt32(wait * 1_000_000))
                     }
                 }
                 envelopes.append(envelope)
             }
-            Self.post(envelopes, to: peer, clusterID: clusterID, client: client, metrics: metrics)
+            Self.post(envelopes, with: sender, metrics: metrics)
         }
     }
 
-    private static func post(_ envelopes: [Envelope], to peer: UInt64, clusterID: String, client: HTTPClient, metrics: NodeMetrics) {
+    private static func post(_ envelopes: [Envelope], with poster: PipelinedPoster, metrics: NodeMetrics) {
         guard !envelopes.isEmpty else { return }
-        let body = RaftWireCodec.encode(envelopes)
         do {
-            // Duplicates are harmless to Raft, so a stale keep-alive connection may be retried.
-            let response = try client.send("POST", host: "127.0.0.1", port: Int(peer), path: "/raft/messages",
-                                           headers: HTTPHeaders([("Content-Type", "application/octet-stream"), ("X-Cluster-ID", clusterID)]),
-                                           body: body, timeoutSeconds: 0.5, isIdempotent: true)
-            metrics.increment(response.status.rawValue >= 300 ? .messagesFailed : .messagesSent, by: envelopes.count)
+            try poster.post(RaftWireCodec.encode(envelopes), timeoutSeconds: 0.5)
+            metrics.increment(.messagesSent, by: envelopes.count)
         } catch {
             metrics.increment(.messagesFailed, by: envelopes.count)  // the peer is down or paused: Raft retries on its own
         }
@@ -392,6 +430,7 @@ public final class NodeDriver: @unchecked Sendable {
         let now = monotonicNow()
         stateLock.withLock { for envelope in envelopes { lastHeard[envelope.from.rawValue] = now } }
         for envelope in envelopes { enqueue(.receive(envelope)) }
+        drain()
     }
 }
 
