@@ -54,6 +54,7 @@ public enum RaftWireCodec {
                 writer.write(m.term.rawValue)
                 writer.write(m.leaderCommit.rawValue)
                 writer.write(m.readContext)
+                writer.write(UInt8(m.isAnswerRequested ? 1 : 0))
             case .heartbeatResponse(let m):
                 writer.write(UInt8(6))
                 writer.write(m.term.rawValue)
@@ -120,7 +121,8 @@ public enum RaftWireCodec {
         case 5:
             let term = Term(try reader.readUInt64())
             let commit = LogIndex(try reader.readUInt64())
-            return .heartbeat(Heartbeat(term: term, leaderCommit: commit, readContext: try reader.readUInt64()))
+            let context = try reader.readUInt64()
+            return .heartbeat(Heartbeat(term: term, leaderCommit: commit, readContext: context, isAnswerRequested: try reader.readByte() == 1))
         case 6:
             let term = Term(try reader.readUInt64())
             return .heartbeatResponse(HeartbeatResponse(term: term, readContext: try reader.readUInt64()))

@@ -77,11 +77,15 @@ public struct Heartbeat: Hashable, Sendable {
     public var term: Term
     public var leaderCommit: LogIndex
     public var readContext: UInt64
+    /// The leader needs this follower's answer now (it is behind, or being probed); otherwise
+    /// a follower answers only every few heartbeats.
+    public var isAnswerRequested: Bool
 
-    public init(term: Term, leaderCommit: LogIndex, readContext: UInt64) {
+    public init(term: Term, leaderCommit: LogIndex, readContext: UInt64, isAnswerRequested: Bool = true) {
         self.term = term
         self.leaderCommit = leaderCommit
         self.readContext = readContext
+        self.isAnswerRequested = isAnswerRequested
     }
 }
 

@@ -149,8 +149,11 @@ extension RaftNode {
         guard let leader = leaderState else { return }
         for peer in leader.progress.keys.sorted() where peer != id {
             // Never tell a follower to commit beyond what it is known to hold.
-            let commit = min(leader.progress[peer]?.matchIndex ?? 0, commitIndex)
-            send(.heartbeat(Heartbeat(term: currentTerm, leaderCommit: commit, readContext: leader.readContext)), to: peer)
+            let progress = leader.progress[peer]
+            let commit = min(progress?.matchIndex ?? 0, commitIndex)
+            let isBehind = (progress?.matchIndex ?? 0) < log.lastIndex || progress?.state == .probe
+            send(.heartbeat(Heartbeat(term: currentTerm, leaderCommit: commit, readContext: leader.readContext,
+                                      isAnswerRequested: isBehind)), to: peer)
         }
     }
 
@@ -161,6 +164,16 @@ extension RaftNode {
         if role != .follower || leaderID != leader { becomeFollower(term: currentTerm, leader: leader) }
         electionElapsed = 0
         commit(to: min(heartbeat.leaderCommit, log.lastIndex))
+        // Answer when the leader needs it (it asks when this follower is behind, or it starts a
+        // read round that ReadIndex waits on), to a new leader, and often enough for
+        // check-quorum and stall detection; not every heartbeat of an idle cluster.
+        let answerEvery = settings.heartbeatAnswerTicks ?? max(settings.heartbeatTicks, settings.electionTicks / 4)
+        guard heartbeat.isAnswerRequested || heartbeat.readContext > answeredReadContext || answeredLeader != leader
+            || ticksSinceHeartbeatAnswer >= answerEvery
+        else { return }
+        ticksSinceHeartbeatAnswer = 0
+        answeredReadContext = heartbeat.readContext
+        answeredLeader = leader
         send(.heartbeatResponse(HeartbeatResponse(term: currentTerm, readContext: heartbeat.readContext)), to: leader)
     }
 

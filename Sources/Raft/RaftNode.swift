@@ -64,6 +64,10 @@ public struct RaftNode: Sendable {
     var random: SplitMix64
     var electionElapsed = 0
     var heartbeatElapsed = 0
+    /// Follower: ticks since it last answered a heartbeat, and the read round it answered.
+    var ticksSinceHeartbeatAnswer = 0
+    var answeredReadContext: UInt64 = 0
+    var answeredLeader: NodeID?
     var randomizedElectionTimeout = 0
     /// Entries up to here have been handed out as committed.
     var emittedCommitIndex: LogIndex
@@ -203,6 +207,7 @@ public struct RaftNode: Sendable {
     private mutating func tick() {
         guard leaderState != nil else {
             electionElapsed += 1
+            ticksSinceHeartbeatAnswer += 1
             if isPromotable, electionElapsed >= randomizedElectionTimeout {
                 campaign(isPreVote: settings.isPreVoteEnabled)
             }

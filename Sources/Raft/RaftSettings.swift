@@ -9,6 +9,11 @@ public struct RaftSettings: Sendable, Equatable {
     /// A narrower range shortens failover (the first survivor fires sooner) at the cost of
     /// more split votes (Raft paper §9.3, Figure 16).
     public var electionJitterTicks: Int? = nil
+    /// A follower answers a heartbeat at least this often (and always when it carries a new
+    /// read round or comes from a new leader); nil means T/4, at least H. Fewer answers cut an
+    /// idle cluster's messages by a third while check-quorum still hears from every follower
+    /// several times per election timeout.
+    public var heartbeatAnswerTicks: Int? = nil
     /// Entries per AppendEntries: large enough to amortize a round trip, small enough to
     /// keep a message well under the transport's 1 MiB body limit with small commands.
     public var maxEntriesPerAppend: Int = 512

@@ -10,6 +10,8 @@ public final class Outbox<Message: Sendable>: @unchecked Sendable {
     private var isClosed = false
     private var droppedCount = 0
     private var deliveredCount = 0
+    /// A batch is being delivered (by the draining thread or inline): one at a time, in order.
+    private var isDelivering = false
     public let capacity: Int
     public let maxBatch: Int
     private let deliver: @Sendable ([Message]) -> Void
@@ -40,6 +42,32 @@ public final class Outbox<Message: Sendable>: @unchecked Sendable {
         condition.signal()
     }
 
+    /// Offers `messages` to `inline` on the caller's thread when nothing is queued or being
+    /// delivered (saving the draining thread a wake-up); `inline` returns false to decline
+    /// without blocking, and the messages are then queued as by `enqueue`.
+    public func send(_ messages: [Message], inline: ([Message]) -> Bool) {
+        guard !messages.isEmpty else { return }
+        condition.lock()
+        guard !isClosed, queue.count == head, !isDelivering else {
+            condition.unlock()
+            for message in messages { enqueue(message) }
+            return
+        }
+        isDelivering = true
+        condition.unlock()
+        let isSent = inline(messages)
+        condition.lock()
+        isDelivering = false
+        if isSent {
+            deliveredCount += messages.count
+            if queue.count > head { condition.signal() }
+            condition.unlock()
+        } else {
+            condition.unlock()
+            for message in messages { enqueue(message) }
+        }
+    }
+
     /// Messages dropped because the outbox was full.
     public var dropped: Int { condition.withLock { droppedCount } }
     /// Messages handed to `deliver`.
@@ -60,7 +88,7 @@ public final class Outbox<Message: Sendable>: @unchecked Sendable {
     private func drain() {
         while true {
             condition.lock()
-            while !isClosed && queue.count == head { condition.wait() }
+            while !isClosed && (queue.count == head || isDelivering) { condition.wait() }
             if isClosed {
                 condition.unlock()
                 return
@@ -76,8 +104,10 @@ public final class Outbox<Message: Sendable>: @unchecked Sendable {
                 head = 0
             }
             deliveredCount += batch.count
+            isDelivering = true
             condition.unlock()
             deliver(batch)
+            condition.withLock { isDelivering = false }
         }
     }
 }

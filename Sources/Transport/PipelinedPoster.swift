@@ -71,6 +71,27 @@ public final class PipelinedPoster {
         }
     }
 
+    /// Sends one post only if it can be done without blocking: on an open, fresh connection
+    /// with room for more unanswered posts, in one non-blocking write. Returns false (nothing
+    /// sent) otherwise. A write that goes out only in part drops the connection: the post is
+    /// then lost, which the caller's protocol tolerates.
+    public func postWithoutBlocking(_ body: [UInt8]) -> Bool {
+        guard descriptor >= 0, monotonicSeconds() - lastUsed <= Self.maxIdleSeconds else { return false }
+        readAnswers(blocking: false)
+        guard descriptor >= 0, unanswered < maxUnanswered, !isClosedByPeer() else { return false }
+        var request = head
+        request.append(contentsOf: Array("Content-Length: \(body.count)\r\n\r\n".utf8))
+        request.append(contentsOf: body)
+        let written = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+        if written == request.count {
+            unanswered += 1
+            lastUsed = monotonicSeconds()
+            return true
+        }
+        if written > 0 { disconnect() }  // part of a request is on the wire: the stream is unusable
+        return written > 0
+    }
+
     /// Closes the connection; unanswered posts are forgotten.
     public func disconnect() {
         if descriptor >= 0 { close(descriptor) }

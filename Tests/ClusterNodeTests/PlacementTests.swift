@@ -197,7 +197,8 @@ import Transport
             Envelope(from: 2, to: 1, message: .requestVoteResponse(RequestVoteResponse(term: 3, isGranted: true, isPreVote: false))),
             Envelope(from: 1, to: 3, message: .appendEntries(AppendEntries(term: 3, prevLogIndex: 4, prevLogTerm: 2, entries: entries, leaderCommit: 4))),
             Envelope(from: 3, to: 1, message: .appendEntriesResponse(AppendEntriesResponse(term: 3, isSuccess: false, matchIndex: 0, rejectedIndex: 4, hintIndex: 3, hintTerm: 1))),
-            Envelope(from: 1, to: 2, message: .heartbeat(Heartbeat(term: 3, leaderCommit: 6, readContext: 77))),
+            Envelope(from: 1, to: 2, message: .heartbeat(Heartbeat(term: 3, leaderCommit: 6, readContext: 77, isAnswerRequested: false))),
+            Envelope(from: 1, to: 3, message: .heartbeat(Heartbeat(term: 3, leaderCommit: 6, readContext: 78, isAnswerRequested: true))),
             Envelope(from: 2, to: 1, message: .heartbeatResponse(HeartbeatResponse(term: 3, readContext: 77))),
         ]
         #expect(try RaftWireCodec.decode(RaftWireCodec.encode(envelopes)) == envelopes)

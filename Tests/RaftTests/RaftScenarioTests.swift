@@ -179,6 +179,28 @@ import Testing
         #expect(leader.step(.tick).heartbeats.count == 2)
     }
 
+    // An idle, caught-up follower answers only every T/4 ticks; a follower that is behind is
+    // asked to answer and does so at once, so the leader repairs it on the next heartbeat.
+    @Test func followersAnswerHeartbeatsWhenNeededNotAlways() {
+        var cluster = ScriptedCluster(size: 3, settings: RaftSettings(electionTicks: 20, heartbeatTicks: 1))
+        cluster.elect(1)
+        cluster.tickAll(times: 3)
+        let before = cluster.delivered.count
+        cluster.tickAll(times: 20)
+        let answers = cluster.delivered[before...].filter { if case .heartbeatResponse = $0.message { true } else { false } }.count
+        let beats = cluster.delivered[before...].filter { if case .heartbeat = $0.message { true } else { false } }.count
+        #expect(beats == 40)
+        #expect(answers <= 12, "answered \(answers) of \(beats) heartbeats")  // every 5th tick per follower, not every one
+        #expect(cluster.leader == 1)  // check-quorum still hears enough
+
+        cluster.cut(1, 3)
+        cluster.propose(1, ["missed by 3"])
+        cluster.deliverAll()
+        cluster.heal()
+        cluster.tickAll(times: 1)
+        #expect(cluster.node(3).log.lastIndex == cluster.node(1).log.lastIndex)
+    }
+
     // A single-server cluster elects itself (liferaft never did) and commits alone.
     @Test func singleServerElectsItselfAndCommits() {
         var cluster = ScriptedCluster(size: 1)

@@ -106,6 +106,26 @@ import Testing
         outbox.close()
     }
 
+    @Test func idleOutboxLetsTheCallerSendInlineAndKeepsOrderOtherwise() {
+        let collected = Collected()
+        let release = DispatchSemaphore(value: 0)
+        let outbox = Outbox<Int>(name: "test", capacity: 100, maxBatch: 100) { batch in
+            if batch.first == 1 { release.wait() }  // the draining thread is busy with 1
+            collected.lock.withLock { collected.batches.append(batch) }
+        }
+        var inlined: [Int] = []
+        outbox.send([0]) { inlined += $0; return true }   // idle: sent on this thread
+        outbox.send([1]) { _ in false }                   // declined: queued, the drainer takes it
+        while outbox.pending > 0 { usleep(1_000) }
+        outbox.send([2]) { inlined += $0; return true }   // busy delivering 1: must queue behind it
+        #expect(inlined == [0])
+        release.signal()
+        while outbox.delivered < 3 { usleep(1_000) }
+        usleep(10_000)
+        #expect(collected.lock.withLock { collected.batches.flatMap { $0 } } == [1, 2])
+        outbox.close()
+    }
+
     @Test func fullOutboxDropsOldestAndNeverBlocks() {
         let collected = Collected()
         let release = DispatchSemaphore(value: 0)
