@@ -59,6 +59,19 @@ public enum NodeAPI {
                 return JSONBody.response(answer, status: .created, for: request)
             }
         }
+        router.add("POST", "/leader") { request in
+            try onLeader(node, request) {
+                struct Transfer: Decodable { var node: JSONValue }
+                let transfer = try JSONBody.decode(Transfer.self, from: request)
+                let target: UInt64
+                switch transfer.node {
+                case .number(let number) where number == number.rounded() && number > 0: target = UInt64(number)
+                case .string(let text): target = try LinkTable.peerID(from: text)
+                default: throw HTTPError(.badRequest, #"node must be a port or "localhost:PORT", e.g. {"node": 8003}"#)
+                }
+                return JSONBody.response(try node.transferLeadership(to: target), for: request)
+            }
+        }
         router.add("GET", "/services") { request in
             if request.query["local"] != nil {
                 // This node's own applied state, not linearizable: for checking replicas agree.

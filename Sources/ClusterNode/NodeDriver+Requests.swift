@@ -164,3 +164,36 @@ extension NodeDriver {
         }
     }
 }
+
+extension NodeDriver {
+    /// What a leader transfer achieved.
+    public struct TransferResult: Codable, Sendable {
+        public var from: String
+        public var to: String
+        public var term: UInt64
+        public var milliseconds: Double
+    }
+
+    /// Hands leadership to `target` (thesis §3.10) and waits until this node sees it lead.
+    func transferLeadership(to target: UInt64) throws -> TransferResult {
+        let (isLeader, leader) = stateLock.withLock { (core.isLeader, core.leaderID?.rawValue) }
+        guard isLeader else { throw NotLeaderError(leader: leader) }
+        guard target != configuration.id else {
+            return TransferResult(from: address(target), to: address(target), term: stateLock.withLock { core.currentTerm.rawValue }, milliseconds: 0)
+        }
+        guard configuration.members.contains(target) else {
+            throw HTTPError(.badRequest, "node \(target) is not a member of cluster \(configuration.clusterID) (members: \(configuration.members.map(String.init).joined(separator: ", ")))")
+        }
+        let started = monotonicNow()
+        submit(.transferLeadership(to: NodeID(target)))
+        let deadline = started + Double(configuration.electionTimeoutMilliseconds) * 2 / 1_000
+        while monotonicNow() < deadline {
+            let (leaderNow, term) = stateLock.withLock { (core.leaderID?.rawValue, core.currentTerm.rawValue) }
+            if leaderNow == target {
+                return TransferResult(from: address(configuration.id), to: address(target), term: term, milliseconds: (monotonicNow() - started) * 1_000)
+            }
+            usleep(500)
+        }
+        throw HTTPError(.gatewayTimeout, "node \(target) did not take over within two election timeouts (is it reachable?); this node keeps leading")
+    }
+}

@@ -320,6 +320,8 @@ public final class NodeDriver: @unchecked Sendable {
                     proposalResults.append((waiter, .failed("lost to a leadership change (another entry was committed at index \(index)); not applied, safe to retry")))
                 case .failed(_, .tooManyPending):
                     proposalResults.append((waiter, .failed("too many requests waiting for commit")))
+                case .failed(_, .leaderTransferInProgress):
+                    proposalResults.append((waiter, .failed("leadership is being transferred; retry in a moment")))
                 }
             }
             for outcome in output.reads {

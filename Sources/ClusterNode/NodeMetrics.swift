@@ -8,7 +8,7 @@ final class NodeMetrics: @unchecked Sendable {
     enum Counter: String, CaseIterable {
         case messagesSent, messagesReceived, messagesFailed, messagesDroppedByLinks, inputsDropped
         case appliedEntries, fsyncs, commits, leaderships, elections, preVotes, quorumLosses
-        case proposals, proposalsFailed, forwardedRequests
+        case proposals, proposalsFailed, forwardedRequests, leaderTransfers
     }
 
     private let lock = NSLock()
@@ -41,7 +41,8 @@ final class NodeMetrics: @unchecked Sendable {
         case .becameCandidate: increment(.elections)
         case .becamePreCandidate: increment(.preVotes)
         case .lostQuorum: increment(.quorumLosses)
-        case .becameFollower: break
+        case .transferStarted: increment(.leaderTransfers)
+        case .becameFollower, .transferAbandoned: break
         }
     }
 

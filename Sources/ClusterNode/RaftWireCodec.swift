@@ -59,6 +59,9 @@ public enum RaftWireCodec {
                 writer.write(UInt8(6))
                 writer.write(m.term.rawValue)
                 writer.write(m.readContext)
+            case .timeoutNow(let m):
+                writer.write(UInt8(7))
+                writer.write(m.term.rawValue)
             }
         }
         return writer.bytes
@@ -126,6 +129,8 @@ public enum RaftWireCodec {
         case 6:
             let term = Term(try reader.readUInt64())
             return .heartbeatResponse(HeartbeatResponse(term: term, readContext: try reader.readUInt64()))
+        case 7:
+            return .timeoutNow(TimeoutNow(term: Term(try reader.readUInt64())))
         default:
             throw Malformed(description: "unknown message kind")
         }

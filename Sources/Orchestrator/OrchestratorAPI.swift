@@ -62,6 +62,7 @@ struct OrchestratorAPI: Sendable {
                 try toLeader(try cluster(request), request, path: "/services/" + (try request.parameter("sid")))
             }
         }
+        router.add("POST", "/clusters/:id/leader") { request in try toLeader(try cluster(request), request, path: "/leader") }
         router.add("POST", "/clusters/:id/partition") { request in try partition(try cluster(request), request) }
         router.add("POST", "/clusters/:id/heal") { request in try heal(try cluster(request), request) }
         router.add("POST", "/clusters/:id/nodes/:node/:action") { request in try nodeFault(try cluster(request), request) }

@@ -75,7 +75,7 @@ enum SimulateCommand {
         """
         seed \(report.seed): \(report.nodeCount) nodes, \(report.virtualMilliseconds) ms virtual
           events \(report.events), steps \(report.steps), messages \(report.messagesSent) (\(report.messagesDropped) dropped)
-          elections \(report.elections) (max term \(report.maxTerm)), crashes \(report.crashes), pauses \(report.pauses), partitions \(report.partitions)
+          elections \(report.elections) (max term \(report.maxTerm)), crashes \(report.crashes), pauses \(report.pauses), partitions \(report.partitions), leader transfers \(report.transfers)
           proposals acknowledged \(report.proposalsAcknowledged), committed entries \(report.committedEntries)
           recovery after heal: \(report.recoveryMilliseconds) ms virtual
           all safety properties held after every event

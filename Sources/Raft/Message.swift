@@ -100,6 +100,13 @@ public struct HeartbeatResponse: Hashable, Sendable {
     }
 }
 
+/// Leader transfer (thesis §3.10): the leader tells an up-to-date follower to start an
+/// election at once, without waiting for its timeout or asking for pre-votes.
+public struct TimeoutNow: Hashable, Sendable {
+    public var term: Term
+    public init(term: Term) { self.term = term }
+}
+
 /// One Raft message; one case per RPC.
 public enum Message: Hashable, Sendable {
     case requestVote(RequestVote)
@@ -108,6 +115,7 @@ public enum Message: Hashable, Sendable {
     case appendEntriesResponse(AppendEntriesResponse)
     case heartbeat(Heartbeat)
     case heartbeatResponse(HeartbeatResponse)
+    case timeoutNow(TimeoutNow)
 
     /// The sender's term, which every Raft message carries (§5.1).
     public var term: Term {
@@ -118,13 +126,14 @@ public enum Message: Hashable, Sendable {
         case .appendEntriesResponse(let m): m.term
         case .heartbeat(let m): m.term
         case .heartbeatResponse(let m): m.term
+        case .timeoutNow(let m): m.term
         }
     }
 
     /// True for the messages only a leader sends.
     public var isFromLeader: Bool {
         switch self {
-        case .appendEntries, .heartbeat: true
+        case .appendEntries, .heartbeat, .timeoutNow: true
         default: false
         }
     }

@@ -49,6 +49,8 @@ public enum ProposalFailure: Hashable, Sendable {
     case overwritten(index: LogIndex)
     /// Too many proposals are waiting already.
     case tooManyPending
+    /// Leadership is being handed to another server; retry shortly (with the new leader).
+    case leaderTransferInProgress
 }
 
 /// What became of a linearizable read request.
@@ -72,4 +74,7 @@ public enum RaftEvent: Hashable, Sendable {
     case becameLeader(term: Term)
     /// A leader stepped down because it had not heard from a majority for an election timeout.
     case lostQuorum(term: Term)
+    /// A leadership transfer to `target` started, or was given up after an election timeout.
+    case transferStarted(target: NodeID)
+    case transferAbandoned(target: NodeID)
 }

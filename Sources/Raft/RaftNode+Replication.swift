@@ -6,6 +6,10 @@ extension RaftNode {
             for proposal in proposals { output.proposals.append(.failed(proposal.id, .notLeader(leader: leaderID))) }
             return
         }
+        guard leaderState?.transferTarget == nil else {
+            for proposal in proposals { output.proposals.append(.failed(proposal.id, .leaderTransferInProgress)) }
+            return
+        }
         guard pendingProposalCount + proposals.count <= settings.maxPendingProposals else {
             for proposal in proposals { output.proposals.append(.failed(proposal.id, .tooManyPending)) }
             return
@@ -112,6 +116,7 @@ extension RaftNode {
             let isNews = progress.didAcknowledge(response.matchIndex)
             leaderState?.progress[follower] = progress
             guard isNews else { return }
+            if follower == leaderState?.transferTarget { sendTimeoutNowIfCaughtUp() }
             if maybeCommit() {
                 broadcastAppend(allowEmpty: true)
             } else {

@@ -15,6 +15,8 @@ public struct RaftNode: Sendable {
         case propose([Proposal])
         /// A linearizable read is requested (answered with a ReadIndex).
         case read(ReadID)
+        /// Hand leadership to `target` (thesis §3.10); ignored unless leading.
+        case transferLeadership(to: NodeID)
     }
 
     /// A command to replicate, with the caller's identifier for its outcome.
@@ -47,6 +49,9 @@ public struct RaftNode: Sendable {
         var isReadHeartbeatDue = false
         var pendingReads: [(id: ReadID, index: LogIndex, context: UInt64)] = []
         var readsAwaitingTermCommit: [ReadID] = []
+        /// The server leadership is being handed to, and ticks since the transfer began.
+        var transferTarget: NodeID?
+        var transferElapsed = 0
     }
 
     public let id: NodeID
@@ -109,6 +114,9 @@ public struct RaftNode: Sendable {
 
     public var isLeader: Bool { leaderState != nil }
 
+    /// The server leadership is being handed to, while a transfer is under way.
+    public var leaderTransferTarget: NodeID? { leaderState?.transferTarget }
+
     /// The durable part of this server's state.
     public var hardState: HardState {
         HardState(currentTerm: currentTerm, votedFor: votedFor, commitIndex: commitIndex)
@@ -139,6 +147,7 @@ public struct RaftNode: Sendable {
         case .receive(let envelope): receive(envelope)
         case .propose(let proposals): propose(proposals)
         case .read(let readID): read(readID)
+        case .transferLeadership(let target): transferLeadership(to: target)
         }
         return finishStep(before: before)
     }
@@ -215,6 +224,14 @@ public struct RaftNode: Sendable {
         }
         heartbeatElapsed += 1
         electionElapsed += 1
+        if let target = leaderState?.transferTarget {
+            leaderState?.transferElapsed += 1
+            if (leaderState?.transferElapsed ?? 0) >= settings.electionTicks {
+                // The target did not take over within an election timeout: keep leading.
+                leaderState?.transferTarget = nil
+                output.events.append(.transferAbandoned(target: target))
+            }
+        }
         if electionElapsed >= settings.electionTicks {
             electionElapsed = 0
             if settings.isCheckQuorumEnabled, !checkQuorum() { return }
@@ -277,6 +294,7 @@ public struct RaftNode: Sendable {
         case .appendEntriesResponse(let response): handleAppendEntriesResponse(response, from: from)
         case .heartbeat(let heartbeat): handleHeartbeat(heartbeat, from: from)
         case .heartbeatResponse(let response): handleHeartbeatResponse(response, from: from)
+        case .timeoutNow: handleTimeoutNow(from: from)
         }
     }
 

@@ -3,6 +3,15 @@ import Raft
 extension Simulation {
     func injectFault() throws(PropertyViolation) {
         let ids = servers.map(\.id)
+        // Now and then the leader hands over to another voter, whatever else is going on
+        // (thesis §3.10); a separate generator keeps every other draw as it was.
+        if transferRandom.chance(0.15), let leader = currentLeader() {
+            let target = ids[transferRandom.next(below: ids.count)]
+            if target != servers[leader].id {
+                report.transfers += 1
+                try step(leader, .transferLeadership(to: target))
+            }
+        }
         switch pickWeighted(profile.weights) {
         case 0:  // symmetric partition into two random groups, often with the leader in the minority
             var shuffled = ids.shuffled(using: &random)

@@ -30,6 +30,9 @@ public final class Simulation {
     var livenessProposal: ProposalID?
     var livenessProposedAt: UInt64 = 0
     var lastClientTarget: Int?
+    /// Draws for leader transfers, apart from `random` so that adding them changed no run
+    /// that does not transfer.
+    var transferRandom: SplitMix64
     var faultPhaseEnd: UInt64 = 0
     var isFinished = false
 
@@ -56,6 +59,7 @@ public final class Simulation {
         self.dropRate = profile.dropRate
         self.duplicateRate = profile.duplicateRate
         self.report = SimulationReport(seed: options.seed, nodeCount: profile.nodeCount)
+        self.transferRandom = SplitMix64(seed: options.seed ^ 0x7A45_F3E2_0000_0001)
         let membership = Membership(voters: Set((1...profile.nodeCount).map { NodeID(UInt64($0)) }))
         for position in 0..<profile.nodeCount {
             let id = NodeID(UInt64(position + 1))
@@ -184,6 +188,7 @@ public struct SimulationReport: Sendable {
     public var crashes = 0
     public var pauses = 0
     public var partitions = 0
+    public var transfers = 0
     public var proposalsAcknowledged = 0
     public var committedEntries = 0
     public var maxTerm: Term = 0

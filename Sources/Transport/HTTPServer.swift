@@ -160,12 +160,14 @@ public final class HTTPServer: @unchecked Sendable {
                 let isStopping = setBusy(client, true)
                 let response = router.respond(to: request)
                 let keepAlive = request.wantsKeepAlive && !isStopping && !isEndOfInput
+                // Counted before the answer is written, so a client that has seen an answer
+                // sees it counted (tests and metrics read this).
+                lock.withLock { requestCount += 1 }
                 do {
                     try Socket.sendAll(client, response.serialized(keepAlive: keepAlive, includeBody: request.method != "HEAD"))
                 } catch {
                     return
                 }
-                lock.withLock { requestCount += 1 }
                 if setBusy(client, false) || !keepAlive { return }
                 if offset > 0 {
                     buffer.removeFirst(offset)

@@ -200,6 +200,7 @@ import Transport
             Envelope(from: 1, to: 2, message: .heartbeat(Heartbeat(term: 3, leaderCommit: 6, readContext: 77, isAnswerRequested: false))),
             Envelope(from: 1, to: 3, message: .heartbeat(Heartbeat(term: 3, leaderCommit: 6, readContext: 78, isAnswerRequested: true))),
             Envelope(from: 2, to: 1, message: .heartbeatResponse(HeartbeatResponse(term: 3, readContext: 77))),
+            Envelope(from: 1, to: 3, message: .timeoutNow(TimeoutNow(term: 3))),
         ]
         #expect(try RaftWireCodec.decode(RaftWireCodec.encode(envelopes)) == envelopes)
     }

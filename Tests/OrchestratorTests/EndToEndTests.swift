@@ -181,6 +181,24 @@ import Testing
         #expect((remaining?["metadata"] as? [String: Int])?["count"] == 1)
     }
 
+    @Test func leaderTransferMovesLeadershipWellUnderAnElectionTimeout() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 5)
+        defer { orchestrator.stop() }
+        let summary = try orchestrator.waitForLeader()
+        let leader = Int((summary["leader"] as! String).split(separator: ":").last!)!
+        let term = try #require(summary["term"] as? Int)
+        let target = try orchestrator.nodes().map(\.port).first { $0 != leader }!
+        let moved = try orchestrator.json("POST", "/clusters/0/leader", #"{"node": \#(target)}"#)
+        #expect(moved.status == 200, "\(moved.text)")
+        let answer = try #require(moved.body as? [String: Any])
+        #expect(answer["to"] as? String == "localhost:\(target)")
+        #expect((answer["term"] as? Int ?? 0) > term)
+        #expect((answer["milliseconds"] as? Double ?? 1e9) < 250)  // T is 500 ms
+        #expect(try orchestrator.waitForLeader()["leader"] as? String == "localhost:\(target)")
+        #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 2}}"#).status == 201)
+        #expect(try orchestrator.json("POST", "/clusters/0/leader", #"{"node": 9}"#).status == 400)
+    }
+
     @Test func nodesOfAKilledOrchestratorExitOnTheirOwn() throws {
         let orchestrator = try OrchestratorHarness(nodes: 3)
         defer { orchestrator.stop() }

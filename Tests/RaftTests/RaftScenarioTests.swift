@@ -201,6 +201,55 @@ import Testing
         #expect(cluster.node(3).log.lastIndex == cluster.node(1).log.lastIndex)
     }
 
+    // Thesis §3.10: a transfer to an up-to-date follower makes it leader at once, in the next
+    // term, with no election timeout waited for (no ticks at all here).
+    @Test func transferToUpToDateFollowerMakesItLeaderAtOnce() {
+        var cluster = ScriptedCluster(size: 3)
+        cluster.elect(1)
+        cluster.tickAll(times: 2)
+        let term = cluster.node(1).currentTerm
+        cluster.step(1, .transferLeadership(to: 2))
+        cluster.deliverAll()
+        #expect(cluster.leader == 2)
+        #expect(cluster.node(2).currentTerm == term.next)
+        #expect(!cluster.node(1).isLeader && cluster.node(1).leaderID == 2)
+    }
+
+    // A lagging target is brought up to date first, so the transfer cannot lose entries.
+    @Test func transferToLaggingFollowerCatchesItUpFirst() {
+        var cluster = ScriptedCluster(size: 3)
+        cluster.elect(1)
+        cluster.tickAll(times: 2)
+        cluster.cut(1, 3)
+        cluster.propose(1, ["a", "b", "c"])
+        cluster.deliverAll()
+        let last = cluster.node(1).log.lastIndex
+        cluster.heal()
+        cluster.step(1, .transferLeadership(to: 3))
+        cluster.deliverAll()
+        #expect(cluster.leader == 3)
+        #expect(cluster.node(3).log.lastIndex > last)  // it holds them all, plus its own no-op
+        #expect(cluster.node(3).log.entry(at: last)?.data == Array("c".utf8))
+    }
+
+    // While a transfer is under way the leader refuses proposals; if the target never takes
+    // over, the transfer is given up after an election timeout and proposals work again.
+    @Test func transferRefusesProposalsAndIsAbandonedWhenTargetIsUnreachable() {
+        var cluster = ScriptedCluster(size: 3)
+        cluster.elect(1)
+        cluster.tickAll(times: 2)
+        cluster.cut(1, 3)
+        cluster.step(1, .transferLeadership(to: 3))
+        cluster.propose(1, ["during"], firstID: 40)
+        #expect(cluster.proposalOutcomes.contains(.failed(40, .leaderTransferInProgress)))
+        cluster.tickAll(times: cluster.node(1).settings.electionTicks)
+        #expect(cluster.events[1, default: []].contains(.transferAbandoned(target: 3)))
+        #expect(cluster.leader == 1)
+        cluster.propose(1, ["after"], firstID: 41)
+        cluster.deliverAll()
+        #expect(cluster.proposalOutcomes.contains { if case .committed(41, _) = $0 { true } else { false } })
+    }
+
     // A single-server cluster elects itself (liferaft never did) and commits alone.
     @Test func singleServerElectsItselfAndCommits() {
         var cluster = ScriptedCluster(size: 1)
