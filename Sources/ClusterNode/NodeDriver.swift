@@ -212,25 +212,19 @@ public final class NodeDriver: @unchecked Sendable {
         }
     }
 
-    /// Merges adjacent proposals into one input, so a round's proposals become one batch of
-    /// entries and one AppendEntries per follower, not one each.
-    static func coalesced(_ batch: [RaftNode.Input]) -> [RaftNode.Input] {
-        var result: [RaftNode.Input] = []
-        result.reserveCapacity(batch.count)
-        for input in batch {
-            if case .propose(let more) = input, case .propose(let earlier)? = result.last {
-                result[result.count - 1] = .propose(earlier + more)
-            } else {
-                result.append(input)
-            }
-        }
-        return result
-    }
-
     /// One round: step every input, persist once, send, apply.
     private func process(_ arrived: [RaftNode.Input]) {
         let batch = Self.coalesced(arrived)
+        let outputs = step(batch)
+        persist(outputs)
+        send(outputs, isQuietRound: Self.isQuiet(batch))
+        applyAndAnswer(outputs)
+    }
+
+    /// Steps the core with every input, under the state lock.
+    private func step(_ batch: [RaftNode.Input]) -> [Output] {
         stateLock.lock()
+        defer { stateLock.unlock() }
         var outputs: [Output] = []
         outputs.reserveCapacity(batch.count)
         for input in batch {
@@ -241,51 +235,45 @@ public final class NodeDriver: @unchecked Sendable {
             }
         }
         for output in outputs where !output.entries.isEmpty { trackAppended(output.entries) }
-        stateLock.unlock()
+        return outputs
+    }
 
+    /// Writes the round's entries and hard state as one batch, fdatasync'd when any step
+    /// requires it. A node that cannot write its log stops: acting on state that is not on
+    /// disk could break Raft's guarantees.
+    private func persist(_ outputs: [Output]) {
         var mustSync = false
         for output in outputs {
             if !output.entries.isEmpty { wal.append(output.entries) }
             if let hardState = output.hardState { wal.save(hardState) }
             mustSync = mustSync || output.mustSync
         }
-        if wal.hasPendingWrites || mustSync {
-            let started = monotonicNow()
-            do {
-                try wal.flush(sync: mustSync && configuration.isFsyncEnabled)
-            } catch {
-                // Acting on state that is not on disk could break Raft's guarantees: stop here.
-                FileHandle.standardError.write(Data("node \(configuration.id): cannot write its log: \(error); exiting\n".utf8))
-                exit(70)
-            }
-            if mustSync { metrics.recordSync(seconds: monotonicNow() - started) }
+        guard wal.hasPendingWrites || mustSync else { return }
+        let started = monotonicNow()
+        do {
+            try wal.flush(sync: mustSync && configuration.isFsyncEnabled)
+        } catch {
+            FileHandle.standardError.write(Data("node \(configuration.id): cannot write its log: \(error); exiting\n".utf8))
+            exit(70)
         }
+        if mustSync { metrics.recordSync(seconds: monotonicNow() - started) }
+    }
 
+    /// Hands the round's messages to each peer's outbox, as one post per peer.
+    private func send(_ outputs: [Output], isQuietRound: Bool) {
         let now = monotonicNow()
         var messagesByPeer: [UInt64: [(Envelope, Double)]] = [:]
         for output in outputs {
             for envelope in output.messages { messagesByPeer[envelope.to.rawValue, default: []].append((envelope, now)) }
         }
-        // Inline sending saves an idle node a thread wake-up per message; under load the
-        // peers' sending threads run in parallel with this one, which is worth more.
-        var isQuietRound = true
-        var nonTickInputs = 0
-        for input in batch {
-            switch input {
-            case .tick: continue
-            case .propose: isQuietRound = false
-            default: nonTickInputs += 1
-            }
-        }
-        isQuietRound = isQuietRound && nonTickInputs <= 4
         for (peer, messages) in messagesByPeer {
             guard let outbox = outboxes[peer], let poster = posters[peer] else { continue }
             guard isQuietRound else {
                 for message in messages { outbox.enqueue(message) }
                 continue
             }
-            // An idle peer's messages go out from this thread, as one post, if that cannot block
-            // (a plain link, an open connection); anything else waits for the peer's sending thread.
+            // An idle peer's messages go out from this thread if that cannot block (a plain
+            // link, an open connection); anything else waits for the peer's sending thread.
             outbox.send(messages) { batch in
                 let link = links.state(to: peer)
                 guard link.isUp, link.delayMilliseconds == 0, link.loss == 0 else { return false }
@@ -294,47 +282,24 @@ public final class NodeDriver: @unchecked Sendable {
                 return true
             }
         }
+    }
 
+    /// Applies committed entries, records events, and answers the clients waiting on
+    /// proposals and reads (after the state lock is released).
+    private func applyAndAnswer(_ outputs: [Output]) {
         var proposalResults: [(Waiter<ProposalResult>, ProposalResult)] = []
         var readResults: [(Waiter<ReadResult>, ReadResult)] = []
         stateLock.lock()
         for output in outputs {
             for entry in output.committed { apply(entry) }
-            for event in output.events {
-                metrics.record(event)
-                switch event {
-                case .becameLeader(let term): leaderHistory[term.rawValue] = configuration.id
-                case .becameFollower(let term, let leader?): leaderHistory[term.rawValue] = leader.rawValue
-                default: break
-                }
-            }
-            if leaderHistory.count > Self.maxLeaderHistory, let oldest = leaderHistory.keys.min() { leaderHistory[oldest] = nil }
+            for event in output.events { record(event) }
             for outcome in output.proposals {
                 guard let waiter = proposalWaiters.removeValue(forKey: outcome.id) else { continue }
-                switch outcome {
-                case .committed(_, let index):
-                    proposalResults.append((waiter, .committed(index: index.rawValue, term: core.log.term(at: index)?.rawValue ?? 0)))
-                case .failed(_, .notLeader(let leader)):
-                    proposalResults.append((waiter, .notLeader(leader: leader?.rawValue)))
-                case .failed(_, .overwritten(let index)):
-                    proposalResults.append((waiter, .failed("lost to a leadership change (another entry was committed at index \(index)); not applied, safe to retry")))
-                case .failed(_, .tooManyPending):
-                    proposalResults.append((waiter, .failed("too many requests waiting for commit")))
-                case .failed(_, .leaderTransferInProgress):
-                    proposalResults.append((waiter, .failed("leadership is being transferred; retry in a moment")))
-                }
+                proposalResults.append((waiter, result(of: outcome)))
             }
             for outcome in output.reads {
-                switch outcome {
-                case .ready(let id, _):
-                    // Every entry up to the read index was committed in this or an earlier
-                    // step and is applied by now, so the read may be served.
-                    if let waiter = readWaiters.removeValue(forKey: id) { readResults.append((waiter, .ready)) }
-                case .failed(let id, .notLeader(let leader)):
-                    if let waiter = readWaiters.removeValue(forKey: id) { readResults.append((waiter, .notLeader(leader: leader?.rawValue))) }
-                case .failed(let id, .tooManyPending):
-                    if let waiter = readWaiters.removeValue(forKey: id) { readResults.append((waiter, .failed("too many reads waiting"))) }
-                }
+                let (id, result) = Self.result(of: outcome)
+                if let waiter = readWaiters.removeValue(forKey: id) { readResults.append((waiter, result)) }
             }
         }
         let changes = changedServices.map { (serviceID: $0, record: state.services[$0]) }
@@ -398,75 +363,6 @@ public final class NodeDriver: @unchecked Sendable {
         return delta
     }
 
-    // MARK: - Sending
-
-    private func makeOutbox(to peer: UInt64, poster: PipelinedPoster) -> Outbox<(Envelope, Double)> {
-        let links = self.links
-        let metrics = self.metrics
-        // The outbox serializes its users: its own thread, or one inline sender at a time.
-        nonisolated(unsafe) let sender = poster
-        return Outbox(name: "raft-send-\(peer)", capacity: 4_096, maxBatch: 256) { batch in
-            let link = links.state(to: peer)
-            guard link.isUp else {
-                metrics.increment(.messagesDroppedByLinks, by: batch.count)
-                return
-            }
-            var envelopes: [Envelope] = []
-            envelopes.reserveCapacity(batch.count)
-            for (envelope, queuedAt) in batch {
-                if link.loss > 0, Double.random(in: 0..<1) < link.loss {
-                    metrics.increment(.messagesDroppedByLinks)
-                    continue
-                }
-                if link.delayMilliseconds > 0 {
-                    let due = queuedAt + Double(link.delayMilliseconds) / 1_000
-                    let wait = due - monotonicNow()
-                    if wait > 0 {
-                        // Send what is due so far, then hold the rest until their time.
-                        Self.post(envelopes, with: sender, metrics: metrics)
-                        envelopes.removeAll()
-                        usleep(UInt32(wait * 1_000_000))
-                    }
-                }
-                envelopes.append(envelope)
-            }
-            Self.post(envelopes, with: sender, metrics: metrics)
-        }
-    }
-
-    private static func post(_ envelopes: [Envelope], with poster: PipelinedPoster, metrics: NodeMetrics) {
-        guard !envelopes.isEmpty else { return }
-        do {
-            try poster.post(RaftWireCodec.encode(envelopes), timeoutSeconds: 0.5)
-            metrics.increment(.messagesSent, by: envelopes.count)
-        } catch {
-            metrics.increment(.messagesFailed, by: envelopes.count)  // the peer is down or paused: Raft retries on its own
-        }
-    }
-
-    /// Accepts a batch of Raft messages posted by a peer of this cluster.
-    func receive(_ body: [UInt8], clusterID: String?) throws(HTTPError) {
-        guard clusterID == configuration.clusterID else {
-            throw HTTPError(.forbidden, "raft messages are accepted only from members of cluster \(configuration.clusterID)")
-        }
-        let envelopes: [Envelope]
-        do {
-            envelopes = try RaftWireCodec.decode(body)
-        } catch {
-            throw HTTPError(.badRequest, "malformed raft message batch: \(error.description)")
-        }
-        let members = Set(configuration.members)
-        for envelope in envelopes {
-            guard members.contains(envelope.from.rawValue), envelope.to.rawValue == configuration.id else {
-                throw HTTPError(.forbidden, "message from \(envelope.from) to \(envelope.to): not a member of cluster \(configuration.clusterID) addressed to this node")
-            }
-        }
-        metrics.increment(.messagesReceived, by: envelopes.count)
-        let now = monotonicNow()
-        stateLock.withLock { for envelope in envelopes { lastHeard[envelope.from.rawValue] = now } }
-        for envelope in envelopes { enqueue(.receive(envelope)) }
-        drain()
-    }
 }
 
 /// Seconds on a monotonic clock.

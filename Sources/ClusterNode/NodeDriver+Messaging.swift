@@ -1,0 +1,76 @@
+import Foundation
+import Raft
+import Transport
+
+/// Raft messages between nodes: each peer's outbox (link faults applied, batches posted over
+/// one pipelined connection) and the receiving end of `/raft/messages`.
+extension NodeDriver {
+
+    func makeOutbox(to peer: UInt64, poster: PipelinedPoster) -> Outbox<(Envelope, Double)> {
+        let links = self.links
+        let metrics = self.metrics
+        // The outbox serializes its users: its own thread, or one inline sender at a time.
+        nonisolated(unsafe) let sender = poster
+        return Outbox(name: "raft-send-\(peer)", capacity: 4_096, maxBatch: 256) { batch in
+            let link = links.state(to: peer)
+            guard link.isUp else {
+                metrics.increment(.messagesDroppedByLinks, by: batch.count)
+                return
+            }
+            var envelopes: [Envelope] = []
+            envelopes.reserveCapacity(batch.count)
+            for (envelope, queuedAt) in batch {
+                if link.loss > 0, Double.random(in: 0..<1) < link.loss {
+                    metrics.increment(.messagesDroppedByLinks)
+                    continue
+                }
+                if link.delayMilliseconds > 0 {
+                    let due = queuedAt + Double(link.delayMilliseconds) / 1_000
+                    let wait = due - monotonicNow()
+                    if wait > 0 {
+                        // Send what is due so far, then hold the rest until their time.
+                        Self.post(envelopes, with: sender, metrics: metrics)
+                        envelopes.removeAll()
+                        usleep(UInt32(wait * 1_000_000))
+                    }
+                }
+                envelopes.append(envelope)
+            }
+            Self.post(envelopes, with: sender, metrics: metrics)
+        }
+    }
+
+    private static func post(_ envelopes: [Envelope], with poster: PipelinedPoster, metrics: NodeMetrics) {
+        guard !envelopes.isEmpty else { return }
+        do {
+            try poster.post(RaftWireCodec.encode(envelopes), timeoutSeconds: 0.5)
+            metrics.increment(.messagesSent, by: envelopes.count)
+        } catch {
+            metrics.increment(.messagesFailed, by: envelopes.count)  // the peer is down or paused: Raft retries on its own
+        }
+    }
+
+    /// Accepts a batch of Raft messages posted by a peer of this cluster.
+    func receive(_ body: [UInt8], clusterID: String?) throws(HTTPError) {
+        guard clusterID == configuration.clusterID else {
+            throw HTTPError(.forbidden, "raft messages are accepted only from members of cluster \(configuration.clusterID)")
+        }
+        let envelopes: [Envelope]
+        do {
+            envelopes = try RaftWireCodec.decode(body)
+        } catch {
+            throw HTTPError(.badRequest, "malformed raft message batch: \(error.description)")
+        }
+        let members = Set(configuration.members)
+        for envelope in envelopes {
+            guard members.contains(envelope.from.rawValue), envelope.to.rawValue == configuration.id else {
+                throw HTTPError(.forbidden, "message from \(envelope.from) to \(envelope.to): not a member of cluster \(configuration.clusterID) addressed to this node")
+            }
+        }
+        metrics.increment(.messagesReceived, by: envelopes.count)
+        let now = monotonicNow()
+        stateLock.withLock { for envelope in envelopes { lastHeard[envelope.from.rawValue] = now } }
+        for envelope in envelopes { enqueue(.receive(envelope)) }
+        drain()
+    }
+}

@@ -1,0 +1,74 @@
+import Raft
+
+/// The pure pieces of a processing round: how inputs are merged, when a round counts as
+/// quiet, and what each outcome of the core means to a waiting client.
+extension NodeDriver {
+    /// Merges adjacent proposals into one input, so a round's proposals become one batch of
+    /// entries and one AppendEntries per follower, not one each.
+    static func coalesced(_ batch: [RaftNode.Input]) -> [RaftNode.Input] {
+        var result: [RaftNode.Input] = []
+        result.reserveCapacity(batch.count)
+        for input in batch {
+            if case .propose(let more) = input, case .propose(let earlier)? = result.last {
+                result[result.count - 1] = .propose(earlier + more)
+            } else {
+                result.append(input)
+            }
+        }
+        return result
+    }
+
+    /// A round of at most four messages and no proposals: an idle node's heartbeat traffic.
+    /// Sending it inline saves a thread wake-up per message; under load the peers' sending
+    /// threads running in parallel with this one are worth more.
+    static func isQuiet(_ batch: [RaftNode.Input]) -> Bool {
+        var messages = 0
+        for input in batch {
+            switch input {
+            case .tick: continue
+            case .propose: return false
+            default: messages += 1
+            }
+        }
+        return messages <= 4
+    }
+
+    /// Counts an event and remembers which leader this node knew in each term.
+    func record(_ event: RaftEvent) {
+        metrics.record(event)
+        switch event {
+        case .becameLeader(let term): leaderHistory[term.rawValue] = configuration.id
+        case .becameFollower(let term, let leader?): leaderHistory[term.rawValue] = leader.rawValue
+        default: break
+        }
+        if leaderHistory.count > Self.maxLeaderHistory, let oldest = leaderHistory.keys.min() { leaderHistory[oldest] = nil }
+    }
+
+    func result(of outcome: ProposalOutcome) -> ProposalResult {
+        switch outcome {
+        case .committed(_, let index):
+            .committed(index: index.rawValue, term: core.log.term(at: index)?.rawValue ?? 0)
+        case .failed(_, .notLeader(let leader)):
+            .notLeader(leader: leader?.rawValue)
+        case .failed(_, .overwritten(let index)):
+            .failed("lost to a leadership change (another entry was committed at index \(index)); not applied, safe to retry")
+        case .failed(_, .tooManyPending):
+            .failed("too many requests waiting for commit")
+        case .failed(_, .leaderTransferInProgress):
+            .failed("leadership is being transferred; retry in a moment")
+        }
+    }
+
+    static func result(of outcome: ReadOutcome) -> (ReadID, ReadResult) {
+        switch outcome {
+        case .ready(let id, _):
+            // Every entry up to the read index was committed in this or an earlier step and is
+            // applied by now, so the read may be served.
+            (id, .ready)
+        case .failed(let id, .notLeader(let leader)):
+            (id, .notLeader(leader: leader?.rawValue))
+        case .failed(let id, .tooManyPending):
+            (id, .failed("too many reads waiting"))
+        }
+    }
+}
