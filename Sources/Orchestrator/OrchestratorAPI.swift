@@ -8,6 +8,9 @@ struct OrchestratorAPI: Sendable {
     let supervisor: ClusterSupervisor
     let defaults: ClusterSettings
     let searchFrom: Int
+    /// The leader last seen for each cluster, so a proxied request does not first ask every
+    /// node who leads. A stale entry costs at most a hop: a follower forwards to its leader.
+    let leaders = LeaderCache()
 
     /// One node as a cluster summary shows it.
     struct NodeSummary: Codable {
@@ -47,6 +50,7 @@ struct OrchestratorAPI: Sendable {
         router.add("DELETE", "/clusters/:id") { request in
             let cluster = try cluster(request)
             supervisor.removeCluster(cluster.id, deleteData: true)
+            leaders.forget(cluster.id)
             return HTTPResponse(status: .noContent)
         }
         router.add("GET", "/clusters/:id/stats") { request in JSONBody.response(stats(try cluster(request)), for: request) }
@@ -233,28 +237,44 @@ struct OrchestratorAPI: Sendable {
         var lastProblem = "no leader elected yet"
         let query = request.target.firstIndex(of: "?").map { String(request.target[$0...]) } ?? ""
         while Date() < deadline {
-            let summary = summary(cluster)
-            if let leader = summary.leader, let port = Int(leader.split(separator: ":").last ?? "") {
+            let port: Int
+            if let cached = leaders.port(of: cluster.id), cluster.ports.contains(cached) {
+                // Only ever a node of this cluster: ports are reused by clusters created later.
+                port = cached
+            } else if let found = summary(cluster).leader.flatMap({ Int($0.split(separator: ":").last ?? "") }) {
+                port = found
+                leaders.remember(found, for: cluster.id)
+            } else {
+                usleep(50_000)
+                continue
+            }
+            let leader = "localhost:\(port)"
+            do {
                 var headers = HTTPHeaders([("Content-Type", request.headers["content-type"] ?? "application/json")])
                 if let key = request.headers["idempotency-key"] { headers.add("Idempotency-Key", key) }
-                do {
-                    var response = try supervisor.client.send(request.method, host: "127.0.0.1", port: port, path: path + query, headers: headers,
-                                                              body: request.body, timeoutSeconds: 7)
-                    // A 503 from a node means leadership moved under us: look again.
-                    if response.status == .serviceUnavailable {
-                        lastProblem = response.bodyText
-                    } else {
-                        response.headers.set("X-Served-By", leader)
-                        return response
+                var response = try supervisor.client.send(request.method, host: "127.0.0.1", port: port, path: path + query, headers: headers,
+                                                          body: request.body, timeoutSeconds: 7)
+                // A 503 from a node means leadership moved under us: look again.
+                if response.status == .serviceUnavailable {
+                    lastProblem = response.bodyText
+                    leaders.forget(cluster.id)
+                    usleep(50_000)
+                } else {
+                    if let servedBy = response.headers["x-served-by"], let actual = Int(servedBy.split(separator: ":").last ?? "") {
+                        leaders.remember(actual, for: cluster.id)  // a follower forwarded it: remember the real leader
                     }
-                } catch let error as HTTPClientError where error.kind == .connect {
-                    lastProblem = "leader \(leader) unreachable: \(error)"
-                } catch {
-                    // Sent but unanswered: the request may have been applied, so do not resend.
-                    throw HTTPError(.gatewayTimeout, "no answer from leader \(leader): \(error)")
+                    response.headers.set("X-Served-By", response.headers["x-served-by"] ?? leader)
+                    return response
                 }
+            } catch let error as HTTPClientError where error.kind == .connect {
+                lastProblem = "leader \(leader) unreachable: \(error)"
+                leaders.forget(cluster.id)
+                usleep(50_000)
+            } catch {
+                leaders.forget(cluster.id)
+                // Sent but unanswered: the request may have been applied, so do not resend.
+                throw HTTPError(.gatewayTimeout, "no answer from leader \(leader): \(error)")
             }
-            usleep(50_000)
         }
         throw HTTPError(.serviceUnavailable, "cluster \(cluster.id) has no leader that answers (\(lastProblem)); retry shortly",
                         headers: HTTPHeaders([("Retry-After", "1")]))
@@ -341,4 +361,14 @@ struct OrchestratorAPI: Sendable {
         }
         return JSONBody.response(summary(cluster), for: request)
     }
+}
+
+/// The leader port last seen per cluster. Thread-safe.
+final class LeaderCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var ports: [String: Int] = [:]
+
+    func port(of cluster: String) -> Int? { lock.withLock { ports[cluster] } }
+    func remember(_ port: Int, for cluster: String) { lock.withLock { ports[cluster] = port } }
+    func forget(_ cluster: String) { _ = lock.withLock { ports.removeValue(forKey: cluster) } }
 }

@@ -179,6 +179,15 @@ import Testing
         _ = experimentPIDs
         let remaining = try orchestrator.json("GET", "/clusters").body as? [String: Any]
         #expect((remaining?["metadata"] as? [String: Int])?["count"] == 1)
+        // The same id again starts fresh, and writes reach the new cluster, never another one
+        // (the orchestrator's remembered leader of the old cluster must not be reused).
+        #expect(try orchestrator.json("POST", "/clusters", #"{"nodes": 3, "id": "experiment"}"#).status == 201)
+        try orchestrator.waitForLeader(cluster: "experiment")
+        #expect(try orchestrator.json("POST", "/clusters/experiment/service", #"{"container": {"id": 4, "replicas": 1}}"#).status == 201)
+        let again = try orchestrator.json("GET", "/clusters/experiment/services").body as? [String: Any]
+        #expect((again?["metadata"] as? [String: Int])?["count"] == 1)
+        let zero = try orchestrator.json("GET", "/clusters/0/services").body as? [String: Any]
+        #expect((zero?["metadata"] as? [String: Int])?["count"] == 1)
     }
 
     @Test func leaderTransferMovesLeadershipWellUnderAnElectionTimeout() throws {
