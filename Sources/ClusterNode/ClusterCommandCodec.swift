@@ -13,6 +13,7 @@ public enum ClusterCommandCodec {
 
     static let version: UInt8 = 1
 
+    /// The bytes of `command` for a log entry.
     public static func encode(_ command: ClusterCommand) -> [UInt8] {
         var writer = ByteWriter()
         writer.write(version)
@@ -47,6 +48,7 @@ public enum ClusterCommandCodec {
         return writer.bytes
     }
 
+    /// The command in an entry's bytes; throws when they are not one (every node alike).
     public static func decode(_ bytes: [UInt8]) throws(Malformed) -> ClusterCommand {
         var reader = ByteReader(bytes[...])
         do {

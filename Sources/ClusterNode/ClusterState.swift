@@ -12,9 +12,13 @@ public struct ClusterState: Sendable {
         case none
     }
 
+    /// Every service by ID.
     public private(set) var services: [Int: ServiceRecord] = [:]
+    /// The ID the next created service gets (IDs are assigned when applied, so alike everywhere).
     public private(set) var nextServiceID = 1
+    /// Nodes the leader's reconcile loop marked unhealthy: nothing is placed on them.
     public private(set) var unhealthyNodes: Set<UInt64> = []
+    /// The last log index applied.
     public private(set) var appliedIndex: UInt64 = 0
     /// Every node's capacity; the same on every node of the cluster.
     public let capacity: [UInt64: NodeResources]
@@ -24,6 +28,7 @@ public struct ClusterState: Sendable {
     /// Requests remembered for de-duplication: a client retries within seconds, not after ten thousand others.
     static let maxRememberedRequests = 10_000
 
+    /// An empty state for nodes with `capacity`.
     public init(capacity: [UInt64: NodeResources]) {
         self.capacity = capacity
     }

@@ -2,14 +2,19 @@ import Raft
 
 /// Everything one node process needs to know to start.
 public struct NodeConfiguration: Sendable {
+    /// The cluster's ID; Raft messages from other clusters are refused.
     public var clusterID: String
     /// The node's HTTP port, which is also its Raft ID.
     public var port: Int
+    /// The address the node serves on.
     public var host = "127.0.0.1"
     /// Every member's port, this node's included.
     public var members: [UInt64]
+    /// Where the node keeps its write-ahead log.
     public var dataDirectory: String
+    /// H: the leader's heartbeat interval.
     public var heartbeatMilliseconds = 50
+    /// T: the minimum election timeout.
     public var electionTimeoutMilliseconds = 500
     /// The election timeout is drawn from [T, T + jitter); nil is [T, 2T).
     public var electionJitterMilliseconds: Int? = nil
@@ -25,6 +30,7 @@ public struct NodeConfiguration: Sendable {
     /// and placing its replicas elsewhere.
     public var unhealthyAfterSeconds = 3.0
 
+    /// A configuration with the defaults (H = 50 ms, T = 500 ms, capacity 100, fsync on).
     public init(clusterID: String, port: Int, members: [UInt64], dataDirectory: String) {
         self.clusterID = clusterID
         self.port = port
@@ -32,6 +38,7 @@ public struct NodeConfiguration: Sendable {
         self.dataDirectory = dataDirectory
     }
 
+    /// The node's Raft ID: its port.
     public var id: UInt64 { UInt64(port) }
 
     /// The Raft settings these timings give.

@@ -16,6 +16,7 @@ public enum RaftWireCodec {
     static let maxEnvelopes = 100_000
     static let maxEntries = 1_000_000
 
+    /// One POST body carrying `envelopes`.
     public static func encode(_ envelopes: [Envelope]) -> [UInt8] {
         var writer = ByteWriter()
         writer.write(UInt32(envelopes.count))
@@ -67,6 +68,7 @@ public enum RaftWireCodec {
         return writer.bytes
     }
 
+    /// The envelopes of a POST body; throws on anything malformed, never traps.
     public static func decode(_ bytes: [UInt8]) throws(Malformed) -> [Envelope] {
         var reader = ByteReader(bytes[...])
         do {

@@ -11,11 +11,15 @@ public struct Output: Sendable {
     /// True when the hard state's term or vote changed or entries were written: the
     /// driver must fsync before sending (a commit-only change need not be synced).
     public var mustSync: Bool = false
+    /// Messages to send, once the writes above are durable.
     public var messages: [Envelope] = []
     /// Entries newly known to be committed, in order, to apply to the state machine.
     public var committed: [Entry] = []
+    /// What became of proposals (each reported once).
     public var proposals: [ProposalOutcome] = []
+    /// Reads that may now be served, or that failed.
     public var reads: [ReadOutcome] = []
+    /// Role changes and the like, for logs and metrics.
     public var events: [RaftEvent] = []
 
     public init() {}

@@ -54,12 +54,18 @@ public struct RaftNode: Sendable {
         var transferElapsed = 0
     }
 
+    /// This server's ID.
     public let id: NodeID
+    /// The servers of the cluster.
     public private(set) var membership: Membership
     public let settings: RaftSettings
+    /// The latest term this server has seen (Figure 2, persistent).
     public internal(set) var currentTerm: Term
+    /// The candidate this server voted for in `currentTerm` (Figure 2, persistent).
     public internal(set) var votedFor: NodeID?
+    /// This server's log (its durable copy is the driver's to keep).
     public internal(set) var log: RaftLog
+    /// The highest index known to be committed.
     public internal(set) var commitIndex: LogIndex
     /// The leader this server currently follows (itself when leading), if known.
     public internal(set) var leaderID: NodeID?
@@ -112,6 +118,7 @@ public struct RaftNode: Sendable {
         }
     }
 
+    /// True while this server leads.
     public var isLeader: Bool { leaderState != nil }
 
     /// The server leadership is being handed to, while a transfer is under way.

@@ -20,7 +20,9 @@ public struct HTTPClientError: Error, CustomStringConvertible, Sendable {
         case poolExhausted
     }
 
+    /// Whether the server may have acted on the request (see `Kind`).
     public let kind: Kind
+    /// What went wrong, in words.
     public let message: String
     public var description: String { "\(kind.rawValue): \(message)" }
 }

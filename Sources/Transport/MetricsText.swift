@@ -6,10 +6,12 @@ public struct MetricsText: Sendable {
 
     public init() {}
 
+    /// A value that goes up and down.
     public mutating func gauge(_ name: String, _ help: String, _ value: Double, labels: [String: String] = [:]) {
         sample(name, help, "gauge", value, labels)
     }
 
+    /// A value that only grows.
     public mutating func counter(_ name: String, _ help: String, _ value: Double, labels: [String: String] = [:]) {
         sample(name, help, "counter", value, labels)
     }

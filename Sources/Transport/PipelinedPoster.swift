@@ -34,6 +34,7 @@ public final class PipelinedPoster {
         return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
     }
 
+    /// A poster to `path` on `host:port`; it connects on the first post.
     public init(host: String, port: Int, path: String, headers: HTTPHeaders, maxUnanswered: Int = 64) {
         self.host = host
         self.port = port
