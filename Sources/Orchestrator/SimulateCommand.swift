@@ -5,14 +5,14 @@ import RaftSimulation
 /// (on every core), or replays one seed with its full report.
 enum SimulateCommand {
     static let usage = """
-        usage: orchestrator simulate [--seed N | --seeds COUNT [--first N]] [--nodes 3-7] [--json]
-          --seed N      replay one seed and print its report
+        usage: orchestrator simulate [--seed N [--trace] | --seeds COUNT [--first N]] [--nodes 3-7] [--json]
+          --seed N      replay one seed and print its report (--trace: its events as they happen)
           --seeds COUNT run COUNT seeds starting at --first (default 1), on every core
           --nodes N     fix the cluster size instead of drawing 3 to 7 from each seed
         """
 
     static func run(_ words: [String]) throws -> Int32 {
-        let arguments = try CommandLineArguments.parse(words, options: ["seed", "seeds", "first", "nodes"], flags: ["json", "help"])
+        let arguments = try CommandLineArguments.parse(words, options: ["seed", "seeds", "first", "nodes"], flags: ["json", "trace", "help"])
         if arguments.has("help") {
             print(usage)
             return 0
@@ -22,6 +22,7 @@ enum SimulateCommand {
         if let seed = try arguments.unsigned("seed") {
             var options = SimulationOptions(seed: seed)
             options.nodeCount = nodes
+            options.isTracing = arguments.has("trace")
             CrashReporter.setRunningSeed(seed)
             do {
                 let report = try Simulation(options: options).run()

@@ -9,6 +9,7 @@ extension Simulation {
             let target = ids[transferRandom.next(below: ids.count)]
             if target != servers[leader].id {
                 report.transfers += 1
+                trace("\(servers[leader].id): asked to transfer leadership to \(target)")
                 try step(leader, .transferLeadership(to: target))
             }
         }
@@ -22,6 +23,7 @@ extension Simulation {
             let (left, right) = (shuffled[..<cut], shuffled[cut...])
             for a in left { for b in right { cutLinks.insert(Link(from: a, to: b)); cutLinks.insert(Link(from: b, to: a)) } }
             report.partitions += 1
+            trace("partition \(Array(left)) | \(Array(right))")
         case 1:  // one-way cut
             let from = ids[random.next(below: ids.count)]
             let to = ids[random.next(below: ids.count)]
@@ -29,6 +31,7 @@ extension Simulation {
             report.partitions += 1
         case 2:
             cutLinks.removeAll()
+            trace("heal links")
         case 3:
             if let victim = pickVictim() { try crash(victim) }
         case 4:

@@ -149,6 +149,14 @@ public final class Simulation {
         UInt64(random.next(below: Int(2 * meanMilliseconds * 1_000)) + 1)
     }
 
+    /// Prints one trace line when tracing.
+    func trace(_ text: @autoclosure () -> String) {
+        guard options.isTracing else { return }
+        let fraction = String(now % 1_000)
+        let stamp = "\(now / 1_000)." + String(repeating: "0", count: 3 - fraction.count) + fraction + " ms  "
+        print(stamp + text())
+    }
+
     func describeServers() -> String {
         servers.map { server in
             guard let core = server.core else { return "  \(server.id): crashed" }

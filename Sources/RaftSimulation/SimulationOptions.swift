@@ -17,6 +17,8 @@ public struct SimulationOptions: Sendable {
     }()
     /// A run stops with a failure past this many events (a livelock guard).
     public var maxEvents = 5_000_000
+    /// Print the run's significant events (roles, crashes, faults, overwrites) as they happen.
+    public var isTracing = false
 
     public init(seed: UInt64) { self.seed = seed }
 }
