@@ -143,9 +143,16 @@ import Testing
             usleep(50_000)
         }
         #expect(leaderCount == 1 && agreed)
-        // The old leader caught up with the write it missed.
-        let stats = try orchestrator.json("GET", "/stats", port: oldPort).body as? [String: Any]
-        #expect((stats?["services"] as? Int) == 1)
+        // The old leader catches up with the write it missed (within a few heartbeats: agreeing
+        // on the term does not mean it has applied everything yet).
+        var services = 0
+        let caughtUp = Date().addingTimeInterval(5)
+        while Date() < caughtUp {
+            services = (try orchestrator.json("GET", "/stats", port: oldPort).body as? [String: Any])?["services"] as? Int ?? 0
+            if services == 1 { break }
+            usleep(20_000)
+        }
+        #expect(services == 1)
     }
 
     @Test func twoClustersSideBySideDoNotInterfere() throws {
