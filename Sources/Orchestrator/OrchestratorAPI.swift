@@ -337,6 +337,8 @@ struct OrchestratorAPI: Sendable {
         let name = try request.parameter("node")
         guard let node = cluster.node(name) else { throw HTTPError(.notFound, "unknown node \(name) in cluster \(cluster.id)") }
         let action = try request.parameter("action")
+        // A node faulted here may be the leader this API remembers: look it up afresh.
+        if leaders.port(of: cluster.id) == node.port { leaders.forget(cluster.id) }
         switch action {
         case "kill":
             node.killNow()

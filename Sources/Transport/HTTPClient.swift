@@ -141,7 +141,10 @@ public final class HTTPClient: @unchecked Sendable {
         }
         while true {
             while let connection = pool.idle.popLast() {
-                if monotonicSeconds() - connection.since < configuration.maxIdleSeconds {
+                // A connection the server closed while it sat idle (its idle timeout, or the
+                // process died) would take the request and fail it; for a request that must not
+                // be retried that would be an error the caller cannot resolve.
+                if monotonicSeconds() - connection.since < configuration.maxIdleSeconds, !Socket.isClosedByPeer(connection.descriptor) {
                     lock.unlock()
                     return (connection.descriptor, true)
                 }

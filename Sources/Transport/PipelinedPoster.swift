@@ -25,16 +25,6 @@ public final class PipelinedPoster {
     /// servers' 60 s idle timeout, so a post never races the server closing it.
     static let maxIdleSeconds = 20.0
 
-    /// True when the peer has closed the connection (a read would return end of file).
-    private func isClosedByPeer() -> Bool {
-        readAnswers(blocking: false)
-        guard descriptor >= 0 else { return true }
-        var byte: UInt8 = 0
-        let count = recv(descriptor, &byte, 1, Int32(MSG_DONTWAIT | MSG_PEEK))
-        return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-    }
-
-    /// A poster to `path` on `host:port`; it connects on the first post.
     public init(host: String, port: Int, path: String, headers: HTTPHeaders, maxUnanswered: Int = 64) {
         self.host = host
         self.port = port
@@ -51,7 +41,8 @@ public final class PipelinedPoster {
     public func post(_ body: [UInt8], timeoutSeconds: Double) throws(SocketError) {
         // A connection the server may have closed as idle, or that it did close, would take
         // this post and lose it without a word: open a fresh one instead.
-        if descriptor >= 0 && (monotonicSeconds() - lastUsed > Self.maxIdleSeconds || isClosedByPeer()) { disconnect() }
+        readAnswers(blocking: false)
+        if descriptor >= 0 && (monotonicSeconds() - lastUsed > Self.maxIdleSeconds || Socket.isClosedByPeer(descriptor)) { disconnect() }
         lastUsed = monotonicSeconds()
         if descriptor < 0 {
             descriptor = try Socket.connect(host: host, port: port, timeoutSeconds: timeoutSeconds)
@@ -61,7 +52,6 @@ public final class PipelinedPoster {
         request.append(contentsOf: Array("Content-Length: \(body.count)\r\n\r\n".utf8))
         request.append(contentsOf: body)
         do throws(SocketError) {
-            readAnswers(blocking: false)
             while descriptor >= 0 && unanswered >= maxUnanswered { readAnswers(blocking: true, timeoutSeconds: timeoutSeconds) }
             guard descriptor >= 0 else { throw SocketError(operation: "post to \(host):\(port)", code: ECONNRESET) }
             try Socket.sendAll(descriptor, request)
@@ -79,7 +69,7 @@ public final class PipelinedPoster {
     public func postWithoutBlocking(_ body: [UInt8]) -> Bool {
         guard descriptor >= 0, monotonicSeconds() - lastUsed <= Self.maxIdleSeconds else { return false }
         readAnswers(blocking: false)
-        guard descriptor >= 0, unanswered < maxUnanswered, !isClosedByPeer() else { return false }
+        guard descriptor >= 0, unanswered < maxUnanswered, !Socket.isClosedByPeer(descriptor) else { return false }
         var request = head
         request.append(contentsOf: Array("Content-Length: \(body.count)\r\n\r\n".utf8))
         request.append(contentsOf: body)

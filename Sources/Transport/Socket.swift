@@ -124,6 +124,17 @@ enum Socket {
         }
     }
 
+    /// True when the peer has closed the connection or it failed (a read would return end of
+    /// file or an error). Never blocks; data waiting to be read does not count as closed.
+    static func isClosedByPeer(_ descriptor: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let count = recv(descriptor, &byte, 1, Int32(MSG_DONTWAIT | MSG_PEEK))
+        if count == 0 { return true }
+        if count > 0 { return false }
+        let code = errno
+        return code != EAGAIN && code != EWOULDBLOCK && code != EINTR
+    }
+
     /// Connects to `host:port` within `timeoutSeconds`.
     static func connect(host: String, port: Int, timeoutSeconds: Double) throws(SocketError) -> Int32 {
         ignoreBrokenPipes()

@@ -46,6 +46,20 @@ import Testing
         #expect(try client.get(host: "127.0.0.1", port: server.port, path: "/hello").status == .ok)
     }
 
+    /// A request that must not be retried (POST) must not be sent on a pooled connection the
+    /// server has closed meanwhile: found by a user killing a leader through the orchestrator.
+    @Test func postAfterServerClosedIdleConnectionUsesAFreshOne() throws {
+        var limits = ServerLimits()
+        limits.idleTimeoutSeconds = 0.1
+        let server = try startTestServer(limits: limits)
+        defer { server.stop() }
+        let client = HTTPClient()
+        #expect(try client.postJSON(host: "127.0.0.1", port: server.port, path: "/echo", body: Array("[1]".utf8)).status == .ok)
+        let deadline = Date().addingTimeInterval(3)
+        while server.connectionCount > 0, Date() < deadline { usleep(10_000) }  // the server closed it
+        #expect(try client.postJSON(host: "127.0.0.1", port: server.port, path: "/echo", body: Array("[2]".utf8)).bodyText == "[2]")
+    }
+
     @Test func poolIsBoundedAndWaitersTimeOut() throws {
         let server = try startTestServer()
         defer { server.stop() }
