@@ -139,14 +139,8 @@ public enum NodeAPI {
         router.add("GET", "/state") { request in
             try onLeader(node, request) {
                 let services = try node.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
-                let calls = node.recentServiceCalls().map { call -> ServiceCall in
-                    var call = call
-                    if call.status == .committed, let id = call.serviceIDs.first, services.first(where: { $0.id == id })?.status == "placed" {
-                        call.error = nil
-                    }
-                    return call
-                }
-                return JSONBody.response(StateView(leader: address(node.configuration.id), term: node.definition().term, calls: calls, services: services), for: request)
+                return JSONBody.response(StateView(leader: address(node.configuration.id), term: node.definition().term,
+                                                   calls: node.recentServiceCalls(), services: services), for: request)
             }
         }
     }

@@ -26,7 +26,7 @@ extension NodeDriver {
                 }
                 if link.delayMilliseconds > 0 {
                     let due = queuedAt + Double(link.delayMilliseconds) / 1_000
-                    let wait = due - monotonicNow()
+                    let wait = due - monotonicSeconds()
                     if wait > 0 {
                         // Send what is due so far, then hold the rest until their time.
                         Self.post(envelopes, with: sender, metrics: metrics)
@@ -68,7 +68,7 @@ extension NodeDriver {
             }
         }
         metrics.increment(.messagesReceived, by: envelopes.count)
-        let now = monotonicNow()
+        let now = monotonicSeconds()
         stateLock.withLock { for envelope in envelopes { lastHeard[envelope.from.rawValue] = now } }
         for envelope in envelopes { enqueue(.receive(envelope)) }
         drain()

@@ -23,15 +23,15 @@ extension NodeDriver {
 
     /// Notes that `peer` was heard from (any Raft message).
     func heard(from peer: UInt64) {
-        stateLock.withLock { lastHeard[peer] = monotonicNow() }
+        stateLock.withLock { lastHeard[peer] = monotonicSeconds() }
     }
 
     /// One pass: at most one decision is proposed (and waited for) per pass.
     func reconcileOnce() {
         let grace = configuration.unhealthyAfterSeconds
-        let decision = stateLock.withLock { () -> (command: (inout [UInt64: NodeResources], ClusterState) -> ClusterCommand?, label: String)? in
+        let decision = stateLock.withLock { () -> ((inout [UInt64: NodeResources], ClusterState) -> ClusterCommand?)? in
             guard core.isLeader, core.log.term(at: core.commitIndex) == core.currentTerm else { return nil }
-            let now = monotonicNow()
+            let now = monotonicSeconds()
             if leadingSinceTerm != core.currentTerm.rawValue {
                 // A new leadership: every peer gets a full grace period from now.
                 leadingSinceTerm = core.currentTerm.rawValue
@@ -41,33 +41,31 @@ extension NodeDriver {
                 let isReachable = now - (lastHeard[member] ?? now) <= grace
                 let isMarkedUnhealthy = state.unhealthyNodes.contains(member)
                 if !isReachable && !isMarkedUnhealthy {
-                    return ({ usage, state in Self.markCommand(node: member, isHealthy: false, usage: &usage, state: state) }, "mark \(member) unhealthy")
+                    return { usage, state in Self.markCommand(node: member, isHealthy: false, usage: &usage, state: state) }
                 }
                 if isReachable && isMarkedUnhealthy {
-                    return ({ usage, state in Self.markCommand(node: member, isHealthy: true, usage: &usage, state: state) }, "mark \(member) healthy")
+                    return { usage, state in Self.markCommand(node: member, isHealthy: true, usage: &usage, state: state) }
                 }
             }
             if state.services.values.contains(where: { $0.pending > 0 }) {
-                return ({ usage, state in Self.placePendingCommand(usage: &usage, state: state) }, "place pending replicas")
+                return { usage, state in Self.placePendingCommand(usage: &usage, state: state) }
             }
             return nil
         }
         guard let decision else { return }
         do {
-            _ = try proposeIfAny(requestID: "reconcile-\(UUID().uuidString)", label: decision.label, decision.command)
+            _ = try proposeIfAny(requestID: "reconcile-\(UUID().uuidString)", decision)
         } catch {
             // Leadership moved or the commit timed out: the next pass looks again.
         }
     }
 
-    private func proposeIfAny(requestID: String, label: String, _ build: @escaping (inout [UInt64: NodeResources], ClusterState) -> ClusterCommand?) throws {
-        var built = false
+    /// Proposes what `build` decides, if anything (nil: nothing to do).
+    private func proposeIfAny(requestID: String, _ build: @escaping (inout [UInt64: NodeResources], ClusterState) -> ClusterCommand?) throws {
         _ = try propose(requestID: requestID, summary: (0, 0), isClientCall: false) { usage, state throws(HTTPError) in
             guard let command = build(&usage, state) else { throw HTTPError(.noContent, "nothing to do") }
-            built = true
             return command
         }
-        _ = built
     }
 
     /// Marks `node` healthy or not; when unhealthy, its replicas are placed on the others.

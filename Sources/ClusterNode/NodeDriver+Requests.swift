@@ -51,7 +51,7 @@ extension NodeDriver {
         stateLock.unlock()
         metrics.increment(.proposals)
 
-        let started = monotonicNow()
+        let started = monotonicSeconds()
         guard submit(.propose([RaftNode.Proposal(id: id, data: data)])) else {
             forget(proposal: id, requestID: requestID, error: "node overloaded")
             throw HTTPError(.serviceUnavailable, "node overloaded; retry later", headers: HTTPHeaders([("Retry-After", "1")]))
@@ -62,7 +62,7 @@ extension NodeDriver {
         }
         switch result {
         case .committed(let index, let term):
-            metrics.recordCommit(seconds: monotonicNow() - started)
+            metrics.recordCommit(seconds: monotonicSeconds() - started)
             return (index, term)
         case .notLeader(let leader):
             forget(proposal: id, requestID: requestID, error: "leader changed")
@@ -184,13 +184,13 @@ extension NodeDriver {
         guard configuration.members.contains(target) else {
             throw HTTPError(.badRequest, "node \(target) is not a member of cluster \(configuration.clusterID) (members: \(configuration.members.map(String.init).joined(separator: ", ")))")
         }
-        let started = monotonicNow()
+        let started = monotonicSeconds()
         submit(.transferLeadership(to: NodeID(target)))
         let deadline = started + Double(configuration.electionTimeoutMilliseconds) * 2 / 1_000
-        while monotonicNow() < deadline {
+        while monotonicSeconds() < deadline {
             let (leaderNow, term) = stateLock.withLock { (core.leaderID?.rawValue, core.currentTerm.rawValue) }
             if leaderNow == target {
-                return TransferResult(from: address(configuration.id), to: address(target), term: term, milliseconds: (monotonicNow() - started) * 1_000)
+                return TransferResult(from: address(configuration.id), to: address(target), term: term, milliseconds: (monotonicSeconds() - started) * 1_000)
             }
             usleep(500)
         }

@@ -67,7 +67,7 @@ public final class NodeDriver: @unchecked Sendable {
     /// hand each input to, so an idle node does not pay a thread wake-up per message.
     private let processing = NSLock()
     /// The clock time up to which ticks have been delivered to the core.
-    private var lastTick = monotonicNow()
+    private var lastTick = monotonicSeconds()
     /// When the timer thread plans to wake next.
     private var timerWakeAt = 0.0
     private var outboxes: [UInt64: Outbox<(Envelope, Double)>] = [:]
@@ -177,7 +177,7 @@ public final class NodeDriver: @unchecked Sendable {
         inbox.lock()
         defer { inbox.unlock() }
         guard !isStopped else { return nil }
-        let now = monotonicNow()
+        let now = monotonicSeconds()
         var elapsed = Int((now - lastTick) / tickSeconds)
         lastTick += Double(elapsed) * tickSeconds
         let maxCatchUpTicks = 4 * configuration.raftSettings.electionTicks
@@ -204,7 +204,7 @@ public final class NodeDriver: @unchecked Sendable {
                 return
             }
             timerWakeAt = lastTick + Double(due) * tickSeconds
-            let wait = timerWakeAt - monotonicNow()
+            let wait = timerWakeAt - monotonicSeconds()
             if wait > 0 { _ = inbox.wait(until: Date(timeIntervalSinceNow: wait)) }
             timerWakeAt = .infinity
             inbox.unlock()
@@ -249,19 +249,19 @@ public final class NodeDriver: @unchecked Sendable {
             mustSync = mustSync || output.mustSync
         }
         guard wal.hasPendingWrites || mustSync else { return }
-        let started = monotonicNow()
+        let started = monotonicSeconds()
         do {
             try wal.flush(sync: mustSync && configuration.isFsyncEnabled)
         } catch {
             FileHandle.standardError.write(Data("node \(configuration.id): cannot write its log: \(error); exiting\n".utf8))
             exit(70)
         }
-        if mustSync { metrics.recordSync(seconds: monotonicNow() - started) }
+        if mustSync { metrics.recordSync(seconds: monotonicSeconds() - started) }
     }
 
     /// Hands the round's messages to each peer's outbox, as one post per peer.
     private func send(_ outputs: [Output], isQuietRound: Bool) {
-        let now = monotonicNow()
+        let now = monotonicSeconds()
         var messagesByPeer: [UInt64: [(Envelope, Double)]] = [:]
         for output in outputs {
             for envelope in output.messages { messagesByPeer[envelope.to.rawValue, default: []].append((envelope, now)) }
@@ -365,5 +365,3 @@ public final class NodeDriver: @unchecked Sendable {
 
 }
 
-/// Seconds on a monotonic clock.
-func monotonicNow() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }

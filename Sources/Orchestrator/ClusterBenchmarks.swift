@@ -92,9 +92,8 @@ final class ClusterBenchmarks: @unchecked Sendable {
 
         init(_ values: [Double]) {
             let sorted = values.sorted()
-            func at(_ fraction: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * fraction).rounded()))] }
-            median = at(0.5)
-            p90 = at(0.9)
+            median = percentile(sorted, 0.5)
+            p90 = percentile(sorted, 0.9)
             max = sorted.last ?? 0
         }
     }
@@ -181,9 +180,9 @@ final class ClusterBenchmarks: @unchecked Sendable {
         group.wait()
         let elapsed = Date().timeIntervalSince(started)
         let sorted = samples.latencies.sorted()
-        func at(_ fraction: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))] }
         return CommitRow(nodes: cluster.nodes.count, clients: clients, commitsPerSecond: Double(sorted.count) / elapsed,
-                         p50Milliseconds: at(0.5), p99Milliseconds: at(0.99), maxMilliseconds: sorted.last ?? 0, errors: samples.errors)
+                         p50Milliseconds: percentile(sorted, 0.5), p99Milliseconds: percentile(sorted, 0.99),
+                         maxMilliseconds: sorted.last ?? 0, errors: samples.errors)
     }
 
     // MARK: - Scale
@@ -270,4 +269,9 @@ final class ClusterBenchmarks: @unchecked Sendable {
                         privateMBPerNode: Summary(pids.compactMap { Self.smapsMB($0, "Private_Dirty") }),
                         electionsWhileIdle: electionsAfter - electionsBefore, commitP50ByClusters: latencyByClusters)
     }
+}
+
+/// The value at `fraction` (0...1) of sorted `values` (nearest rank), 0 when there are none.
+func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
+    sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
 }

@@ -67,11 +67,7 @@ final class ClusterSupervisor: @unchecked Sendable {
     }
 
     /// True when nothing listens on `port` and we may bind it.
-    static func isPortFree(_ port: Int) -> Bool {
-        guard let listener = try? HTTPServer.probeBind(port: port) else { return false }
-        close(listener)
-        return true
-    }
+    static func isPortFree(_ port: Int) -> Bool { HTTPServer.isPortFree(port: port) }
 
     /// Creates and starts a cluster on `basePort...` (or the next free run of ports after
     /// `searchFrom`), waiting until every node answers. Throws naming a taken port.
@@ -174,27 +170,5 @@ final class ClusterSupervisor: @unchecked Sendable {
             }.start()
         }
         group.wait()
-    }
-}
-
-extension HTTPServer {
-    /// Binds `127.0.0.1:port` to see whether it is free; returns the descriptor to close.
-    static func probeBind(port: Int) throws -> Int32 {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw HTTPError(.internalServerError, "socket failed") }
-        var one: Int32 = 1
-        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let status = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard status == 0 else {
-            close(descriptor)
-            throw HTTPError(.conflict, "port \(port) is taken")
-        }
-        return descriptor
     }
 }

@@ -79,7 +79,7 @@ enum HTTPBenchmark {
         configuration.maxConnectionsPerHost = connections
         let client = HTTPClient(configuration: configuration)
         let results = Results()
-        let start = monotonicSecondsNow()
+        let start = monotonicSeconds()
         let deadline = start + seconds
         let group = DispatchGroup()
         for _ in 0..<connections {
@@ -89,7 +89,7 @@ enum HTTPBenchmark {
                 latencies.reserveCapacity(100_000)
                 var errors = 0
                 while true {
-                    let before = monotonicSecondsNow()
+                    let before = monotonicSeconds()
                     if before >= deadline { break }
                     do {
                         let response = kind == "GET"
@@ -99,7 +99,7 @@ enum HTTPBenchmark {
                     } catch {
                         errors += 1
                     }
-                    latencies.append(monotonicSecondsNow() - before)
+                    latencies.append(monotonicSeconds() - before)
                 }
                 results.lock.withLock {
                     results.latencies.append(contentsOf: latencies)
@@ -111,12 +111,10 @@ enum HTTPBenchmark {
             thread.start()
         }
         group.wait()
-        let elapsed = monotonicSecondsNow() - start
+        let elapsed = monotonicSeconds() - start
         let sorted = results.latencies.sorted()
-        func percentile(_ p: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         return Row(kind: kind, connections: connections, requests: sorted.count, errors: results.errors, seconds: elapsed,
-                   p50: percentile(0.50) * 1_000, p99: percentile(0.99) * 1_000)
+                   p50: percentile(sorted, 0.50) * 1_000, p99: percentile(sorted, 0.99) * 1_000)
     }
 
-    static func monotonicSecondsNow() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 }

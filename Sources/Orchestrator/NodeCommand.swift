@@ -65,7 +65,14 @@ enum NodeCommand {
         node.start()
         print("node \(port) of cluster \(configuration.clusterID) listening on 127.0.0.1:\(port), pid \(getpid()), data in \(dataDirectory), members \(memberText)")
         fflush(nil)
-        if arguments.has("watch-parent") { ParentWatch.exitWhenStandardInputCloses(node: port) }
+        if arguments.has("watch-parent") {
+            ParentWatch.onStandardInputClosed {
+                print("node \(port): the orchestrator is gone; exiting")
+                fflush(nil)
+                // Everything written is already fdatasync'd; exit(3)'s atexit work can take a second.
+                _exit(0)
+            }
+        }
         Signals.onTermination {
             print("node \(port): stopping")
             fflush(nil)
@@ -78,20 +85,18 @@ enum NodeCommand {
     }
 }
 
-/// Ends this process when the process that spawned it is gone: it holds the write end of
-/// our standard input, so end-of-file means it exited (or was killed).
+/// Notices that the process that spawned this one is gone: it holds the write end of our
+/// standard input, so end-of-file means it exited (or was killed).
 enum ParentWatch {
-    static func exitWhenStandardInputCloses(node: Int) {
+    /// Runs `action` on a thread of its own once standard input closes.
+    static func onStandardInputClosed(_ action: @escaping @Sendable () -> Void) {
         let thread = Thread {
             var byte: UInt8 = 0
             while true {
                 let count = read(0, &byte, 1)
                 if count == 0 || (count < 0 && errno != EINTR) { break }
             }
-            print("node \(node): the orchestrator is gone; exiting")
-            fflush(nil)
-            // Everything written is already fdatasync'd; exit(3)'s atexit work can take a second.
-            _exit(0)
+            action()
         }
         thread.name = "parent-watch"
         thread.start()

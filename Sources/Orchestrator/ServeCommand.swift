@@ -85,14 +85,7 @@ enum ServeCommand {
         Signals.onTermination(shutdown)
         if arguments.has("watch-parent") {
             // For tests and scripts: when whoever started us goes away, stop the nodes too.
-            Thread {
-                var byte: UInt8 = 0
-                while true {
-                    let count = read(0, &byte, 1)
-                    if count == 0 || (count < 0 && errno != EINTR) { break }
-                }
-                shutdown()
-            }.start()
+            ParentWatch.onStandardInputClosed(shutdown)
         }
         print("orchestrator API on http://\(settings.host):\(settings.port) (pid \(getpid()))")
         fflush(nil)

@@ -42,6 +42,13 @@ public final class HTTPServer: @unchecked Sendable {
     /// Connections refused with 503 because the cap was reached.
     public var connectionsRefused: Int { lock.withLock { refusedCount } }
 
+    /// True when `host:port` can be bound now (nothing listens there).
+    public static func isPortFree(host: String = "127.0.0.1", port: Int) -> Bool {
+        guard let descriptor = try? Socket.listen(host: host, port: port, backlog: 1) else { return false }
+        close(descriptor)
+        return true
+    }
+
     /// Binds and starts accepting. Throws when the port is taken, naming it.
     public func start() throws(SocketError) {
         let descriptor = try Socket.listen(host: host, port: boundPort, backlog: 4_096)

@@ -173,7 +173,7 @@ enum Socket {
     }
 }
 
-/// Seconds on a monotonic clock.
-func monotonicSeconds() -> Double {
+/// Seconds on a monotonic clock (for timeouts and measurements, never for dates).
+public func monotonicSeconds() -> Double {
     Double(DispatchTime.now().uptimeNanoseconds) / 1e9
 }
