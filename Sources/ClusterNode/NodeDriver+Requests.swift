@@ -71,6 +71,9 @@ extension NodeDriver {
             forget(proposal: id, requestID: requestID, error: message)
             metrics.increment(.proposalsFailed)
             throw HTTPError(.serviceUnavailable, message, headers: HTTPHeaders([("Retry-After", "1")]))
+        case .rejected(let message):
+            forget(proposal: id, requestID: requestID, error: message)
+            throw HTTPError(.conflict, message)
         }
     }
 

@@ -56,6 +56,12 @@ extension NodeDriver {
             .failed("too many requests waiting for commit")
         case .failed(_, .leaderTransferInProgress):
             .failed("leadership is being transferred; retry in a moment")
+        case .failed(_, .membershipChangeInProgress):
+            .failed("another membership change is still being committed; retry in a moment")
+        case .failed(_, .invalidMembershipChange(let reason)):
+            .rejected(reason)
+        case .failed(_, .outcomeUnknown(let index)):
+            .failed("this node's log was replaced by the leader's snapshot before entry \(index) was known committed; retry with the same requestId to be sure it applies once")
         }
     }
 

@@ -16,6 +16,8 @@ public final class NodeDriver: @unchecked Sendable {
         case committed(index: UInt64, term: UInt64)
         case notLeader(leader: UInt64?)
         case failed(String)
+        /// The request cannot succeed as asked (an invalid membership change).
+        case rejected(String)
     }
 
     enum ReadResult: Sendable {

@@ -9,6 +9,7 @@ final class NodeMetrics: @unchecked Sendable {
         case messagesSent, messagesReceived, messagesFailed, messagesDroppedByLinks, inputsDropped
         case appliedEntries, fsyncs, commits, leaderships, elections, preVotes, quorumLosses
         case proposals, proposalsFailed, forwardedRequests, leaderTransfers
+        case membershipChanges, snapshotsSent, snapshotsInstalled, snapshotsTaken, compactions
     }
 
     private let lock = NSLock()
@@ -42,6 +43,10 @@ final class NodeMetrics: @unchecked Sendable {
         case .becamePreCandidate: increment(.preVotes)
         case .lostQuorum: increment(.quorumLosses)
         case .transferStarted: increment(.leaderTransfers)
+        case .membershipChanged: increment(.membershipChanges)
+        case .snapshotSendStarted: increment(.snapshotsSent)
+        case .snapshotInstalled: increment(.snapshotsInstalled)
+        case .compacted: increment(.compactions)
         case .becameFollower, .transferAbandoned: break
         }
     }

@@ -63,6 +63,21 @@ public enum RaftWireCodec {
             case .timeoutNow(let m):
                 writer.write(UInt8(7))
                 writer.write(m.term.rawValue)
+            case .installSnapshot(let m):
+                writer.write(UInt8(8))
+                writer.write(m.term.rawValue)
+                writer.write(m.metadata)
+                writer.write(m.offset)
+                writer.write(m.totalBytes)
+                writer.write(m.checksum)
+                writer.write(UInt8(m.isLast ? 1 : 0))
+                writer.write(UInt32(m.data.count))
+                writer.write(m.data)
+            case .installSnapshotResponse(let m):
+                writer.write(UInt8(9))
+                writer.write(m.term.rawValue)
+                writer.write(m.snapshotIndex.rawValue)
+                writer.write(m.nextOffset)
             }
         }
         return writer.bytes
@@ -133,6 +148,20 @@ public enum RaftWireCodec {
             return .heartbeatResponse(HeartbeatResponse(term: term, readContext: try reader.readUInt64()))
         case 7:
             return .timeoutNow(TimeoutNow(term: Term(try reader.readUInt64())))
+        case 8:
+            let term = Term(try reader.readUInt64())
+            let metadata = try reader.readSnapshotMetadata()
+            let offset = try reader.readUInt64()
+            let total = try reader.readUInt64()
+            let checksum = try reader.readUInt32()
+            let isLast = try reader.readByte() == 1
+            let data = try reader.readBytes(Int(try reader.readUInt32()))
+            return .installSnapshot(InstallSnapshot(term: term, metadata: metadata, offset: offset, totalBytes: total,
+                                                    checksum: checksum, data: data, isLast: isLast))
+        case 9:
+            let term = Term(try reader.readUInt64())
+            let index = LogIndex(try reader.readUInt64())
+            return .installSnapshotResponse(InstallSnapshotResponse(term: term, snapshotIndex: index, nextOffset: try reader.readUInt64()))
         default:
             throw Malformed(description: "unknown message kind")
         }

@@ -65,9 +65,9 @@ enum SimulateCommand {
         }
         let eventsPerSecond = Double(totals.events) / seconds
         if json {
-            print(#"{"seeds": \#(count), "firstSeed": \#(first), "events": \#(totals.events), "seconds": \#(String(format: "%.2f", seconds)), "eventsPerSecond": \#(Int(eventsPerSecond)), "elections": \#(totals.elections), "crashes": \#(totals.crashes), "acknowledgedProposals": \#(totals.proposalsAcknowledged), "failures": 0}"#)
+            print(#"{"seeds": \#(count), "firstSeed": \#(first), "events": \#(totals.events), "seconds": \#(String(format: "%.2f", seconds)), "eventsPerSecond": \#(Int(eventsPerSecond)), "elections": \#(totals.elections), "crashes": \#(totals.crashes), "acknowledgedProposals": \#(totals.proposalsAcknowledged), "snapshotsInstalled": \#(totals.snapshotsInstalled), "membershipChanges": \#(totals.membershipChanges), "readsServed": \#(totals.readsServed), "failures": 0}"#)
         } else {
-            print("\(count) seeds from \(first) passed: \(totals.events) events in \(String(format: "%.1f", seconds)) s (\(Int(eventsPerSecond)) events/s on \(workers) cores), \(totals.elections) elections, \(totals.crashes) crashes, \(totals.proposalsAcknowledged) acknowledged proposals")
+            print("\(count) seeds from \(first) passed: \(totals.events) events in \(String(format: "%.1f", seconds)) s (\(Int(eventsPerSecond)) events/s on \(workers) cores), \(totals.elections) elections, \(totals.crashes) crashes, \(totals.proposalsAcknowledged) acknowledged proposals, \(totals.snapshotsTaken) snapshots taken and \(totals.snapshotsInstalled) installed, \(totals.membershipChanges) membership changes asked, \(totals.readsServed) linearizable reads checked")
         }
         return 0
     }
@@ -77,6 +77,7 @@ enum SimulateCommand {
         seed \(report.seed): \(report.nodeCount) nodes, \(report.virtualMilliseconds) ms virtual
           events \(report.events), steps \(report.steps), messages \(report.messagesSent) (\(report.messagesDropped) dropped)
           elections \(report.elections) (max term \(report.maxTerm)), crashes \(report.crashes), pauses \(report.pauses), partitions \(report.partitions), leader transfers \(report.transfers)
+          membership changes asked \(report.membershipChanges), snapshots taken \(report.snapshotsTaken), installed \(report.snapshotsInstalled), reads checked \(report.readsServed)
           proposals acknowledged \(report.proposalsAcknowledged), committed entries \(report.committedEntries)
           recovery after heal: \(report.recoveryMilliseconds) ms virtual
           all safety properties held after every event
@@ -100,6 +101,10 @@ final class ParallelRunState: @unchecked Sendable {
             totals.elections += report.elections
             totals.crashes += report.crashes
             totals.proposalsAcknowledged += report.proposalsAcknowledged
+            totals.snapshotsTaken += report.snapshotsTaken
+            totals.snapshotsInstalled += report.snapshotsInstalled
+            totals.membershipChanges += report.membershipChanges
+            totals.readsServed += report.readsServed
             if !json, done % progressEvery == 0 {
                 FileHandle.standardError.write(Data("  \(done)/\(total) seeds passed\n".utf8))
             }

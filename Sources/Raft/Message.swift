@@ -107,6 +107,45 @@ public struct TimeoutNow: Hashable, Sendable {
     public init(term: Term) { self.term = term }
 }
 
+/// InstallSnapshot (§7), one chunk at a time: `data` is the snapshot's bytes from `offset`;
+/// the last chunk has `isLast` set. `totalBytes` and `checksum` describe the whole snapshot
+/// so the follower can check what it assembled.
+public struct InstallSnapshot: Hashable, Sendable {
+    public var term: Term
+    public var metadata: SnapshotMetadata
+    public var offset: UInt64
+    public var totalBytes: UInt64
+    public var checksum: UInt32
+    public var data: [UInt8]
+    public var isLast: Bool
+
+    public init(term: Term, metadata: SnapshotMetadata, offset: UInt64, totalBytes: UInt64, checksum: UInt32,
+                data: [UInt8], isLast: Bool) {
+        self.term = term
+        self.metadata = metadata
+        self.offset = offset
+        self.totalBytes = totalBytes
+        self.checksum = checksum
+        self.data = data
+        self.isLast = isLast
+    }
+}
+
+/// The answer to one InstallSnapshot chunk: the follower holds the bytes of the snapshot
+/// at `snapshotIndex` before `nextOffset` (0 after it lost them, so the leader starts over).
+/// A finished install is answered with an AppendEntriesResponse at the snapshot's index.
+public struct InstallSnapshotResponse: Hashable, Sendable {
+    public var term: Term
+    public var snapshotIndex: LogIndex
+    public var nextOffset: UInt64
+
+    public init(term: Term, snapshotIndex: LogIndex, nextOffset: UInt64) {
+        self.term = term
+        self.snapshotIndex = snapshotIndex
+        self.nextOffset = nextOffset
+    }
+}
+
 /// One Raft message; one case per RPC.
 public enum Message: Hashable, Sendable {
     case requestVote(RequestVote)
@@ -116,6 +155,8 @@ public enum Message: Hashable, Sendable {
     case heartbeat(Heartbeat)
     case heartbeatResponse(HeartbeatResponse)
     case timeoutNow(TimeoutNow)
+    case installSnapshot(InstallSnapshot)
+    case installSnapshotResponse(InstallSnapshotResponse)
 
     /// The sender's term, which every Raft message carries (§5.1).
     public var term: Term {
@@ -127,13 +168,15 @@ public enum Message: Hashable, Sendable {
         case .heartbeat(let m): m.term
         case .heartbeatResponse(let m): m.term
         case .timeoutNow(let m): m.term
+        case .installSnapshot(let m): m.term
+        case .installSnapshotResponse(let m): m.term
         }
     }
 
     /// True for the messages only a leader sends.
     public var isFromLeader: Bool {
         switch self {
-        case .appendEntries, .heartbeat, .timeoutNow: true
+        case .appendEntries, .heartbeat, .timeoutNow, .installSnapshot: true
         default: false
         }
     }

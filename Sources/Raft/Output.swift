@@ -11,6 +11,13 @@ public struct Output: Sendable {
     /// True when the hard state's term or vote changed or entries were written: the
     /// driver must fsync before sending (a commit-only change need not be synced).
     public var mustSync: Bool = false
+    /// A snapshot received from the leader: store it durably with the writes above (it
+    /// replaces the stored log up to its index, and the whole log when the entry there has
+    /// another term), then restore the state machine from it before applying `committed`.
+    public var snapshot: Snapshot?
+    /// The log's entries up to here were dropped (a snapshot covers them): the driver may
+    /// discard its stored copies.
+    public var compactedThrough: LogIndex?
     /// Messages to send, once the writes above are durable.
     public var messages: [Envelope] = []
     /// Entries newly known to be committed, in order, to apply to the state machine.
@@ -26,7 +33,7 @@ public struct Output: Sendable {
 
     /// True when the step produced nothing to do.
     public var isEmpty: Bool {
-        hardState == nil && entries.isEmpty && messages.isEmpty && committed.isEmpty
+        hardState == nil && entries.isEmpty && snapshot == nil && compactedThrough == nil && messages.isEmpty && committed.isEmpty
             && proposals.isEmpty && reads.isEmpty && events.isEmpty
     }
 }
@@ -55,6 +62,14 @@ public enum ProposalFailure: Hashable, Sendable {
     case tooManyPending
     /// Leadership is being handed to another server; retry shortly (with the new leader).
     case leaderTransferInProgress
+    /// A membership change is still uncommitted (or this leader has not yet committed an
+    /// entry of its term); retry once it is.
+    case membershipChangeInProgress
+    /// The membership change does not apply to the current membership.
+    case invalidMembershipChange(String)
+    /// A snapshot from another leader replaced this server's log before the entry at `index`
+    /// was known committed or not: it may or may not have been applied.
+    case outcomeUnknown(index: LogIndex)
 }
 
 /// What became of a linearizable read request.
@@ -81,4 +96,12 @@ public enum RaftEvent: Hashable, Sendable {
     /// A leadership transfer to `target` started, or was given up after an election timeout.
     case transferStarted(target: NodeID)
     case transferAbandoned(target: NodeID)
+    /// The log now holds a new membership (it takes effect when appended, thesis §4.1).
+    case membershipChanged(Membership)
+    /// The leader began sending the snapshot at `index` to `peer`, which is behind its log.
+    case snapshotSendStarted(peer: NodeID, index: LogIndex)
+    /// A snapshot from the leader was installed.
+    case snapshotInstalled(index: LogIndex)
+    /// The log was compacted through `index`.
+    case compacted(through: LogIndex)
 }

@@ -2,11 +2,12 @@
 ///
 /// In `probe` the leader sends one append at a time and waits for the answer, moving
 /// `next` back on rejection; in `replicate` it streams appends optimistically, at most
-/// `maxInflight` unacknowledged at once.
+/// `maxInflight` unacknowledged at once; in `snapshot` the entries it needs are compacted
+/// away, so it is sent a snapshot and nothing else until that is installed.
 public struct Progress: Sendable, Equatable {
     /// How the leader is currently sending to this follower.
     public enum State: String, Sendable {
-        case probe, replicate
+        case probe, replicate, snapshot
     }
 
     /// The highest index known to be replicated on the follower.
@@ -18,6 +19,8 @@ public struct Progress: Sendable, Equatable {
     public private(set) var isProbeSent: Bool
     /// In replicate: the last index of each unacknowledged append, oldest first.
     public private(set) var inflight: [LogIndex]
+    /// In snapshot: the index of the snapshot being sent.
+    public private(set) var pendingSnapshotIndex: LogIndex = 0
     /// Heard from since the last check-quorum round.
     public var isRecentlyActive: Bool
     /// `matchIndex` when the previous heartbeat answer arrived, to spot a lost append.
@@ -44,6 +47,7 @@ public struct Progress: Sendable, Equatable {
         switch state {
         case .probe: isProbeSent
         case .replicate: inflight.count >= maxInflight
+        case .snapshot: true
         }
     }
 
@@ -57,6 +61,8 @@ public struct Progress: Sendable, Equatable {
             guard entryCount > 0 else { return }
             nextIndex = lastIndex + 1
             inflight.append(lastIndex)
+        case .snapshot:
+            break
         }
     }
 
@@ -74,7 +80,11 @@ public struct Progress: Sendable, Equatable {
         } else {
             inflight.removeAll()
         }
-        if state == .probe { becomeReplicate() }
+        switch state {
+        case .probe: becomeReplicate()
+        case .snapshot where index >= pendingSnapshotIndex: becomeProbe()
+        default: break
+        }
         return true
     }
 
@@ -91,6 +101,8 @@ public struct Progress: Sendable, Equatable {
             guard rejectedIndex == nextIndex - 1 else { return false }
             nextIndex = max(matchIndex + 1, min(probeIndex, rejectedIndex) + 1)
             isProbeSent = false
+        case .snapshot:
+            return false
         }
         return true
     }
@@ -101,6 +113,14 @@ public struct Progress: Sendable, Equatable {
         isProbeSent = false
         inflight.removeAll()
         nextIndex = matchIndex + 1
+    }
+
+    /// Stops appending: the follower needs the snapshot at `index` first.
+    public mutating func becomeSnapshot(index: LogIndex) {
+        state = .snapshot
+        isProbeSent = false
+        inflight.removeAll()
+        pendingSnapshotIndex = index
     }
 
     /// Starts streaming from just after the last known match.
@@ -123,6 +143,8 @@ public struct Progress: Sendable, Equatable {
             if matchIndex < leaderLastIndex, matchIndex == matchIndexAtLastHeartbeat, !inflight.isEmpty {
                 becomeProbe()
             }
+        case .snapshot:
+            break
         }
         matchIndexAtLastHeartbeat = matchIndex
     }

@@ -85,12 +85,15 @@ public struct RaftLog: Sendable {
 
     /// The largest index at or below `index` whose term is at most `term`: where the
     /// leader should probe next after a rejection carrying that hint (§5.3 optimization).
+    /// When even the snapshot's term is greater, the answer lies in the compacted part: the
+    /// index before the snapshot's (so a leader sends its snapshot instead of probing again).
     public func lastIndex(atOrBelow index: LogIndex, withTermAtMost term: Term) -> LogIndex {
         var candidate = min(index, lastIndex)
         while candidate > snapshotIndex {
             if let candidateTerm = self.term(at: candidate), candidateTerm <= term { return candidate }
             candidate -= 1
         }
+        if candidate == snapshotIndex, snapshotIndex > 0, snapshotTerm > term { return candidate - 1 }
         return candidate
     }
 

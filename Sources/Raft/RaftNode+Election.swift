@@ -83,7 +83,7 @@ extension RaftNode {
         heartbeatElapsed = 0
         electionElapsed = 0
         var progress: [NodeID: Progress] = [:]
-        for member in membership.members {
+        for member in membership.members.union([id]) {
             var peer = Progress(nextIndex: log.lastIndex + 1, maxInflight: settings.maxInflightAppends)
             // It just heard from a majority; give every follower one full round before check-quorum.
             peer.isRecentlyActive = true

@@ -14,13 +14,19 @@ extension RaftNode {
             for proposal in proposals { output.proposals.append(.failed(proposal.id, .tooManyPending)) }
             return
         }
+        appendProposals(proposals.map { ($0.id, EntryKind.command, $0.data) })
+    }
+
+    /// Appends proposed entries of the current term, tracks them until they resolve, and
+    /// sends them.
+    mutating func appendProposals(_ proposals: [(id: ProposalID, kind: EntryKind, data: [UInt8])]) {
         var entries: [Entry] = []
         entries.reserveCapacity(proposals.count)
         var index = log.lastIndex
         let isBehindStalePending = (pendingProposals.last?.index ?? 0) > index
         for proposal in proposals {
             index += 1
-            entries.append(Entry(term: currentTerm, index: index, kind: .command, data: proposal.data))
+            entries.append(Entry(term: currentTerm, index: index, kind: proposal.kind, data: proposal.data))
             pendingProposals.append((proposal.id, index, currentTerm))
         }
         if isBehindStalePending {
@@ -59,7 +65,9 @@ extension RaftNode {
         guard var progress = leaderState?.progress[peer], !progress.isPaused else { return false }
         let prevLogIndex = progress.nextIndex - 1
         guard let prevLogTerm = log.term(at: prevLogIndex) else {
-            preconditionFailure("no term for \(prevLogIndex) (log \(log.firstIndex)...\(log.lastIndex)) sending to \(peer)")
+            // The entries this follower needs are compacted: it gets the snapshot instead.
+            startSnapshotTransfer(to: peer)
+            return false
         }
         let entries = log.entries(from: progress.nextIndex, maxCount: settings.maxEntriesPerAppend,
                                   maxBytes: settings.maxBytesPerAppend)
@@ -115,6 +123,7 @@ extension RaftNode {
         if response.isSuccess {
             let isNews = progress.didAcknowledge(response.matchIndex)
             leaderState?.progress[follower] = progress
+            if progress.state != .snapshot { leaderState?.snapshotTransfers[follower] = nil }
             guard isNews else { return }
             if follower == leaderState?.transferTarget { sendTimeoutNowIfCaughtUp() }
             if maybeCommit() {
@@ -148,6 +157,7 @@ extension RaftNode {
 
     mutating func commit(to index: LogIndex) {
         if index > commitIndex { commitIndex = index }
+        stepDownIfRemoved()
     }
 
     mutating func broadcastHeartbeat() {

@@ -17,6 +17,11 @@ public struct RaftNode: Sendable {
         case read(ReadID)
         /// Hand leadership to `target` (thesis §3.10); ignored unless leading.
         case transferLeadership(to: NodeID)
+        /// Change the membership by one server, through the log (thesis §4.1).
+        case changeMembership(ProposalID, MembershipChange)
+        /// The driver durably stored a snapshot of the state machine at an applied index:
+        /// keep it for followers that fall behind, and compact the log up to it.
+        case snapshotTaken(Snapshot)
     }
 
     /// A command to replicate, with the caller's identifier for its outcome.
@@ -52,12 +57,43 @@ public struct RaftNode: Sendable {
         /// The server leadership is being handed to, and ticks since the transfer began.
         var transferTarget: NodeID?
         var transferElapsed = 0
+        /// Snapshots being sent, by follower; each keeps the snapshot it started with.
+        var snapshotTransfers: [NodeID: SnapshotTransfer] = [:]
+    }
+
+    /// One follower's snapshot transfer: the snapshot is pinned until the follower has it,
+    /// however many newer ones are taken meanwhile (so a slow transfer is never restarted
+    /// with a newer snapshot, the loop of etcd #4055 and hashicorp/raft #212).
+    struct SnapshotTransfer: Sendable {
+        var snapshot: Snapshot
+        /// The next byte to send, and the first byte the follower has not confirmed.
+        var nextOffset = 0
+        var acknowledgedOffset = 0
+        var isLastSent = false
+        /// Ticks since the follower last confirmed progress.
+        var idleTicks = 0
+
+        init(snapshot: Snapshot) { self.snapshot = snapshot }
+    }
+
+    /// A snapshot arriving in chunks.
+    struct IncomingSnapshot: Sendable {
+        var metadata: SnapshotMetadata
+        var totalBytes: UInt64
+        var checksum: UInt32
+        var data: [UInt8]
     }
 
     /// This server's ID.
     public let id: NodeID
-    /// The servers of the cluster.
-    public private(set) var membership: Membership
+    /// The servers of the cluster: the latest membership in the log, committed or not.
+    public internal(set) var membership: Membership
+    /// The latest snapshot taken here or installed from the leader.
+    public internal(set) var snapshot: Snapshot?
+    /// Every membership the log holds, oldest first; the first is the one in force at
+    /// `log.snapshotIndex` (from the snapshot, or the initial one).
+    var configurations: [(index: LogIndex, membership: Membership)]
+    var incomingSnapshot: IncomingSnapshot?
     public let settings: RaftSettings
     /// The latest term this server has seen (Figure 2, persistent).
     public internal(set) var currentTerm: Term
@@ -90,12 +126,24 @@ public struct RaftNode: Sendable {
     var output = Output()
 
     /// Creates a server, restoring the durable state it had (empty for a new server).
+    /// `membership` is the cluster's initial membership; a snapshot's, and membership
+    /// entries in the log, take precedence over it.
     public init(id: NodeID, membership: Membership, settings: RaftSettings = RaftSettings(),
-                randomSeed: UInt64, hardState: HardState = HardState(), log: RaftLog = RaftLog())
+                randomSeed: UInt64, hardState: HardState = HardState(), log: RaftLog = RaftLog(),
+                snapshot: Snapshot? = nil)
     {
         precondition((try? settings.validate()) != nil, "invalid settings: \(settings)")
+        if let snapshot {
+            precondition(log.snapshotIndex <= snapshot.metadata.index && log.matches(index: snapshot.metadata.index, term: snapshot.metadata.term),
+                         "log (\(log.snapshotIndex)...\(log.lastIndex)) does not continue the snapshot at \(snapshot.metadata.index)")
+        } else {
+            precondition(log.snapshotIndex == 0, "a log compacted through \(log.snapshotIndex) needs its snapshot")
+        }
         self.id = id
-        self.membership = membership
+        self.snapshot = snapshot
+        let base = snapshot?.metadata.membership ?? membership
+        self.membership = base
+        self.configurations = [(log.snapshotIndex, base)]
         self.settings = settings
         self.random = SplitMix64(seed: randomSeed ^ (id.rawValue &* 0x9E37_79B9_7F4A_7C15))
         self.currentTerm = hardState.currentTerm
@@ -103,7 +151,9 @@ public struct RaftNode: Sendable {
         self.log = log
         // The stored commit index is a hint: never beyond the entries actually stored.
         self.commitIndex = max(log.snapshotIndex, min(hardState.commitIndex, log.lastIndex))
-        self.emittedCommitIndex = log.snapshotIndex
+        self.emittedCommitIndex = max(log.snapshotIndex, snapshot?.metadata.index ?? 0)
+        self.commitIndex = max(commitIndex, emittedCommitIndex)
+        updateConfigurations(from: log.firstIndex)
         resetElectionTimer()
         checkInvariants()
     }
@@ -155,6 +205,8 @@ public struct RaftNode: Sendable {
         case .propose(let proposals): propose(proposals)
         case .read(let readID): read(readID)
         case .transferLeadership(let target): transferLeadership(to: target)
+        case .changeMembership(let id, let change): changeMembership(id, change)
+        case .snapshotTaken(let snapshot): snapshotTaken(snapshot)
         }
         return finishStep(before: before)
     }
@@ -172,7 +224,7 @@ public struct RaftNode: Sendable {
         }
         let after = hardState
         if after != before { output.hardState = after }
-        output.mustSync = !output.entries.isEmpty
+        output.mustSync = !output.entries.isEmpty || output.snapshot != nil
             || after.currentTerm != before.currentTerm || after.votedFor != before.votedFor
         emitCommitted()
         checkInvariants()
@@ -208,6 +260,7 @@ public struct RaftNode: Sendable {
 
     mutating func noteLogChanged(from index: LogIndex) {
         firstChangedIndex = min(firstChangedIndex ?? index, index)
+        updateConfigurations(from: index)
     }
 
     mutating func resetElectionTimer() {
@@ -215,8 +268,14 @@ public struct RaftNode: Sendable {
         randomizedElectionTimeout = settings.electionTicks + random.next(below: settings.electionJitterTicks ?? settings.electionTicks)
     }
 
-    /// True when this server may start elections (learners may not).
-    var isPromotable: Bool { membership.voters.contains(id) }
+    /// True when this server may start elections: a voter, or a voter whose removal is not
+    /// committed yet. The second may have to lead once more to commit its own removal: the
+    /// remaining voters may all lack the entry and, lacking it, never win their votes.
+    var isPromotable: Bool {
+        if membership.voters.contains(id) { return true }
+        guard configurations.count > 1, membershipIndex > commitIndex else { return false }
+        return configurations[configurations.count - 2].membership.voters.contains(id)
+    }
 
     // MARK: - Ticks
 
@@ -231,6 +290,7 @@ public struct RaftNode: Sendable {
         }
         heartbeatElapsed += 1
         electionElapsed += 1
+        tickSnapshotTransfers()
         if let target = leaderState?.transferTarget {
             leaderState?.transferElapsed += 1
             if (leaderState?.transferElapsed ?? 0) >= settings.electionTicks {
@@ -272,8 +332,10 @@ public struct RaftNode: Sendable {
     private mutating func receive(_ envelope: Envelope) {
         let message = envelope.message
         let from = envelope.from
-        // Messages from outside the cluster (or misaddressed) are ignored: ignoring is always safe.
-        guard envelope.to == id, from != id, membership.members.contains(from) else { return }
+        // Misaddressed messages are ignored (ignoring is always safe). Messages from servers
+        // not in our membership are not: a leader may know of members this server has not
+        // heard of yet, and only voters' votes are ever counted.
+        guard envelope.to == id, from != id else { return }
 
         if message.term > currentTerm {
             switch message {
@@ -302,6 +364,8 @@ public struct RaftNode: Sendable {
         case .heartbeat(let heartbeat): handleHeartbeat(heartbeat, from: from)
         case .heartbeatResponse(let response): handleHeartbeatResponse(response, from: from)
         case .timeoutNow: handleTimeoutNow(from: from)
+        case .installSnapshot(let request): handleInstallSnapshot(request, from: from)
+        case .installSnapshotResponse(let response): handleInstallSnapshotResponse(response, from: from)
         }
     }
 
@@ -310,7 +374,7 @@ public struct RaftNode: Sendable {
     /// stale pre-candidate is told our term so it can catch up.
     private mutating func answerStaleMessage(_ message: Message, from: NodeID) {
         switch message {
-        case .appendEntries, .heartbeat:
+        case .appendEntries, .heartbeat, .installSnapshot:
             send(.appendEntriesResponse(AppendEntriesResponse(term: currentTerm, isSuccess: false)), to: from)
         case .requestVote(let request) where request.isPreVote:
             send(.requestVoteResponse(RequestVoteResponse(term: currentTerm, isGranted: false, isPreVote: true)), to: from)

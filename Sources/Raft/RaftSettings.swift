@@ -26,6 +26,18 @@ public struct RaftSettings: Sendable, Equatable {
     public var maxPendingProposals: Int = 65_536
     /// Linearizable reads waiting for confirmation of leadership.
     public var maxPendingReads: Int = 4_096
+    /// The driver snapshots the state machine once this many entries were applied since the
+    /// last snapshot.
+    public var snapshotThresholdEntries: Int = 10_000
+    /// Entries kept in the log before a new snapshot's index, so a follower slightly behind
+    /// still gets appends rather than a whole snapshot.
+    public var compactionTrailingEntries: Int = 1_000
+    /// Bytes per InstallSnapshot chunk (well under the transport's 1 MiB body limit).
+    public var snapshotChunkBytes: Int = 256 * 1024
+    /// Unacknowledged snapshot chunks per follower.
+    public var maxInflightSnapshotChunks: Int = 4
+    /// The largest snapshot a follower accepts.
+    public var maxSnapshotBytes: Int = 512 * 1024 * 1024
     /// Pre-vote (thesis §9.6): a server first asks whether it could win before raising its term.
     public var isPreVoteEnabled: Bool = true
     /// Check-quorum (thesis §6.2): a leader that has not heard from a majority for T steps down,
@@ -52,7 +64,9 @@ public struct RaftSettings: Sendable, Equatable {
             throw RaftSettingsError("electionJitterTicks must be at least 2 (randomized timeouts avoid endless split votes), got \(jitter)")
         }
         guard maxEntriesPerAppend >= 1, maxBytesPerAppend >= 1, maxInflightAppends >= 1,
-              maxPendingProposals >= 1, maxPendingReads >= 1
+              maxPendingProposals >= 1, maxPendingReads >= 1, snapshotThresholdEntries >= 1,
+              compactionTrailingEntries >= 0, snapshotChunkBytes >= 1, maxInflightSnapshotChunks >= 1,
+              maxSnapshotBytes >= 1
         else { throw RaftSettingsError("every limit must be at least 1") }
     }
 }

@@ -19,8 +19,10 @@ struct SafetyChecker {
     /// Every entry known committed, by index, with the lowest term in which it was seen committed.
     private(set) var committed: [Entry] = []
     private(set) var commitTerms: [Term] = []
-    /// Per server: prefix hashes of its in-memory log (index 0 = empty prefix).
-    private var prefixHashes: [NodeID: [UInt64]] = [:]
+    /// The state machine digest after applying each committed entry (index 0 = empty state).
+    private(set) var committedDigests: [UInt64] = [0]
+    /// Per server: prefix hashes of its in-memory log from `base` on (the first is the hash at `base`).
+    private var prefixHashes: [NodeID: (base: Int, hashes: [UInt64])] = [:]
     /// Per server while leading: the term and last index at the end of its previous step.
     private var leaderTail: [NodeID: (term: Term, lastIndex: LogIndex)] = [:]
 
@@ -41,11 +43,23 @@ struct SafetyChecker {
 
     /// Records a change of `node`'s in-memory log from `firstIndex` on and checks Log Matching.
     mutating func logChanged(_ node: NodeID, log: RaftLog, from firstIndex: LogIndex) throws(PropertyViolation) {
-        var hashes = prefixHashes[node] ?? [0]
-        let keep = Int(firstIndex.rawValue)
-        precondition(keep <= hashes.count, "log of \(node) changed from \(firstIndex) beyond its tracked end \(hashes.count - 1)")
+        var tracked = prefixHashes[node]
+        if let known = tracked, known.base > Int(log.snapshotIndex.rawValue) || Int(log.lastIndex.rawValue) < known.base {
+            tracked = nil  // the log was replaced: track it afresh below
+        }
+        var (base, hashes) = tracked ?? (0, [0])
+        if tracked == nil, log.snapshotIndex > 0 {
+            // A log that starts at a snapshot: its prefix there is the one of the snapshot's entry.
+            guard let known = prefixHashOf[log.snapshotIndex]?[log.snapshotTerm] else {
+                throw PropertyViolation(property: "Log Matching",
+                                        detail: "\(node) holds a snapshot at \(log.snapshotIndex) of term \(log.snapshotTerm) that matches no log ever seen")
+            }
+            (base, hashes) = (Int(log.snapshotIndex.rawValue), [known])
+        }
+        let keep = max(1, Int(firstIndex.rawValue) - base)
+        precondition(keep <= hashes.count, "log of \(node) changed from \(firstIndex) beyond its tracked end \(base + hashes.count - 1)")
         hashes.removeSubrange(keep...)
-        var index = firstIndex
+        var index = LogIndex(UInt64(base + keep))
         while index <= log.lastIndex {
             guard let entry = log.entry(at: index) else { break }
             let hash = Self.mix(hashes[hashes.count - 1], entry)
@@ -60,7 +74,12 @@ struct SafetyChecker {
             }
             index += 1
         }
-        prefixHashes[node] = hashes
+        prefixHashes[node] = (base, hashes)
+    }
+
+    /// Forgets the tracked log of a server whose log a snapshot just replaced.
+    mutating func logReplaced(_ node: NodeID) {
+        prefixHashes[node] = nil
     }
 
     /// Leader Append-Only: a leader never removes or rewrites entries during its term.
@@ -93,6 +112,7 @@ struct SafetyChecker {
             precondition(position == committed.count, "\(node) applied \(entry.index) beyond the committed history \(committed.count)")
             committed.append(entry)
             commitTerms.append(term)
+            committedDigests.append(Self.mix(committedDigests[committedDigests.count - 1], entry))
         }
     }
 
@@ -108,7 +128,8 @@ struct SafetyChecker {
         leaderTail[node] = nil
     }
 
-    private static func mix(_ previous: UInt64, _ entry: Entry) -> UInt64 {
+    /// The digest of a state machine that applied `entry` after reaching `previous`.
+    static func mix(_ previous: UInt64, _ entry: Entry) -> UInt64 {
         var hash = previous ^ 0xCBF2_9CE4_8422_2325
         func add(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
         for shift in stride(from: 0, to: 64, by: 8) { add(UInt8(truncatingIfNeeded: entry.term.rawValue >> UInt64(shift))) }

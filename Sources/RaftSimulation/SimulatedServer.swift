@@ -4,9 +4,13 @@ import Raft
 /// fsync'd), and the outputs waiting on the fsync in flight.
 struct SimulatedServer {
     let id: NodeID
+    /// The initial membership it starts with (the log's membership entries override it).
     let membership: Membership
     var core: RaftNode?
     var durableHardState = HardState()
+    /// The durable snapshot, and the durable log entries after `durableBase`.
+    var durableSnapshot: Snapshot?
+    var durableBase: LogIndex = 0
     var durableEntries: [Entry] = []
     /// Outputs in the batch being fsync'd now.
     var syncing: [Output] = []
@@ -15,8 +19,15 @@ struct SimulatedServer {
     /// Bumped at every crash so that events of the old incarnation are ignored.
     var generation = 0
     var restarts = 0
+    /// The state machine: the last applied index and a digest of every entry applied.
     var appliedIndex: LogIndex = 0
+    var stateDigest: UInt64 = 0
     var pausedUntil: UInt64?
+    var isSnapshotDue = false
+    /// Removed from the cluster and taken out of service for good. Its ID is never used
+    /// again: servers still holding an old membership would count a fresh server's vote
+    /// under that ID as the old one's.
+    var isRetired = false
 
     init(id: NodeID, membership: Membership) {
         self.id = id
@@ -25,20 +36,70 @@ struct SimulatedServer {
 
     var isRunning: Bool { core != nil }
 
-    /// Applies an output's writes to the durable store, as the write-ahead log would.
+    /// The last durable index (of an entry, or of the snapshot when no entry follows).
+    var durableLastIndex: LogIndex { durableBase + durableEntries.count }
+
+    /// Applies an output's writes to the durable store, as the node's write-ahead log and
+    /// snapshot file would: the snapshot replaces the log up to its index (all of it when
+    /// the entry there has another term), then entries replace from their first index on.
     mutating func persist(_ output: Output) {
         if let hardState = output.hardState { durableHardState = hardState }
+        if let snapshot = output.snapshot {
+            let metadata = snapshot.metadata
+            if durableTerm(at: metadata.index) == metadata.term {
+                compactDurable(through: metadata.index)
+            } else {
+                durableEntries = []
+                durableBase = metadata.index
+            }
+            durableSnapshot = snapshot
+        }
         if let first = output.entries.first {
-            let keep = Int(first.index.rawValue) - 1
-            precondition(keep <= durableEntries.count, "\(id): entries from \(first.index) after durable end \(durableEntries.count)")
+            precondition(first.index > durableBase, "\(id): entries from \(first.index) at or before durable base \(durableBase)")
+            let keep = Int(first.index.rawValue - durableBase.rawValue) - 1
+            precondition(keep <= durableEntries.count, "\(id): entries from \(first.index) after durable end \(durableLastIndex)")
             durableEntries.removeSubrange(keep...)
             durableEntries.append(contentsOf: output.entries)
         }
     }
 
-    /// True when the durable log holds `entry`.
+    /// Drops stored entries a durable snapshot covers.
+    mutating func compactDurable(through index: LogIndex) {
+        guard index > durableBase else { return }
+        let drop = min(durableEntries.count, Int(index.rawValue - durableBase.rawValue))
+        durableEntries.removeFirst(drop)
+        durableBase = index
+    }
+
+    /// The term of the durable entry at `index`, if stored.
+    func durableTerm(at index: LogIndex) -> Term? {
+        if index == durableBase { return durableBase == durableSnapshot?.metadata.index ? durableSnapshot?.metadata.term : (index == 0 ? 0 : nil) }
+        guard index > durableBase, index <= durableLastIndex else { return nil }
+        return durableEntries[Int(index.rawValue - durableBase.rawValue) - 1].term
+    }
+
+    /// What a restart recovers: the snapshot and the stored entries after it.
+    func recoveredLog() -> (log: RaftLog, snapshot: Snapshot?) {
+        guard let snapshot = durableSnapshot else { return (RaftLog(entries: durableEntries), nil) }
+        let metadata = snapshot.metadata
+        let after = durableEntries.filter { $0.index > metadata.index }
+        let continues = durableTerm(at: metadata.index) == metadata.term || after.isEmpty
+        return (RaftLog(snapshotIndex: metadata.index, snapshotTerm: metadata.term, entries: continues ? after : []), snapshot)
+    }
+
+    /// The latest membership on disk: of the last membership entry stored, else the
+    /// snapshot's, else the initial one.
+    var durableMembership: Membership {
+        if let entry = durableEntries.last(where: { $0.kind == .membership }), let decoded = Membership(encoded: entry.data) {
+            return decoded
+        }
+        return durableSnapshot?.metadata.membership ?? membership
+    }
+
+    /// True when the durable store holds `entry` (a snapshot holds only committed entries,
+    /// which the simulation checks when it is installed).
     func durablyHolds(_ entry: Entry) -> Bool {
-        let position = Int(entry.index.rawValue) - 1
-        return position < durableEntries.count && durableEntries[position].term == entry.term
+        if let snapshot = durableSnapshot, entry.index <= snapshot.metadata.index { return true }
+        return durableTerm(at: entry.index) == entry.term && entry.index > durableBase
     }
 }

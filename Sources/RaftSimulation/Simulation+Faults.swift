@@ -13,6 +13,9 @@ extension Simulation {
                 try step(leader, .transferLeadership(to: target))
             }
         }
+        if profile.isMembershipChanging, membershipRandom.chance(0.25), let leader = currentLeader() {
+            try changeMembership(through: leader)
+        }
         switch pickWeighted(profile.weights) {
         case 0:  // symmetric partition into two random groups, often with the leader in the minority
             var shuffled = ids.shuffled(using: &random)
@@ -35,7 +38,7 @@ extension Simulation {
         case 3:
             if let victim = pickVictim() { try crash(victim) }
         case 4:
-            let crashed = servers.indices.filter { !servers[$0].isRunning }
+            let crashed = servers.indices.filter { !servers[$0].isRunning && !servers[$0].isRetired }
             if let revived = crashed.randomElement(using: &random) { try restart(revived) }
         case 5:
             if let paused = pickVictim() {
@@ -46,6 +49,33 @@ extension Simulation {
             dropRate = [0, 0.01, 0.05, 0.15, 0.3][random.next(below: 5)]
             duplicateRate = [0, 0.02, 0.1][random.next(below: 3)]
         }
+    }
+
+    /// Asks the leader for one membership change: add a spare as a learner, promote a
+    /// learner, or remove a server (the leader itself now and then).
+    private func changeMembership(through leader: Int) throws(PropertyViolation) {
+        guard let membership = servers[leader].core?.membership else { return }
+        let outside = servers.filter { !$0.isRetired && !membership.members.contains($0.id) }.map(\.id)
+        var choices: [MembershipChange] = outside.map { .addLearner($0) } + membership.learners.sorted().map { .promote($0) }
+        if membership.voters.count > 1 { choices += membership.voters.sorted().map { .remove($0) } }
+        guard !choices.isEmpty else { return }
+        let change = choices[membershipRandom.next(below: choices.count)]
+        let id = nextProposalID
+        nextProposalID += 1
+        report.membershipChanges += 1
+        trace("\(servers[leader].id): asked to \(change)")
+        try step(leader, .changeMembership(id, change))
+    }
+
+    /// A client asks some server for a linearizable read.
+    func readFromClient() throws(PropertyViolation) {
+        let running = servers.indices.filter { servers[$0].isRunning }
+        guard var target = running.randomElement(using: &membershipRandom) else { return }
+        if let leader = currentLeader(), membershipRandom.chance(0.7) { target = leader }
+        let id = nextProposalID
+        nextProposalID += 1
+        outstandingReads[id] = highestAcknowledged
+        try step(target, .read(id))
     }
 
     /// The running server that leads in the highest term, if any.
@@ -87,6 +117,9 @@ extension Simulation {
             if servers[position].isRunning { target = position }
         }
         if servers[target].core?.isLeader == true { lastClientTarget = target }
+        if profile.isMembershipChanging || profile.snapshotThresholdEntries != nil, membershipRandom.chance(0.3) {
+            try readFromClient()
+        }
         var proposals: [RaftNode.Proposal] = []
         for _ in 0..<(1 + random.next(below: 5)) {
             let id = nextProposalID
@@ -107,7 +140,7 @@ extension Simulation {
         for position in servers.indices {
             if servers[position].isRunning {
                 servers[position].pausedUntil = nil
-            } else {
+            } else if !servers[position].isRetired {
                 try restart(position)
             }
         }
@@ -121,7 +154,10 @@ extension Simulation {
                                     detail: "no new commit on every server within \(options.livenessBoundMilliseconds) ms of healing")
         }
         if let target = livenessTarget {
-            if servers.allSatisfy({ $0.appliedIndex >= target }) {
+            // Every member must apply it; servers outside the cluster get nothing more.
+            let members = servers.indices.compactMap { servers[$0].core?.isLeader == true ? servers[$0].core?.membership.members : nil }.first
+                ?? Set(servers.map(\.id))
+            if servers.allSatisfy({ !members.contains($0.id) || $0.appliedIndex >= target }) {
                 report.recoveryMilliseconds = (now - faultPhaseEnd) / 1_000
                 isFinished = true
                 return

@@ -11,10 +11,14 @@ extension Simulation {
         settings.maxEntriesPerAppend = profile.maxEntriesPerAppend
         settings.maxInflightAppends = profile.maxInflightAppends
         settings.electionJitterTicks = profile.electionJitterTicks
+        settings.compactionTrailingEntries = profile.compactionTrailingEntries
+        settings.snapshotChunkBytes = profile.snapshotChunkBytes
+        let (log, snapshot) = server.recoveredLog()
         server.core = RaftNode(id: server.id, membership: server.membership, settings: settings,
-                               randomSeed: seed, hardState: server.durableHardState,
-                               log: RaftLog(entries: server.durableEntries))
-        server.appliedIndex = 0
+                               randomSeed: seed, hardState: server.durableHardState, log: log, snapshot: snapshot)
+        // The state machine restarts from the snapshot (or empty) and replays the log.
+        server.appliedIndex = snapshot?.metadata.index ?? 0
+        server.stateDigest = snapshot.map(Self.digest(of:)) ?? 0
         server.pausedUntil = nil
         servers[position] = server
         // Its in-memory log is now its durable one: check it against everyone's.
@@ -28,12 +32,20 @@ extension Simulation {
         let core = servers[position].core!
         if options.isTracing {
             for event in output.events { trace("\(core.id): \(event) [input \(Self.describe(input))]") }
-            if let first = output.entries.first, first.index <= servers[position].durableEntries.count.logIndex {
+            if let first = output.entries.first, first.index <= servers[position].durableLastIndex {
                 trace("\(core.id): rewrites its log from \(first.index) with terms \(output.entries.map(\.term.rawValue)) [input \(Self.describe(input))]")
             }
         }
+        if output.snapshot != nil {
+            checker.logReplaced(core.id)
+            try checker.logChanged(core.id, log: core.log, from: core.log.firstIndex)
+        }
         if let first = output.entries.first {
             try checker.logChanged(core.id, log: core.log, from: first.index)
+        }
+        if let through = output.compactedThrough, case .snapshotTaken = input {
+            // The snapshot was stored before the core was told; the entries it covers may go.
+            servers[position].compactDurable(through: min(through, servers[position].durableSnapshot?.metadata.index ?? 0))
         }
         try checker.checkLeaderAppendOnly(core.id, role: core.role, term: core.currentTerm, log: core.log,
                                           firstWrittenIndex: output.entries.first?.index)
@@ -44,7 +56,7 @@ extension Simulation {
                 try checker.leaderElected(core.id, term: term, log: core.log)
             }
         }
-        let needsDurability = output.hardState != nil || !output.entries.isEmpty
+        let needsDurability = output.hardState != nil || !output.entries.isEmpty || output.snapshot != nil
         if servers[position].syncing.isEmpty {
             if needsDurability {
                 servers[position].syncing = [output]
@@ -82,6 +94,19 @@ extension Simulation {
         for envelope in output.messages { send(envelope) }
         let id = servers[position].id
         let term = servers[position].core?.currentTerm ?? 0
+        if let snapshot = output.snapshot {
+            // State Machine Safety through snapshots: the state it carries is the one every
+            // server reached by applying the committed entries up to its index.
+            let index = Int(snapshot.metadata.index.rawValue)
+            let digest = Self.digest(of: snapshot)
+            guard index < checker.committedDigests.count, checker.committedDigests[index] == digest else {
+                throw PropertyViolation(property: "State Machine Safety",
+                                        detail: "\(id) installed a snapshot at \(index) whose state differs from the committed history's")
+            }
+            servers[position].appliedIndex = snapshot.metadata.index
+            servers[position].stateDigest = digest
+            report.snapshotsInstalled += 1
+        }
         for entry in output.committed {
             guard entry.index == servers[position].appliedIndex + 1 else {
                 throw PropertyViolation(property: "State Machine Safety",
@@ -89,11 +114,64 @@ extension Simulation {
             }
             let isNewlyCommitted = Int(entry.index.rawValue) > checker.committed.count
             try checker.applied(entry, by: id, inTerm: term)
-            if isNewlyCommitted { try checkDurableOnMajority(entry) }
+            if isNewlyCommitted {
+                try checkDurableOnMajority(entry)
+                if entry.kind == .membership, let membership = Membership(encoded: entry.data) {
+                    for removed in committedMembership.members.subtracting(membership.members) {
+                        queue.schedule(.decommission(removed), at: now + 1)
+                    }
+                    committedMembership = membership
+                }
+            }
             servers[position].appliedIndex = entry.index
+            servers[position].stateDigest = SafetyChecker.mix(servers[position].stateDigest, entry)
         }
         report.committedEntries = checker.committed.count
         for outcome in output.proposals { try checkOutcome(outcome) }
+        for outcome in output.reads { try checkRead(outcome, at: position) }
+        if let threshold = profile.snapshotThresholdEntries, !servers[position].isSnapshotDue,
+           servers[position].appliedIndex >= (servers[position].durableSnapshot?.metadata.index ?? 0) + threshold
+        {
+            servers[position].isSnapshotDue = true
+            queue.schedule(.takeSnapshot(position, generation: servers[position].generation), at: now + 1)
+        }
+    }
+
+    /// The state machine's state as a snapshot: its applied index and digest.
+    func takeSnapshot(_ position: Int) throws(PropertyViolation) {
+        servers[position].isSnapshotDue = false
+        guard let core = servers[position].core, let metadata = core.snapshotMetadata(at: servers[position].appliedIndex) else { return }
+        var writer = ByteWriter()
+        writer.write(metadata.index.rawValue)
+        writer.write(servers[position].stateDigest)
+        // Pad it so that some snapshots take several chunks to send.
+        writer.write([UInt8](repeating: 0, count: profile.snapshotPaddingBytes))
+        let snapshot = Snapshot(metadata: metadata, data: writer.bytes)
+        servers[position].durableSnapshot = snapshot  // written to a temporary file, fsync'd, renamed
+        report.snapshotsTaken += 1
+        try step(position, .snapshotTaken(snapshot))
+    }
+
+    static func digest(of snapshot: Snapshot) -> UInt64 {
+        var reader = ByteReader(snapshot.data[...])
+        _ = try? reader.readUInt64()
+        return (try? reader.readUInt64()) ?? 0
+    }
+
+    /// A read served at `index` must see every write acknowledged before it was asked, and
+    /// the serving server must have applied that far.
+    private func checkRead(_ outcome: ReadOutcome, at position: Int) throws(PropertyViolation) {
+        guard case .ready(let id, let index) = outcome, let acknowledgedBefore = outstandingReads.removeValue(forKey: id) else {
+            if case .failed(let id, _) = outcome { outstandingReads[id] = nil }
+            return
+        }
+        guard index >= acknowledgedBefore, Int(index.rawValue) <= checker.committed.count,
+              servers[position].appliedIndex >= index
+        else {
+            throw PropertyViolation(property: "Linearizable read",
+                                    detail: "read \(id) on \(servers[position].id) served at index \(index) (applied \(servers[position].appliedIndex), committed \(checker.committed.count)) after a write acknowledged at \(acknowledgedBefore)")
+        }
+        report.readsServed += 1
     }
 
     /// An acknowledged proposal must be the committed entry at its index; an overwritten
@@ -107,6 +185,7 @@ extension Simulation {
                                         detail: "proposal \(id) acknowledged at \(index) but the committed entry there is \(String(describing: checker.committedEntry(at: index)))")
             }
             report.proposalsAcknowledged += 1
+            highestAcknowledged = max(highestAcknowledged, index)
             if id == livenessProposal { livenessTarget = index }
         case .failed(let id, .overwritten(let index)):
             if let entry = checker.committedEntry(at: index), entry.data == data {
@@ -135,7 +214,7 @@ extension Simulation {
     /// crash); the messages of those outputs were never sent.
     func crash(_ position: Int) throws(PropertyViolation) {
         var server = servers[position]
-        trace("\(server.id): crashes (durable last \(server.durableEntries.count), syncing \(server.syncing.count) outputs)")
+        trace("\(server.id): crashes (durable last \(server.durableLastIndex), syncing \(server.syncing.count) outputs)")
         if random.chance(0.5), !server.syncing.isEmpty {
             for output in server.syncing.prefix(random.next(below: server.syncing.count + 1)) { server.persist(output) }
         }
@@ -145,14 +224,25 @@ extension Simulation {
         server.generation += 1
         server.restarts += 1
         server.pausedUntil = nil
+        server.isSnapshotDue = false
         servers[position] = server
         checker.crashed(server.id)
         report.crashes += 1
         try checkCommittedSurvivesCrash()
     }
 
+    /// A server whose removal committed is stopped for good, as the orchestrator does (a
+    /// removed server left running would only disturb the cluster with elections it cannot win).
+    func decommission(_ id: NodeID) throws(PropertyViolation) {
+        let position = Int(id.rawValue) - 1
+        guard !committedMembership.members.contains(id) else { return }
+        if servers[position].isRunning { try crash(position) }
+        servers[position].isRetired = true
+        trace("\(id): retired")
+    }
+
     func restart(_ position: Int) throws(PropertyViolation) {
-        trace("\(servers[position].id): restarts with durable log of \(servers[position].durableEntries.count) entries, terms \(servers[position].durableEntries.map(\.term.rawValue))")
+        trace("\(servers[position].id): restarts with snapshot at \(servers[position].durableSnapshot?.metadata.index ?? 0), durable log through \(servers[position].durableLastIndex)")
         try start(position)
         queue.schedule(.tick(position, generation: servers[position].generation),
                        at: now + UInt64(random.next(below: Int(options.tickMicroseconds))))
@@ -163,10 +253,10 @@ extension Simulation {
     /// whenever a server rewrites its log over it (`checkCommittedKeptOnMajority`). A crash
     /// loses only unsynced writes, so a rewrite is the only way a copy can go.
     private func checkDurableOnMajority(_ entry: Entry) throws(PropertyViolation) {
-        let holders = servers.filter { $0.durablyHolds(entry) }.count
-        guard holders >= servers.count / 2 + 1 else {
+        let holders = Set(servers.filter { $0.durablyHolds(entry) }.map(\.id))
+        guard isHeldByQuorum(holders) else {
             throw PropertyViolation(property: "Committed survives crash",
-                                    detail: "entry \(entry.index) of term \(entry.term) was applied while durable on only \(holders) of \(servers.count) servers")
+                                    detail: "entry \(entry.index) of term \(entry.term) was applied while durable only on \(holders.sorted())")
         }
     }
 
@@ -178,15 +268,15 @@ extension Simulation {
         guard let first = entries.first else { return }
         let server = servers[position]
         var index = first.index
-        while Int(index.rawValue) <= min(server.durableEntries.count, checker.committed.count) {
+        while index <= min(server.durableLastIndex, LogIndex(UInt64(checker.committed.count))) {
             let committed = checker.committed[Int(index.rawValue) - 1]
             let offset = Int(index.rawValue - first.index.rawValue)
             let replacement = offset < entries.count ? entries[offset] : nil
             if server.durablyHolds(committed), replacement?.term != committed.term {
-                let others = servers.indices.filter { $0 != position && servers[$0].durablyHolds(committed) }.count
-                guard others >= servers.count / 2 + 1 else {
+                let others = Set(servers.indices.filter { $0 != position && servers[$0].durablyHolds(committed) }.map { servers[$0].id })
+                guard isHeldByQuorum(others) else {
                     throw PropertyViolation(property: "Committed survives crash",
-                                            detail: "\(server.id) overwrote committed entry \(index) of term \(committed.term), leaving it durable on only \(others) of \(servers.count) servers")
+                                            detail: "\(server.id) overwrote committed entry \(index) of term \(committed.term), leaving it durable only on \(others.sorted())")
                 }
             }
             index += 1
@@ -195,14 +285,34 @@ extension Simulation {
 
     /// Every committed entry is on the durable log of a majority, so no crash can lose it.
     func checkCommittedSurvivesCrash() throws(PropertyViolation) {
-        let quorum = servers.count / 2 + 1
+        let memberships = quorumMemberships()
         for entry in checker.committed {
-            let holders = servers.filter { $0.durablyHolds(entry) }.count
-            guard holders >= quorum else {
+            let holders = Set(servers.filter { $0.durablyHolds(entry) }.map(\.id))
+            guard isHeldByQuorum(holders, memberships: memberships) else {
                 throw PropertyViolation(property: "Committed survives crash",
-                                        detail: "committed entry \(entry.index) of term \(entry.term) is durable on only \(holders) of \(servers.count) servers")
+                                        detail: "committed entry \(entry.index) of term \(entry.term) is durable only on \(holders.sorted())")
             }
         }
+    }
+
+    /// True when `holders` include a majority of the voters of the latest committed
+    /// membership or of a membership some running server holds (one change at a time means
+    /// every committed entry is on a majority of one of them, thesis §4.1).
+    func isHeldByQuorum(_ holders: Set<NodeID>, memberships: [Membership]? = nil) -> Bool {
+        (memberships ?? quorumMemberships()).contains { membership in
+            membership.voters.filter(holders.contains).count >= membership.quorum
+        }
+    }
+
+    /// The latest committed membership and the latest one each server holds (in memory, or
+    /// on disk when crashed).
+    func quorumMemberships() -> [Membership] {
+        var result = [committedMembership]
+        for server in servers {
+            let membership = server.core?.membership ?? server.durableMembership
+            if !result.contains(membership) { result.append(membership) }
+        }
+        return result
     }
 }
 
@@ -210,10 +320,17 @@ extension Simulation {
     static func describe(_ input: RaftNode.Input) -> String {
         switch input {
         case .tick: "tick"
-        case .receive(let envelope): "\(envelope.message) from \(envelope.from)"
+        case .receive(let envelope):
+            if case .installSnapshot(let chunk) = envelope.message {
+                "snapshot chunk at \(chunk.offset) of \(chunk.totalBytes) bytes (index \(chunk.metadata.index), term \(chunk.metadata.term)) from \(envelope.from)"
+            } else {
+                "\(envelope.message) from \(envelope.from)"
+            }
         case .propose(let proposals): "propose \(proposals.count)"
         case .read(let id): "read \(id)"
         case .transferLeadership(let target): "transfer to \(target)"
+        case .changeMembership(_, let change): "\(change)"
+        case .snapshotTaken(let snapshot): "snapshot taken at \(snapshot.metadata.index)"
         }
     }
 }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Raft
 
 /// A deterministic simulation of a Raft cluster: real `RaftNode` cores in one process,
@@ -33,6 +38,14 @@ public final class Simulation {
     /// Draws for leader transfers, apart from `random` so that adding them changed no run
     /// that does not transfer.
     var transferRandom: SplitMix64
+    /// Draws for membership changes and reads, apart for the same reason.
+    var membershipRandom: SplitMix64
+    /// Reads asked and not yet answered, with the highest index acknowledged to a client
+    /// when each was asked.
+    var outstandingReads: [ReadID: LogIndex] = [:]
+    var highestAcknowledged: LogIndex = 0
+    /// The membership of the latest committed membership entry (initially every voter).
+    var committedMembership: Membership
     var faultPhaseEnd: UInt64 = 0
     var isFinished = false
 
@@ -42,6 +55,8 @@ public final class Simulation {
         case syncDone(Int, generation: Int)
         case fault
         case propose
+        case takeSnapshot(Int, generation: Int)
+        case decommission(NodeID)
         case endFaultPhase
         case livenessProbe
     }
@@ -60,8 +75,11 @@ public final class Simulation {
         self.duplicateRate = profile.duplicateRate
         self.report = SimulationReport(seed: options.seed, nodeCount: profile.nodeCount)
         self.transferRandom = SplitMix64(seed: options.seed ^ 0x7A45_F3E2_0000_0001)
+        self.membershipRandom = SplitMix64(seed: options.seed ^ 0x3E3B_E125_0000_0002)
         let membership = Membership(voters: Set((1...profile.nodeCount).map { NodeID(UInt64($0)) }))
-        for position in 0..<profile.nodeCount {
+        self.committedMembership = membership
+        // Spare servers start outside the cluster, to be added as learners and promoted.
+        for position in 0..<(profile.nodeCount + profile.spareCount) {
             let id = NodeID(UInt64(position + 1))
             servers.append(SimulatedServer(id: id, membership: membership))
         }
@@ -128,6 +146,11 @@ public final class Simulation {
         case .syncDone(let position, let generation):
             guard servers[position].isRunning, servers[position].generation == generation else { return }
             try finishSync(position)
+        case .takeSnapshot(let position, let generation):
+            guard servers[position].isRunning, servers[position].generation == generation else { return }
+            try takeSnapshot(position)
+        case .decommission(let id):
+            try decommission(id)
         case .fault:
             guard isFaultPhase else { return }
             try injectFault()
@@ -154,13 +177,15 @@ public final class Simulation {
         guard options.isTracing else { return }
         let fraction = String(now % 1_000)
         let stamp = "\(now / 1_000)." + String(repeating: "0", count: 3 - fraction.count) + fraction + " ms  "
-        print(stamp + text())
+        // Written unbuffered, so that the lines before a trap in the core are not lost.
+        let line = Array((stamp + text() + "\n").utf8)
+        line.withUnsafeBytes { _ = write(1, $0.baseAddress, $0.count) }
     }
 
     func describeServers() -> String {
-        servers.map { server in
+        "  membership: voters \(committedMembership.voters.sorted()) learners \(committedMembership.learners.sorted()) (committed)\n" + servers.map { server in
             guard let core = server.core else { return "  \(server.id): crashed" }
-            return "  \(server.id): \(core.role) term \(core.currentTerm) leader \(core.leaderID.map(String.init(describing:)) ?? "-") last \(core.log.lastIndex)/\(core.log.lastTerm) commit \(core.commitIndex) applied \(server.appliedIndex)\(server.pausedUntil.map { $0 > now ? " paused" : "" } ?? "")"
+            return "  \(server.id): \(core.role) term \(core.currentTerm) leader \(core.leaderID.map(String.init(describing:)) ?? "-") last \(core.log.lastIndex)/\(core.log.lastTerm) commit \(core.commitIndex) applied \(server.appliedIndex) voters \(core.membership.voters.sorted().map(\.rawValue)) (from \(core.membershipIndex))\(server.pausedUntil.map { $0 > now ? " paused" : "" } ?? "")"
         }.joined(separator: "\n")
     }
 }
@@ -197,6 +222,10 @@ public struct SimulationReport: Sendable {
     public var pauses = 0
     public var partitions = 0
     public var transfers = 0
+    public var membershipChanges = 0
+    public var snapshotsTaken = 0
+    public var snapshotsInstalled = 0
+    public var readsServed = 0
     public var proposalsAcknowledged = 0
     public var committedEntries = 0
     public var maxTerm: Term = 0

@@ -46,6 +46,15 @@ struct FaultProfile: CustomStringConvertible {
     /// Narrow election jitter (more split votes) on some runs. Drawn from its own generator so
     /// adding it left every earlier seed's run unchanged.
     var electionJitterTicks: Int?
+    /// Snapshots: taken every so many applied entries (never when nil), with this many
+    /// entries kept before them, sent in chunks of this size, padded to span chunks.
+    var snapshotThresholdEntries: Int?
+    var compactionTrailingEntries: Int
+    var snapshotChunkBytes: Int
+    var snapshotPaddingBytes: Int
+    /// Servers outside the initial cluster; with them, membership changes are injected.
+    var spareCount: Int
+    var isMembershipChanging: Bool
 
     init(options: SimulationOptions, random: inout SplitMix64) {
         nodeCount = options.nodeCount ?? (3 + random.next(below: 5))
@@ -64,9 +73,17 @@ struct FaultProfile: CustomStringConvertible {
         maxInflightAppends = [1, 2, 4, 16][random.next(below: 4)]
         var jitterRandom = SplitMix64(seed: options.seed ^ 0x5EED_1177_E500_0000)
         electionJitterTicks = [nil, nil, 3, 5][jitterRandom.next(below: 4)]
+        // Drawn from their own generator too: earlier seeds' draws above stay as they were.
+        var completenessRandom = SplitMix64(seed: options.seed ^ 0x5AA9_5407_0000_0003)
+        snapshotThresholdEntries = [nil, 3, 10, 40][completenessRandom.next(below: 4)]
+        compactionTrailingEntries = [0, 0, 2, 8][completenessRandom.next(below: 4)]
+        snapshotChunkBytes = [8, 64, 4_096][completenessRandom.next(below: 3)]
+        snapshotPaddingBytes = [0, 30, 200][completenessRandom.next(below: 3)]
+        isMembershipChanging = completenessRandom.next(below: 2) == 0
+        spareCount = isMembershipChanging ? 1 + completenessRandom.next(below: 2) : 0
     }
 
     var description: String {
-        "nodes=\(nodeCount) drop=\(dropRate) duplicate=\(duplicateRate) delay=\(minimumDelayMicroseconds)+\(delayJitterMicroseconds)us faultEvery~\(meanFaultIntervalMilliseconds)ms weights=\(weights) sticky=\(stickyClientRate) preVote=\(isPreVoteEnabled) checkQuorum=\(isCheckQuorumEnabled) batch=\(maxEntriesPerAppend) window=\(maxInflightAppends) jitter=\(electionJitterTicks.map(String.init) ?? "T")"
+        "nodes=\(nodeCount) drop=\(dropRate) duplicate=\(duplicateRate) delay=\(minimumDelayMicroseconds)+\(delayJitterMicroseconds)us faultEvery~\(meanFaultIntervalMilliseconds)ms weights=\(weights) sticky=\(stickyClientRate) preVote=\(isPreVoteEnabled) checkQuorum=\(isCheckQuorumEnabled) batch=\(maxEntriesPerAppend) window=\(maxInflightAppends) jitter=\(electionJitterTicks.map(String.init) ?? "T") snapshotEvery=\(snapshotThresholdEntries.map(String.init) ?? "never") trail=\(compactionTrailingEntries) chunk=\(snapshotChunkBytes) pad=\(snapshotPaddingBytes) spares=\(spareCount) membershipChanges=\(isMembershipChanging)"
     }
 }

@@ -140,3 +140,19 @@ let plainSettings: RaftSettings = {
     settings.isPreVoteEnabled = false
     return settings
 }()
+
+extension ScriptedCluster {
+    /// Starts a new, empty server that knows `members` (it is not one of their voters).
+    mutating func addServer(_ id: NodeID, knowing members: Membership, settings: RaftSettings = ScriptedCluster.settings) {
+        nodes[id] = RaftNode(id: id, membership: members, settings: settings, randomSeed: 11)
+    }
+
+    /// The state machine of these tests: the applied entries' data, with the applied index.
+    func snapshot(of id: NodeID, paddedTo bytes: Int = 0) -> Snapshot {
+        let node = node(id)
+        let metadata = node.snapshotMetadata(at: node.commitIndex)!
+        var data = Array("state at \(metadata.index)".utf8)
+        data += [UInt8](repeating: 7, count: max(0, bytes - data.count))
+        return Snapshot(metadata: metadata, data: data)
+    }
+}
