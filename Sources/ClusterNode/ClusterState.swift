@@ -20,17 +20,25 @@ public struct ClusterState: Sendable {
     public private(set) var unhealthyNodes: Set<UInt64> = []
     /// The last log index applied.
     public private(set) var appliedIndex: UInt64 = 0
-    /// Every node's capacity; the same on every node of the cluster.
-    public let capacity: [UInt64: NodeResources]
+    /// Every member node's capacity (all alike); follows the membership entries applied.
+    public private(set) var capacity: [UInt64: NodeResources]
+    /// What one node offers.
+    public let nodeResources: NodeResources
     /// Results of recent client requests, so a retried request is applied once (thesis §6.3).
     private var requestResults: [String: [Int]] = [:]
     private var requestOrder: [String] = []
     /// Requests remembered for de-duplication: a client retries within seconds, not after ten thousand others.
     static let maxRememberedRequests = 10_000
 
-    /// An empty state for nodes with `capacity`.
-    public init(capacity: [UInt64: NodeResources]) {
-        self.capacity = capacity
+    /// An empty state for the initial `members`, each offering `nodeResources`.
+    public init(members: [UInt64], nodeResources: NodeResources) {
+        self.nodeResources = nodeResources
+        self.capacity = Dictionary(uniqueKeysWithValues: members.map { ($0, nodeResources) })
+    }
+
+    /// Nodes that still run replicas but are no longer members: the leader moves them.
+    public var replicasOnRemovedNodes: [UInt64] {
+        usageByNode.keys.filter { capacity[$0] == nil }.sorted()
     }
 
     /// Resources in use per node, kept as services change (so reading it costs nothing
@@ -54,6 +62,12 @@ public struct ClusterState: Sendable {
     public mutating func apply(_ entry: Entry, decoded: ClusterCommand? = nil) -> Outcome {
         precondition(entry.index.rawValue > appliedIndex, "applying \(entry.index) after \(appliedIndex)")
         appliedIndex = entry.index.rawValue
+        if entry.kind == .membership, let membership = Membership(encoded: entry.data) {
+            // Removed nodes take no new replicas; the leader moves the ones they have.
+            capacity = Dictionary(uniqueKeysWithValues: membership.members.map { ($0.rawValue, nodeResources) })
+            unhealthyNodes.formIntersection(capacity.keys)
+            return .none
+        }
         guard entry.kind == .command else { return .none }
         let command: ClusterCommand
         if let decoded {
@@ -108,7 +122,7 @@ public struct ClusterState: Sendable {
             remember(requestID, [serviceID])
             return .services([serviceID])
         case .setNodeHealth(let node, let isHealthy, let moves):
-            if isHealthy { unhealthyNodes.remove(node) } else { unhealthyNodes.insert(node) }
+            if isHealthy || capacity[node] == nil { unhealthyNodes.remove(node) } else { unhealthyNodes.insert(node) }
             applyMoves(moves, at: entry.index.rawValue)
             return .none
         case .placePending(let moves):
@@ -168,5 +182,110 @@ public struct ClusterState: Sendable {
             for forgotten in requestOrder.prefix(excess) { requestResults.removeValue(forKey: forgotten) }
             requestOrder.removeFirst(excess)
         }
+    }
+}
+
+/// The state machine as a snapshot: everything `apply` depends on, so that a node restored
+/// from it applies the entries after it exactly as a node that applied every entry.
+///
+///     version u8 (1), applied index u64, next service ID u64, node resources,
+///     capacity: count u32, node u64 ...; unhealthy: count u32, node u64 ...;
+///     services: count u32, then per service its record;
+///     remembered requests: count u32, then per request (oldest first) ID string, count u32, service IDs u64
+extension ClusterState {
+    static let snapshotVersion: UInt8 = 1
+
+    /// The bytes of this state for a snapshot.
+    public func snapshotData() -> [UInt8] {
+        var writer = ByteWriter()
+        writer.write(Self.snapshotVersion)
+        writer.write(appliedIndex)
+        writer.write(UInt64(nextServiceID))
+        writer.write(nodeResources)
+        writer.write(UInt32(capacity.count))
+        for node in capacity.keys.sorted() { writer.write(node) }
+        writer.write(UInt32(unhealthyNodes.count))
+        for node in unhealthyNodes.sorted() { writer.write(node) }
+        writer.write(UInt32(services.count))
+        for service in services.values.sorted(by: { $0.id < $1.id }) {
+            writer.write(UInt64(service.id))
+            writer.write(service.spec)
+            writer.write(Placement.Decision(replicas: service.placement, pending: service.pending, pendingReason: service.pendingReason))
+            writer.write(service.index)
+            writer.write(service.term)
+            writer.write(service.updatedIndex)
+            writer.write(string: service.requestID)
+        }
+        writer.write(UInt32(requestOrder.count))
+        for requestID in requestOrder {
+            writer.write(string: requestID)
+            let result = requestResults[requestID] ?? []
+            writer.write(UInt32(result.count))
+            for id in result { writer.write(UInt64(id)) }
+        }
+        return writer.bytes
+    }
+
+    /// Restores a state from `snapshotData()` bytes; throws when they are not one.
+    public init(snapshotData bytes: [UInt8]) throws(ClusterCommandCodec.Malformed) {
+        var reader = ByteReader(bytes[...])
+        do {
+            guard try reader.readByte() == Self.snapshotVersion else {
+                throw ClusterCommandCodec.Malformed(description: "unknown snapshot format")
+            }
+            let applied = try reader.readUInt64()
+            let nextID = Int(try reader.readUInt64())
+            self.nodeResources = try reader.readResources()
+            var capacity: [UInt64: NodeResources] = [:]
+            for _ in 0..<(try reader.readCount(limit: bytes.count)) { capacity[try reader.readUInt64()] = nodeResources }
+            self.capacity = capacity
+            for _ in 0..<(try reader.readCount(limit: bytes.count)) { unhealthyNodes.insert(try reader.readUInt64()) }
+            for _ in 0..<(try reader.readCount(limit: bytes.count)) {
+                let id = Int(try reader.readUInt64())
+                let spec = try reader.readSpec()
+                let decision = try reader.readDecision()
+                let record = ServiceRecord(id: id, spec: spec, placement: decision.replicas, pending: decision.pending,
+                                           pendingReason: decision.pendingReason, index: try reader.readUInt64(),
+                                           term: try reader.readUInt64(), updatedIndex: try reader.readUInt64(),
+                                           requestID: try reader.readString())
+                services[id] = record
+                account(spec.demand, removing: [:], adding: record.placement)
+            }
+            for _ in 0..<(try reader.readCount(limit: bytes.count)) {
+                let requestID = try reader.readString()
+                var result: [Int] = []
+                for _ in 0..<(try reader.readCount(limit: bytes.count)) { result.append(Int(try reader.readUInt64())) }
+                requestResults[requestID] = result
+                requestOrder.append(requestID)
+            }
+            guard reader.isAtEnd else { throw ClusterCommandCodec.Malformed(description: "bytes left after the snapshot's state") }
+            self.appliedIndex = applied
+            self.nextServiceID = nextID
+        } catch let error as ClusterCommandCodec.Malformed {
+            throw error
+        } catch {
+            throw ClusterCommandCodec.Malformed(description: "snapshot state ends early")
+        }
+    }
+}
+
+extension ByteWriter {
+    mutating func write(_ resources: NodeResources) {
+        write(UInt64(resources.slots))
+        write(UInt64(resources.cpuMillicores))
+        write(UInt64(resources.memoryMB))
+    }
+}
+
+extension ByteReader {
+    mutating func readResources() throws -> NodeResources {
+        NodeResources(slots: Int(try readUInt64()), cpuMillicores: Int(try readUInt64()), memoryMB: Int(try readUInt64()))
+    }
+
+    /// A count that cannot exceed `limit` (the input's size bounds any honest count).
+    mutating func readCount(limit: Int) throws -> Int {
+        let count = Int(try readUInt32())
+        guard count <= limit else { throw ClusterCommandCodec.Malformed(description: "count \(count) exceeds the input") }
+        return count
     }
 }

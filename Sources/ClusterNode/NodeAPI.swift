@@ -62,14 +62,21 @@ public enum NodeAPI {
         router.add("POST", "/leader") { request in
             try onLeader(node, request) {
                 struct Transfer: Decodable { var node: JSONValue }
-                let transfer = try JSONBody.decode(Transfer.self, from: request)
-                let target: UInt64
-                switch transfer.node {
-                case .number(let number) where number == number.rounded() && number > 0: target = UInt64(number)
-                case .string(let text): target = try LinkTable.peerID(from: text)
-                default: throw HTTPError(.badRequest, #"node must be a port or "localhost:PORT", e.g. {"node": 8003}"#)
-                }
+                let target = try memberID(try JSONBody.decode(Transfer.self, from: request).node)
                 return JSONBody.response(try node.transferLeadership(to: target), for: request)
+            }
+        }
+        router.add("GET", "/members") { request in JSONBody.response(node.membershipView(), for: request) }
+        router.add("POST", "/members") { request in
+            try onLeader(node, request) {
+                struct Add: Decodable { var node: JSONValue }
+                let target = try memberID(try JSONBody.decode(Add.self, from: request).node)
+                return JSONBody.response(try node.addMember(target), for: request)
+            }
+        }
+        router.add("DELETE", "/members/:member") { request in
+            try onLeader(node, request) {
+                JSONBody.response(try node.removeMember(try LinkTable.peerID(from: try request.parameter("member"))), for: request)
             }
         }
         router.add("GET", "/services") { request in
@@ -151,6 +158,15 @@ public enum NodeAPI {
         var term: UInt64
         var calls: [ServiceCall]
         var services: [ServiceView]
+    }
+
+    /// A node named in a body: its port, or "localhost:PORT".
+    static func memberID(_ value: JSONValue) throws(HTTPError) -> UInt64 {
+        switch value {
+        case .number(let number) where number == number.rounded() && number > 0 && number <= 65_535: return UInt64(number)
+        case .string(let text): return try LinkTable.peerID(from: text)
+        default: throw HTTPError(.badRequest, #"node must be a port or "localhost:PORT", e.g. {"node": 8003}"#)
+        }
     }
 
     private static func serviceID(_ request: HTTPRequest) throws(HTTPError) -> Int {

@@ -26,6 +26,9 @@ public struct NodeConfiguration: Sendable {
     public var isFsyncEnabled = true
     /// How long a service request waits for its commit before answering 504.
     public var commitTimeoutSeconds = 5.0
+    /// A snapshot is taken every this many applied entries, keeping this many before it in the log.
+    public var snapshotEveryEntries = 10_000
+    public var snapshotTrailingEntries = 1_000
     /// How long the leader waits without hearing from a node before marking it unhealthy
     /// and placing its replicas elsewhere.
     public var unhealthyAfterSeconds = 3.0
@@ -48,11 +51,8 @@ public struct NodeConfiguration: Sendable {
                                     heartbeatTicks: max(1, heartbeatMilliseconds / tick))
         if settings.electionTicks <= settings.heartbeatTicks { settings.electionTicks = settings.heartbeatTicks + 1 }
         settings.electionJitterTicks = electionJitterMilliseconds.map { max(1, $0 / tick) }
+        settings.snapshotThresholdEntries = max(1, snapshotEveryEntries)
+        settings.compactionTrailingEntries = max(0, snapshotTrailingEntries)
         return settings
-    }
-
-    /// Every node's resources (all nodes of a cluster are alike).
-    public var resources: [UInt64: NodeResources] {
-        Dictionary(uniqueKeysWithValues: members.map { ($0, NodeResources.standard(slots: capacity)) })
     }
 }

@@ -61,11 +61,10 @@ extension NodeDriver {
         } catch {
             throw HTTPError(.badRequest, "malformed raft message batch: \(error.description)")
         }
-        let members = Set(configuration.members)
-        for envelope in envelopes {
-            guard members.contains(envelope.from.rawValue), envelope.to.rawValue == configuration.id else {
-                throw HTTPError(.forbidden, "message from \(envelope.from) to \(envelope.to): not a member of cluster \(configuration.clusterID) addressed to this node")
-            }
+        // Any sender of this cluster is heard: a leader may know members this node has not
+        // learnt of yet (the cluster header keeps other clusters out).
+        for envelope in envelopes where envelope.to.rawValue != configuration.id {
+            throw HTTPError(.forbidden, "message from \(envelope.from) to \(envelope.to): not addressed to this node (\(configuration.id))")
         }
         metrics.increment(.messagesReceived, by: envelopes.count)
         let now = monotonicSeconds()

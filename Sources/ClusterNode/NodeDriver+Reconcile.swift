@@ -35,9 +35,9 @@ extension NodeDriver {
             if leadingSinceTerm != core.currentTerm.rawValue {
                 // A new leadership: every peer gets a full grace period from now.
                 leadingSinceTerm = core.currentTerm.rawValue
-                for member in configuration.members { lastHeard[member] = now }
+                for member in currentMembers { lastHeard[member] = now }
             }
-            for member in configuration.members.sorted() where member != configuration.id {
+            for member in currentMembers where member != configuration.id {
                 let isReachable = now - (lastHeard[member] ?? now) <= grace
                 let isMarkedUnhealthy = state.unhealthyNodes.contains(member)
                 if !isReachable && !isMarkedUnhealthy {
@@ -46,6 +46,10 @@ extension NodeDriver {
                 if isReachable && isMarkedUnhealthy {
                     return { usage, state in Self.markCommand(node: member, isHealthy: true, usage: &usage, state: state) }
                 }
+            }
+            if let removed = state.replicasOnRemovedNodes.first {
+                // A node left the cluster: its replicas go elsewhere.
+                return { usage, state in Self.markCommand(node: removed, isHealthy: false, usage: &usage, state: state) }
             }
             if state.services.values.contains(where: { $0.pending > 0 }) {
                 return { usage, state in Self.placePendingCommand(usage: &usage, state: state) }

@@ -184,8 +184,9 @@ extension NodeDriver {
         guard target != configuration.id else {
             return TransferResult(from: address(target), to: address(target), term: stateLock.withLock { core.currentTerm.rawValue }, milliseconds: 0)
         }
-        guard configuration.members.contains(target) else {
-            throw HTTPError(.badRequest, "node \(target) is not a member of cluster \(configuration.clusterID) (members: \(configuration.members.map(String.init).joined(separator: ", ")))")
+        let voters = stateLock.withLock { core.membership.voters.map(\.rawValue).sorted() }
+        guard voters.contains(target) else {
+            throw HTTPError(.badRequest, "node \(target) is not a voting member of cluster \(configuration.clusterID) (voters: \(voters.map(String.init).joined(separator: ", ")))")
         }
         let started = monotonicSeconds()
         submit(.transferLeadership(to: NodeID(target)))

@@ -7,7 +7,7 @@ extension NodeDriver {
     func definition() -> NodeDefinition {
         stateLock.withLock {
             NodeDefinition(id: configuration.id, address: address(configuration.id), cluster: configuration.clusterID,
-                           peers: configuration.members.filter { $0 != configuration.id }.map(address),
+                           peers: currentMembers.filter { $0 != configuration.id }.map(address),
                            state: core.role.apiName, term: core.currentTerm.rawValue, leader: core.leaderID.map { address($0.rawValue) })
         }
     }
@@ -23,7 +23,7 @@ extension NodeDriver {
             var followers: [String: FollowerView]?
             if core.isLeader {
                 followers = [:]
-                for member in configuration.members where member != configuration.id {
+                for member in currentMembers where member != configuration.id {
                     if let progress = core.progress(of: NodeID(member)) {
                         followers?[address(member)] = FollowerView(matchIndex: progress.matchIndex.rawValue, nextIndex: progress.nextIndex.rawValue,
                                                                    state: progress.state.rawValue, recentlyActive: progress.isRecentlyActive)
@@ -43,6 +43,9 @@ extension NodeDriver {
                 unhealthyNodes: state.unhealthyNodes.sorted().map(address),
                 connections: Dictionary(uniqueKeysWithValues: links.snapshot.map { (address($0.key), $0.value) }),
                 followers: followers, counters: counters,
+                voters: core.membership.voters.sorted().map { address($0.rawValue) },
+                learners: core.membership.learners.sorted().map { address($0.rawValue) },
+                snapshotIndex: core.snapshot?.metadata.index.rawValue ?? 0, firstLogIndex: log.firstIndex.rawValue,
                 leaders: Dictionary(uniqueKeysWithValues: leaderHistory.map { (String($0.key), address($0.value)) }),
                 pid: getpid(), dataDirectory: configuration.dataDirectory)
         }
@@ -68,7 +71,7 @@ extension NodeDriver {
     /// The Prometheus text of this node.
     func metricsText() -> String {
         let (role, term, commit, applied, last, progress) = stateLock.withLock { () -> (String, UInt64, UInt64, UInt64, UInt64, [(UInt64, UInt64)]) in
-            let progress = configuration.members.compactMap { member in core.progress(of: NodeID(member)).map { (member, $0.matchIndex.rawValue) } }
+            let progress = currentMembers.compactMap { member in core.progress(of: NodeID(member)).map { (member, $0.matchIndex.rawValue) } }
             return (core.role.apiName, core.currentTerm.rawValue, core.commitIndex.rawValue, state.appliedIndex, core.log.lastIndex.rawValue, progress)
         }
         var text = MetricsText()

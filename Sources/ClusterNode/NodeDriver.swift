@@ -72,10 +72,13 @@ public final class NodeDriver: @unchecked Sendable {
     private var lastTick = monotonicSeconds()
     /// When the timer thread plans to wake next.
     private var timerWakeAt = 0.0
-    private var outboxes: [UInt64: Outbox<(Envelope, Double)>] = [:]
-    /// Each peer's connection; used by its outbox's thread, or inline while that outbox is
-    /// idle (the outbox lets one of them at a time deliver).
-    private var posters: [UInt64: PipelinedPoster] = [:]
+    /// Each peer's outbox and connection (the connection is used by the outbox's thread, or
+    /// inline while that outbox is idle: the outbox lets one of them at a time deliver).
+    /// Created on first use, as members join; guarded by `peersLock`.
+    private var peers: [UInt64: (outbox: Outbox<(Envelope, Double)>, poster: PipelinedPoster)] = [:]
+    private let peersLock = NSLock()
+    /// True while a snapshot of the state machine is being written in the background.
+    private var isSnapshotting = false
     /// Inputs waiting for the driver: beyond this, received messages are dropped (Raft
     /// tolerates loss) and proposals refused, so a stalled disk cannot exhaust memory.
     static let maxQueuedInputs = 50_000
@@ -87,11 +90,21 @@ public final class NodeDriver: @unchecked Sendable {
         let wal = try WriteAheadLog(directory: configuration.dataDirectory + "/raft")
         self.wal = wal
         let recovered = wal.recovered
+        // The initial membership is the cluster's first one, alike on every node (a node that
+        // joins later learns the current one from the log or a snapshot).
         self.core = RaftNode(id: NodeID(configuration.id), membership: Membership(voters: Set(configuration.members.map { NodeID($0) })),
                              settings: configuration.raftSettings, randomSeed: UInt64.random(in: 1...UInt64.max),
-                             hardState: recovered.hardState, log: recovered.log)
-        self.state = ClusterState(capacity: configuration.resources)
-        self.links = LinkTable(selfID: configuration.id, peers: configuration.members)
+                             hardState: recovered.hardState, log: recovered.log, snapshot: recovered.snapshot)
+        if let snapshot = recovered.snapshot {
+            do {
+                self.state = try ClusterState(snapshotData: snapshot.data)
+            } catch {
+                throw StorageError("snapshot in \(configuration.dataDirectory)/raft at index \(snapshot.metadata.index) holds no valid state: \(error); refusing to start")
+            }
+        } else {
+            self.state = ClusterState(members: configuration.members, nodeResources: .standard(slots: configuration.capacity))
+        }
+        self.links = LinkTable(selfID: configuration.id, peers: Array(Set(core.membership.members.map(\.rawValue) + configuration.members)).sorted())
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.connectTimeoutSeconds = 0.25
         clientConfiguration.requestTimeoutSeconds = 1
@@ -100,11 +113,21 @@ public final class NodeDriver: @unchecked Sendable {
         self.containers = ContainerRuntime(nodeID: configuration.id, resources: NodeResources.standard(slots: configuration.capacity))
         metrics.recoveredEntries = recovered.log.lastIndex.rawValue
         metrics.truncatedBytes = recovered.truncatedBytes
-        for peer in configuration.members where peer != configuration.id {
+    }
+
+    /// The members in this node's log (voters and learners), sorted. The caller holds the state lock.
+    var currentMembers: [UInt64] { core.membership.members.map(\.rawValue).sorted() }
+
+    /// The outbox and connection to `peer`, created on first use.
+    private func connection(to peer: UInt64) -> (outbox: Outbox<(Envelope, Double)>, poster: PipelinedPoster) {
+        peersLock.withLock {
+            if let existing = peers[peer] { return existing }
             let poster = PipelinedPoster(host: "127.0.0.1", port: Int(peer), path: "/raft/messages",
                                          headers: HTTPHeaders([("Content-Type", "application/octet-stream"), ("X-Cluster-ID", configuration.clusterID)]))
-            posters[peer] = poster
-            outboxes[peer] = makeOutbox(to: peer, poster: poster)
+            let created = (outbox: makeOutbox(to: peer, poster: poster), poster: poster)
+            peers[peer] = created
+            links.addPeer(peer)
+            return created
         }
     }
 
@@ -126,7 +149,7 @@ public final class NodeDriver: @unchecked Sendable {
             isStopped = true
             inbox.broadcast()
         }
-        for outbox in outboxes.values { outbox.close() }
+        for peer in peersLock.withLock({ Array(peers.values) }) { peer.outbox.close() }
     }
 
     /// Queues an input for the driver. Returns false when the inbox is full.
@@ -221,6 +244,7 @@ public final class NodeDriver: @unchecked Sendable {
         persist(outputs)
         send(outputs, isQuietRound: Self.isQuiet(batch))
         applyAndAnswer(outputs)
+        snapshotIfDue()
     }
 
     /// Steps the core with every input, under the state lock.
@@ -245,20 +269,55 @@ public final class NodeDriver: @unchecked Sendable {
     /// disk could break Raft's guarantees.
     private func persist(_ outputs: [Output]) {
         var mustSync = false
-        for output in outputs {
-            if !output.entries.isEmpty { wal.append(output.entries) }
-            if let hardState = output.hardState { wal.save(hardState) }
-            mustSync = mustSync || output.mustSync
-        }
-        guard wal.hasPendingWrites || mustSync else { return }
+        var compactedThrough: LogIndex?
         let started = monotonicSeconds()
         do {
-            try wal.flush(sync: mustSync && configuration.isFsyncEnabled)
+            for output in outputs {
+                if let snapshot = output.snapshot { try wal.install(snapshot) }
+                if !output.entries.isEmpty { wal.append(output.entries) }
+                if let hardState = output.hardState { wal.save(hardState) }
+                mustSync = mustSync || output.mustSync
+                if let through = output.compactedThrough { compactedThrough = through }
+            }
+            if wal.hasPendingWrites || mustSync {
+                try wal.flush(sync: mustSync && configuration.isFsyncEnabled)
+                if mustSync { metrics.recordSync(seconds: monotonicSeconds() - started) }
+            }
+            // Segments wholly covered by the stored snapshot may go.
+            if let through = compactedThrough { try wal.compact(through: through) }
         } catch {
             FileHandle.standardError.write(Data("node \(configuration.id): cannot write its log: \(error); exiting\n".utf8))
             exit(70)
         }
-        if mustSync { metrics.recordSync(seconds: monotonicSeconds() - started) }
+    }
+
+    /// Snapshots the state machine once enough entries were applied since the last snapshot:
+    /// the state (a value) is copied under the lock, encoded and stored by a background
+    /// thread, and the core is told afterwards so that it compacts its log.
+    private func snapshotIfDue() {
+        let due = stateLock.withLock { () -> (ClusterState, SnapshotMetadata)? in
+            let last = core.snapshot?.metadata.index.rawValue ?? 0
+            guard !isSnapshotting, state.appliedIndex >= last + UInt64(configuration.raftSettings.snapshotThresholdEntries),
+                  let metadata = core.snapshotMetadata(at: LogIndex(state.appliedIndex))
+            else { return nil }
+            isSnapshotting = true
+            return (state, metadata)
+        }
+        guard let (copy, metadata) = due else { return }
+        let thread = Thread { [self] in
+            let snapshot = Snapshot(metadata: metadata, data: copy.snapshotData())
+            do {
+                try wal.snapshots.save(snapshot)
+                metrics.increment(.snapshotsTaken)
+                submit(.snapshotTaken(snapshot))
+            } catch {
+                FileHandle.standardError.write(Data("node \(configuration.id): cannot store a snapshot: \(error); exiting\n".utf8))
+                exit(70)
+            }
+            stateLock.withLock { isSnapshotting = false }
+        }
+        thread.name = "snapshot"
+        thread.start()
     }
 
     /// Hands the round's messages to each peer's outbox, as one post per peer.
@@ -269,7 +328,7 @@ public final class NodeDriver: @unchecked Sendable {
             for envelope in output.messages { messagesByPeer[envelope.to.rawValue, default: []].append((envelope, now)) }
         }
         for (peer, messages) in messagesByPeer {
-            guard let outbox = outboxes[peer], let poster = posters[peer] else { continue }
+            let (outbox, poster) = connection(to: peer)
             guard isQuietRound else {
                 for message in messages { outbox.enqueue(message) }
                 continue
@@ -293,6 +352,7 @@ public final class NodeDriver: @unchecked Sendable {
         var readResults: [(Waiter<ReadResult>, ReadResult)] = []
         stateLock.lock()
         for output in outputs {
+            if let snapshot = output.snapshot { restore(from: snapshot) }
             for entry in output.committed { apply(entry) }
             for event in output.events { record(event) }
             for outcome in output.proposals {
@@ -310,6 +370,22 @@ public final class NodeDriver: @unchecked Sendable {
         if !changes.isEmpty { containers.reconcile(changes) }
         for (waiter, result) in proposalResults { waiter.deliver(result) }
         for (waiter, result) in readResults { waiter.deliver(result) }
+    }
+
+    /// Replaces the state machine by a snapshot from the leader (under the state lock).
+    private func restore(from snapshot: Snapshot) {
+        let restored: ClusterState
+        do {
+            restored = try ClusterState(snapshotData: snapshot.data)
+        } catch {
+            FileHandle.standardError.write(Data("node \(configuration.id): the leader's snapshot at \(snapshot.metadata.index) holds no valid state: \(error); exiting\n".utf8))
+            exit(70)
+        }
+        changedServices += Array(state.services.keys) + Array(restored.services.keys)
+        state = restored
+        let covered = snapshot.metadata.index.rawValue
+        for index in decodedCommands.keys where index <= covered { decodedCommands[index] = nil }
+        for index in speculativeUsage.keys where index <= covered { speculativeUsage[index] = nil }
     }
 
     /// Remembers what newly written log entries will place (replacing a truncated suffix).

@@ -145,6 +145,12 @@ public struct NodeStats: Codable, Sendable {
     public var connections: [String: LinkState]
     public var followers: [String: FollowerView]?
     public var counters: [String: Int]
+    /// The membership in this node's log (the latest, committed or not).
+    public var voters: [String]
+    public var learners: [String]
+    /// The index the latest snapshot covers, and the first index still in the log.
+    public var snapshotIndex: UInt64
+    public var firstLogIndex: UInt64
     /// The leader this node knew in each term ("term": "localhost:PORT"), for checking that
     /// no two leaders ever shared a term.
     public var leaders: [String: String]

@@ -12,24 +12,54 @@ struct ClusterSettings: Codable, Sendable {
     var unhealthyAfterMs: Int
     /// The election timeout's random range above T, in ms; nil is T (the paper's [T, 2T)).
     var electionJitterMs: Int? = nil
+    /// A snapshot every this many applied entries (nil: the node's default, 10,000).
+    var snapshotEveryEntries: Int? = nil
 }
 
-/// One cluster: its node processes on consecutive ports.
+/// One cluster: its node processes, first on consecutive ports; the cluster can grow
+/// (new nodes on ports never used by it before) and shrink.
 final class ManagedCluster: @unchecked Sendable {
     let id: String
     let settings: ClusterSettings
-    let ports: [Int]
-    let nodes: [NodeProcess]
+    /// The first members: every node, joined later or not, starts from this membership
+    /// (the log then says what it is now), so that all replay the log alike.
+    let initialPorts: [Int]
     let dataDirectory: String
     let createdAt = Date()
+    private let lock = NSLock()
+    private var current: [NodeProcess]
+    private var used: Set<Int>
+    /// Serializes resizes of this cluster.
+    let resizeLock = NSLock()
 
     init(id: String, settings: ClusterSettings, ports: [Int], dataDirectory: String) {
         self.id = id
         self.settings = settings
-        self.ports = ports
+        self.initialPorts = ports
         self.dataDirectory = dataDirectory
-        self.nodes = ports.map { NodeProcess(port: $0, dataDirectory: dataDirectory + "/node-\($0)", logPath: dataDirectory + "/node-\($0).log") }
+        self.current = ports.map { Self.process(port: $0, dataDirectory: dataDirectory) }
+        self.used = Set(ports)
     }
+
+    static func process(port: Int, dataDirectory: String) -> NodeProcess {
+        NodeProcess(port: port, dataDirectory: dataDirectory + "/node-\(port)", logPath: dataDirectory + "/node-\(port).log")
+    }
+
+    /// The nodes of the cluster now, by port.
+    var nodes: [NodeProcess] { lock.withLock { current } }
+    var ports: [Int] { nodes.map(\.port) }
+    /// Every port this cluster has used: a removed node's port is never given to a new one
+    /// (servers holding an old membership would take the newcomer's vote for the old node's).
+    var usedPorts: Set<Int> { lock.withLock { used } }
+
+    func add(_ node: NodeProcess) {
+        lock.withLock {
+            current.append(node)
+            used.insert(node.port)
+        }
+    }
+
+    func remove(_ node: NodeProcess) { lock.withLock { current.removeAll { $0 === node } } }
 
     func node(_ name: String) -> NodeProcess? {
         let port = name.split(separator: ":").last.flatMap { Int($0) }
@@ -116,11 +146,16 @@ final class ClusterSupervisor: @unchecked Sendable {
     }
 
     func arguments(for node: NodeProcess, in cluster: ManagedCluster) -> [String] {
-        ["node", "--port", String(node.port), "--members", cluster.ports.map(String.init).joined(separator: ","),
-         "--cluster", cluster.id, "--data-dir", node.dataDirectory,
-         "--heartbeat-ms", String(cluster.settings.heartbeatMs), "--election-timeout-ms", String(cluster.settings.electionTimeoutMs),
-         "--capacity", String(cluster.settings.capacity), "--unhealthy-after-ms", String(cluster.settings.unhealthyAfterMs), "--watch-parent"]
-            + (cluster.settings.electionJitterMs.map { ["--election-jitter-ms", String($0)] } ?? [])
+        let settings = cluster.settings
+        var arguments = ["node", "--port", String(node.port), "--members", cluster.initialPorts.map(String.init).joined(separator: ","),
+                         "--cluster", cluster.id, "--data-dir", node.dataDirectory]
+        arguments += ["--heartbeat-ms", String(settings.heartbeatMs), "--election-timeout-ms", String(settings.electionTimeoutMs)]
+        arguments += ["--capacity", String(settings.capacity), "--unhealthy-after-ms", String(settings.unhealthyAfterMs), "--watch-parent"]
+        if let jitter = settings.electionJitterMs { arguments += ["--election-jitter-ms", String(jitter)] }
+        if let every = settings.snapshotEveryEntries {
+            arguments += ["--snapshot-every", String(every), "--snapshot-trailing", String(max(1, every / 10))]
+        }
+        return arguments
     }
 
     func start(_ node: NodeProcess, in cluster: ManagedCluster) throws {
@@ -151,8 +186,38 @@ final class ClusterSupervisor: @unchecked Sendable {
         guard let cluster = lock.withLock({ clusters.removeValue(forKey: id) }) else { return }
         lock.withLock { order.removeAll { $0 == id } }
         stopNodes(cluster.nodes)
-        lock.withLock { reservedPorts.subtract(cluster.ports) }
+        lock.withLock { reservedPorts.subtract(cluster.usedPorts) }
         if deleteData { try? FileManager.default.removeItem(atPath: cluster.dataDirectory) }  // best effort: the cluster is gone either way
+    }
+
+    /// Starts one more node for `cluster`, on a port no cluster uses and this one never used,
+    /// with an empty data directory, and waits until it answers. It joins no membership by
+    /// itself: the leader adds it.
+    func addNode(to cluster: ManagedCluster) throws -> NodeProcess {
+        let firstCandidate = max(cluster.usedPorts.max() ?? 8000, allClusters.flatMap(\.usedPorts).max() ?? 8000) + 1
+        let port = try lock.withLock { () throws -> Int in
+            var candidate = firstCandidate
+            while reservedPorts.contains(candidate) || !Self.isPortFree(candidate) {
+                candidate += 1
+                guard candidate <= 65_535 else { throw HTTPError(.serviceUnavailable, "no free port for a new node of cluster \(cluster.id)") }
+            }
+            reservedPorts.insert(candidate)
+            return candidate
+        }
+        let node = ManagedCluster.process(port: port, dataDirectory: cluster.dataDirectory)
+        try? FileManager.default.removeItem(atPath: node.dataDirectory)  // a new member starts empty
+        cluster.add(node)
+        try start(node, in: cluster)
+        try waitUntilReady([node], seconds: 15)
+        return node
+    }
+
+    /// Stops a node that left its cluster's membership and deletes its data; its port stays
+    /// reserved for the cluster's lifetime.
+    func retire(_ node: NodeProcess, from cluster: ManagedCluster) {
+        cluster.remove(node)
+        node.terminate()
+        try? FileManager.default.removeItem(atPath: node.dataDirectory)  // best effort: the node is out of the cluster either way
     }
 
     /// Stops every node of every cluster (on exit).

@@ -6,15 +6,17 @@ import Transport
 enum NodeCommand {
     static let usage = """
         usage: orchestrator node --port P --members P1,P2,... --data-dir DIR [--cluster ID]
+          (--members: the cluster's first members; a node not among them waits, as a non-voter, to be added)
                                  [--heartbeat-ms 50] [--election-timeout-ms 500] [--capacity 100]
                                  [--commit-timeout-ms 5000] [--unhealthy-after-ms 3000] [--election-jitter-ms T]
+                                 [--snapshot-every 10000] [--snapshot-trailing 1000]
                                  [--no-fsync] [--watch-parent]
           --watch-parent  exit when standard input closes (the orchestrator that spawned us is gone)
         """
 
     static func run(_ words: [String]) throws -> Int32 {
         let arguments = try CommandLineArguments.parse(
-            words, options: ["port", "members", "data-dir", "cluster", "heartbeat-ms", "election-timeout-ms", "capacity", "commit-timeout-ms", "unhealthy-after-ms", "election-jitter-ms", "host"],
+            words, options: ["port", "members", "data-dir", "cluster", "heartbeat-ms", "election-timeout-ms", "capacity", "commit-timeout-ms", "unhealthy-after-ms", "election-jitter-ms", "host", "snapshot-every", "snapshot-trailing"],
             flags: ["no-fsync", "watch-parent", "help"])
         if arguments.has("help") {
             print(usage)
@@ -28,12 +30,13 @@ enum NodeCommand {
             }
             return member
         }
-        guard members.contains(UInt64(port)) else { throw CommandLineArguments.Problem(description: "--members must include this node's port \(port)") }
         guard let dataDirectory = arguments.options["data-dir"] else { throw CommandLineArguments.Problem(description: "--data-dir is required\n\(usage)") }
         var configuration = NodeConfiguration(clusterID: arguments.options["cluster"] ?? "0", port: port, members: members, dataDirectory: dataDirectory)
         configuration.heartbeatMilliseconds = try arguments.integer("heartbeat-ms", default: 50, in: 10...60_000)
         configuration.electionTimeoutMilliseconds = try arguments.integer("election-timeout-ms", default: 500, in: 20...600_000)
         configuration.capacity = try arguments.integer("capacity", default: 100, in: 0...1_000_000)
+        configuration.snapshotEveryEntries = try arguments.integer("snapshot-every", default: 10_000, in: 1...100_000_000)
+        configuration.snapshotTrailingEntries = try arguments.integer("snapshot-trailing", default: 1_000, in: 0...100_000_000)
         configuration.commitTimeoutSeconds = Double(try arguments.integer("commit-timeout-ms", default: 5_000, in: 100...600_000)) / 1_000
         configuration.isFsyncEnabled = !arguments.has("no-fsync")
         if arguments.options["election-jitter-ms"] != nil {

@@ -44,9 +44,7 @@ struct OrchestratorAPI: Sendable {
         }
         router.add("POST", "/clusters") { request in try createCluster(request) }
         router.add("GET", "/clusters/:id") { request in JSONBody.response(summary(try cluster(request)), for: request) }
-        router.add("PUT", "/clusters/:id") { _ in
-            throw HTTPError(.notImplemented, "changing the node count of a running cluster needs Raft membership changes, which are not built yet")
-        }
+        router.add("PUT", "/clusters/:id") { request in try resize(try cluster(request), request) }
         router.add("DELETE", "/clusters/:id") { request in
             let cluster = try cluster(request)
             supervisor.removeCluster(cluster.id, deleteData: true)
@@ -102,6 +100,7 @@ struct OrchestratorAPI: Sendable {
             var capacity: Int?
             var unhealthyAfterMs: Int?
             var electionJitterMs: Int?
+            var snapshotEveryEntries: Int?
         }
         let body = request.body.isEmpty ? Create() : try JSONBody.decode(Create.self, from: request)
         var settings = ClusterSettings(nodes: body.nodes ?? defaults.nodes, heartbeatMs: body.heartbeatMs ?? defaults.heartbeatMs,
@@ -112,6 +111,10 @@ struct OrchestratorAPI: Sendable {
                 throw HTTPError(.badRequest, "electionJitterMs must be from 20 (two ticks) to electionTimeoutMs (\(settings.electionTimeoutMs)), got \(jitter)")
             }
             settings.electionJitterMs = jitter
+        }
+        if let every = body.snapshotEveryEntries {
+            guard (10...100_000_000).contains(every) else { throw HTTPError(.badRequest, "snapshotEveryEntries must be from 10 to 100000000, got \(every)") }
+            settings.snapshotEveryEntries = every
         }
         guard (100...3_600_000).contains(settings.unhealthyAfterMs) else { throw HTTPError(.badRequest, "unhealthyAfterMs must be from 100 to 3600000, got \(settings.unhealthyAfterMs)") }
         guard (1...15).contains(settings.nodes) else { throw HTTPError(.badRequest, "nodes must be from 1 to 15, got \(settings.nodes)") }
@@ -125,7 +128,7 @@ struct OrchestratorAPI: Sendable {
                 throw HTTPError(.badRequest, "id must be 1 to 64 letters, digits, - or _, got \(JSONText.quote(id))")
             }
         }
-        let highest = supervisor.allClusters.flatMap(\.ports).max() ?? searchFrom - 1
+        let highest = supervisor.allClusters.flatMap(\.usedPorts).max() ?? searchFrom - 1
         let cluster = try supervisor.createCluster(id: body.id, settings: settings, basePort: nil, searchFrom: max(searchFrom, highest + 1))
         return JSONBody.response(summary(cluster), status: .created, for: request)
     }
@@ -233,9 +236,17 @@ struct OrchestratorAPI: Sendable {
     /// Sends the request to the cluster's leader, rediscovering it while leadership moves,
     /// and passes its answer through. 503 with Retry-After when no leader answers in time.
     private func toLeader(_ cluster: ManagedCluster, _ request: HTTPRequest, path: String) throws -> HTTPResponse {
+        let query = request.target.firstIndex(of: "?").map { String(request.target[$0...]) } ?? ""
+        var headers = HTTPHeaders([("Content-Type", request.headers["content-type"] ?? "application/json")])
+        if let key = request.headers["idempotency-key"] { headers.add("Idempotency-Key", key) }
+        return try sendToLeader(cluster, method: request.method, path: path + query, headers: headers, body: request.body)
+    }
+
+    /// Sends one request to the cluster's leader (see `toLeader`).
+    func sendToLeader(_ cluster: ManagedCluster, method: String, path: String, headers: HTTPHeaders = HTTPHeaders([("Content-Type", "application/json")]),
+                      body: [UInt8] = [], timeoutSeconds: Double = 7) throws -> HTTPResponse {
         let deadline = Date().addingTimeInterval(6)
         var lastProblem = "no leader elected yet"
-        let query = request.target.firstIndex(of: "?").map { String(request.target[$0...]) } ?? ""
         while Date() < deadline {
             let port: Int
             if let cached = leaders.port(of: cluster.id), cluster.ports.contains(cached) {
@@ -250,10 +261,8 @@ struct OrchestratorAPI: Sendable {
             }
             let leader = "localhost:\(port)"
             do {
-                var headers = HTTPHeaders([("Content-Type", request.headers["content-type"] ?? "application/json")])
-                if let key = request.headers["idempotency-key"] { headers.add("Idempotency-Key", key) }
-                var response = try supervisor.client.send(request.method, host: "127.0.0.1", port: port, path: path + query, headers: headers,
-                                                          body: request.body, timeoutSeconds: 7)
+                var response = try supervisor.client.send(method, host: "127.0.0.1", port: port, path: path, headers: headers,
+                                                          body: body, timeoutSeconds: timeoutSeconds)
                 // A 503 from a node means leadership moved under us: look again.
                 if response.status == .serviceUnavailable {
                     lastProblem = response.bodyText

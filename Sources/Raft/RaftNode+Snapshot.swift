@@ -73,13 +73,15 @@ extension RaftNode {
         if offset > transfer.acknowledgedOffset, offset <= transfer.nextOffset {
             transfer.acknowledgedOffset = offset
             transfer.idleTicks = 0
-        } else if offset <= transfer.acknowledgedOffset {
-            // No progress: a chunk was lost (a later one could not be used) or the follower
-            // restarted and lost what it had. Resend from where it stands.
+        } else if offset < transfer.acknowledgedOffset {
+            // The follower lost what it had (it restarted): start over from where it stands.
             transfer.acknowledgedOffset = offset
             transfer.nextOffset = offset
             transfer.isLastSent = false
         }
+        // An answer without progress (a duplicate, or a chunk after a lost one) changes
+        // nothing: resending on every such answer multiplies the traffic. A lost chunk is
+        // resent when the transfer has been idle for two heartbeats (go-back-N on timeout).
         leaderState?.snapshotTransfers[peer] = transfer
         sendSnapshotChunks(to: peer)
     }

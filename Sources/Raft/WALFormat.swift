@@ -10,6 +10,8 @@
 ///
 ///     1 entries:    first index u64, count u32, then per entry term u64, kind u8, length u32, bytes
 ///     2 hard state: term u64, has vote u8, vote u64, commit index u64
+///     3 snapshot:   index u64, term u64 (a snapshot from the leader was installed: the log
+///                   keeps only what follows it, and nothing when its entry there differs)
 ///
 /// A later entries record starting at or below an earlier one's last index replaces the
 /// entries from its first index on (a follower's conflicting suffix, §5.3).
@@ -24,6 +26,7 @@ public enum WALFormat {
     public enum Record: Equatable, Sendable {
         case entries(firstIndex: LogIndex, [Entry])
         case hardState(HardState)
+        case snapshot(index: LogIndex, term: Term)
     }
 
     /// What reading one segment found.
@@ -55,6 +58,10 @@ public enum WALFormat {
             writer.write(UInt8(state.votedFor == nil ? 0 : 1))
             writer.write(state.votedFor?.rawValue ?? 0)
             writer.write(state.commitIndex.rawValue)
+        case .snapshot(let index, let term):
+            writer.write(UInt8(3))
+            writer.write(index.rawValue)
+            writer.write(term.rawValue)
         }
     }
 
@@ -161,6 +168,9 @@ public enum WALFormat {
                 let vote = NodeID(try reader.readUInt64())
                 let commit = LogIndex(try reader.readUInt64())
                 records.append(.hardState(HardState(currentTerm: term, votedFor: hasVote ? vote : nil, commitIndex: commit)))
+            case 3:
+                let index = LogIndex(try reader.readUInt64())
+                records.append(.snapshot(index: index, term: Term(try reader.readUInt64())))
             default:
                 throw ByteReader.OutOfBounds()
             }

@@ -7,7 +7,7 @@ import Darwin
 /// An operating error of the durable log, naming the file and what went wrong.
 public struct StorageError: Error, CustomStringConvertible, Sendable {
     public let description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 
     static func system(_ operation: String, _ path: String, _ code: Int32) -> StorageError {
         StorageError("\(operation) \(path): \(String(cString: strerror(code))) (errno \(code))")
@@ -15,22 +15,28 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
 }
 
 /// The durable log of one server: hard state and entries in segment files of a data
-/// directory. Not thread-safe: its owner (the node's driver) serializes calls.
+/// directory, and the latest snapshot (through a `SnapshotStore`). Not thread-safe: its
+/// owner (the node's driver) serializes calls.
 ///
 /// Writes are buffered by `append` and `save` and reach the disk in `flush`, as one batch
 /// in one `write`, followed by `fdatasync` when asked. A driver that calls `flush` once for
-/// everything that arrived while the previous flush ran gets group commit.
+/// everything that arrived while the previous flush ran gets group commit. Once a snapshot
+/// covers every entry of a closed segment, `compact(through:)` deletes that segment; each
+/// new segment starts with the current hard state, so no deleted segment held the latest.
 public final class WriteAheadLog {
     /// What the directory held when it was opened.
     public struct Recovered: Sendable {
         public var hardState: HardState
+        /// The log after the snapshot (or from index 1 when there is none).
         public var log: RaftLog
+        public var snapshot: Snapshot?
         /// Bytes of an unfinished last write that recovery cut off (0 after a clean stop).
         public var truncatedBytes: Int
     }
 
     public let directory: String
     public let maxSegmentBytes: Int
+    public let snapshots: SnapshotStore
     public private(set) var recovered: Recovered
     /// fdatasync calls made so far.
     public private(set) var syncCount = 0
@@ -41,17 +47,30 @@ public final class WriteAheadLog {
     private var segmentNumber: UInt64 = 0
     private var segmentBytes = 0
     private var pending = ByteWriter()
+    /// The highest entry index each segment holds (0: none), by segment number.
+    private var segmentLastIndex: [UInt64: LogIndex] = [:]
+    private var pendingLastIndex: LogIndex = 0
+    private var lastHardState = HardState()
 
     /// Opens (creating if needed) the log in `directory`, recovering what it holds. Throws
-    /// a `StorageError` naming file and offset when a segment is corrupt beyond a torn tail.
-    public init(directory: String, maxSegmentBytes: Int = 64 * 1024 * 1024) throws(StorageError) {
+    /// a `StorageError` naming file and offset when a segment or the snapshot is corrupt
+    /// beyond a torn tail.
+    public init(directory: String, maxSegmentBytes: Int = 4 * 1024 * 1024) throws(StorageError) {
         self.directory = directory
         self.maxSegmentBytes = maxSegmentBytes
-        self.recovered = Recovered(hardState: HardState(), log: RaftLog(), truncatedBytes: 0)
+        self.snapshots = try SnapshotStore(directory: directory)
+        self.recovered = Recovered(hardState: HardState(), log: RaftLog(), snapshot: nil, truncatedBytes: 0)
         try FileSystem.makeDirectories(directory)
+        let snapshot = try snapshots.load()
         let segments = try FileSystem.listDirectory(directory)
             .compactMap(Self.segmentNumber(fileName:)).sorted()
+        // The entries read so far: those after `base`, in order.
+        var base: LogIndex = 0
         var entries: [Entry] = []
+        func term(at index: LogIndex) -> Term? {
+            guard index > base, index <= base + entries.count else { return nil }
+            return entries[Int(index.rawValue - base.rawValue) - 1].term
+        }
         for (position, number) in segments.enumerated() {
             let path = segmentPath(number)
             let bytes = try FileSystem.readFile(path)
@@ -61,27 +80,55 @@ public final class WriteAheadLog {
             } catch {
                 throw StorageError("write-ahead log corrupted: \(path) at offset \(error.offset): \(error.reason); refusing to start (move the data directory away to start this node afresh)")
             }
+            var highest: LogIndex = 0
             for record in scan.records {
                 switch record {
                 case .hardState(let state):
                     recovered.hardState = state
                 case .entries(let firstIndex, let newEntries):
-                    let keep = Int(firstIndex.rawValue) - 1
-                    guard keep <= entries.count else {
-                        throw StorageError("write-ahead log corrupted: \(path): entries start at \(firstIndex) after last index \(entries.count)")
+                    if firstIndex > base + entries.count + 1 || firstIndex <= base {
+                        // Older segments were deleted after a snapshot (or a snapshot was
+                        // installed): the log continues from here; the check below makes sure
+                        // the snapshot covers what came before.
+                        base = firstIndex - 1
+                        entries = []
                     }
-                    entries.removeSubrange(keep...)
+                    entries.removeSubrange(Int(firstIndex.rawValue - base.rawValue - 1)...)
                     entries.append(contentsOf: newEntries)
+                    highest = max(highest, firstIndex + (newEntries.count - 1))
+                case .snapshot(let index, let snapshotTerm):
+                    if term(at: index) == snapshotTerm {
+                        entries.removeFirst(Int(index.rawValue - base.rawValue))
+                    } else {
+                        entries = []
+                    }
+                    base = index
                 }
             }
             if scan.hasTornTail {
                 recovered.truncatedBytes = bytes.count - scan.validBytes
                 try FileSystem.truncate(path, to: scan.validBytes)
             }
+            segmentLastIndex[number] = highest
             segmentNumber = number
             segmentBytes = scan.validBytes
         }
-        recovered.log = RaftLog(entries: entries)
+        let snapshotIndex = snapshot?.metadata.index ?? 0
+        guard base <= snapshotIndex else {
+            throw StorageError("write-ahead log in \(directory) starts at index \(base + 1) but the snapshot covers only up to \(snapshotIndex): entries are missing; refusing to start")
+        }
+        if let snapshot {
+            let metadata = snapshot.metadata
+            // The entries after the snapshot, when the log continues it (a node that crashed
+            // after storing a leader's snapshot but before logging its install has none).
+            let continues = base == metadata.index || term(at: metadata.index) == metadata.term
+            let kept = continues ? entries.filter { $0.index > metadata.index } : []
+            recovered.log = RaftLog(snapshotIndex: metadata.index, snapshotTerm: metadata.term, entries: kept)
+            recovered.snapshot = snapshot
+        } else {
+            recovered.log = RaftLog(entries: entries)
+        }
+        lastHardState = recovered.hardState
         if segments.isEmpty {
             try openSegment(1)
         } else {
@@ -95,13 +142,22 @@ public final class WriteAheadLog {
 
     /// Buffers entries to write; the first may replace stored entries from its index on.
     public func append(_ entries: [Entry]) {
-        guard let first = entries.first else { return }
+        guard let first = entries.first, let last = entries.last else { return }
         WALFormat.encode(.entries(firstIndex: first.index, entries), into: &pending)
+        pendingLastIndex = max(pendingLastIndex, last.index)
     }
 
     /// Buffers a new hard state to write.
     public func save(_ hardState: HardState) {
         WALFormat.encode(.hardState(hardState), into: &pending)
+        lastHardState = hardState
+    }
+
+    /// Stores a snapshot received from the leader (its own file, synced at once) and buffers
+    /// the record that makes the log continue from it.
+    public func install(_ snapshot: Snapshot) throws(StorageError) {
+        try snapshots.save(snapshot)
+        WALFormat.encode(.snapshot(index: snapshot.metadata.index, term: snapshot.metadata.term), into: &pending)
     }
 
     /// True when something is buffered.
@@ -121,6 +177,8 @@ public final class WriteAheadLog {
             }
             segmentBytes += batch.count
             bytesWritten += batch.count
+            segmentLastIndex[segmentNumber] = max(segmentLastIndex[segmentNumber] ?? 0, pendingLastIndex)
+            pendingLastIndex = 0
         }
         if sync {
             guard fdatasync(descriptor) == 0 else { throw .system("fdatasync", segmentPath(segmentNumber), errno) }
@@ -129,12 +187,29 @@ public final class WriteAheadLog {
         }
     }
 
+    /// Deletes the closed segments whose entries all lie at or before `index`, which a
+    /// durable snapshot covers. Returns how many were deleted.
+    @discardableResult
+    public func compact(through index: LogIndex) throws(StorageError) -> Int {
+        var deleted = 0
+        for number in segmentLastIndex.keys.sorted() where number < segmentNumber {
+            guard let last = segmentLastIndex[number], last <= index else { break }
+            let path = segmentPath(number)
+            guard unlink(path) == 0 || errno == ENOENT else { throw .system("unlink", path, errno) }
+            segmentLastIndex[number] = nil
+            deleted += 1
+        }
+        if deleted > 0 { try FileSystem.syncDirectory(directory) }
+        return deleted
+    }
+
     /// The paths of the segment files, oldest first.
     public func segmentPaths() throws(StorageError) -> [String] {
         try FileSystem.listDirectory(directory).compactMap(Self.segmentNumber(fileName:)).sorted().map(segmentPath)
     }
 
     private func openSegment(_ number: UInt64) throws(StorageError) {
+        let isRotation = descriptor >= 0
         let path = segmentPath(number)
         let newDescriptor = try FileSystem.openForAppend(path)
         // The new file's name must be durable before anything in it counts.
@@ -143,6 +218,9 @@ public final class WriteAheadLog {
         descriptor = newDescriptor
         segmentNumber = number
         segmentBytes = 0
+        segmentLastIndex[number] = segmentLastIndex[number] ?? 0
+        // Every later segment starts with the hard state, so deleting older ones never loses it.
+        if isRotation { WALFormat.encode(.hardState(lastHardState), into: &pending) }
     }
 
     private func segmentPath(_ number: UInt64) -> String {

@@ -59,7 +59,7 @@ import Transport
     private let capacity: [UInt64: NodeResources] = [1: .standard(slots: 10), 2: .standard(slots: 10)]
 
     @Test func retriedRequestAppliesOnce() throws {
-        var state = ClusterState(capacity: capacity)
+        var state = ClusterState(members: [1, 2], nodeResources: .standard(slots: 10))
         let plan = PlannedService(spec: ServiceSpec(replicas: 4), decision: Placement.Decision(replicas: [1: 2, 2: 2], pending: 0, pendingReason: nil))
         let command = ClusterCommand.createServices(requestID: "r1", services: [plan])
         #expect(state.apply(try entry(1, command)) == .services([1]))
@@ -68,7 +68,7 @@ import Transport
     }
 
     @Test func decisionBeyondCapacityIsTrimmedToPendingWhenApplied() throws {
-        var state = ClusterState(capacity: capacity)
+        var state = ClusterState(members: [1, 2], nodeResources: .standard(slots: 10))
         let plan = PlannedService(spec: ServiceSpec(replicas: 15), decision: Placement.Decision(replicas: [1: 15], pending: 0, pendingReason: nil))
         _ = state.apply(try entry(1, .createServices(requestID: "r", services: [plan])))
         let service = try #require(state.services[1])
@@ -76,7 +76,7 @@ import Transport
     }
 
     @Test func scaleAndDeleteChangeTheStateAndUnknownServicesAreRejected() throws {
-        var state = ClusterState(capacity: capacity)
+        var state = ClusterState(members: [1, 2], nodeResources: .standard(slots: 10))
         let plan = PlannedService(spec: ServiceSpec(replicas: 2), decision: Placement.Decision(replicas: [1: 2], pending: 0, pendingReason: nil))
         _ = state.apply(try entry(1, .createServices(requestID: "a", services: [plan])))
         _ = state.apply(try entry(2, .scaleService(requestID: "b", serviceID: 1, replicas: 6, decision: Placement.Decision(replicas: [1: 3, 2: 3], pending: 0, pendingReason: nil))))
@@ -87,7 +87,7 @@ import Transport
     }
 
     @Test func keptUsageEqualsAFullRecountAfterEveryKindOfChange() throws {
-        var state = ClusterState(capacity: capacity)
+        var state = ClusterState(members: [1, 2], nodeResources: .standard(slots: 10))
         func recount() -> [UInt64: NodeResources] {
             var usage: [UInt64: NodeResources] = [:]
             for service in state.services.values {
@@ -113,7 +113,7 @@ import Transport
     }
 
     @Test func undecodableCommandIsRejectedTheSameEverywhere() {
-        var state = ClusterState(capacity: capacity)
+        var state = ClusterState(members: [1, 2], nodeResources: .standard(slots: 10))
         guard case .rejected = state.apply(Entry(term: 1, index: 1, data: Array("garbage".utf8))) else {
             Issue.record("expected rejection")
             return
@@ -233,5 +233,48 @@ import Transport
                 #expect(throws: ClusterCommandCodec.Malformed.self) { try ClusterCommandCodec.decode(Array(bytes[..<cut])) }
             }
         }
+    }
+}
+
+@Suite struct ClusterStateSnapshotTests {
+    private func entry(_ index: UInt64, _ command: ClusterCommand) -> Entry {
+        Entry(term: 2, index: LogIndex(index), data: ClusterCommandCodec.encode(command))
+    }
+
+    @Test func restoredStateAppliesLaterEntriesExactlyLikeTheOriginal() throws {
+        var state = ClusterState(members: [1, 2, 3], nodeResources: .standard(slots: 4))
+        let plan = PlannedService(spec: ServiceSpec(name: "web", replicas: 5), decision: Placement.Decision(replicas: [1: 2, 2: 2, 3: 1], pending: 0, pendingReason: nil))
+        _ = state.apply(entry(1, .createServices(requestID: "a", services: [plan, plan])))
+        _ = state.apply(entry(2, .setNodeHealth(node: 3, isHealthy: false, moves: [])))
+        var restored = try ClusterState(snapshotData: state.snapshotData())
+        #expect(restored.snapshotData() == state.snapshotData())
+        #expect(restored.usage() == state.usage())
+        #expect(restored.unhealthyNodes == [3] && restored.appliedIndex == 2)
+        // A retried request is still recognised after the restore, and new IDs continue.
+        #expect(restored.apply(entry(3, .createServices(requestID: "a", services: [plan]))) == .services([1, 2]))
+        _ = state.apply(entry(3, .createServices(requestID: "a", services: [plan])))
+        let next = PlannedService(spec: ServiceSpec(replicas: 1), decision: Placement.Decision(replicas: [1: 1], pending: 0, pendingReason: nil))
+        #expect(restored.apply(entry(4, .createServices(requestID: "b", services: [next]))) == .services([3]))
+        _ = state.apply(entry(4, .createServices(requestID: "b", services: [next])))
+        #expect(restored.snapshotData() == state.snapshotData())
+    }
+
+    @Test func membershipEntriesSetTheNodesReplicasMayUse() {
+        var state = ClusterState(members: [1, 2], nodeResources: .standard(slots: 2))
+        let grown = Membership(voters: [1, 2], learners: [3])
+        _ = state.apply(Entry(term: 1, index: 1, kind: .membership, data: grown.encoded))
+        #expect(state.capacity.keys.sorted() == [1, 2, 3])
+        let plan = PlannedService(spec: ServiceSpec(replicas: 3), decision: Placement.Decision(replicas: [1: 1, 2: 1, 3: 1], pending: 0, pendingReason: nil))
+        _ = state.apply(entry(2, .createServices(requestID: "x", services: [plan])))
+        _ = state.apply(Entry(term: 1, index: 3, kind: .membership, data: Membership(voters: [1, 2]).encoded))
+        #expect(state.replicasOnRemovedNodes == [3])
+    }
+
+    @Test func damagedSnapshotDataIsRefused() {
+        let state = ClusterState(members: [1], nodeResources: .standard(slots: 2))
+        var bytes = state.snapshotData()
+        bytes.removeLast()
+        #expect(throws: ClusterCommandCodec.Malformed.self) { try ClusterState(snapshotData: bytes) }
+        #expect(throws: ClusterCommandCodec.Malformed.self) { try ClusterState(snapshotData: [9] + state.snapshotData().dropFirst()) }
     }
 }

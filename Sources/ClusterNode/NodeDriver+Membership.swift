@@ -1,0 +1,96 @@
+import Foundation
+import Raft
+import Transport
+
+/// Membership changes through the log, one server at a time: a new node joins as a
+/// learner, is promoted to voter once it has caught up, and a node is removed in one step.
+extension NodeDriver {
+    /// The membership as `GET /members` shows it.
+    public struct MembershipView: Codable, Sendable {
+        public var voters: [String]
+        public var learners: [String]
+        /// The index of the membership entry in force, and whether it is committed.
+        public var index: UInt64
+        public var isCommitted: Bool
+        public var leader: String?
+        /// Milliseconds the change took (for a change just made).
+        public var milliseconds: Double?
+    }
+
+    func membershipView(milliseconds: Double? = nil) -> MembershipView {
+        stateLock.withLock {
+            MembershipView(voters: core.membership.voters.sorted().map { address($0.rawValue) },
+                           learners: core.membership.learners.sorted().map { address($0.rawValue) },
+                           index: core.membershipIndex.rawValue, isCommitted: core.membershipIndex <= core.commitIndex,
+                           leader: core.leaderID.map { address($0.rawValue) }, milliseconds: milliseconds)
+        }
+    }
+
+    /// Adds `node`: as a learner, then, once it holds everything committed when it joined,
+    /// as a voter. Idempotent: a learner is only promoted, a voter left as it is.
+    func addMember(_ node: UInt64) throws -> MembershipView {
+        let started = monotonicSeconds()
+        let membership = stateLock.withLock { core.membership }
+        if !membership.members.contains(NodeID(node)) {
+            try changeMembership(.addLearner(NodeID(node)))
+        }
+        if !stateLock.withLock({ core.membership.voters.contains(NodeID(node)) }) {
+            try waitUntilCaughtUp(node)
+            try changeMembership(.promote(NodeID(node)))
+        }
+        return membershipView(milliseconds: (monotonicSeconds() - started) * 1_000)
+    }
+
+    /// Removes `node` (a voter or a learner). A leader that removes itself keeps leading until
+    /// the removal commits, then hands over at once; callers usually move leadership first.
+    func removeMember(_ node: UInt64) throws -> MembershipView {
+        let started = monotonicSeconds()
+        if stateLock.withLock({ core.membership.members.contains(NodeID(node)) }) {
+            try changeMembership(.remove(NodeID(node)))
+        }
+        return membershipView(milliseconds: (monotonicSeconds() - started) * 1_000)
+    }
+
+    /// Waits until the leader knows `node` holds its commit index as it was when the wait
+    /// began (by appends, or by a snapshot first when the log is compacted).
+    private func waitUntilCaughtUp(_ node: UInt64) throws {
+        let deadline = monotonicSeconds() + configuration.commitTimeoutSeconds * 4
+        let target = stateLock.withLock { core.commitIndex }
+        while monotonicSeconds() < deadline {
+            let (isLeader, leader, match) = stateLock.withLock { (core.isLeader, core.leaderID?.rawValue, core.progress(of: NodeID(node))?.matchIndex) }
+            guard isLeader else { throw NotLeaderError(leader: leader) }
+            if let match, match >= target { return }
+            usleep(5_000)
+        }
+        throw HTTPError(.gatewayTimeout, "learner \(node) did not catch up within \(Int(configuration.commitTimeoutSeconds * 4)) s (is it running?); it stays a learner")
+    }
+
+    /// Proposes one membership change and waits for its commit.
+    private func changeMembership(_ change: MembershipChange) throws {
+        let waiter = Waiter<ProposalResult>()
+        let id = stateLock.withLock { () -> ProposalID in
+            let id = nextID
+            nextID += 1
+            proposalWaiters[id] = waiter
+            return id
+        }
+        guard submit(.changeMembership(id, change)) else {
+            _ = stateLock.withLock { proposalWaiters.removeValue(forKey: id) }
+            throw HTTPError(.serviceUnavailable, "node overloaded; retry later", headers: HTTPHeaders([("Retry-After", "1")]))
+        }
+        guard let result = waiter.wait(seconds: configuration.commitTimeoutSeconds) else {
+            _ = stateLock.withLock { proposalWaiters.removeValue(forKey: id) }
+            throw HTTPError(.gatewayTimeout, "membership change (\(change)) not committed within \(configuration.commitTimeoutSeconds) s; it may still commit: check GET /members")
+        }
+        switch result {
+        case .committed:
+            return
+        case .notLeader(let leader):
+            throw NotLeaderError(leader: leader)
+        case .failed(let message):
+            throw HTTPError(.serviceUnavailable, message, headers: HTTPHeaders([("Retry-After", "1")]))
+        case .rejected(let message):
+            throw HTTPError(.conflict, message)
+        }
+    }
+}

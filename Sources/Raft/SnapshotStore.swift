@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Snapshot files in a data directory, one kept at a time. A snapshot is written to a
+/// temporary file, fsync'd, renamed into place and the directory fsync'd, so a crash leaves
+/// either the old snapshot or the new one, never a torn one; a CRC32C over the whole file
+/// catches damage after the fact.
+///
+///     magic u32 | version u8 | metadata (index u64, term u64, membership) | length u64 | data | CRC32C u32
+///
+/// Thread-safe: the driver installs snapshots from the leader while a background thread
+/// may be writing one of its own.
+public final class SnapshotStore: @unchecked Sendable {
+    static let magic: UInt32 = 0x504E_5352
+    static let version: UInt8 = 1
+
+    public let directory: String
+    private let lock = Mutex()
+    /// Bytes of the snapshot file kept now.
+    public private(set) var storedBytes = 0
+
+    public init(directory: String) throws(StorageError) {
+        self.directory = directory
+        try FileSystem.makeDirectories(directory)
+        for name in try FileSystem.listDirectory(directory) where name.hasPrefix("snapshot-") && name.hasSuffix(".tmp") {
+            unlink(directory + "/" + name)  // an unfinished write from before a crash
+        }
+    }
+
+    /// The newest snapshot on disk, or nil when there is none. Throws, naming the file,
+    /// when it is damaged: starting without it would lose the entries it covers.
+    public func load() throws(StorageError) -> Snapshot? {
+        try lock.withLock { () throws(StorageError) -> Snapshot? in
+            guard let newest = try snapshotFiles().last else { return nil }
+            let path = directory + "/" + newest.name
+            let bytes = try FileSystem.readFile(path)
+            guard let snapshot = Self.decode(bytes) else {
+                throw StorageError("snapshot file damaged: \(path) (\(bytes.count) bytes) fails its checksum or does not parse; refusing to start (move the data directory away to start this node afresh)")
+            }
+            storedBytes = bytes.count
+            return snapshot
+        }
+    }
+
+    /// Stores `snapshot` durably, replacing older ones; a snapshot no newer than the one
+    /// stored is ignored (a leader's install and a local snapshot may race).
+    public func save(_ snapshot: Snapshot) throws(StorageError) {
+        try lock.withLock { () throws(StorageError) in
+            let existing = try snapshotFiles()
+            if let newest = existing.last, newest.index >= snapshot.metadata.index.rawValue { return }
+            let name = Self.fileName(snapshot.metadata.index)
+            let temporary = directory + "/" + name + ".tmp"
+            let bytes = Self.encode(snapshot)
+            let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard descriptor >= 0 else { throw .system("open", temporary, errno) }
+            do throws(StorageError) {
+                try FileSystem.writeAll(descriptor, bytes, path: temporary)
+                guard fsync(descriptor) == 0 else { throw StorageError.system("fsync", temporary, errno) }
+            } catch {
+                close(descriptor)
+                unlink(temporary)
+                throw error
+            }
+            close(descriptor)
+            guard rename(temporary, directory + "/" + name) == 0 else { throw .system("rename", temporary, errno) }
+            try FileSystem.syncDirectory(directory)
+            for old in existing { unlink(directory + "/" + old.name) }
+            storedBytes = bytes.count
+        }
+    }
+
+    static func encode(_ snapshot: Snapshot) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.write(magic)
+        writer.write(version)
+        writer.write(snapshot.metadata)
+        writer.write(UInt64(snapshot.data.count))
+        writer.write(snapshot.data)
+        writer.write(CRC32C.checksum(writer.bytes))
+        return writer.bytes
+    }
+
+    static func decode(_ bytes: [UInt8]) -> Snapshot? {
+        guard bytes.count >= 4, CRC32C.checksum(bytes[..<(bytes.count - 4)]) == {
+            var reader = ByteReader(bytes[(bytes.count - 4)...])
+            return (try? reader.readUInt32()) ?? 0
+        }() else { return nil }
+        var reader = ByteReader(bytes[..<(bytes.count - 4)])
+        guard (try? reader.readUInt32()) == magic, (try? reader.readByte()) == version,
+              let metadata = try? reader.readSnapshotMetadata(), let length = try? reader.readUInt64(),
+              length <= UInt64(bytes.count), let data = try? reader.readBytes(Int(length)), reader.isAtEnd
+        else { return nil }
+        return Snapshot(metadata: metadata, data: data)
+    }
+
+    private func snapshotFiles() throws(StorageError) -> [(index: UInt64, name: String)] {
+        try FileSystem.listDirectory(directory).compactMap { name -> (UInt64, String)? in
+            guard name.hasPrefix("snapshot-"), name.hasSuffix(".snap"), let index = UInt64(name.dropFirst(9).dropLast(5)) else { return nil }
+            return (index, name)
+        }.sorted { $0.0 < $1.0 }
+    }
+
+    static func fileName(_ index: LogIndex) -> String {
+        let digits = String(index.rawValue)
+        return "snapshot-" + String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".snap"
+    }
+}
+
+/// A small lock for this module (which has no Foundation).
+final class Mutex: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}
