@@ -80,6 +80,10 @@ extension Simulation {
     func finishSync(_ position: Int) throws(PropertyViolation) {
         let batch = servers[position].syncing
         for output in batch {
+            if let snapshot = output.snapshot {
+                let server = servers[position]
+                trace("\(server.id): stores snapshot at \(snapshot.metadata.index) over durable log \(server.durableBase)...\(server.durableLastIndex) (term there \(server.durableTerm(at: snapshot.metadata.index).map(String.init(describing:)) ?? "none"))")
+            }
             try checkCommittedKeptOnMajority(position, writing: output.entries)
             servers[position].persist(output)
         }
@@ -295,12 +299,14 @@ extension Simulation {
         }
     }
 
-    /// True when `holders` include a majority of the voters of the latest committed
-    /// membership or of a membership some running server holds (one change at a time means
-    /// every committed entry is on a majority of one of them, thesis §4.1).
+    /// True when, under the latest committed membership or one some server holds, no quorum
+    /// can be formed without a server holding the entry: then no leader can be elected
+    /// without it. (With a fixed odd-sized membership this is "held by a majority"; after a
+    /// membership entry is truncated away, an entry committed under it may be held by exactly
+    /// half of an even-sized older membership, which still meets every quorum of it.)
     func isHeldByQuorum(_ holders: Set<NodeID>, memberships: [Membership]? = nil) -> Bool {
         (memberships ?? quorumMemberships()).contains { membership in
-            membership.voters.filter(holders.contains).count >= membership.quorum
+            membership.voters.count - membership.voters.filter(holders.contains).count < membership.quorum
         }
     }
 
