@@ -11,6 +11,7 @@ enum BenchCommand {
                orchestrator bench failover [--nodes 3,5] [--rounds 10] [--jitter-ms 500] [--json]
                orchestrator bench commit [--nodes 3,5] [--clients 1,8,32,128] [--seconds 5] [--json]
                orchestrator bench scale [--clusters 20] [--nodes 5] [--seconds 60] [--json]
+               orchestrator bench compaction [--changes 100000] [--clients 16] [--snapshot-every 10000] [--json]
           raft   the Raft core alone: 3 in-process nodes committing 100-byte proposals,
                  at several batch sizes; then simulated fault-run events per second
           http   our HTTP server loaded by our HTTP client on loopback: GET and a 200-byte
@@ -20,6 +21,8 @@ enum BenchCommand {
           commit    service submissions through the leader, fsync on: latency and throughput
           scale     many clusters at once: idle CPU and memory per node, elections while idle,
                     commit latency in one cluster as more run beside it
+          compaction  service changes (create, scale, delete) and each node's data directory
+                    size as they go: snapshots and compaction keep it bounded
         """
 
     static func run(_ words: [String]) throws -> Int32 {
@@ -30,7 +33,7 @@ enum BenchCommand {
         switch subcommand {
         case "raft": return try raft(Array(words.dropFirst()))
         case "http": return try http(Array(words.dropFirst()))
-        case "failover", "commit", "scale": return try cluster(subcommand, Array(words.dropFirst()))
+        case "failover", "commit", "scale", "compaction": return try cluster(subcommand, Array(words.dropFirst()))
         case "help", "--help": print(usage); return 0
         default:
             throw CommandLineArguments.Problem(description: "unknown benchmark \"\(subcommand)\"\n\(usage)")
@@ -111,7 +114,7 @@ enum BenchCommand {
     }
 
     private static func cluster(_ kind: String, _ words: [String]) throws -> Int32 {
-        let arguments = try CommandLineArguments.parse(words, options: ["nodes", "rounds", "clients", "seconds", "clusters", "jitter-ms"], flags: ["json"])
+        let arguments = try CommandLineArguments.parse(words, options: ["nodes", "rounds", "clients", "seconds", "clusters", "jitter-ms", "changes", "snapshot-every"], flags: ["json"])
         warnIfDebug()
         let json = arguments.has("json")
         let benchmarks = ClusterBenchmarks()
@@ -156,6 +159,19 @@ enum BenchCommand {
                 print(pad(String(row.nodes), 5) + pad(String(row.clients), 9) + pad(String(Int(row.commitsPerSecond)), 12)
                       + pad(String(format: "%.2f", row.p50Milliseconds), 9) + pad(String(format: "%.2f", row.p99Milliseconds), 9)
                       + pad(String(format: "%.1f", row.maxMilliseconds), 9) + pad(String(row.errors), 8))
+            }
+        case "compaction":
+            let changes = try arguments.integer("changes", default: 100_000, in: 1_000...10_000_000)
+            let every = try arguments.integer("snapshot-every", default: 10_000, in: 10...10_000_000)
+            let samples = try benchmarks.compaction(changes: changes, clients: try arguments.integer("clients", default: 16, in: 1...256),
+                                                    snapshotEvery: every, sampleEvery: max(1, changes / 10))
+            if json { try emit(samples); return 0 }
+            print("service changes (create, scale, delete) through the leader of 3 nodes, snapshot every \(every) entries; data directory per node")
+            print("changes   seconds   snapshot at   log from   commit     data directories (KiB)")
+            for row in samples {
+                print(pad(String(row.changes), 7) + pad(String(format: "%.1f", row.seconds), 10) + pad(String(row.leaderSnapshotIndex), 14)
+                      + pad(String(row.leaderFirstLogIndex), 11) + pad(String(row.leaderCommitIndex), 9) + "     "
+                      + row.dataBytesByNode.map { String($0 / 1024) }.joined(separator: ", "))
             }
         default:
             let row = try benchmarks.scale(clusters: try arguments.integer("clusters", default: 20, in: 1...100),

@@ -55,11 +55,13 @@ extension Simulation {
     /// learner, or remove a server (the leader itself now and then).
     private func changeMembership(through leader: Int) throws(PropertyViolation) {
         guard let membership = servers[leader].core?.membership else { return }
-        let outside = servers.filter { !$0.isRetired && !membership.members.contains($0.id) }.map(\.id)
+        // A server asked to leave is never asked back: once its removal commits it is retired.
+        let outside = servers.filter { !everRemoved.contains($0.id) && !membership.members.contains($0.id) }.map(\.id)
         var choices: [MembershipChange] = outside.map { .addLearner($0) } + membership.learners.sorted().map { .promote($0) }
         if membership.voters.count > 1 { choices += membership.voters.sorted().map { .remove($0) } }
         guard !choices.isEmpty else { return }
         let change = choices[membershipRandom.next(below: choices.count)]
+        if case .remove(let removed) = change { everRemoved.insert(removed) }
         let id = nextProposalID
         nextProposalID += 1
         report.membershipChanges += 1

@@ -46,6 +46,8 @@ public final class Simulation {
     var highestAcknowledged: LogIndex = 0
     /// The membership of the latest committed membership entry (initially every voter).
     var committedMembership: Membership
+    /// Servers the cluster was ever asked to remove.
+    var everRemoved = Set<NodeID>()
     var faultPhaseEnd: UInt64 = 0
     var isFinished = false
 
