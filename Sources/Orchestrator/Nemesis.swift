@@ -330,14 +330,18 @@ final class Nemesis: @unchecked Sendable {
         }
         let logs = pages.compactMap { $0 }
         if logs.count < nodePorts.count { problems.append("could not read every node's log") }
-        let common = logs.map(\.count).min() ?? 0
-        for position in 0..<common {
-            let entries = Set(logs.map { $0[position] })
+        // Each node holds its committed entries from its first after its latest snapshot:
+        // compare every index all of them still hold.
+        let first = logs.map { $0.first?.index ?? UInt64.max }.max() ?? 1
+        let last = logs.map { $0.last?.index ?? 0 }.min() ?? 0
+        guard first <= last else { return 0 }
+        for index in first...last {
+            let entries = Set(logs.map { log in log[Int(index - log[0].index)] })
             if entries.count > 1 {
-                problems.append("logs disagree at committed index \(position + 1)")
+                problems.append("logs disagree at committed index \(index)")
                 break
             }
         }
-        return UInt64(common)
+        return last
     }
 }
