@@ -74,23 +74,9 @@ extension NodeDriver {
             proposalWaiters[id] = waiter
             return id
         }
-        guard submit(.changeMembership(id, change)) else {
+        _ = try submitAndWait(.changeMembership(id, change), waiter: waiter,
+                              timeoutMessage: "membership change (\(change)) not committed within \(configuration.commitTimeoutSeconds) s; it may still commit: check GET /members") { _ in
             _ = stateLock.withLock { proposalWaiters.removeValue(forKey: id) }
-            throw HTTPError(.serviceUnavailable, "node overloaded; retry later", headers: HTTPHeaders([("Retry-After", "1")]))
-        }
-        guard let result = waiter.wait(seconds: configuration.commitTimeoutSeconds) else {
-            _ = stateLock.withLock { proposalWaiters.removeValue(forKey: id) }
-            throw HTTPError(.gatewayTimeout, "membership change (\(change)) not committed within \(configuration.commitTimeoutSeconds) s; it may still commit: check GET /members")
-        }
-        switch result {
-        case .committed:
-            return
-        case .notLeader(let leader):
-            throw NotLeaderError(leader: leader)
-        case .failed(let message):
-            throw HTTPError(.serviceUnavailable, message, headers: HTTPHeaders([("Retry-After", "1")]))
-        case .rejected(let message):
-            throw HTTPError(.conflict, message)
         }
     }
 }

@@ -52,27 +52,40 @@ extension NodeDriver {
         metrics.increment(.proposals)
 
         let started = monotonicSeconds()
-        guard submit(.propose([RaftNode.Proposal(id: id, data: data)])) else {
-            forget(proposal: id, requestID: requestID, error: "node overloaded")
+        let (index, term) = try submitAndWait(.propose([RaftNode.Proposal(id: id, data: data)]), waiter: waiter,
+                                              timeoutMessage: "not committed within \(configuration.commitTimeoutSeconds) s (request \(requestID)); it may still commit: retry with the same requestId to be sure it applies once") { reason in
+            forget(proposal: id, requestID: requestID, error: reason)
+        }
+        metrics.recordCommit(seconds: monotonicSeconds() - started)
+        return (index, term)
+    }
+
+    /// Submits a proposal's input and waits for its outcome. When it does not commit,
+    /// `forget` is told why (to drop the waiter and record the failure) and the matching
+    /// error is thrown: 503 (overloaded, or failed and safe to retry), 504 (timed out),
+    /// `NotLeaderError`, or 409 (a change that cannot apply).
+    func submitAndWait(_ input: RaftNode.Input, waiter: Waiter<ProposalResult>, timeoutMessage: String,
+                       forget: (String) -> Void) throws -> (index: UInt64, term: UInt64) {
+        guard submit(input) else {
+            forget("node overloaded")
             throw HTTPError(.serviceUnavailable, "node overloaded; retry later", headers: HTTPHeaders([("Retry-After", "1")]))
         }
         guard let result = waiter.wait(seconds: configuration.commitTimeoutSeconds) else {
-            forget(proposal: id, requestID: requestID, error: "not committed in time")
-            throw HTTPError(.gatewayTimeout, "not committed within \(configuration.commitTimeoutSeconds) s (request \(requestID)); it may still commit: retry with the same requestId to be sure it applies once")
+            forget("not committed in time")
+            throw HTTPError(.gatewayTimeout, timeoutMessage)
         }
         switch result {
         case .committed(let index, let term):
-            metrics.recordCommit(seconds: monotonicSeconds() - started)
             return (index, term)
         case .notLeader(let leader):
-            forget(proposal: id, requestID: requestID, error: "leader changed")
+            forget("leader changed")
             throw NotLeaderError(leader: leader)
         case .failed(let message):
-            forget(proposal: id, requestID: requestID, error: message)
+            forget(message)
             metrics.increment(.proposalsFailed)
             throw HTTPError(.serviceUnavailable, message, headers: HTTPHeaders([("Retry-After", "1")]))
         case .rejected(let message):
-            forget(proposal: id, requestID: requestID, error: message)
+            forget(message)
             throw HTTPError(.conflict, message)
         }
     }

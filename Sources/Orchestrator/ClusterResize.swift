@@ -24,9 +24,16 @@ extension OrchestratorAPI {
         while cluster.nodes.count < target {
             let node = try supervisor.addNode(to: cluster)
             let began = monotonicSeconds()
-            let answer = try sendToLeader(cluster, method: "POST", path: "/members", body: Array(#"{"node": \#(node.port)}"#.utf8), timeoutSeconds: 30)
+            let answer: HTTPResponse
+            do {
+                answer = try sendToLeader(cluster, method: "POST", path: "/members", body: Array(#"{"node": \#(node.port)}"#.utf8), timeoutSeconds: 30)
+            } catch {
+                withdraw(node, from: cluster)
+                throw error
+            }
             guard answer.status == .ok else {
-                throw HTTPError(answer.status, "node localhost:\(node.port) was started but not added: \(answer.bodyText)")
+                withdraw(node, from: cluster)
+                throw HTTPError(answer.status, "node localhost:\(node.port) could not be added (it was stopped again): \(answer.bodyText)")
             }
             steps.append("added localhost:\(node.port): learner, caught up, promoted in \(Self.milliseconds(since: began)) ms")
         }
@@ -53,6 +60,14 @@ extension OrchestratorAPI {
         }
         let result = ResizeResult(cluster: summary(cluster), steps: steps, milliseconds: Self.milliseconds(since: started))
         return JSONBody.response(result, for: request)
+    }
+
+    /// Undoes a node that failed to join: out of the membership if it got in (as a learner),
+    /// then stopped. Best effort: if the removal cannot commit either, the node stays a learner
+    /// in the log (it counts for nothing) and its process is stopped all the same.
+    private func withdraw(_ node: NodeProcess, from cluster: ManagedCluster) {
+        _ = try? sendToLeader(cluster, method: "DELETE", path: "/members/\(node.port)", timeoutSeconds: 10)
+        supervisor.retire(node, from: cluster)
     }
 
     private static func milliseconds(since start: Double) -> Double {

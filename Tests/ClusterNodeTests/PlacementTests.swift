@@ -201,6 +201,10 @@ import Transport
             Envelope(from: 1, to: 3, message: .heartbeat(Heartbeat(term: 3, leaderCommit: 6, readContext: 78, isAnswerRequested: true))),
             Envelope(from: 2, to: 1, message: .heartbeatResponse(HeartbeatResponse(term: 3, readContext: 77))),
             Envelope(from: 1, to: 3, message: .timeoutNow(TimeoutNow(term: 3))),
+            Envelope(from: 1, to: 4, message: .installSnapshot(InstallSnapshot(
+                term: 3, metadata: SnapshotMetadata(index: 40, term: 2, membership: Membership(voters: [1, 2, 3], learners: [4])),
+                offset: 512, totalBytes: 2_000, checksum: 0xDEAD_BEEF, data: [1, 2, 3], isLast: false))),
+            Envelope(from: 4, to: 1, message: .installSnapshotResponse(InstallSnapshotResponse(term: 3, snapshotIndex: 40, nextOffset: 515))),
         ]
         #expect(try RaftWireCodec.decode(RaftWireCodec.encode(envelopes)) == envelopes)
     }

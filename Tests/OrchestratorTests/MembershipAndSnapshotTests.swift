@@ -64,6 +64,9 @@ import Testing
         writer.start(orchestrator, cluster: "0")
         while writer.count < 20 { usleep(10_000) }
 
+        #expect(try orchestrator.json("PUT", "/clusters/0", #"{"nodes": 0}"#).status == 400)
+        #expect(try orchestrator.json("PUT", "/clusters/0", #"{"nodes": "seven"}"#).status == 400)
+        #expect(try orchestrator.json("PUT", "/clusters/nope", #"{"nodes": 3}"#).status == 404)
         let grown = try orchestrator.json("PUT", "/clusters/0", #"{"nodes": 7}"#)
         #expect(grown.status == 200, "\(grown.text)")
         let grownPorts = Self.ports((grown.body as? [String: Any])?["cluster"])
