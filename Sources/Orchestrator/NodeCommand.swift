@@ -6,11 +6,14 @@ import Transport
 enum NodeCommand {
     static let usage = """
         usage: orchestrator node --port P --members P1,P2,... --data-dir DIR [--cluster ID]
-          (--members: the cluster's first members; a node not among them waits, as a non-voter, to be added)
                                  [--heartbeat-ms 50] [--election-timeout-ms 500] [--capacity 100]
                                  [--commit-timeout-ms 5000] [--unhealthy-after-ms 3000] [--election-jitter-ms T]
                                  [--snapshot-every 10000] [--snapshot-trailing 1000]
                                  [--no-fsync] [--watch-parent]
+          --members       the cluster's first members, the same for every node; a node not among
+                          them starts as an outsider and waits for the leader to add it
+          --snapshot-every  snapshot the state machine every N applied entries, keeping
+                          --snapshot-trailing entries before it in the log
           --watch-parent  exit when standard input closes (the orchestrator that spawned us is gone)
         """
 
