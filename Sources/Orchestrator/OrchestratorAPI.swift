@@ -112,6 +112,7 @@ struct OrchestratorAPI: Sendable {
             }
             settings.electionJitterMs = jitter
         }
+        settings.snapshotEveryEntries = defaults.snapshotEveryEntries
         if let every = body.snapshotEveryEntries {
             guard (10...100_000_000).contains(every) else { throw HTTPError(.badRequest, "snapshotEveryEntries must be from 10 to 100000000, got \(every)") }
             settings.snapshotEveryEntries = every

@@ -7,7 +7,7 @@ enum ServeCommand {
     static let usage = """
         usage: orchestrator [serve] [--config FILE] [--port 8000] [--nodes 5] [--heartbeat-ms 50]
                             [--election-timeout-ms 500] [--capacity 100] [--unhealthy-after-ms 3000]
-                            [--data-dir data] [--keep-data] [--host 127.0.0.1]
+                            [--snapshot-every 10000] [--data-dir data] [--keep-data] [--host 127.0.0.1]
           Serves the orchestrator API and starts cluster 0 with its nodes on the ports after --port.
           Settings come from Config/orchestrator.json (or --config), then these flags.
           A run starts from fresh data unless --keep-data (or "keepData": true) is given.
@@ -22,13 +22,15 @@ enum ServeCommand {
         var electionTimeoutMs = 500
         var capacity = 100
         var unhealthyAfterMs = 3_000
+        /// Each node snapshots its state machine every this many applied entries (10,000 when absent).
+        var snapshotEveryEntries: Int? = nil
         var dataDirectory = "data"
         var keepData = false
     }
 
     static func run(_ words: [String]) throws -> Int32 {
         let arguments = try CommandLineArguments.parse(
-            words, options: ["config", "port", "nodes", "heartbeat-ms", "election-timeout-ms", "capacity", "unhealthy-after-ms", "data-dir", "host"],
+            words, options: ["config", "port", "nodes", "heartbeat-ms", "election-timeout-ms", "capacity", "unhealthy-after-ms", "data-dir", "host", "snapshot-every"],
             flags: ["keep-data", "watch-parent", "help"])
         if arguments.has("help") {
             print(usage)
@@ -52,6 +54,7 @@ enum ServeCommand {
         settings.electionTimeoutMs = try arguments.integer("election-timeout-ms", default: settings.electionTimeoutMs, in: 20...600_000)
         settings.capacity = try arguments.integer("capacity", default: settings.capacity, in: 0...1_000_000)
         settings.unhealthyAfterMs = try arguments.integer("unhealthy-after-ms", default: settings.unhealthyAfterMs, in: 100...3_600_000)
+        settings.snapshotEveryEntries = try arguments.integer("snapshot-every", default: settings.snapshotEveryEntries ?? 10_000, in: 10...100_000_000)
         settings.dataDirectory = arguments.options["data-dir"] ?? settings.dataDirectory
         settings.host = arguments.options["host"] ?? settings.host
         settings.keepData = settings.keepData || arguments.has("keep-data")
@@ -62,8 +65,9 @@ enum ServeCommand {
 
         let started = Date()
         let supervisor = ClusterSupervisor(executable: ClusterSupervisor.currentExecutable(), dataRoot: dataRoot, keepData: settings.keepData)
-        let defaults = ClusterSettings(nodes: settings.nodes, heartbeatMs: settings.heartbeatMs, electionTimeoutMs: settings.electionTimeoutMs,
+        var defaults = ClusterSettings(nodes: settings.nodes, heartbeatMs: settings.heartbeatMs, electionTimeoutMs: settings.electionTimeoutMs,
                                        capacity: settings.capacity, unhealthyAfterMs: settings.unhealthyAfterMs)
+        defaults.snapshotEveryEntries = settings.snapshotEveryEntries
         let api = OrchestratorAPI(supervisor: supervisor, defaults: defaults, searchFrom: settings.port + 1)
         var limits = ServerLimits()
         limits.maxConnections = 1_024
