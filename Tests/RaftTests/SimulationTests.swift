@@ -37,4 +37,20 @@ import Testing
         #expect(totals.elections >= seeds.count)
         #expect(totals.proposalsAcknowledged > 0)
     }
+
+    /// Seeds that once failed, each for a bug now fixed (in the core or in the checker):
+    /// 247 stalled proposals, 40286 the crash-survival rule, 552 probing stuck at the
+    /// compaction point, 9660 a snapshot resend storm, 169 the removed-voter deadlock, 2776
+    /// quorum after a truncated membership entry, 16687 a removed server asked back. They
+    /// also show that snapshots, membership changes and reads are all exercised.
+    @Test(arguments: [247, 40286, 552, 9660, 169, 2776, 16687] as [UInt64])
+    func formerlyFailingSeedsPass(seed: UInt64) throws {
+        CrashReporter.install()
+        CrashReporter.setRunningSeed(seed)
+        defer { CrashReporter.setRunningSeed(0) }
+        let report = try Simulation(options: SimulationOptions(seed: seed)).run()
+        #expect(report.proposalsAcknowledged > 0)
+        if [552, 9660, 2776].contains(seed) { #expect(report.snapshotsInstalled > 0, "seed \(seed) no longer installs snapshots") }
+        if [169, 2776, 16687].contains(seed) { #expect(report.membershipChanges > 0, "seed \(seed) no longer changes membership") }
+    }
 }
