@@ -286,9 +286,15 @@ public final class NodeDriver: @unchecked Sendable {
             // Segments wholly covered by the stored snapshot may go.
             if let through = compactedThrough { try wal.compact(through: through) }
         } catch {
-            FileHandle.standardError.write(Data("node \(configuration.id): cannot write its log: \(error); exiting\n".utf8))
-            exit(70)
+            exitOnStorageFailure("cannot write its log: \(error)")
         }
+    }
+
+    /// A node that cannot keep its durable state stops: acting on state that is not on disk
+    /// could break Raft's guarantees.
+    private func exitOnStorageFailure(_ problem: String) -> Never {
+        FileHandle.standardError.write(Data("node \(configuration.id): \(problem); exiting\n".utf8))
+        exit(70)
     }
 
     /// Snapshots the state machine once enough entries were applied since the last snapshot:
@@ -297,7 +303,7 @@ public final class NodeDriver: @unchecked Sendable {
     private func snapshotIfDue() {
         let due = stateLock.withLock { () -> (ClusterState, SnapshotMetadata)? in
             let last = core.snapshot?.metadata.index.rawValue ?? 0
-            guard !isSnapshotting, state.appliedIndex >= last + UInt64(configuration.raftSettings.snapshotThresholdEntries),
+            guard !isSnapshotting, state.appliedIndex >= last + UInt64(core.settings.snapshotThresholdEntries),
                   let metadata = core.snapshotMetadata(at: LogIndex(state.appliedIndex))
             else { return nil }
             isSnapshotting = true
@@ -311,8 +317,7 @@ public final class NodeDriver: @unchecked Sendable {
                 metrics.increment(.snapshotsTaken)
                 submit(.snapshotTaken(snapshot))
             } catch {
-                FileHandle.standardError.write(Data("node \(configuration.id): cannot store a snapshot: \(error); exiting\n".utf8))
-                exit(70)
+                exitOnStorageFailure("cannot store a snapshot: \(error)")
             }
             stateLock.withLock { isSnapshotting = false }
         }
@@ -378,8 +383,7 @@ public final class NodeDriver: @unchecked Sendable {
         do {
             restored = try ClusterState(snapshotData: snapshot.data)
         } catch {
-            FileHandle.standardError.write(Data("node \(configuration.id): the leader's snapshot at \(snapshot.metadata.index) holds no valid state: \(error); exiting\n".utf8))
-            exit(70)
+            exitOnStorageFailure("the leader's snapshot at \(snapshot.metadata.index) holds no valid state: \(error)")
         }
         changedServices += Array(state.services.keys) + Array(restored.services.keys)
         state = restored

@@ -89,6 +89,8 @@ final class ClusterSupervisor: @unchecked Sendable {
     }
 
     var allClusters: [ManagedCluster] { lock.withLock { order.compactMap { clusters[$0] } } }
+    /// The highest port any cluster has used (new nodes and clusters go above it).
+    var highestUsedPort: Int? { allClusters.flatMap(\.usedPorts).max() }
     func cluster(_ id: String) -> ManagedCluster? { lock.withLock { clusters[id] } }
 
     /// The path of this very executable (so nodes run the same binary).
@@ -194,7 +196,7 @@ final class ClusterSupervisor: @unchecked Sendable {
     /// with an empty data directory, and waits until it answers. It joins no membership by
     /// itself: the leader adds it.
     func addNode(to cluster: ManagedCluster) throws -> NodeProcess {
-        let firstCandidate = max(cluster.usedPorts.max() ?? 8000, allClusters.flatMap(\.usedPorts).max() ?? 8000) + 1
+        let firstCandidate = (highestUsedPort ?? cluster.initialPorts[0]) + 1
         let port = try lock.withLock { () throws -> Int in
             var candidate = firstCandidate
             while reservedPorts.contains(candidate) || !Self.isPortFree(candidate) {

@@ -28,7 +28,7 @@ final class NodeProcess: @unchecked Sendable {
     /// Starts `executable` with `arguments`, output appended to the log file, standard input a
     /// pipe whose write end we keep (the node exits when it closes).
     func start(executable: String, arguments: [String]) throws {
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)  // opening it below reports any failure
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         log.seekToEndOfFile()
         let process = Process()

@@ -129,7 +129,7 @@ struct OrchestratorAPI: Sendable {
                 throw HTTPError(.badRequest, "id must be 1 to 64 letters, digits, - or _, got \(JSONText.quote(id))")
             }
         }
-        let highest = supervisor.allClusters.flatMap(\.usedPorts).max() ?? searchFrom - 1
+        let highest = supervisor.highestUsedPort ?? searchFrom - 1
         let cluster = try supervisor.createCluster(id: body.id, settings: settings, basePort: nil, searchFrom: max(searchFrom, highest + 1))
         return JSONBody.response(summary(cluster), status: .created, for: request)
     }
@@ -276,7 +276,7 @@ struct OrchestratorAPI: Sendable {
                     response.headers.set("X-Served-By", response.headers["x-served-by"] ?? leader)
                     return response
                 }
-            } catch let error as HTTPClientError where error.kind == .connect {
+            } catch where error.kind == .connect {
                 lastProblem = "leader \(leader) unreachable: \(error)"
                 leaders.forget(cluster.id)
                 usleep(50_000)

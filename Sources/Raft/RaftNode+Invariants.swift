@@ -6,8 +6,8 @@ extension RaftNode {
         precondition(commitIndex >= log.snapshotIndex, "\(id): commitIndex \(commitIndex) below snapshot \(log.snapshotIndex)")
         precondition(log.lastTerm <= currentTerm, "\(id): last log term \(log.lastTerm) beyond current term \(currentTerm)")
         precondition(emittedCommitIndex <= commitIndex, "\(id): emitted \(emittedCommitIndex) beyond commit \(commitIndex)")
-        precondition(configurations.last?.membership == membership && configurations.first?.index == log.snapshotIndex,
-                     "\(id): membership \(membership) out of step with the log's configurations \(configurations)")
+        precondition(configurations.first?.index == log.snapshotIndex,
+                     "\(id): the log's configurations \(configurations) do not start at its snapshot index \(log.snapshotIndex)")
         if let snapshot {
             precondition(snapshot.metadata.index >= log.snapshotIndex && snapshot.metadata.index <= emittedCommitIndex,
                          "\(id): snapshot at \(snapshot.metadata.index) outside compacted \(log.snapshotIndex)...applied \(emittedCommitIndex)")

@@ -40,8 +40,10 @@ extension RaftNode {
     public var membershipIndex: LogIndex { configurations.last?.index ?? 0 }
 
     /// Re-reads the membership entries from `index` on after the log changed there: entries
-    /// dropped by a truncation no longer count, new ones do.
-    mutating func updateConfigurations(from index: LogIndex) {
+    /// dropped by a truncation no longer count, new ones do. `previous` is the membership in
+    /// force before the change (by default the current one).
+    mutating func updateConfigurations(from index: LogIndex, previous: Membership? = nil) {
+        let previous = previous ?? membership
         while configurations.count > 1, let last = configurations.last, last.index >= index {
             configurations.removeLast()
         }
@@ -51,9 +53,8 @@ extension RaftNode {
                 if let decoded = Membership(encoded: entry.data) { configurations.append((entry.index, decoded)) }
             }
         }
-        let current = configurations[configurations.count - 1].membership
-        guard current != membership else { return }
-        membership = current
+        let current = membership
+        guard current != previous else { return }
         output.events.append(.membershipChanged(current))
         guard var leader = leaderState else { return }
         for member in current.members where leader.progress[member] == nil {

@@ -80,12 +80,18 @@ extension RaftNode {
         return !entries.isEmpty && progress.state == .replicate
     }
 
-    mutating func handleAppendEntries(_ request: AppendEntries, from leader: NodeID) {
+    /// A message from this term's leader arrived: follow it and restart the election timer.
+    /// Two leaders in one term would break Election Safety, so that traps.
+    mutating func followCurrentLeader(_ leader: NodeID) {
         if leaderState != nil {
             preconditionFailure("two leaders in term \(currentTerm): \(id) and \(leader)")
         }
         if role != .follower || leaderID != leader { becomeFollower(term: currentTerm, leader: leader) }
         electionElapsed = 0
+    }
+
+    mutating func handleAppendEntries(_ request: AppendEntries, from leader: NodeID) {
+        followCurrentLeader(leader)
 
         // Everything up to our commit index is committed, so it matches the leader's log.
         if request.prevLogIndex < commitIndex {
@@ -173,11 +179,7 @@ extension RaftNode {
     }
 
     mutating func handleHeartbeat(_ heartbeat: Heartbeat, from leader: NodeID) {
-        if leaderState != nil {
-            preconditionFailure("two leaders in term \(currentTerm): \(id) and \(leader)")
-        }
-        if role != .follower || leaderID != leader { becomeFollower(term: currentTerm, leader: leader) }
-        electionElapsed = 0
+        followCurrentLeader(leader)
         commit(to: min(heartbeat.leaderCommit, log.lastIndex))
         // Answer when the leader needs it (it asks when this follower is behind, or it starts a
         // read round that ReadIndex waits on), to a new leader, and often enough for

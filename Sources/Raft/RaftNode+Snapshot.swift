@@ -19,8 +19,8 @@ extension RaftNode {
         // Keep a tail of entries, and everything after a snapshot still being sent: the
         // follower receiving it will continue from its index with appends.
         var through = metadata.index - min(Int(metadata.index.rawValue), settings.compactionTrailingEntries)
-        for transfer in leaderState?.snapshotTransfers.values ?? [:].values {
-            through = min(through, transfer.snapshot.metadata.index)
+        if let pinned = leaderState?.snapshotTransfers.values.map(\.snapshot.metadata.index).min() {
+            through = min(through, pinned)
         }
         compactLog(through: through)
     }
@@ -111,11 +111,7 @@ extension RaftNode {
     // MARK: - Follower
 
     mutating func handleInstallSnapshot(_ request: InstallSnapshot, from leader: NodeID) {
-        if leaderState != nil {
-            preconditionFailure("two leaders in term \(currentTerm): \(id) and \(leader)")
-        }
-        if role != .follower || leaderID != leader { becomeFollower(term: currentTerm, leader: leader) }
-        electionElapsed = 0
+        followCurrentLeader(leader)
         let metadata = request.metadata
         if metadata.index <= commitIndex {
             // Everything it covers is committed here already.
@@ -165,8 +161,9 @@ extension RaftNode {
             log = RaftLog(snapshotIndex: metadata.index, snapshotTerm: metadata.term)
         }
         snapshot = received
+        let previous = membership
         configurations = [(metadata.index, metadata.membership)]
-        updateConfigurations(from: metadata.index + 1)
+        updateConfigurations(from: metadata.index + 1, previous: previous)
         commitIndex = metadata.index
         emittedCommitIndex = metadata.index
         output.snapshot = received

@@ -87,7 +87,7 @@ public struct RaftNode: Sendable {
     /// This server's ID.
     public let id: NodeID
     /// The servers of the cluster: the latest membership in the log, committed or not.
-    public internal(set) var membership: Membership
+    public var membership: Membership { configurations[configurations.count - 1].membership }
     /// The latest snapshot taken here or installed from the leader.
     public internal(set) var snapshot: Snapshot?
     /// Every membership the log holds, oldest first; the first is the one in force at
@@ -141,18 +141,16 @@ public struct RaftNode: Sendable {
         }
         self.id = id
         self.snapshot = snapshot
-        let base = snapshot?.metadata.membership ?? membership
-        self.membership = base
-        self.configurations = [(log.snapshotIndex, base)]
+        self.configurations = [(log.snapshotIndex, snapshot?.metadata.membership ?? membership)]
         self.settings = settings
         self.random = SplitMix64(seed: randomSeed ^ (id.rawValue &* 0x9E37_79B9_7F4A_7C15))
         self.currentTerm = hardState.currentTerm
         self.votedFor = hardState.votedFor
         self.log = log
-        // The stored commit index is a hint: never beyond the entries actually stored.
-        self.commitIndex = max(log.snapshotIndex, min(hardState.commitIndex, log.lastIndex))
+        // Everything a snapshot covers is applied already. The stored commit index is a hint:
+        // never beyond the entries actually stored.
         self.emittedCommitIndex = max(log.snapshotIndex, snapshot?.metadata.index ?? 0)
-        self.commitIndex = max(commitIndex, emittedCommitIndex)
+        self.commitIndex = max(emittedCommitIndex, min(hardState.commitIndex, log.lastIndex))
         updateConfigurations(from: log.firstIndex)
         resetElectionTimer()
         checkInvariants()

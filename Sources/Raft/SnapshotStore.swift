@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Synchronization
 
 /// Snapshot files in a data directory, one kept at a time. A snapshot is written to a
 /// temporary file, fsync'd, renamed into place and the directory fsync'd, so a crash leaves
@@ -18,9 +19,7 @@ public final class SnapshotStore: @unchecked Sendable {
     static let version: UInt8 = 1
 
     public let directory: String
-    private let lock = Mutex()
-    /// Bytes of the snapshot file kept now.
-    public private(set) var storedBytes = 0
+    private let lock = Mutex(())
 
     public init(directory: String) throws(StorageError) {
         self.directory = directory
@@ -33,14 +32,13 @@ public final class SnapshotStore: @unchecked Sendable {
     /// The newest snapshot on disk, or nil when there is none. Throws, naming the file,
     /// when it is damaged: starting without it would lose the entries it covers.
     public func load() throws(StorageError) -> Snapshot? {
-        try lock.withLock { () throws(StorageError) -> Snapshot? in
+        try lock.withLock { _ throws(StorageError) -> Snapshot? in
             guard let newest = try snapshotFiles().last else { return nil }
             let path = directory + "/" + newest.name
             let bytes = try FileSystem.readFile(path)
             guard let snapshot = Self.decode(bytes) else {
                 throw StorageError("snapshot file damaged: \(path) (\(bytes.count) bytes) fails its checksum or does not parse; refusing to start (move the data directory away to start this node afresh)")
             }
-            storedBytes = bytes.count
             return snapshot
         }
     }
@@ -48,7 +46,7 @@ public final class SnapshotStore: @unchecked Sendable {
     /// Stores `snapshot` durably, replacing older ones; a snapshot no newer than the one
     /// stored is ignored (a leader's install and a local snapshot may race).
     public func save(_ snapshot: Snapshot) throws(StorageError) {
-        try lock.withLock { () throws(StorageError) in
+        try lock.withLock { _ throws(StorageError) in
             let existing = try snapshotFiles()
             if let newest = existing.last, newest.index >= snapshot.metadata.index.rawValue { return }
             let name = Self.fileName(snapshot.metadata.index)
@@ -68,7 +66,6 @@ public final class SnapshotStore: @unchecked Sendable {
             guard rename(temporary, directory + "/" + name) == 0 else { throw .system("rename", temporary, errno) }
             try FileSystem.syncDirectory(directory)
             for old in existing { unlink(directory + "/" + old.name) }
-            storedBytes = bytes.count
         }
     }
 
@@ -106,17 +103,5 @@ public final class SnapshotStore: @unchecked Sendable {
     static func fileName(_ index: LogIndex) -> String {
         let digits = String(index.rawValue)
         return "snapshot-" + String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".snap"
-    }
-}
-
-/// A small lock for this module (which has no Foundation).
-final class Mutex: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
     }
 }

@@ -80,15 +80,12 @@ public final class HTTPClient: @unchecked Sendable {
                 let (response, keepAlive) = try exchange(descriptor, request: request, isHead: method == "HEAD", deadline: deadline)
                 release(key: key, descriptor: descriptor, reusable: keepAlive)
                 return response
-            } catch let failure as ExchangeFailure {
+            } catch let failure {
                 release(key: key, descriptor: descriptor, reusable: false)
                 if isReused && !failure.receivedAnything && failure.error.kind == .connection && canRetry && attempt == 1 {
                     continue
                 }
                 throw failure.error
-            } catch {
-                release(key: key, descriptor: descriptor, reusable: false)
-                throw HTTPClientError(kind: .connection, message: "\(error)")
             }
         }
     }
