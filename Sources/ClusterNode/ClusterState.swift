@@ -24,8 +24,19 @@ public struct ClusterState: Sendable {
     public private(set) var capacity: [UInt64: NodeResources]
     /// What one node offers.
     public let nodeResources: NodeResources
+    /// What applying one client request did, remembered by its request ID.
+    public struct RequestRecord: Sendable, Equatable {
+        /// The request's `ClusterCommand.requestFingerprint` (0: unknown, from an older snapshot).
+        public var fingerprint: UInt64
+        /// The services it created or changed (none when it was rejected).
+        public var services: [Int]
+        /// The log entry that carried it.
+        public var index: UInt64
+        public var term: UInt64
+    }
+
     /// Results of recent client requests, so a retried request is applied once (thesis §6.3).
-    private var requestResults: [String: [Int]] = [:]
+    private var requestResults: [String: RequestRecord] = [:]
     private var requestOrder: [String] = []
     /// Requests remembered for de-duplication: a client retries within seconds, not after ten thousand others.
     static let maxRememberedRequests = 10_000
@@ -56,7 +67,17 @@ public struct ClusterState: Sendable {
     }
 
     /// The services created by request `requestID`, if it was applied.
-    public func result(ofRequest requestID: String) -> [Int]? { requestResults[requestID] }
+    public func result(ofRequest requestID: String) -> [Int]? { requestResults[requestID]?.services }
+
+    /// What request `requestID` did when it was applied, if it was.
+    public func record(ofRequest requestID: String) -> RequestRecord? { requestResults[requestID] }
+
+    /// True when `requestID` was applied for a request other than the one with `fingerprint`
+    /// (a client bug: the key is reused with another body).
+    public func isReused(_ requestID: String, withOtherThan fingerprint: UInt64) -> Bool {
+        guard let earlier = requestResults[requestID] else { return false }
+        return earlier.fingerprint != 0 && earlier.fingerprint != fingerprint
+    }
 
     /// Applies one committed entry; `decoded` is its command when the caller decoded it already.
     public mutating func apply(_ entry: Entry, decoded: ClusterCommand? = nil) -> Outcome {
@@ -81,7 +102,11 @@ public struct ClusterState: Sendable {
             }
         }
         if let requestID = command.requestID, let earlier = requestResults[requestID] {
-            return .services(earlier)
+            // A retry applies once; the same key with another request changes nothing either.
+            guard !isReused(requestID, withOtherThan: command.requestFingerprint) else {
+                return .rejected("requestId \(requestID) was already used for a different request")
+            }
+            return .services(earlier.services)
         }
         switch command {
         case .createServices(let requestID, let planned):
@@ -96,11 +121,11 @@ public struct ClusterState: Sendable {
                 account(plan.spec.demand, removing: [:], adding: decision.replicas)
                 created.append(id)
             }
-            remember(requestID, created)
+            remember(command, at: entry, created)
             return .services(created)
         case .scaleService(let requestID, let serviceID, let replicas, let decision):
             guard var service = services[serviceID] else {
-                remember(requestID, [])
+                remember(command, at: entry, [])
                 return .rejected("service \(serviceID) does not exist")
             }
             service.spec.replicas = replicas
@@ -111,15 +136,15 @@ public struct ClusterState: Sendable {
             service.pendingReason = fitted.pendingReason
             service.updatedIndex = entry.index.rawValue
             services[serviceID] = service
-            remember(requestID, [serviceID])
+            remember(command, at: entry, [serviceID])
             return .services([serviceID])
         case .deleteService(let requestID, let serviceID):
             guard let removed = services.removeValue(forKey: serviceID) else {
-                remember(requestID, [])
+                remember(command, at: entry, [])
                 return .rejected("service \(serviceID) does not exist")
             }
             account(removed.spec.demand, removing: removed.placement, adding: [:])
-            remember(requestID, [serviceID])
+            remember(command, at: entry, [serviceID])
             return .services([serviceID])
         case .setNodeHealth(let node, let isHealthy, let moves):
             if isHealthy || capacity[node] == nil { unhealthyNodes.remove(node) } else { unhealthyNodes.insert(node) }
@@ -173,8 +198,10 @@ public struct ClusterState: Sendable {
                                   pendingReason: decision.pendingReason ?? "insufficient capacity when applied: \(trimmed) replica(s) pending")
     }
 
-    private mutating func remember(_ requestID: String, _ result: [Int]) {
-        requestResults[requestID] = result
+    private mutating func remember(_ command: ClusterCommand, at entry: Entry, _ services: [Int]) {
+        guard let requestID = command.requestID else { return }
+        requestResults[requestID] = RequestRecord(fingerprint: command.requestFingerprint, services: services,
+                                                  index: entry.index.rawValue, term: entry.term.rawValue)
         requestOrder.append(requestID)
         if requestOrder.count > Self.maxRememberedRequests + Self.maxRememberedRequests / 4 {
             // Forget the oldest quarter at once: amortized O(1) per request.
@@ -191,9 +218,11 @@ public struct ClusterState: Sendable {
 ///     version u8 (1), applied index u64, next service ID u64, node resources,
 ///     capacity: count u32, node u64 ...; unhealthy: count u32, node u64 ...;
 ///     services: count u32, then per service its record;
-///     remembered requests: count u32, then per request (oldest first) ID string, count u32, service IDs u64
+///     remembered requests: count u32, then per request (oldest first) ID string, count u32, service IDs u64,
+///     fingerprint u64, index u64, term u64 (the last three from version 2)
 extension ClusterState {
-    static let snapshotVersion: UInt8 = 1
+    /// 2 adds each remembered request's fingerprint, index and term; 1 is still read.
+    static let snapshotVersion: UInt8 = 2
 
     /// The bytes of this state for a snapshot.
     public func snapshotData() -> [UInt8] {
@@ -219,9 +248,12 @@ extension ClusterState {
         writer.write(UInt32(requestOrder.count))
         for requestID in requestOrder {
             writer.write(string: requestID)
-            let result = requestResults[requestID] ?? []
-            writer.write(UInt32(result.count))
-            for id in result { writer.write(UInt64(id)) }
+            let result = requestResults[requestID] ?? RequestRecord(fingerprint: 0, services: [], index: 0, term: 0)
+            writer.write(UInt32(result.services.count))
+            for id in result.services { writer.write(UInt64(id)) }
+            writer.write(result.fingerprint)
+            writer.write(result.index)
+            writer.write(result.term)
         }
         return writer.bytes
     }
@@ -230,8 +262,9 @@ extension ClusterState {
     public init(snapshotData bytes: [UInt8]) throws(ClusterCommandCodec.Malformed) {
         var reader = ByteReader(bytes[...])
         do {
-            guard try reader.readByte() == Self.snapshotVersion else {
-                throw ClusterCommandCodec.Malformed(description: "unknown snapshot format")
+            let version = try reader.readByte()
+            guard version == 1 || version == Self.snapshotVersion else {
+                throw ClusterCommandCodec.Malformed(description: "unknown snapshot format \(version)")
             }
             let applied = try reader.readUInt64()
             let nextID = Int(try reader.readUInt64())
@@ -255,7 +288,13 @@ extension ClusterState {
                 let requestID = try reader.readString()
                 var result: [Int] = []
                 for _ in 0..<(try reader.readCount(limit: bytes.count)) { result.append(Int(try reader.readUInt64())) }
-                requestResults[requestID] = result
+                var record = RequestRecord(fingerprint: 0, services: result, index: 0, term: 0)
+                if version >= 2 {
+                    record.fingerprint = try reader.readUInt64()
+                    record.index = try reader.readUInt64()
+                    record.term = try reader.readUInt64()
+                }
+                requestResults[requestID] = record
                 requestOrder.append(requestID)
             }
             guard reader.isAtEnd else { throw ClusterCommandCodec.Malformed(description: "bytes left after the snapshot's state") }

@@ -48,6 +48,16 @@ public enum NodeAPI {
         var services: [ServiceView]
     }
 
+    /// The answer to a scale request: what this request did (the count it set and the entry
+    /// that carried it), then the service as it is now, which a later request may have changed.
+    struct ScaledService: Codable {
+        var requestId: String
+        var replicas: Int
+        var index: UInt64
+        var term: UInt64
+        var service: ServiceView?
+    }
+
     private static func addServiceRoutes(_ router: inout Router, _ node: NodeDriver) {
         router.add("POST", "/service") { request in
             try onLeader(node, request) {
@@ -133,7 +143,9 @@ public enum NodeAPI {
                     throw HTTPError(.badRequest, "replicas must be a whole number from 0 to \(ServiceRequest.maxReplicas), got \(scale.replicas)")
                 }
                 let requestID = scale.requestId ?? request.headers["idempotency-key"] ?? UUID().uuidString
-                return JSONBody.response(ServiceView(try node.scaleService(id, replicas: scale.replicas, requestID: requestID)), for: request)
+                let result = try node.scaleService(id, replicas: scale.replicas, requestID: requestID)
+                return JSONBody.response(ScaledService(requestId: requestID, replicas: result.replicas, index: result.index, term: result.term,
+                                                       service: result.service.map(ServiceView.init)), for: request)
             }
         }
         router.add("DELETE", "/services/:sid") { request in

@@ -10,8 +10,25 @@ struct NotLeaderError: Error {
 extension NodeDriver {
     /// Proposes the command `makeCommand` builds (under the state lock, with the leader's
     /// full view of usage: applied, in the log, and queued) and waits for its commit.
+    ///
+    /// `makeCommand` decides on this node's applied state, which a deposed leader that has not
+    /// noticed yet cannot know is current: a definite "not found" or "conflict" it throws is
+    /// only answered after ReadIndex confirmed leadership and the state caught up, and the
+    /// command is then decided again (API.md: never a definite answer from a stale view).
     func propose(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool = true,
                  makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(HTTPError) -> ClusterCommand)
+        throws -> (index: UInt64, term: UInt64)
+    {
+        do {
+            return try proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
+        } catch let error as HTTPError where error.status == .notFound || error.status == .conflict {
+            try readLinearizably { _ throws(HTTPError) in }
+            return try proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
+        }
+    }
+
+    private func proposeOnce(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool,
+                             makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(HTTPError) -> ClusterCommand)
         throws -> (index: UInt64, term: UInt64)
     {
         stateLock.lock()
@@ -29,6 +46,9 @@ extension NodeDriver {
             for delta in speculativeUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
             for delta in queuedUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
             command = try makeCommand(&usage, state)
+            if isClientCall, state.isReused(requestID, withOtherThan: command.requestFingerprint) {
+                throw Self.reusedRequestID(requestID)
+            }
             data = ClusterCommandCodec.encode(command)
         } catch {
             stateLock.unlock()
@@ -57,7 +77,15 @@ extension NodeDriver {
             forget(proposal: id, requestID: requestID, error: reason)
         }
         metrics.recordCommit(seconds: monotonicSeconds() - started)
+        // Two requests under one key can both reach the log; the second applied as a no-op.
+        if isClientCall, stateLock.withLock({ state.isReused(requestID, withOtherThan: command.requestFingerprint) }) {
+            throw Self.reusedRequestID(requestID)
+        }
         return (index, term)
+    }
+
+    static func reusedRequestID(_ requestID: String) -> HTTPError {
+        HTTPError(.unprocessableContent, "requestId (or Idempotency-Key) \(requestID) was already used for a different request; use a new key for a new request")
     }
 
     /// Submits a proposal's input and waits for its outcome. When it does not commit,
@@ -146,8 +174,18 @@ extension NodeDriver {
         return (records, index, term)
     }
 
+    /// What one scale request did: the count it set, the entry that carried it, and the
+    /// service as it is now (another client's later change may already show there).
+    struct ScaleResult: Sendable {
+        var replicas: Int
+        var index: UInt64
+        var term: UInt64
+        /// Nil when a later request deleted it.
+        var service: ServiceRecord?
+    }
+
     /// Sets a service's replica count, placing the difference.
-    func scaleService(_ serviceID: Int, replicas: Int, requestID: String) throws -> ServiceRecord {
+    func scaleService(_ serviceID: Int, replicas: Int, requestID: String) throws -> ScaleResult {
         _ = try propose(requestID: requestID, summary: (1, replicas)) { usage, state throws(HTTPError) in
             guard let service = state.services[serviceID] else { throw HTTPError(.notFound, "Not found") }
             // Start from the current placement without this service, then place the new count.
@@ -168,8 +206,12 @@ extension NodeDriver {
             for (node, count) in keep { decision.replicas[node, default: 0] += count }
             return .scaleService(requestID: requestID, serviceID: serviceID, replicas: replicas, decision: decision)
         }
-        guard let record = stateLock.withLock({ state.services[serviceID] }) else { throw HTTPError(.notFound, "Not found") }
-        return record
+        // The entry's own record: a retry with the same requestId answers the same index.
+        let (applied, current) = stateLock.withLock { (state.record(ofRequest: requestID), state.services[serviceID]) }
+        guard let applied, applied.services == [serviceID] else {
+            throw HTTPError(.notFound, "service \(serviceID) does not exist (it was deleted before this change applied)")
+        }
+        return ScaleResult(replicas: replicas, index: applied.index, term: applied.term, service: current)
     }
 
     /// Removes a service.

@@ -61,6 +61,8 @@ public final class NodeDriver: @unchecked Sendable {
     static let maxLeaderHistory = 10_000
 
     private let wal: WriteAheadLog
+    /// This process's exclusive hold on the data directory, for as long as the driver lives.
+    private let directoryLock: DirectoryLock
     /// Guards `inputs`, `isStopped`, `lastTick` and `timerWakeAt`; the timer thread waits on it.
     private let inbox = NSCondition()
     private var inputs: [RaftNode.Input] = []
@@ -87,6 +89,9 @@ public final class NodeDriver: @unchecked Sendable {
     public init(configuration: NodeConfiguration) throws {
         self.configuration = configuration
         try configuration.raftSettings.validate()
+        // Before reading or writing anything: a second process on the same directory would
+        // interleave its log with ours (or delete it under us).
+        self.directoryLock = try DirectoryLock(directory: configuration.dataDirectory)
         let wal = try WriteAheadLog(directory: configuration.dataDirectory + "/raft")
         self.wal = wal
         let recovered = wal.recovered

@@ -1,3 +1,5 @@
+import Raft
+
 /// What a client asks for: one service with a replica count and per-replica resources.
 /// Built from any of seed 003's three payload shapes (see `ServiceRequest`).
 public struct ServiceSpec: Codable, Sendable, Equatable {
@@ -64,6 +66,33 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
     case setNodeHealth(node: UInt64, isHealthy: Bool, moves: [ServiceMove])
     /// Pending replicas placed now that capacity appeared.
     case placePending(moves: [ServiceMove])
+
+    /// What the client asked for, as a 64-bit FNV-1a hash of its canonical bytes (the
+    /// leader's placement decision left out): a request ID reused with another request
+    /// has another fingerprint. The same on every node and in every process.
+    public var requestFingerprint: UInt64 {
+        var writer = ByteWriter()
+        switch self {
+        case .createServices(_, let services):
+            writer.write(UInt8(1))
+            for plan in services { writer.write(plan.spec) }
+        case .scaleService(_, let serviceID, let replicas, _):
+            writer.write(UInt8(2))
+            writer.write(UInt64(serviceID))
+            writer.write(UInt64(replicas))
+        case .deleteService(_, let serviceID):
+            writer.write(UInt8(3))
+            writer.write(UInt64(serviceID))
+        case .setNodeHealth, .placePending:
+            return 0
+        }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in writer.bytes {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return hash
+    }
 
     /// The client request this command carries, if any (for de-duplication).
     public var requestID: String? {

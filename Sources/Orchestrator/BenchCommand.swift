@@ -117,7 +117,7 @@ enum BenchCommand {
         let arguments = try CommandLineArguments.parse(words, options: ["nodes", "rounds", "clients", "seconds", "clusters", "jitter-ms", "changes", "snapshot-every"], flags: ["json"])
         warnIfDebug()
         let json = arguments.has("json")
-        let benchmarks = ClusterBenchmarks()
+        let benchmarks = try ClusterBenchmarks()
         defer { benchmarks.finish() }
         Signals.onTermination {
             benchmarks.finish()

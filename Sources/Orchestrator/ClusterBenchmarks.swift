@@ -10,9 +10,9 @@ final class ClusterBenchmarks: @unchecked Sendable {
     let dataRoot: String
     private var nextPort: Int
 
-    init() {
+    init() throws {
         dataRoot = NSTemporaryDirectory() + "orchestrator-bench-" + UUID().uuidString
-        supervisor = ClusterSupervisor(executable: ClusterSupervisor.currentExecutable(), dataRoot: dataRoot, keepData: false)
+        supervisor = try ClusterSupervisor(executable: ClusterSupervisor.currentExecutable(), dataRoot: dataRoot, keepData: false)
         var configuration = HTTPClient.Configuration()
         configuration.maxConnectionsPerHost = 256
         configuration.requestTimeoutSeconds = 10

@@ -77,11 +77,17 @@ final class ClusterSupervisor: @unchecked Sendable {
     private var order: [String] = []
     private var reservedPorts: Set<Int> = []
     let client: HTTPClient
+    /// This orchestrator's hold on its data root: a second orchestrator on the same folder
+    /// is refused instead of deleting the first one's data.
+    private let dataLock: DirectoryLock
 
-    init(executable: String, dataRoot: String, keepData: Bool) {
+    /// Takes the data root for this process; throws naming the PID of an orchestrator
+    /// already using it.
+    init(executable: String, dataRoot: String, keepData: Bool) throws(DirectoryLock.Refused) {
         self.executable = executable
         self.dataRoot = dataRoot
         self.keepData = keepData
+        self.dataLock = try DirectoryLock(directory: dataRoot)
         var configuration = HTTPClient.Configuration()
         configuration.connectTimeoutSeconds = 0.3
         configuration.requestTimeoutSeconds = 1
@@ -130,8 +136,13 @@ final class ClusterSupervisor: @unchecked Sendable {
             return (id, ports)
         }
         let directory = dataRoot + "/cluster-\(id)"
-        if !keepData { try? FileManager.default.removeItem(atPath: directory) }  // a fresh run starts from fresh data
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        do {
+            if !keepData { try deleteData(at: directory) }  // a fresh run starts from fresh data
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            lock.withLock { reservedPorts.subtract(ports) }
+            throw error
+        }
         let cluster = ManagedCluster(id: id, settings: settings, ports: ports, dataDirectory: directory)
         lock.withLock {
             clusters[id] = cluster
@@ -189,7 +200,7 @@ final class ClusterSupervisor: @unchecked Sendable {
         lock.withLock { order.removeAll { $0 == id } }
         stopNodes(cluster.nodes)
         lock.withLock { reservedPorts.subtract(cluster.usedPorts) }
-        if deleteData { try? FileManager.default.removeItem(atPath: cluster.dataDirectory) }  // best effort: the cluster is gone either way
+        if deleteData { try? self.deleteData(at: cluster.dataDirectory) }  // best effort: the cluster is gone either way
     }
 
     /// Starts one more node for `cluster`, on a port no cluster uses and this one never used,
@@ -207,7 +218,12 @@ final class ClusterSupervisor: @unchecked Sendable {
             return candidate
         }
         let node = ManagedCluster.process(port: port, dataDirectory: cluster.dataDirectory)
-        try? FileManager.default.removeItem(atPath: node.dataDirectory)  // a new member starts empty
+        do {
+            try deleteData(at: node.dataDirectory)  // a new member starts empty
+        } catch {
+            lock.withLock { _ = reservedPorts.remove(port) }
+            throw error
+        }
         cluster.add(node)
         try start(node, in: cluster)
         try waitUntilReady([node], seconds: 15)
@@ -219,7 +235,21 @@ final class ClusterSupervisor: @unchecked Sendable {
     func retire(_ node: NodeProcess, from cluster: ManagedCluster) {
         cluster.remove(node)
         node.terminate()
-        try? FileManager.default.removeItem(atPath: node.dataDirectory)  // best effort: the node is out of the cluster either way
+        try? deleteData(at: node.dataDirectory)  // best effort: the node is out of the cluster either way
+    }
+
+    /// Deletes a data directory unless a live process holds it (or anything in it): a
+    /// directory in use is never deleted under its owner. Throws 409 naming the holder.
+    func deleteData(at path: String) throws(HTTPError) {
+        if let (directory, pid) = DirectoryLock.heldDirectories(under: path).first {
+            throw HTTPError(.conflict, "data directory \(directory) is in use by process \(pid); not deleting it")
+        }
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch {
+            throw HTTPError(.internalServerError, "cannot delete \(path): \(error.localizedDescription)")
+        }
     }
 
     /// Stops every node of every cluster (on exit).

@@ -64,7 +64,13 @@ enum ServeCommand {
         let dataRoot = URL(fileURLWithPath: settings.dataDirectory).standardizedFileURL.path
 
         let started = Date()
-        let supervisor = ClusterSupervisor(executable: ClusterSupervisor.currentExecutable(), dataRoot: dataRoot, keepData: settings.keepData)
+        let supervisor: ClusterSupervisor
+        do {
+            supervisor = try ClusterSupervisor(executable: ClusterSupervisor.currentExecutable(), dataRoot: dataRoot, keepData: settings.keepData)
+        } catch {
+            FileHandle.standardError.write(Data("orchestrator: \(error)\n".utf8))
+            return 1
+        }
         var defaults = ClusterSettings(nodes: settings.nodes, heartbeatMs: settings.heartbeatMs, electionTimeoutMs: settings.electionTimeoutMs,
                                        capacity: settings.capacity, unhealthyAfterMs: settings.unhealthyAfterMs)
         defaults.snapshotEveryEntries = settings.snapshotEveryEntries

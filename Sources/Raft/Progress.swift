@@ -99,6 +99,14 @@ public struct Progress: Sendable, Equatable {
             nextIndex = max(matchIndex + 1, min(probeIndex, rejectedIndex) + 1)
         case .probe:
             guard rejectedIndex == nextIndex - 1 else { return false }
+            if rejectedIndex == matchIndex {
+                // The follower refuses the very entry it acknowledged: it lost its log (its
+                // disk was wiped or replaced). Raft assumes this never happens; without this
+                // the leader would probe at `matchIndex + 1` forever. Start again from where
+                // its log may match, which is safe: the commit index never moves back.
+                matchIndex = min(probeIndex, rejectedIndex - 1)
+                matchIndexAtLastHeartbeat = min(matchIndexAtLastHeartbeat, matchIndex)
+            }
             nextIndex = max(matchIndex + 1, min(probeIndex, rejectedIndex) + 1)
             isProbeSent = false
         case .snapshot:

@@ -148,6 +148,8 @@ public struct HTTPStatus: RawRepresentable, Hashable, Sendable, ExpressibleByInt
     public static let requestTimeout: HTTPStatus = 408
     public static let conflict: HTTPStatus = 409
     public static let payloadTooLarge: HTTPStatus = 413
+    public static let unprocessableContent: HTTPStatus = 422
+    public static let tooManyRequests: HTTPStatus = 429
     public static let uriTooLong: HTTPStatus = 414
     public static let unsupportedMediaType: HTTPStatus = 415
     public static let headerFieldsTooLarge: HTTPStatus = 431
@@ -174,6 +176,8 @@ public struct HTTPStatus: RawRepresentable, Hashable, Sendable, ExpressibleByInt
         case 413: "Content Too Large"
         case 414: "URI Too Long"
         case 415: "Unsupported Media Type"
+        case 422: "Unprocessable Content"
+        case 429: "Too Many Requests"
         case 431: "Request Header Fields Too Large"
         case 500: "Internal Server Error"
         case 501: "Not Implemented"

@@ -255,12 +255,37 @@ import Transport
         #expect(restored.usage() == state.usage())
         #expect(restored.unhealthyNodes == [3] && restored.appliedIndex == 2)
         // A retried request is still recognised after the restore, and new IDs continue.
-        #expect(restored.apply(entry(3, .createServices(requestID: "a", services: [plan]))) == .services([1, 2]))
-        _ = state.apply(entry(3, .createServices(requestID: "a", services: [plan])))
+        #expect(restored.apply(entry(3, .createServices(requestID: "a", services: [plan, plan]))) == .services([1, 2]))
+        _ = state.apply(entry(3, .createServices(requestID: "a", services: [plan, plan])))
         let next = PlannedService(spec: ServiceSpec(replicas: 1), decision: Placement.Decision(replicas: [1: 1], pending: 0, pendingReason: nil))
         #expect(restored.apply(entry(4, .createServices(requestID: "b", services: [next]))) == .services([3]))
         _ = state.apply(entry(4, .createServices(requestID: "b", services: [next])))
         #expect(restored.snapshotData() == state.snapshotData())
+    }
+
+    // A request ID reused for another request is a client bug: it changes nothing, and the
+    // state remembers what the first request was, through a snapshot too.
+    @Test func requestIDReusedWithAnotherRequestIsRejected() throws {
+        var state = ClusterState(members: [1, 2], nodeResources: .standard(slots: 8))
+        let plan = PlannedService(spec: ServiceSpec(name: "web", replicas: 2), decision: Placement.Decision(replicas: [1: 1, 2: 1], pending: 0, pendingReason: nil))
+        let other = PlannedService(spec: ServiceSpec(name: "db", replicas: 2), decision: plan.decision)
+        #expect(state.apply(entry(1, .createServices(requestID: "k", services: [plan]))) == .services([1]))
+        let first = ClusterCommand.createServices(requestID: "k", services: [plan]).requestFingerprint
+        #expect(!state.isReused("k", withOtherThan: first))
+        #expect(state.isReused("k", withOtherThan: ClusterCommand.createServices(requestID: "k", services: [other]).requestFingerprint))
+        // Another placement of the same request is the same request.
+        let replaced = PlannedService(spec: plan.spec, decision: Placement.Decision(replicas: [1: 2], pending: 0, pendingReason: nil))
+        #expect(ClusterCommand.createServices(requestID: "k", services: [replaced]).requestFingerprint == first)
+        var restored = try ClusterState(snapshotData: state.snapshotData())
+        for copy in [0, 1] {
+            let outcome = copy == 0 ? state.apply(entry(2, .createServices(requestID: "k", services: [other])))
+                                    : restored.apply(entry(2, .createServices(requestID: "k", services: [other])))
+            #expect(outcome == .rejected("requestId k was already used for a different request"))
+        }
+        #expect(state.services.count == 1 && restored.services.count == 1)
+        #expect(state.apply(entry(3, .scaleService(requestID: "k", serviceID: 1, replicas: 5, decision: plan.decision))) != .services([1]))
+        #expect(state.services[1]?.spec.replicas == 2)
+        #expect(state.record(ofRequest: "k")?.index == 1)
     }
 
     @Test func membershipEntriesSetTheNodesReplicasMayUse() {

@@ -95,6 +95,23 @@ import Testing
         #expect(rejections.count <= 2, "took \(rejections.count) rejections")
     }
 
+    // A follower whose disk was wiped (it restarts empty) refuses the entries it once
+    // acknowledged; the leader must start it over, not probe past its match forever.
+    @Test func followerThatLostItsLogIsRepaired() {
+        var cluster = ScriptedCluster(size: 3)
+        cluster.elect(1)
+        cluster.propose(1, (0..<20).map { "command \($0)" })
+        cluster.deliverAll()
+        cluster.tickAll(times: 2)
+        #expect(cluster.node(3).log.lastIndex == cluster.node(1).log.lastIndex)
+        cluster.nodes[3] = RaftNode(id: 3, membership: Membership(voters: [1, 2, 3]), settings: ScriptedCluster.settings, randomSeed: 3)
+        cluster.propose(1, ["after the wipe"], firstID: 100)
+        cluster.tickAll(times: 5)
+        #expect(cluster.node(3).log.lastIndex == cluster.node(1).log.lastIndex)
+        #expect(cluster.node(3).log.entries.map(\.term) == cluster.node(1).log.entries.map(\.term))
+        #expect(cluster.delivered.count < 500, "took \(cluster.delivered.count) messages")
+    }
+
     // Proposals to a follower fail at once and name the leader, so callers can redirect.
     @Test func proposalToFollowerNamesLeader() {
         var cluster = ScriptedCluster(size: 3)
