@@ -67,8 +67,7 @@ extension NodeDriver {
             throw HTTPError(.forbidden, "message from \(envelope.from) to \(envelope.to): not addressed to this node (\(configuration.id))")
         }
         metrics.increment(.messagesReceived, by: envelopes.count)
-        let now = monotonicSeconds()
-        stateLock.withLock { for envelope in envelopes { lastHeard[envelope.from.rawValue] = now } }
+        noteAcknowledgements(envelopes)
         for envelope in envelopes { enqueue(.receive(envelope)) }
         drain()
     }

@@ -2,10 +2,11 @@ import Foundation
 import Raft
 import Transport
 
-/// The leader's reconcile loop (seed 000's controller, done through the log): a node not
-/// heard from for longer than the grace period is marked unhealthy and its replicas are
-/// placed on healthy nodes; a node heard from again is marked healthy; pending replicas are
-/// placed when capacity appears. Every decision is a committed log entry.
+/// The leader's reconcile loop (seed 000's controller, done through the log): a node that
+/// has not acknowledged the leader's messages, or whose log has not kept up, for longer
+/// than the grace period is marked unhealthy and its replicas are placed on healthy nodes;
+/// a node acknowledging and caught up again is marked healthy; pending replicas are placed
+/// when capacity appears. Every decision is a committed log entry.
 extension NodeDriver {
     /// Starts the loop; it acts only while this node leads.
     func startReconciler() {
@@ -21,38 +22,75 @@ extension NodeDriver {
         thread.start()
     }
 
-    /// Notes that `peer` was heard from (any Raft message).
-    func heard(from peer: UInt64) {
-        stateLock.withLock { lastHeard[peer] = monotonicSeconds() }
+    /// Notes the peers that answered this node's messages: an append, heartbeat or snapshot
+    /// answer proves the link works both ways. Anything else (a vote request from a node that
+    /// hears nothing from the leader) proves only that the peer can send.
+    func noteAcknowledgements(_ envelopes: [Envelope]) {
+        let now = monotonicSeconds()
+        stateLock.withLock {
+            for envelope in envelopes {
+                switch envelope.message {
+                case .appendEntriesResponse, .heartbeatResponse, .installSnapshotResponse:
+                    lastAcknowledged[envelope.from.rawValue] = now
+                default:
+                    break
+                }
+            }
+        }
+    }
+
+    /// Whether `peer` acknowledged this leader within `seconds` and its log holds what was
+    /// committed `seconds` ago. The caller holds the state lock.
+    func isKeepingUp(_ peer: UInt64, within seconds: Double, now: Double) -> Bool {
+        guard peer != configuration.id else { return true }
+        guard let acknowledged = lastAcknowledged[peer], now - acknowledged <= seconds else { return false }
+        guard let committedThen = commitSamples.last(where: { $0.time <= now - seconds })?.index else { return true }
+        return (core.progress(of: NodeID(peer))?.matchIndex.rawValue ?? 0) >= committedThen
+    }
+
+    /// How long a node may stay silent and still be given new replicas: an election timeout
+    /// (several heartbeats, and longer than a follower waits between heartbeat answers).
+    var placementSilenceSeconds: Double {
+        min(Double(configuration.electionTimeoutMilliseconds) / 1_000, configuration.unhealthyAfterSeconds)
+    }
+
+    /// The nodes new replicas may go to: members not marked unhealthy that acknowledged this
+    /// leader recently and keep up with its log (a node killed a moment ago gets nothing even
+    /// before the reconcile loop marks it). The caller holds the state lock.
+    func placeableNodes(in state: ClusterState) -> Set<UInt64> {
+        let now = monotonicSeconds()
+        return Set(state.capacity.keys.filter { node in
+            !state.unhealthyNodes.contains(node) && (!core.isLeader || isKeepingUp(node, within: placementSilenceSeconds, now: now))
+        })
     }
 
     /// One pass: at most one decision is proposed (and waited for) per pass.
     func reconcileOnce() {
         let grace = configuration.unhealthyAfterSeconds
         let decision = stateLock.withLock { () -> ((inout [UInt64: NodeResources], ClusterState) -> ClusterCommand?)? in
-            guard core.isLeader, core.log.term(at: core.commitIndex) == core.currentTerm else { return nil }
+            guard core.isLeader else { return nil }
             let now = monotonicSeconds()
             if leadingSinceTerm != core.currentTerm.rawValue {
                 // A new leadership: every peer gets a full grace period from now.
                 leadingSinceTerm = core.currentTerm.rawValue
-                for member in currentMembers { lastHeard[member] = now }
+                commitSamples.removeAll()
+                for member in currentMembers { lastAcknowledged[member] = now }
             }
+            recordCommitSample(now: now, keeping: grace)
+            guard core.log.term(at: core.commitIndex) == core.currentTerm else { return nil }
             for member in currentMembers where member != configuration.id {
-                let isReachable = now - (lastHeard[member] ?? now) <= grace
+                let isHealthy = isKeepingUp(member, within: grace, now: now)
                 let isMarkedUnhealthy = state.unhealthyNodes.contains(member)
-                if !isReachable && !isMarkedUnhealthy {
-                    return { usage, state in Self.markCommand(node: member, isHealthy: false, usage: &usage, state: state) }
-                }
-                if isReachable && isMarkedUnhealthy {
-                    return { usage, state in Self.markCommand(node: member, isHealthy: true, usage: &usage, state: state) }
+                if isHealthy == isMarkedUnhealthy {
+                    return { [self] usage, state in markCommand(node: member, isHealthy: isHealthy, usage: &usage, state: state) }
                 }
             }
             if let removed = state.replicasOnRemovedNodes.first {
                 // A node left the cluster: its replicas go elsewhere.
-                return { usage, state in Self.markCommand(node: removed, isHealthy: false, usage: &usage, state: state) }
+                return { [self] usage, state in markCommand(node: removed, isHealthy: false, usage: &usage, state: state) }
             }
             if state.services.values.contains(where: { $0.pending > 0 }) {
-                return { usage, state in Self.placePendingCommand(usage: &usage, state: state) }
+                return { [self] usage, state in placePendingCommand(usage: &usage, state: state) }
             }
             return nil
         }
@@ -61,6 +99,15 @@ extension NodeDriver {
             _ = try proposeIfAny(requestID: "reconcile-\(UUID().uuidString)", decision)
         } catch {
             // Leadership moved or the commit timed out: the next pass looks again.
+        }
+    }
+
+    /// Keeps one commit-index sample per pass, back to the oldest one a `window` needs.
+    private func recordCommitSample(now: Double, keeping window: Double) {
+        commitSamples.append((now, core.commitIndex.rawValue))
+        // Keep the newest sample older than the window (the one `isKeepingUp` reads) and later ones.
+        if let cut = commitSamples.lastIndex(where: { $0.time <= now - window }), cut > 0 {
+            commitSamples.removeFirst(cut)
         }
     }
 
@@ -73,10 +120,11 @@ extension NodeDriver {
     }
 
     /// Marks `node` healthy or not; when unhealthy, its replicas are placed on the others.
-    static func markCommand(node: UInt64, isHealthy: Bool, usage: inout [UInt64: NodeResources], state: ClusterState) -> ClusterCommand {
+    /// The caller holds the state lock.
+    func markCommand(node: UInt64, isHealthy: Bool, usage: inout [UInt64: NodeResources], state: ClusterState) -> ClusterCommand {
         var moves: [ServiceMove] = []
         if !isHealthy {
-            let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes).subtracting([node])
+            let healthy = placeableNodes(in: state).subtracting([node])
             for service in state.services.values.sorted(by: { $0.id < $1.id }) {
                 guard let stranded = service.placement[node], stranded > 0 else { continue }
                 usage[node] = (usage[node] ?? .zero) + service.spec.demand * -stranded
@@ -92,8 +140,9 @@ extension NodeDriver {
     }
 
     /// Places pending replicas where capacity now allows; nil when none fits anywhere.
-    static func placePendingCommand(usage: inout [UInt64: NodeResources], state: ClusterState) -> ClusterCommand? {
-        let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
+    /// The caller holds the state lock.
+    func placePendingCommand(usage: inout [UInt64: NodeResources], state: ClusterState) -> ClusterCommand? {
+        let healthy = placeableNodes(in: state)
         var moves: [ServiceMove] = []
         for service in state.services.values.sorted(by: { $0.id < $1.id }) where service.pending > 0 {
             var decision = Placement.place(count: service.pending, demand: service.spec.demand, capacity: state.capacity,

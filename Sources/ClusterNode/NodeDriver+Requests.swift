@@ -161,12 +161,11 @@ extension NodeDriver {
     /// Creates services from a client request; returns their records once committed.
     func createServices(_ specs: [ServiceSpec], requestID: String) throws -> (records: [ServiceRecord], index: UInt64, term: UInt64) {
         let replicas = specs.reduce(0) { $0 + $1.replicas }
-        let load = stateLock.withLock { reportedLoad }
         let (index, term) = try propose(requestID: requestID, summary: (specs.count, replicas)) { usage, state throws(HTTPError) in
-            let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
+            let healthy = placeableNodes(in: state)
             let planned = specs.map { spec in
                 PlannedService(spec: spec, decision: Placement.place(count: spec.replicas, demand: spec.demand, capacity: state.capacity,
-                                                                     usage: &usage, healthy: healthy, load: load))
+                                                                     usage: &usage, healthy: healthy))
             }
             return .createServices(requestID: requestID, services: planned)
         }
@@ -190,7 +189,7 @@ extension NodeDriver {
             guard let service = state.services[serviceID] else { throw HTTPError(.notFound, "Not found") }
             // Start from the current placement without this service, then place the new count.
             for (node, count) in service.placement { usage[node] = (usage[node] ?? .zero) + service.spec.demand * -count }
-            let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
+            let healthy = placeableNodes(in: state)
             var keep: [UInt64: Int] = [:]
             var remaining = replicas
             // Keep existing replicas where they are (no needless moves), lowest node first.

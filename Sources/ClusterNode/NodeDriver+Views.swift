@@ -23,10 +23,14 @@ extension NodeDriver {
             var followers: [String: FollowerView]?
             if core.isLeader {
                 followers = [:]
+                let now = monotonicSeconds()
+                let placeable = placeableNodes(in: state)
                 for member in currentMembers where member != configuration.id {
                     if let progress = core.progress(of: NodeID(member)) {
                         followers?[address(member)] = FollowerView(matchIndex: progress.matchIndex.rawValue, nextIndex: progress.nextIndex.rawValue,
-                                                                   state: progress.state.rawValue, recentlyActive: progress.isRecentlyActive)
+                                                                   state: progress.state.rawValue, recentlyActive: progress.isRecentlyActive,
+                                                                   acknowledgedMsAgo: lastAcknowledged[member].map { Int((now - $0) * 1_000) },
+                                                                   placeable: placeable.contains(member))
                     }
                 }
             }

@@ -47,12 +47,14 @@ public final class NodeDriver: @unchecked Sendable {
     /// Recent service calls handled here by request ID, and their order, newest last (for `/state`).
     var serviceCalls: [String: ServiceCall] = [:]
     var serviceCallOrder: [String] = []
-    /// Reported dynamic load of each node (0...1), refreshed by the leader.
-    var reportedLoad: [UInt64: Double] = [:]
     /// Services changed by entries applied in the current round (their containers follow).
     var changedServices: [Int] = []
-    /// When each peer was last heard from (monotonic seconds), for the reconcile loop.
-    var lastHeard: [UInt64: Double] = [:]
+    /// When each peer last answered one of this node's Raft messages (an append, heartbeat
+    /// or snapshot answer: proof that both directions work), in monotonic seconds.
+    var lastAcknowledged: [UInt64: Double] = [:]
+    /// This node's commit index over the last grace period, oldest first (monotonic seconds),
+    /// to tell whether a follower's log keeps up.
+    var commitSamples: [(time: Double, index: UInt64)] = []
     /// The term in which the reconcile loop last found this node leading.
     var leadingSinceTerm: UInt64 = 0
     /// The leader this node knew in each term (term → leader), newest terms kept.

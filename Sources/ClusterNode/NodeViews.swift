@@ -121,6 +121,10 @@ public struct FollowerView: Codable, Sendable {
     public var nextIndex: UInt64
     public var state: String
     public var recentlyActive: Bool
+    /// Milliseconds since it last answered one of the leader's messages (nil: never this term).
+    public var acknowledgedMsAgo: Int?
+    /// Whether new replicas may go to it now: it acknowledges the leader and keeps up.
+    public var placeable: Bool
 }
 
 /// `GET /stats` on a node.

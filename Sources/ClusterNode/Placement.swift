@@ -40,8 +40,8 @@ public struct NodeResources: Codable, Sendable, Equatable {
 /// Replica placement by the leader (DESIGN.md, "The replicated state machine").
 ///
 /// Greedy, one replica at a time, onto the healthy node with the best score: the mean of
-/// its free CPU, memory and slot fractions after placing (Kubernetes' least-allocated),
-/// less a small weight for the dynamic load it reported. A node's capacity is never
+/// its free CPU, memory and slot fractions after placing (Kubernetes' least-allocated).
+/// A node's capacity is never
 /// exceeded; replicas that fit nowhere are pending, with a reason; ties go to the lowest
 /// node ID, so the same inputs always give the same placement.
 public enum Placement {
@@ -62,15 +62,11 @@ public enum Placement {
         public var placedCount: Int { replicas.values.reduce(0, +) }
     }
 
-    /// The weight of reported dynamic load (0...1) against the free fraction (0...1).
-    static let loadWeight = 0.25
-
     /// Places `count` replicas needing `demand` each, given every node's capacity, what is
-    /// already in use on it (committed plus this leader's uncommitted placements), its
-    /// health and its reported load. `usage` is updated with what was placed.
+    /// already in use on it (committed plus this leader's uncommitted placements) and the
+    /// nodes that may take replicas now. `usage` is updated with what was placed.
     public static func place(count: Int, demand: NodeResources, capacity: [UInt64: NodeResources],
-                             usage: inout [UInt64: NodeResources], healthy: Set<UInt64>,
-                             load: [UInt64: Double] = [:]) -> Decision
+                             usage: inout [UInt64: NodeResources], healthy: Set<UInt64>) -> Decision
     {
         precondition(count >= 0, "replica count \(count) is negative")
         var placed: [UInt64: Int] = [:]
@@ -85,9 +81,8 @@ public enum Placement {
                 let free = (fraction(total.slots - after.slots, of: total.slots)
                     + fraction(total.cpuMillicores - after.cpuMillicores, of: total.cpuMillicores)
                     + fraction(total.memoryMB - after.memoryMB, of: total.memoryMB)) / 3
-                let score = free - loadWeight * min(max(load[node] ?? 0, 0), 1)
                 // Strictly greater: equal scores keep the lower node ID (candidates are sorted).
-                if best == nil || score > best!.score + 1e-12 { best = (node, score) }
+                if best == nil || free > best!.score + 1e-12 { best = (node, free) }
             }
             guard let chosen = best?.node else { break }
             placed[chosen, default: 0] += 1

@@ -42,10 +42,10 @@ import Transport
         #expect(second.replicas == [8002: 1, 8003: 1, 8004: 1, 8005: 1])
     }
 
-    @Test func unhealthyNodesGetNothingAndReportedLoadCounts() {
+    @Test func unhealthyNodesGetNothing() {
         var usage: [UInt64: NodeResources] = [:]
-        let decision = Placement.place(count: 4, demand: demand, capacity: five, usage: &usage, healthy: [8001, 8002], load: [8001: 1.0])
-        #expect(decision.replicas == [8002: 4])
+        let decision = Placement.place(count: 4, demand: demand, capacity: five, usage: &usage, healthy: [8001, 8002])
+        #expect(decision.replicas == [8001: 2, 8002: 2])
         var none: [UInt64: NodeResources] = [:]
         #expect(Placement.place(count: 2, demand: demand, capacity: five, usage: &none, healthy: []).pendingReason == "no healthy node to place on")
     }

@@ -1,0 +1,197 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import Foundation
+import Testing
+import Transport
+
+/// What a newcomer and an adversarial tester broke, on real processes: data directories
+/// owned by one process, a follower that lost its disk, answers from a deposed leader,
+/// node health under one-way cuts.
+@Suite(.serialized) struct HardeningTests {
+    private func leaderPort(_ orchestrator: OrchestratorHarness, cluster: String = "0") throws -> Int {
+        let summary = try orchestrator.waitForLeader(cluster: cluster)
+        return Int((summary["leader"] as! String).split(separator: ":").last!)!
+    }
+
+    /// Runs the orchestrator executable with `arguments` to its end; its exit status and output.
+    private func run(_ arguments: [String], seconds: Double = 20) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: OrchestratorHarness.executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = Pipe()  // with --watch-parent it ends when we do
+        try process.run()
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning, Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            throw HarnessError("\(arguments) did not exit within \(seconds) s")
+        }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, text)
+    }
+
+    @Test func secondOrchestratorOnTheSameDataIsRefusedAndDeletesNothing() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3)
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 3}}"#).status == 201)
+        let other = OrchestratorHarness.freePortRun(10)
+        let second = try run(["--port", String(other), "--nodes", "3", "--data-dir", orchestrator.dataDirectory, "--watch-parent"])
+        #expect(second.status != 0)
+        #expect(second.output.contains("data directory \(orchestrator.dataDirectory) is in use by process \(orchestrator.process.processIdentifier)"), "\(second.output)")
+        // Nothing of the running cluster was touched: its data is there and it keeps committing.
+        for node in try orchestrator.nodes() {
+            let walDirectory = orchestrator.dataDirectory + "/cluster-0/node-\(node.port)/raft"
+            #expect(((try? FileManager.default.contentsOfDirectory(atPath: walDirectory)) ?? []).contains { $0.hasPrefix("wal-") }, "\(walDirectory)")
+        }
+        #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 2, "replicas": 3}}"#).status == 201)
+        // A node started by hand on a running node's directory is refused the same way.
+        let victim = try orchestrator.nodes()[0].port
+        let directory = orchestrator.dataDirectory + "/cluster-0/node-\(victim)"
+        let node = try run(["node", "--port", String(other), "--members", String(victim), "--data-dir", directory])
+        #expect(node.status != 0 && node.output.contains("data directory \(directory) is in use by process"), "\(node.output)")
+    }
+
+    @Test func followerThatLostItsDiskRejoinsAndCatchesUp() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3)
+        defer { orchestrator.stop() }
+        let leader = try leaderPort(orchestrator)
+        for index in 0..<30 {
+            #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": \#(index), "replicas": 1}}"#).status == 201)
+        }
+        let victim = try orchestrator.nodes().first { $0.port != leader }!.port
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(victim)/kill").status == 200)
+        try FileManager.default.removeItem(atPath: orchestrator.dataDirectory + "/cluster-0/node-\(victim)")
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(victim)/restart").status == 200)
+        #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 99, "replicas": 1}}"#).status == 201)
+        let target = (try orchestrator.json("GET", "/stats", port: leader).body as? [String: Any])?["commitIndex"] as? Int ?? 0
+        let deadline = Date().addingTimeInterval(10)
+        var commit = 0
+        while Date() < deadline {
+            commit = (try? orchestrator.json("GET", "/stats", port: victim).body as? [String: Any])?["appliedIndex"] as? Int ?? 0
+            if commit >= target { break }
+            usleep(20_000)
+        }
+        #expect(commit >= target, "the emptied node applied \(commit) of \(target)")
+        let services = (try orchestrator.json("GET", "/services?local=true", port: victim).body as? [String: Any])?["results"] as? [Any]
+        #expect(services?.count == 31)
+    }
+
+    @Test func deposedLeaderNeverAnswersADefiniteNotFound() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3)
+        defer { orchestrator.stop() }
+        let old = try leaderPort(orchestrator)
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(old)/pause").status == 200)
+        var newLeader = old
+        let deadline = Date().addingTimeInterval(10)
+        while newLeader == old, Date() < deadline {
+            for node in try orchestrator.nodes() where node.port != old && node.state == "leader" { newLeader = node.port }
+            usleep(20_000)
+        }
+        #expect(newLeader != old)
+        let created = try orchestrator.json("POST", "/service", #"{"container": {"id": 7, "replicas": 2}}"#, port: newLeader)
+        #expect(created.status == 201, "\(created.text)")
+        let id = ((created.body as? [String: Any])?["services"] as? [[String: Any]])?.first?["id"] as? Int ?? 0
+        // The paused old leader still believes it leads; its answer comes once it resumes.
+        final class Answer: @unchecked Sendable { var value: (status: Int, body: Any?, text: String)? }
+        let answer = Answer()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            answer.value = try? orchestrator.json("PATCH", "/services/\(id)", #"{"replicas": 3}"#, port: old)
+            done.signal()
+        }.start()
+        usleep(100_000)  // let the request reach the paused process's socket before it resumes (no answer can come earlier)
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(old)/resume").status == 200)
+        #expect(done.wait(timeout: .now() + 15) == .success)
+        let status = answer.value?.status ?? 0
+        #expect(status == 200 || status == 503, "the deposed leader answered \(status): \(answer.value?.text ?? "nothing")")
+        #expect(status != 404)
+    }
+
+    @Test func oneWayCutFromLeaderMakesThatFollowerUnhealthyAndUnplaceable() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3, extraArguments: ["--unhealthy-after-ms", "1000"])
+        defer { orchestrator.stop() }
+        let leader = try leaderPort(orchestrator)
+        let victim = try orchestrator.nodes().first { $0.port != leader }!.port
+        let cut = try orchestrator.json("POST", "/connections", #"{"localhost:\#(victim)": 0}"#, port: leader)
+        #expect(cut.status == 200, "\(cut.text)")
+        // The follower still sends (it campaigns, unheard): only acknowledgements count.
+        let deadline = Date().addingTimeInterval(10)
+        var unhealthy: [String] = []
+        while Date() < deadline {
+            unhealthy = (try orchestrator.json("GET", "/stats", port: leader).body as? [String: Any])?["unhealthyNodes"] as? [String] ?? []
+            if unhealthy.contains("localhost:\(victim)") { break }
+            usleep(50_000)
+        }
+        #expect(unhealthy == ["localhost:\(victim)"])
+        let created = try orchestrator.json("POST", "/service", #"{"container": {"id": 3, "replicas": 6}}"#, port: leader)
+        let placement = ((created.body as? [String: Any])?["services"] as? [[String: Any]])?.first?["placement"] as? [String: Int] ?? [:]
+        #expect(placement["localhost:\(victim)"] == nil && placement.values.reduce(0, +) == 6, "\(created.text)")
+        // Restored: it acknowledges again and is marked healthy.
+        #expect(try orchestrator.json("POST", "/connections", #"{"localhost:\#(victim)": 1}"#, port: leader).status == 200)
+        let healed = Date().addingTimeInterval(10)
+        while Date() < healed {
+            unhealthy = (try orchestrator.json("GET", "/stats", port: leader).body as? [String: Any])?["unhealthyNodes"] as? [String] ?? []
+            if unhealthy.isEmpty { break }
+            usleep(50_000)
+        }
+        #expect(unhealthy.isEmpty)
+    }
+
+    @Test func killedNodeGetsNoNewReplicasBeforeItIsMarkedUnhealthy() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3, extraArguments: ["--unhealthy-after-ms", "60000"])
+        defer { orchestrator.stop() }
+        let leader = try leaderPort(orchestrator)
+        let victim = try orchestrator.nodes().first { $0.port != leader }!.port
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(victim)/kill").status == 200)
+        // Wait until the leader stops counting it as placeable (an election timeout of silence),
+        // long before the 60 s grace marks it unhealthy.
+        let deadline = Date().addingTimeInterval(10)
+        var placeable = true
+        while Date() < deadline {
+            let stats = try orchestrator.json("GET", "/stats", port: leader).body as? [String: Any]
+            let follower = (stats?["followers"] as? [String: Any])?["localhost:\(victim)"] as? [String: Any]
+            placeable = follower?["placeable"] as? Bool ?? true
+            if !placeable { break }
+            usleep(20_000)
+        }
+        #expect(!placeable)
+        let created = try orchestrator.json("POST", "/service", #"{"container": {"id": 4, "replicas": 4}}"#, port: leader)
+        let service = ((created.body as? [String: Any])?["services"] as? [[String: Any]])?.first
+        let placement = service?["placement"] as? [String: Int] ?? [:]
+        #expect(placement["localhost:\(victim)"] == nil && placement.values.reduce(0, +) == 4, "\(created.text)")
+        let unhealthy = (try orchestrator.json("GET", "/stats", port: leader).body as? [String: Any])?["unhealthyNodes"] as? [String] ?? []
+        #expect(unhealthy.isEmpty)
+    }
+
+    @Test func scaleAnswersWhatThisRequestSetAndKeyReuseIsRefused() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3)
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        let first = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 2}, "requestId": "key-1"}"#)
+        #expect(first.status == 201)
+        let again = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 2}, "requestId": "key-1"}"#)
+        #expect(again.status == 201)
+        let firstServices = (first.body as? [String: Any])?["services"] as? [[String: Any]]
+        let againServices = (again.body as? [String: Any])?["services"] as? [[String: Any]]
+        #expect(firstServices?.first?["id"] as? Int == againServices?.first?["id"] as? Int)
+        let reused = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 9}, "requestId": "key-1"}"#)
+        #expect(reused.status == 422 && reused.text.contains("key-1"), "\(reused.text)")
+        let id = firstServices?.first?["id"] as? Int ?? 0
+        let scaled = try orchestrator.json("PATCH", "/clusters/0/services/\(id)", #"{"replicas": 5, "requestId": "scale-1"}"#)
+        let body = scaled.body as? [String: Any]
+        #expect(scaled.status == 200 && body?["replicas"] as? Int == 5 && (body?["index"] as? Int ?? 0) > 0, "\(scaled.text)")
+        _ = try orchestrator.json("PATCH", "/clusters/0/services/\(id)", #"{"replicas": 1, "requestId": "scale-2"}"#)
+        // The retry of scale-1 answers what scale-1 did, not the later count.
+        let retried = try orchestrator.json("PATCH", "/clusters/0/services/\(id)", #"{"replicas": 5, "requestId": "scale-1"}"#)
+        let retriedBody = retried.body as? [String: Any]
+        #expect(retriedBody?["replicas"] as? Int == 5 && retriedBody?["index"] as? Int == body?["index"] as? Int, "\(retried.text)")
+        #expect((retriedBody?["service"] as? [String: Any])?["replicas"] as? Int == 1, "\(retried.text)")
+        #expect(try orchestrator.json("PATCH", "/clusters/0/services/\(id)", #"{"replicas": 4, "requestId": "scale-1"}"#).status == 422)
+    }
+}
