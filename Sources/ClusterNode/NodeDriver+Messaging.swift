@@ -42,8 +42,16 @@ extension NodeDriver {
 
     private static func post(_ envelopes: [Envelope], with poster: PipelinedPoster, metrics: NodeMetrics) {
         guard !envelopes.isEmpty else { return }
+        let body = RaftWireCodec.encode(envelopes)
+        if body.count > NodeLimits.maxRaftBatchBytes, envelopes.count > 1 {
+            // Within what the peer's /raft/messages accepts: halves until each part fits.
+            let half = envelopes.count / 2
+            post(Array(envelopes[..<half]), with: poster, metrics: metrics)
+            post(Array(envelopes[half...]), with: poster, metrics: metrics)
+            return
+        }
         do {
-            try poster.post(RaftWireCodec.encode(envelopes), timeoutSeconds: 0.5)
+            try poster.post(body, timeoutSeconds: 0.5)
             metrics.increment(.messagesSent, by: envelopes.count)
         } catch {
             metrics.increment(.messagesFailed, by: envelopes.count)  // the peer is down or paused: Raft retries on its own

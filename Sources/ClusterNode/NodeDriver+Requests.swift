@@ -50,6 +50,9 @@ extension NodeDriver {
                 throw Self.reusedRequestID(requestID)
             }
             data = ClusterCommandCodec.encode(command)
+            guard data.count <= NodeLimits.maxCommandBytes else {
+                throw HTTPError(.payloadTooLarge, "the command would take \(data.count) bytes in the log, above the limit of \(NodeLimits.maxCommandBytes); split the request")
+            }
         } catch {
             stateLock.unlock()
             throw error

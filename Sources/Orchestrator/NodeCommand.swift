@@ -58,9 +58,10 @@ enum NodeCommand {
             return 1
         }
         var limits = ServerLimits()
-        // Raft batches can carry large entries (a reconcile that moves thousands of services);
-        // a refused batch would stall replication for good, so nodes accept up to 64 MiB.
-        limits.maxBodyBytes = 64 * 1024 * 1024
+        // 1 MiB on the API like the orchestrator; only the Raft endpoint takes whole batches.
+        limits.maxBodyBytes = NodeLimits.maxAPIBodyBytes
+        limits.maxBodyBytesByPath = ["/raft/messages": NodeLimits.maxRaftBodyBytes]
+        limits.maxBodyBytesInFlight = NodeLimits.maxBodyBytesInFlight
         let server = HTTPServer(host: arguments.options["host"] ?? "127.0.0.1", port: port, limits: limits, router: NodeAPI.router(for: node))
         do {
             try server.start()

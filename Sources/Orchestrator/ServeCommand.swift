@@ -75,8 +75,7 @@ enum ServeCommand {
                                        capacity: settings.capacity, unhealthyAfterMs: settings.unhealthyAfterMs)
         defaults.snapshotEveryEntries = settings.snapshotEveryEntries
         let api = OrchestratorAPI(supervisor: supervisor, defaults: defaults, searchFrom: settings.port + 1)
-        var limits = ServerLimits()
-        limits.maxConnections = 1_024
+        let limits = ServerLimits()  // 2,048 connections, 1,024 per client address, 1 MiB bodies
         let server = HTTPServer(host: settings.host, port: settings.port, limits: limits, router: api.router())
         do {
             try server.start()

@@ -6,7 +6,8 @@ import Darwin
 import Foundation
 
 /// An HTTP/1.1 server over POSIX sockets: one accept thread and one thread per connection,
-/// so a handler may block without holding up anyone else.
+/// so a handler may block without holding up anyone else. At its connection cap it closes
+/// the connection idle longest rather than refuse a new client.
 ///
 /// Keep-alive and HTTP/1.0, pipelined requests answered in order, Content-Length and
 /// chunked bodies, `Expect: 100-continue`. Every limit in `ServerLimits` is enforced and
@@ -19,7 +20,23 @@ public final class HTTPServer: @unchecked Sendable {
     private let lock = NSLock()
     private var listener: Int32 = -1
     private var boundPort: Int
-    private var connections: [Int32: Bool] = [:]  // descriptor -> is handling a request
+    /// What the server knows of one open connection (guarded by `lock`).
+    private struct Connection {
+        /// The client's IP address (without the port), for the per-address cap.
+        var address: String
+        /// A handler is running for it: it is never closed to make room.
+        var isBusy = false
+        /// When it last started or finished a request (monotonic seconds): the one idle
+        /// longest is closed first when room is needed.
+        var lastActivity: Double
+        /// Closed to make room; its thread is on its way out.
+        var isEvicted = false
+    }
+
+    private var connections: [Int32: Connection] = [:]
+    /// Bytes reserved by request bodies being read now (`ServerLimits.maxBodyBytesInFlight`).
+    private var bodyBytesInFlight = 0
+    private var evictedCount = 0
     private var isStopping = false
     private var acceptThreadDone = true
     private var requestCount = 0
@@ -39,8 +56,14 @@ public final class HTTPServer: @unchecked Sendable {
     public var connectionCount: Int { lock.withLock { connections.count } }
     /// Requests answered so far.
     public var requestsServed: Int { lock.withLock { requestCount } }
-    /// Connections refused with 503 because the cap was reached.
+    /// Connections refused with 503 because the cap was reached with every connection busy.
     public var connectionsRefused: Int { lock.withLock { refusedCount } }
+    /// Requests whose handler is running now.
+    public var requestsInHandlers: Int { lock.withLock { connections.values.filter(\.isBusy).count } }
+    /// Bytes reserved by request bodies being read now.
+    public var bodyBytesBeingRead: Int { lock.withLock { bodyBytesInFlight } }
+    /// Idle connections closed to make room for new ones.
+    public var connectionsEvicted: Int { lock.withLock { evictedCount } }
 
     /// True when `host:port` can be bound now (nothing listens there).
     public static func isPortFree(host: String = "127.0.0.1", port: Int) -> Bool {
@@ -68,7 +91,7 @@ public final class HTTPServer: @unchecked Sendable {
             isStopping = true
             let descriptor = listener
             listener = -1
-            return (descriptor, connections.filter { !$0.value }.map(\.key))
+            return (descriptor, connections.filter { !$0.value.isBusy }.map(\.key))
         }
         if descriptor >= 0 { shutdown(descriptor, Int32(SHUT_RDWR)) }
         for connection in idle { shutdown(connection, Int32(SHUT_RD)) }
@@ -98,12 +121,13 @@ public final class HTTPServer: @unchecked Sendable {
                 return
             }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            let address = Socket.peerAddress(client).map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) } ?? "?"
             let admitted = lock.withLock { () -> Bool in
-                guard !isStopping, connections.count < limits.maxConnections else {
+                guard !isStopping, makeRoom(for: address) else {
                     refusedCount += 1
                     return false
                 }
-                connections[client] = false
+                connections[client] = Connection(address: address, lastActivity: monotonicSeconds())
                 return true
             }
             guard admitted else {
@@ -114,6 +138,36 @@ public final class HTTPServer: @unchecked Sendable {
             thread.stackSize = limits.threadStackBytes
             thread.start()
         }
+    }
+
+    /// Makes room for one more connection from `address` (the caller holds `lock`): over the
+    /// per-address cap, that address's connection idle longest is closed; over the total cap,
+    /// the one idle longest of the address with the most connections. False when every
+    /// candidate is busy in a handler.
+    private func makeRoom(for address: String) -> Bool {
+        let live = connections.filter { !$0.value.isEvicted }
+        let fromAddress = live.filter { $0.value.address == address }
+        if fromAddress.count >= limits.maxConnectionsPerAddress {
+            guard evictIdlest(among: fromAddress) else { return false }
+        }
+        if connections.values.filter({ !$0.isEvicted }).count >= limits.maxConnections {
+            var counts: [String: Int] = [:]
+            for connection in live.values { counts[connection.address, default: 0] += 1 }
+            let busiest = counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
+            guard evictIdlest(among: live.filter { $0.value.address == busiest }) || evictIdlest(among: live) else { return false }
+        }
+        return true
+    }
+
+    private func evictIdlest(among candidates: [Int32: Connection]) -> Bool {
+        guard let (descriptor, _) = candidates.filter({ !$0.value.isBusy && !$0.value.isEvicted })
+            .min(by: { $0.value.lastActivity < $1.value.lastActivity })
+        else { return false }
+        connections[descriptor]?.isEvicted = true
+        evictedCount += 1
+        // Its thread sees end of input at once and closes the descriptor (never reused before that).
+        shutdown(descriptor, Int32(SHUT_RDWR))
+        return true
     }
 
     /// Answers 503 to a connection over the cap and closes it, without reading its request.
@@ -127,13 +181,36 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func setBusy(_ client: Int32, _ isBusy: Bool) -> Bool {
         lock.withLock {
-            connections[client] = isBusy
-            return isStopping
+            connections[client]?.isBusy = isBusy
+            connections[client]?.lastActivity = monotonicSeconds()
+            return isStopping || connections[client]?.isEvicted == true
         }
     }
 
+    private func noteRequestStarted(_ client: Int32) {
+        lock.withLock { connections[client]?.lastActivity = monotonicSeconds() }
+    }
+
+    /// Reserves `bytes` of the body budget; false when the bodies being read already hold it.
+    private func reserveBody(_ bytes: Int) -> Bool {
+        lock.withLock {
+            guard bodyBytesInFlight + bytes <= limits.maxBodyBytesInFlight else { return false }
+            bodyBytesInFlight += bytes
+            return true
+        }
+    }
+
+    private func releaseBody(_ bytes: inout Int) {
+        guard bytes > 0 else { return }
+        let released = bytes
+        lock.withLock { bodyBytesInFlight -= released }
+        bytes = 0
+    }
+
     private func serve(_ client: Int32) {
+        var reservedBodyBytes = 0
         defer {
+            releaseBody(&reservedBodyBytes)
             lock.withLock { _ = connections.removeValue(forKey: client) }
             close(client)
         }
@@ -151,6 +228,7 @@ public final class HTTPServer: @unchecked Sendable {
         // noticeably, which saves a system call per request on a busy keep-alive connection.
         var receiveTimeoutSet = 0.0
         var headCompletedAt: Double?
+        var hasServedRequest = false
         while true {
             let event: RequestParser.Event
             do {
@@ -166,6 +244,8 @@ public final class HTTPServer: @unchecked Sendable {
                 request.remoteAddress = remoteAddress
                 let isStopping = setBusy(client, true)
                 let response = router.respond(to: request)
+                releaseBody(&reservedBodyBytes)
+                hasServedRequest = true
                 let keepAlive = request.wantsKeepAlive && !isStopping && !isEndOfInput
                 // Counted before the answer is written, so a client that has seen an answer
                 // sees it counted (tests and metrics read this).
@@ -189,6 +269,17 @@ public final class HTTPServer: @unchecked Sendable {
                 continue
             case .needMoreData:
                 if isEndOfInput { return }
+                if parser.isMidRequest, reservedBodyBytes == 0, parser.bodyBytesToReserve > 0 {
+                    // Before reading a body into memory: take its bytes from the server's budget.
+                    let bytes = parser.bodyBytesToReserve
+                    guard reserveBody(bytes) else {
+                        var response = HTTPResponse.error(.serviceUnavailable, "the server is reading too many request bodies at once; retry shortly")
+                        response.headers.set("Retry-After", "1")
+                        try? Socket.sendAll(client, response.serialized(keepAlive: false))  // best effort before closing
+                        return
+                    }
+                    reservedBodyBytes = bytes
+                }
             }
             // Wait for more bytes, no longer than the deadline of the phase we are in.
             let now = monotonicSeconds()
@@ -198,8 +289,11 @@ public final class HTTPServer: @unchecked Sendable {
                 deadline = headCompletedAt! + limits.bodyTimeoutSeconds
             } else if offset < buffer.count {
                 deadline = requestStartedAt + limits.headerTimeoutSeconds
-            } else {
+            } else if hasServedRequest {
                 deadline = idleSince + limits.idleTimeoutSeconds
+            } else {
+                // A connection that has sent nothing yet gets no more time than a slow head.
+                deadline = idleSince + limits.firstRequestTimeoutSeconds
             }
             guard deadline > now else {
                 if offset < buffer.count || parser.isMidRequest {
@@ -223,6 +317,7 @@ public final class HTTPServer: @unchecked Sendable {
                         buffer.removeAll(keepingCapacity: true)
                         offset = 0
                         requestStartedAt = monotonicSeconds()
+                        noteRequestStarted(client)
                     }
                     buffer.append(contentsOf: chunk[0..<count])
                 }

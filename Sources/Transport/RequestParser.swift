@@ -43,6 +43,16 @@ struct RequestParser {
     /// True while a request has started arriving (for choosing header vs idle timeout).
     var isMidRequest: Bool { head != nil }
 
+    /// The most body bytes the request whose head was parsed may still bring into memory:
+    /// its Content-Length, or its route's limit when chunked; 0 when none is being read.
+    var bodyBytesToReserve: Int {
+        switch head?.framing {
+        case .length(let length)?: length
+        case .chunked?: limits.maxBodyBytes(forPath: head?.request.path ?? "")
+        case .none?, nil: 0
+        }
+    }
+
     /// Parses from `buffer[offset...]`. `isEndOfInput` says the peer will send no more.
     mutating func next(_ buffer: [UInt8], offset: inout Int, isEndOfInput: Bool) throws(HTTPError) -> Event {
         if head == nil {
@@ -114,7 +124,7 @@ struct RequestParser {
         if request.isHTTP11 && request.headers["host"] == nil {
             throw HTTPError(.badRequest, "HTTP/1.1 request without a Host header")
         }
-        return Head(request: request, framing: try framing(of: request.headers))
+        return Head(request: request, framing: try framing(of: request.headers, limit: limits.maxBodyBytes(forPath: request.path)))
     }
 
     /// The index just past the head's last line break, and where the body starts.
@@ -195,7 +205,7 @@ struct RequestParser {
         return (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
     }
 
-    private func framing(of headers: HTTPHeaders) throws(HTTPError) -> BodyFraming {
+    private func framing(of headers: HTTPHeaders, limit: Int) throws(HTTPError) -> BodyFraming {
         let encodings = headers.values("transfer-encoding")
         let lengths = headers.values("content-length")
         if !encodings.isEmpty {
@@ -215,8 +225,8 @@ struct RequestParser {
         else {
             throw HTTPError(.badRequest, lengths.count > 1 || first.contains(",") ? "conflicting Content-Length values" : "invalid Content-Length \(JSONText.quote(first))")
         }
-        guard length <= limits.maxBodyBytes else {
-            throw HTTPError(.payloadTooLarge, "body of \(length) bytes exceeds the limit of \(limits.maxBodyBytes)")
+        guard length <= limit else {
+            throw HTTPError(.payloadTooLarge, "body of \(length) bytes exceeds this route's limit of \(limit)")
         }
         return length == 0 ? .none : .length(length)
     }
@@ -239,8 +249,9 @@ struct RequestParser {
                     throw HTTPError(.badRequest, "invalid chunk size")
                 }
                 let size = sizeBytes.reduce(0) { $0 << 4 | Int(hexValue($1)!) }
-                guard chunkedBody.count + size <= limits.maxBodyBytes else {
-                    throw HTTPError(.payloadTooLarge, "chunked body exceeds the limit of \(limits.maxBodyBytes) bytes")
+                let limit = limits.maxBodyBytes(forPath: head?.request.path ?? "")
+                guard chunkedBody.count + size <= limit else {
+                    throw HTTPError(.payloadTooLarge, "chunked body exceeds this route's limit of \(limit) bytes")
                 }
                 offset = lineEnd.next
                 chunkState = size == 0 ? .trailers : .data(remaining: size)

@@ -195,3 +195,84 @@ import Transport
         #expect(try orchestrator.json("PATCH", "/clusters/0/services/\(id)", #"{"replicas": 4, "requestId": "scale-1"}"#).status == 422)
     }
 }
+
+/// Limits one client could exhaust, on real processes.
+@Suite(.serialized) struct ClientLimitTests {
+    /// A plain TCP connection to 127.0.0.1:`port` (nil when refused).
+    private func connect(_ port: Int) -> Int32? {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard status == 0 else {
+            close(descriptor)
+            return nil
+        }
+        return descriptor
+    }
+
+    private func send(_ descriptor: Int32, _ bytes: [UInt8]) {
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if count <= 0 { return }
+            sent += count
+        }
+    }
+
+    /// The status line's code of whatever the server answered before closing or `seconds`.
+    private func status(_ descriptor: Int32, seconds: Double = 5) -> Int? {
+        var timeout = timeval(tv_sec: Int(seconds), tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        guard count >= 12 else { return nil }
+        return Int(String(decoding: buffer[9..<12], as: UTF8.self))
+    }
+
+    @Test func idleConnectionsDoNotLockTheAPIOut() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 1)
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        var idle: [Int32] = []
+        defer { for descriptor in idle { close(descriptor) } }
+        for _ in 0..<1_100 { if let descriptor = connect(orchestrator.port) { idle.append(descriptor) } }
+        #expect(idle.count == 1_100)
+        let started = Date()
+        let fresh = try orchestrator.json("GET", "/clusters")
+        #expect(fresh.status == 200, "\(fresh.text)")
+        #expect(Date().timeIntervalSince(started) < 2)
+    }
+
+    @Test func nodesBoundBodiesPerRouteAndInTotal() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 1)
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        let node = try orchestrator.nodes()[0].port
+        let head = { (path: String, length: Int) in Array("POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(length)\r\n\r\n".utf8) }
+        // The API takes 1 MiB like the orchestrator; only the Raft endpoint takes more.
+        let api = connect(node)!
+        defer { close(api) }
+        send(api, head("/service", 2 * 1024 * 1024))
+        #expect(status(api) == 413)
+        let raft = connect(node)!
+        defer { close(raft) }
+        send(raft, head("/raft/messages", 17 * 1024 * 1024))
+        #expect(status(raft) == 413)
+        // Sixteen uploads of 15 MiB at once: the node reads at most 64 MiB of bodies together.
+        var uploads: [Int32] = []
+        defer { for descriptor in uploads { close(descriptor) } }
+        for _ in 0..<16 {
+            guard let descriptor = connect(node) else { continue }
+            send(descriptor, head("/raft/messages", 15 * 1024 * 1024) + [UInt8](repeating: 0, count: 1_024 * 1_024))
+            uploads.append(descriptor)
+        }
+        let refused = uploads.filter { status($0, seconds: 1) == 503 }.count
+        #expect(refused >= 12, "only \(refused) of 16 uploads refused")
+        #expect(try orchestrator.json("GET", "/stats", port: node).status == 200)
+    }
+}

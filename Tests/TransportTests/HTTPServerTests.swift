@@ -69,20 +69,102 @@ import Testing
         #expect(String(decoding: connection.readUntilClosed(), as: UTF8.self).hasPrefix("HTTP/1.1 413"))
     }
 
-    @Test func connectionsBeyondTheCapAreAnswered503() throws {
+    @Test func atTheCapTheIdlestConnectionMakesRoom() throws {
+        var limits = ServerLimits()
+        limits.maxConnections = 2
+        let server = try startTestServer(limits: limits)
+        defer { server.stop() }
+        let first = try RawConnection(port: server.port)
+        try first.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(first.readResponses(1).first?.status == 200)
+        let second = try RawConnection(port: server.port)
+        try second.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(second.readResponses(1).first?.status == 200)
+        // Both sit idle: a third client is served, and the one idle longest is closed.
+        let third = try RawConnection(port: server.port)
+        try third.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(third.readResponses(1).first?.status == 200)
+        #expect(first.readUntilClosed(timeout: 2).isEmpty)
+        #expect(server.connectionsEvicted == 1 && server.connectionsRefused == 0)
+        try second.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(second.readResponses(1).first?.status == 200)
+    }
+
+    @Test func connectionsBeyondTheCapAreAnswered503WhenAllAreBusy() throws {
         var limits = ServerLimits()
         limits.maxConnections = 2
         let server = try startTestServer(limits: limits)
         defer { server.stop() }
         let first = try RawConnection(port: server.port)
         let second = try RawConnection(port: server.port)
-        try first.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        try second.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-        #expect(first.readResponses(1).first?.status == 200 && second.readResponses(1).first?.status == 200)
+        try first.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        try second.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        while server.connectionCount < 2 || server.requestsInHandlers < 2 { usleep(1_000) }
         let third = try RawConnection(port: server.port)
         let text = String(decoding: third.readUntilClosed(), as: UTF8.self)
         #expect(text.hasPrefix("HTTP/1.1 503") && text.contains("Retry-After: 1"))
         #expect(server.connectionsRefused == 1)
+        #expect(first.readResponses(1).first?.status == 200 && second.readResponses(1).first?.status == 200)
+    }
+
+    @Test func oneAddressCannotTakeEverySlot() throws {
+        var limits = ServerLimits()
+        limits.maxConnections = 10
+        limits.maxConnectionsPerAddress = 3
+        let server = try startTestServer(limits: limits)
+        defer { server.stop() }
+        var connections: [RawConnection] = []
+        for _ in 0..<6 { connections.append(try RawConnection(port: server.port)) }
+        let fresh = try RawConnection(port: server.port)
+        try fresh.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(fresh.readResponses(1).first?.status == 200)
+        // Every connection past the third from this address closed an older one of its own.
+        #expect(server.connectionsEvicted == 4)
+        #expect(server.connectionCount <= 3)
+        withExtendedLifetime(connections) {}
+    }
+
+    @Test func silentNewConnectionIsClosedLikeASlowHead() throws {
+        var limits = ServerLimits()
+        limits.firstRequestTimeoutSeconds = 0.3
+        let server = try startTestServer(limits: limits)
+        defer { server.stop() }
+        let connection = try RawConnection(port: server.port)
+        let started = monotonicSeconds()
+        #expect(connection.readUntilClosed(timeout: 5).isEmpty)
+        #expect(monotonicSeconds() - started < 3)
+        // A connection that was served waits for its next request the idle timeout instead.
+        let served = try RawConnection(port: server.port)
+        try served.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(served.readResponses(1).first?.status == 200)
+        usleep(600_000)  // past the first-request timeout, well before the 60 s idle one
+        try served.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(served.readResponses(1).first?.status == 200)
+    }
+
+    @Test func bodyLimitsArePerRouteAndBoundedTogether() throws {
+        var limits = ServerLimits()
+        limits.maxBodyBytes = 100
+        limits.maxBodyBytesByPath = ["/echo": 1_000]
+        limits.maxBodyBytesInFlight = 1_500
+        let server = try startTestServer(limits: limits)
+        defer { server.stop() }
+        let small = try RawConnection(port: server.port)
+        try small.send("POST /hello HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n")
+        #expect(String(decoding: small.readUntilClosed(), as: UTF8.self).hasPrefix("HTTP/1.1 413"))
+        let echo = try RawConnection(port: server.port)
+        try echo.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n" + String(repeating: "a", count: 500))
+        #expect(echo.readResponses(1).first?.body.count == 500)
+        // Two bodies of 800 bytes being read at once exceed the 1,500-byte budget.
+        let slow = try RawConnection(port: server.port)
+        try slow.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\nabc")
+        while server.bodyBytesBeingRead < 800 { usleep(1_000) }
+        let refused = try RawConnection(port: server.port)
+        try refused.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\nabc")
+        #expect(String(decoding: refused.readUntilClosed(), as: UTF8.self).hasPrefix("HTTP/1.1 503"))
+        try slow.send(String(repeating: "b", count: 797))
+        #expect(slow.readResponses(1).first?.body.count == 800)
+        while server.bodyBytesBeingRead > 0 { usleep(1_000) }
     }
 
     @Test func thousandIdleConnectionsDoNotStopFreshRequests() throws {
