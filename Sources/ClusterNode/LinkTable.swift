@@ -90,7 +90,7 @@ public final class LinkTable: @unchecked Sendable {
 
     /// Applies a `/connections` update, all or nothing. Throws a 400 naming the bad key or value.
     public func update(from body: [UInt8]) throws(HTTPError) {
-        let value = try JSONBody.decode(JSONValue.self, from: body)
+        let value = try JSONBody.decodeStrictly(JSONValue.self, from: body)
         guard case .object(let fields) = value else {
             throw HTTPError(.badRequest, #"expected an object such as {"localhost:8002": 0}"#)
         }

@@ -1,3 +1,4 @@
+import Foundation
 import Transport
 
 /// A `POST /service` body in any of seed 003's three shapes:
@@ -33,7 +34,7 @@ public struct ServiceRequest: Decodable, Sendable {
 
     /// Parses and validates a body into service specs, or throws a 400 naming the field.
     public static func specs(from body: [UInt8]) throws(HTTPError) -> (specs: [ServiceSpec], requestID: String?) {
-        let request = try JSONBody.decode(ServiceRequest.self, from: body)
+        let request = try JSONBody.decodeStrictly(ServiceRequest.self, from: body)
         return (try request.validated(), request.requestId)
     }
 
@@ -69,6 +70,10 @@ public struct ServiceRequest: Decodable, Sendable {
             for (field, value) in [("name", item.name), ("description", item.description), ("label", item.label), ("image", item.image)] {
                 if let value, value.utf8.count > 256 { throw HTTPError(.badRequest, "\(path).\(field) is longer than 256 bytes") }
             }
+            for (field, value) in [("name", item.name), ("image", item.image)] where value?.trimmingCharacters(in: .whitespaces).isEmpty == true {
+                throw HTTPError(.badRequest, "\(path).\(field) is empty; leave it out or give one")
+            }
+            if let id = item.id, id < 0 { throw HTTPError(.badRequest, "\(path).id must be a whole number of at least 0, got \(id)") }
             specs.append(ServiceSpec(containerID: item.id, name: item.name ?? item.description ?? item.label ?? item.id.map { "container \($0)" },
                                      description: item.description, label: item.label, image: item.image,
                                      replicas: replicas, cpu: cpu, memory: memory))

@@ -30,11 +30,15 @@ enum BenchCommand {
             print(usage)
             return 2
         }
+        if words.dropFirst().contains(where: { $0 == "--help" || $0 == "-h" }) {
+            print(usage)
+            return 0
+        }
         switch subcommand {
         case "raft": return try raft(Array(words.dropFirst()))
         case "http": return try http(Array(words.dropFirst()))
         case "failover", "commit", "scale", "compaction": return try cluster(subcommand, Array(words.dropFirst()))
-        case "help", "--help": print(usage); return 0
+        case "help", "--help", "-h": print(usage); return 0
         default:
             throw CommandLineArguments.Problem(description: "unknown benchmark \"\(subcommand)\"\n\(usage)")
         }

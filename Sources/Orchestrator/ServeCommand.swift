@@ -41,7 +41,7 @@ enum ServeCommand {
         if FileManager.default.fileExists(atPath: configPath) {
             do {
                 let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: configPath)))
-                settings = try JSONBody.decode(Settings.self, from: bytes)
+                settings = try JSONBody.decodeStrictly(Settings.self, from: bytes)
             } catch let error as HTTPError {
                 throw CommandLineArguments.Problem(description: "config \(configPath): \(error.message)")
             }

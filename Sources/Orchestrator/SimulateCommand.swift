@@ -5,10 +5,10 @@ import RaftSimulation
 /// (on every core), or replays one seed with its full report.
 enum SimulateCommand {
     static let usage = """
-        usage: orchestrator simulate [--seed N [--trace] | --seeds COUNT [--first N]] [--nodes 3-7] [--json]
+        usage: orchestrator simulate [--seed N [--trace] | --seeds COUNT [--first N]] [--nodes 1-9] [--json]
           --seed N      replay one seed and print its report (--trace: its events as they happen)
           --seeds COUNT run COUNT seeds starting at --first (default 1), on every core
-          --nodes N     fix the cluster size instead of drawing 3 to 7 from each seed
+          --nodes N     fix the cluster size (1 to 9) instead of drawing 3 to 7 from each seed
         """
 
     static func run(_ words: [String]) throws -> Int32 {
@@ -23,7 +23,7 @@ enum SimulateCommand {
             var options = SimulationOptions(seed: seed)
             options.nodeCount = nodes
             options.isTracing = arguments.has("trace")
-            CrashReporter.setRunningSeed(seed)
+            CrashReporter.setRunningSeed(seed, nodes: nodes)
             do {
                 let report = try Simulation(options: options).run()
                 print(describe(report))
@@ -47,7 +47,7 @@ enum SimulateCommand {
             while seed < first + UInt64(count), !state.hasFailed {
                 var options = SimulationOptions(seed: seed)
                 options.nodeCount = nodes
-                CrashReporter.setRunningSeed(seed)
+                CrashReporter.setRunningSeed(seed, nodes: nodes)
                 do {
                     let report = try Simulation(options: options).run()
                     state.record(report, progressEvery: max(1, count / 20), total: count, json: json)

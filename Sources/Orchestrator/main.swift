@@ -16,7 +16,7 @@ do {
         if words.first?.hasPrefix("--") == true {
             status = try ServeCommand.run(words)
         } else {
-            print(Usage.text)
+            FileHandle.standardError.write(Data("orchestrator: unknown command \(words[0])\n\n\(Usage.text)\n".utf8))
             status = 2
         }
     }

@@ -99,7 +99,7 @@ public struct Progress: Sendable, Equatable {
             nextIndex = max(matchIndex + 1, min(probeIndex, rejectedIndex) + 1)
         case .probe:
             guard rejectedIndex == nextIndex - 1 else { return false }
-            if rejectedIndex == matchIndex {
+            if rejectedIndex == matchIndex, matchIndex > 0 {
                 // The follower refuses the very entry it acknowledged: it lost its log (its
                 // disk was wiped or replaced). Raft assumes this never happens; without this
                 // the leader would probe at `matchIndex + 1` forever. Start again from where

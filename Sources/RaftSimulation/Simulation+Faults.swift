@@ -17,7 +17,7 @@ extension Simulation {
             try changeMembership(through: leader)
         }
         switch pickWeighted(profile.weights) {
-        case 0:  // symmetric partition into two random groups, often with the leader in the minority
+        case 0 where ids.count > 1:  // symmetric partition into two random groups, often with the leader in the minority
             var shuffled = ids.shuffled(using: &random)
             if let leader = currentLeader(), random.chance(0.5), let at = shuffled.firstIndex(of: servers[leader].id) {
                 shuffled.swapAt(0, at)

@@ -88,8 +88,11 @@ public final class Simulation {
     }
 
     /// The one-line commands that replay this run exactly.
-    public static func replayCommand(seed: UInt64) -> String {
-        "swift run -c release orchestrator simulate --seed \(seed)   (or: RAFT_SIMULATION_SEED=\(seed) swift test --filter SimulationTests)"
+    /// `nodes` is the cluster size the run was fixed to (nil: drawn from the seed).
+    public static func replayCommand(seed: UInt64, nodes: Int? = nil) -> String {
+        let size = nodes.map { " --nodes \($0)" } ?? ""
+        let environment = nodes.map { " RAFT_SIMULATION_NODES=\($0)" } ?? ""
+        return "swift run -c release orchestrator simulate --seed \(seed)\(size)   (or: RAFT_SIMULATION_SEED=\(seed)\(environment) swift test --filter SimulationTests)"
     }
 
     /// Runs the simulation to the end; throws the first property violated.
@@ -97,8 +100,10 @@ public final class Simulation {
         do {
             try runEvents()
         } catch {
-            throw SimulationFailure(seed: options.seed, atMicroseconds: now, violation: error,
-                                    profile: profile.description, state: describeServers())
+            var failure = SimulationFailure(seed: options.seed, atMicroseconds: now, violation: error,
+                                            profile: profile.description, state: describeServers())
+            failure.fixedNodeCount = options.nodeCount
+            throw failure
         }
         report.virtualMilliseconds = now / 1_000
         return report
@@ -195,6 +200,8 @@ public final class Simulation {
 /// How a run ended when it failed: the seed, the property, and how to replay it.
 public struct SimulationFailure: Error, CustomStringConvertible, Sendable {
     public let seed: UInt64
+    /// The cluster size the run was fixed to, if it was (part of the replay command).
+    public var fixedNodeCount: Int? = nil
     public let atMicroseconds: UInt64
     public let violation: PropertyViolation
     public let profile: String
@@ -206,7 +213,7 @@ public struct SimulationFailure: Error, CustomStringConvertible, Sendable {
         profile: \(profile)
         servers:
         \(state)
-        replay: \(Simulation.replayCommand(seed: seed))
+        replay: \(Simulation.replayCommand(seed: seed, nodes: fixedNodeCount))
         """
     }
 }

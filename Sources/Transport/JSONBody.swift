@@ -3,12 +3,25 @@ import Foundation
 /// Typed JSON bodies: decoding with errors that name the bad field (400), and encoding
 /// answers (sorted keys; pretty-printed on `?pretty`).
 public enum JSONBody {
-    /// Decodes the request body as `T`, or throws a 400 naming the field and what is wrong.
+    /// Decodes the request body as `T`, or throws a 400 naming the field and what is wrong
+    /// (an unknown field is wrong too: API.md).
     public static func decode<T: Decodable>(_ type: T.Type, from request: HTTPRequest) throws(HTTPError) -> T {
-        try decode(type, from: request.body)
+        try decodeStrictly(type, from: request.body)
     }
 
-    /// Decodes `bytes` as `T`, or throws a 400 naming the field and what is wrong.
+    /// Decodes a client's `bytes` as `T`: a 400 naming every unknown field, a field of the
+    /// wrong type with the value given, or the syntax error's position.
+    public static func decodeStrictly<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws(HTTPError) -> T {
+        guard !bytes.isEmpty else { throw HTTPError(.badRequest, "request body is empty; expected JSON") }
+        do {
+            return try StrictJSONDecoder.decode(type, from: bytes)
+        } catch {
+            throw HTTPError(.badRequest, error.description)
+        }
+    }
+
+    /// Decodes `bytes` (an answer from one of our own servers) as `T`, ignoring fields it does
+    /// not know, or throws a 400 naming the field and what is wrong.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws(HTTPError) -> T {
         guard !bytes.isEmpty else { throw HTTPError(.badRequest, "request body is empty; expected JSON") }
         do {
@@ -75,6 +88,7 @@ public enum JSONBody {
             let parent = context.codingPath.isEmpty ? "" : " in \(path(context.codingPath))"
             return "missing field \(key.stringValue)\(parent)"
         case .typeMismatch(let type, let context):
+            if context.debugDescription.hasPrefix("expected ") { return "field \(path(context.codingPath)): \(context.debugDescription)" }
             return "field \(path(context.codingPath)): expected \(describe(type))"
         case .valueNotFound(let type, let context):
             return "field \(path(context.codingPath)): expected \(describe(type)), got null"

@@ -178,8 +178,16 @@ import Transport
         (#"{"container": {"id": 5, "replicas": 2}, "replicas": 3}"#, "container.replicas (2) and replicas (3) disagree"),
         (#"{"containers": []}"#, "containers is empty"),
         (#"{"containers": [{"replicas": 1}, {"replicas": "two"}]}"#, "field containers[1].replicas"),
-        (#"{"containers": [{"replicas": 1}, {"replicas": 1.5}]}"#, "a field has a value of the wrong type"),
+        (#"{"containers": [{"replicas": 1}, {"replicas": 1.5}]}"#, "field containers[1].replicas: expected a whole number, got 1.5"),
         (#"{"container": {"replicas": 1, "cpu": 0}}"#, "container.cpu must be millicores"),
+        (#"{"container": {"id": 5, "replicas": 2.5}}"#, "field container.replicas: expected a whole number, got 2.5"),
+        (#"{"container": {"id": 5, "replicas": 99999999999999999999999}}"#, "field container.replicas: expected a whole number from"),
+        (#"{"container": {"id": 5, "replicas": 1}, "cmd": "sh", "detached": true, "pad": "x"}"#, "unknown fields cmd, detached, pad"),
+        (#"{"container": {"id": 5, "replicas": 1, "publish": 80, "cpu_target": 50}}"#, "unknown fields container.publish, container.cpu_target"),
+        (#"{"container": {"id": -1, "replicas": 1}}"#, "container.id must be a whole number of at least 0"),
+        (#"{"container": {"id": 1, "name": "", "replicas": 1}}"#, "container.name is empty"),
+        (#"{"container": {"id": 1, "replicas": 1}, "container": {"id": 2}}"#, "invalid JSON body: duplicate field"),
+        (#"{"container": {"id": 1, "replicas": 1}} x"#, "invalid JSON body: unexpected text after the JSON value"),
     ])
     func invalidRequestsNameTheField(body: String, message: String) {
         #expect { _ = try ServiceRequest.specs(from: Array(body.utf8)) } throws: { error in

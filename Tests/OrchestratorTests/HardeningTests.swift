@@ -276,3 +276,49 @@ import Transport
         #expect(try orchestrator.json("GET", "/stats", port: node).status == 200)
     }
 }
+
+/// The command line as a newcomer meets it.
+@Suite struct CommandLineTests {
+    private func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: OrchestratorHarness.executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+
+    @Test(arguments: [["--help"], ["help"], ["serve", "--help"], ["node", "--help"], ["nemesis", "--help"], ["simulate", "--help"],
+                      ["bench", "--help"], ["bench", "raft", "--help"], ["bench", "http", "--help"], ["bench", "failover", "--help"],
+                      ["bench", "commit", "--help"], ["bench", "scale", "--help"], ["bench", "compaction", "--help"]])
+    func everyCommandAnswersHelp(arguments: [String]) throws {
+        let (status, output) = try run(arguments)
+        #expect(status == 0, "\(arguments): \(output)")
+        #expect(output.contains("usage: orchestrator"), "\(arguments): \(output)")
+    }
+
+    @Test func topLevelHelpListsEveryCommandAndBenchKind() throws {
+        let output = try run(["--help"]).output
+        for command in ["serve", "node", "nemesis", "simulate", "bench raft", "bench http", "bench failover", "bench commit", "bench scale", "bench compaction"] {
+            #expect(output.contains(command), "\(command) missing from: \(output)")
+        }
+    }
+
+    @Test func unknownCommandIsNamedBeforeTheUsage() throws {
+        let (status, output) = try run(["frobnicate"])
+        #expect(status == 2)
+        #expect(output.hasPrefix("orchestrator: unknown command frobnicate"), "\(output)")
+        #expect(output.contains("usage: orchestrator"))
+    }
+
+    @Test func singleNodeSimulationRunsAndSaysSo() throws {
+        let (status, output) = try run(["simulate", "--seed", "1", "--nodes", "1"])
+        #expect(status == 0, "\(output)")
+        #expect(try run(["simulate", "--seeds", "20", "--nodes", "1"]).status == 0)
+        #expect(try run(["simulate", "--help"]).output.contains("--nodes 1-9"))
+    }
+}

@@ -4,7 +4,8 @@ import RaftSimulation
 import Testing
 
 /// The seeded simulation: `RAFT_SIMULATION_SEEDS` raises the number of seeds (default
-/// 500), `RAFT_SIMULATION_FIRST_SEED` moves the range, `RAFT_SIMULATION_SEED` replays one.
+/// 500), `RAFT_SIMULATION_FIRST_SEED` moves the range, `RAFT_SIMULATION_SEED` replays one,
+/// `RAFT_SIMULATION_NODES` fixes the cluster size.
 @Suite struct SimulationTests {
     @Test func seededFaultySimulationsKeepEverySafetyPropertyAndRecover() {
         CrashReporter.install()
@@ -17,11 +18,14 @@ import Testing
             let count = environment["RAFT_SIMULATION_SEEDS"].flatMap(UInt64.init) ?? 500
             seeds = first...(first + max(count, 1) - 1)
         }
+        let nodes = environment["RAFT_SIMULATION_NODES"].flatMap(Int.init)
         var totals = SimulationReport(seed: 0, nodeCount: 0)
         for seed in seeds {
-            CrashReporter.setRunningSeed(seed)
+            CrashReporter.setRunningSeed(seed, nodes: nodes)
             do {
-                let report = try Simulation(options: SimulationOptions(seed: seed)).run()
+                var options = SimulationOptions(seed: seed)
+                options.nodeCount = nodes
+                let report = try Simulation(options: options).run()
                 totals.events += report.events
                 totals.elections += report.elections
                 totals.crashes += report.crashes
@@ -52,5 +56,28 @@ import Testing
         #expect(report.proposalsAcknowledged > 0)
         if [552, 9660, 2776].contains(seed) { #expect(report.snapshotsInstalled > 0, "seed \(seed) no longer installs snapshots") }
         if [169, 2776, 16687].contains(seed) { #expect(report.membershipChanges > 0, "seed \(seed) no longer changes membership") }
+    }
+
+    /// Single-node clusters are real (they run end to end), and every size up to nine:
+    /// seed 1 with one node trapped inside the simulation's fault picker once.
+    @Test(arguments: [1, 2, 8, 9])
+    func everyClusterSizeKeepsEverySafetyProperty(nodes: Int) throws {
+        CrashReporter.install()
+        var acknowledged = 0
+        for seed in UInt64(1)...20 {
+            CrashReporter.setRunningSeed(seed, nodes: nodes)
+            var options = SimulationOptions(seed: seed)
+            options.nodeCount = nodes
+            let report = try Simulation(options: options).run()
+            #expect(report.nodeCount == nodes)
+            acknowledged += report.proposalsAcknowledged
+        }
+        CrashReporter.setRunningSeed(0)
+        #expect(acknowledged > 0)
+    }
+
+    @Test func failureReplayNamesAFixedClusterSize() {
+        #expect(Simulation.replayCommand(seed: 7, nodes: 1).contains("--seed 7 --nodes 1"))
+        #expect(!Simulation.replayCommand(seed: 7).contains("--nodes"))
     }
 }

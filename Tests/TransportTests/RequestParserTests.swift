@@ -1,3 +1,4 @@
+import Foundation
 @testable import Transport
 import Testing
 
@@ -254,5 +255,53 @@ import Testing
         #expect(compact.bodyText == #"{"a":2,"b":1}"#)
         let pretty = JSONBody.response(["a": 1], for: HTTPRequest(method: "GET", target: "/?pretty"))
         #expect(pretty.bodyText.contains("\n"))
+    }
+}
+
+/// The strict decoder behind every request body: unknown fields and number mismatches are
+/// errors naming the field, and the JSON grammar is RFC 8259's.
+@Suite struct StrictJSONDecoderTests {
+    struct Inner: Decodable, Equatable { var count: Int; var label: String? }
+    struct Outer: Decodable, Equatable { var inner: Inner; var items: [Inner]?; var ratio: Double?; var flag: Bool?; var table: [String: Int]? }
+
+    private func problem(_ text: String) -> String? {
+        do {
+            _ = try StrictJSONDecoder.decode(Outer.self, from: Array(text.utf8))
+            return nil
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test func validBodiesDecodeLikeFoundation() throws {
+        let text = #"{"inner": {"count": 3, "label": "a\"\u00e9\ud83d\ude00"}, "items": [{"count": -1}], "ratio": 1e-3, "flag": false, "table": {"x": 1, "y": 2}}"#
+        let decoded = try StrictJSONDecoder.decode(Outer.self, from: Array(text.utf8))
+        let foundation = try JSONDecoder().decode(Outer.self, from: Data(text.utf8))
+        #expect(decoded == foundation)
+        #expect(decoded.inner.label == "a\"é😀")
+        #expect(try StrictJSONDecoder.decode(Inner.self, from: Array(#"{"count": 5.0, "label": null}"#.utf8)) == Inner(count: 5, label: nil))
+    }
+
+    @Test(arguments: [
+        (#"{"inner": {"count": 1}, "bogus": 1}"#, "unknown field bogus"),
+        (#"{"inner": {"count": 1, "port": 1, "basePort": 2}}"#, "unknown fields inner.port, inner.basePort"),
+        (#"{"inner": {"count": 1}, "items": [{"count": 1}, {"count": 2, "x": 0}]}"#, "unknown field items[1].x"),
+        (#"{"inner": {"count": 2.5}}"#, "field inner.count: expected a whole number, got 2.5"),
+        (#"{"inner": {"count": 99999999999999999999999}}"#, "field inner.count: expected a whole number from -9223372036854775808 to 9223372036854775807, got 99999999999999999999999"),
+        (#"{"inner": {"count": "3"}}"#, "field inner.count: expected a whole number, got a string"),
+        (#"{"inner": {"count": 1}, "flag": 1}"#, "field flag: expected true or false, got 1"),
+        (#"{"inner": {"count": 1}, "ratio": "x"}"#, "field ratio: expected a number, got a string"),
+        (#"{"inner": {}}"#, "missing field count in inner"),
+        (#"{"inner": {"count": 01}}"#, "invalid JSON body: invalid number (leading zero)"),
+        (#"{"inner": {"count": 1},}"#, "invalid JSON body: expected a field name in quotes"),
+        (#"{"inner": {"count": 1}} {}"#, "invalid JSON body: unexpected text after the JSON value"),
+        (#"{"inner": {"count": 1}, "inner": {"count": 2}}"#, "invalid JSON body: duplicate field \"inner\""),
+        ("{\"inner\": {\"count\": 1, \"label\": \"a\u{01}\"}}", "invalid JSON body: a control character inside a string"),
+        (#"{"inner": {"count": 1, "label": "\ud800"}}"#, "invalid JSON body: an unpaired surrogate"),
+        (String(repeating: "[", count: 100), "invalid JSON body: nested deeper than 64 levels"),
+    ])
+    func badBodiesNameWhatIsWrong(body: String, message: String) {
+        let found = problem(body)
+        #expect(found?.hasPrefix(message) == true, "\(found ?? "decoded")")
     }
 }
