@@ -12,6 +12,7 @@ public enum NodeAPI {
         router.add("GET", "/connections") { request in connections(node, request) }
         router.add("POST", "/connections") { request in
             try node.links.update(from: request.body)
+            node.log.write("links set by \(request.remoteAddress ?? "a client"): \(String(decoding: request.body.prefix(512), as: UTF8.self)); now \(String(decoding: node.links.renderJSON(pretty: false), as: UTF8.self))")
             return connections(node, request)
         }
         router.add("GET", "/stats") { request in JSONBody.response(node.stats(), for: request) }

@@ -122,6 +122,8 @@ extension NodeDriver {
     /// Marks `node` healthy or not; when unhealthy, its replicas are placed on the others.
     /// The caller holds the state lock.
     func markCommand(node: UInt64, isHealthy: Bool, usage: inout [UInt64: NodeResources], state: ClusterState) -> ClusterCommand {
+        let acknowledged = lastAcknowledged[node].map { String(format: "%.1f s ago", monotonicSeconds() - $0) } ?? "never"
+        log.write("proposing to mark \(address(node)) \(isHealthy ? "healthy" : "unhealthy") (last acknowledged \(acknowledged), match index \(core.progress(of: NodeID(node))?.matchIndex.rawValue ?? 0), commit \(core.commitIndex))")
         var moves: [ServiceMove] = []
         if !isHealthy {
             let healthy = placeableNodes(in: state).subtracting([node])

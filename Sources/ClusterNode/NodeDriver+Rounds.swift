@@ -36,12 +36,32 @@ extension NodeDriver {
     /// Counts an event and remembers which leader this node knew in each term.
     func record(_ event: RaftEvent) {
         metrics.record(event)
+        if let line = Self.logLine(for: event) { log.write(line) }
         switch event {
         case .becameLeader(let term): leaderHistory[term.rawValue] = configuration.id
         case .becameFollower(let term, let leader?): leaderHistory[term.rawValue] = leader.rawValue
         default: break
         }
         if leaderHistory.count > Self.maxLeaderHistory, let oldest = leaderHistory.keys.min() { leaderHistory[oldest] = nil }
+    }
+
+    /// How an event reads in the node's log (nil: too frequent to log, e.g. pre-votes).
+    static func logLine(for event: RaftEvent) -> String? {
+        switch event {
+        case .becameFollower(let term, let leader?): "term \(term): following leader \(address(leader.rawValue))"
+        case .becameFollower(let term, nil): "term \(term): follower, no leader known"
+        case .becamePreCandidate: nil
+        case .becameCandidate(let term): "term \(term): election timeout, campaigning"
+        case .becameLeader(let term): "term \(term): elected leader"
+        case .lostQuorum(let term): "term \(term): stepped down, no majority heard within an election timeout"
+        case .transferStarted(let target): "leadership transfer to \(address(target.rawValue)) started"
+        case .transferAbandoned(let target): "leadership transfer to \(address(target.rawValue)) abandoned"
+        case .membershipChanged(let membership):
+            "membership now voters \(membership.voters.sorted().map { address($0.rawValue) }) learners \(membership.learners.sorted().map { address($0.rawValue) })"
+        case .snapshotSendStarted(let peer, let index): "sending snapshot at index \(index) to \(address(peer.rawValue))"
+        case .snapshotInstalled(let index): "installed the leader's snapshot at index \(index)"
+        case .compacted(let index): "log compacted through index \(index)"
+        }
     }
 
     func result(of outcome: ProposalOutcome) -> ProposalResult {

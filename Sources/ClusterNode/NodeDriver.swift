@@ -27,6 +27,9 @@ public final class NodeDriver: @unchecked Sendable {
     }
 
     public let configuration: NodeConfiguration
+    /// Where the node notes what an operator needs: elections, leaders, membership,
+    /// snapshots, link changes, faults noticed, fatal errors.
+    public let log: EventLog
     public let links: LinkTable
     let client: HTTPClient
     let containers: ContainerRuntime
@@ -88,8 +91,9 @@ public final class NodeDriver: @unchecked Sendable {
     static let maxQueuedInputs = 50_000
 
     /// Opens the data directory (recovering term, vote and log) and starts the driver.
-    public init(configuration: NodeConfiguration) throws {
+    public init(configuration: NodeConfiguration, log: EventLog = EventLog()) throws {
         self.configuration = configuration
+        self.log = log
         try configuration.raftSettings.validate()
         // Before reading or writing anything: a second process on the same directory would
         // interleave its log with ours (or delete it under us).
@@ -120,6 +124,9 @@ public final class NodeDriver: @unchecked Sendable {
         self.containers = ContainerRuntime(nodeID: configuration.id, resources: NodeResources.standard(slots: configuration.capacity))
         metrics.recoveredEntries = recovered.log.lastIndex.rawValue
         metrics.truncatedBytes = recovered.truncatedBytes
+        log.write("recovered term \(recovered.hardState.currentTerm) vote \(recovered.hardState.votedFor.map { address($0.rawValue) } ?? "none") "
+            + "log to index \(recovered.log.lastIndex) snapshot at \(recovered.snapshot?.metadata.index.rawValue ?? 0)"
+            + (recovered.truncatedBytes > 0 ? ", dropped a torn tail of \(recovered.truncatedBytes) bytes" : ""))
     }
 
     /// The members in this node's log (voters and learners), sorted. The caller holds the state lock.
@@ -300,7 +307,7 @@ public final class NodeDriver: @unchecked Sendable {
     /// A node that cannot keep its durable state stops: acting on state that is not on disk
     /// could break Raft's guarantees.
     private func exitOnStorageFailure(_ problem: String) -> Never {
-        FileHandle.standardError.write(Data("node \(configuration.id): \(problem); exiting\n".utf8))
+        log.write("FATAL: \(problem); exiting")
         exit(70)
     }
 
@@ -322,6 +329,7 @@ public final class NodeDriver: @unchecked Sendable {
             do {
                 try wal.snapshots.save(snapshot)
                 metrics.increment(.snapshotsTaken)
+                log.write("snapshot taken at index \(metadata.index) (term \(metadata.term), \(snapshot.data.count) bytes)")
                 submit(.snapshotTaken(snapshot))
             } catch {
                 exitOnStorageFailure("cannot store a snapshot: \(error)")

@@ -80,14 +80,18 @@ final class ClusterSupervisor: @unchecked Sendable {
     /// This orchestrator's hold on its data root: a second orchestrator on the same folder
     /// is refused instead of deleting the first one's data.
     private let dataLock: DirectoryLock
+    /// What this orchestrator did: clusters created and deleted, faults injected (also
+    /// printed); appended across runs in the data root.
+    let log: EventLog
 
     /// Takes the data root for this process; throws naming the PID of an orchestrator
     /// already using it.
-    init(executable: String, dataRoot: String, keepData: Bool) throws(DirectoryLock.Refused) {
+    init(executable: String, dataRoot: String, keepData: Bool) throws {
         self.executable = executable
         self.dataRoot = dataRoot
         self.keepData = keepData
         self.dataLock = try DirectoryLock(directory: dataRoot)
+        self.log = try EventLog(path: dataRoot + "/orchestrator.log", takesStandardStreams: false, echoes: true)
         var configuration = HTTPClient.Configuration()
         configuration.connectTimeoutSeconds = 0.3
         configuration.requestTimeoutSeconds = 1
@@ -152,16 +156,19 @@ final class ClusterSupervisor: @unchecked Sendable {
             for node in cluster.nodes { try start(node, in: cluster) }
             try waitUntilReady(cluster.nodes, seconds: 15)
         } catch {
+            log.write("cluster \(id) failed to start: \((error as? HTTPError)?.message ?? "\(error)")")
             removeCluster(id, deleteData: false)
             throw error
         }
+        log.write("cluster \(id) created: nodes \(ports.map(String.init).joined(separator: ", ")) (pids \(cluster.nodes.map { $0.pid.map(String.init) ?? "-" }.joined(separator: ", "))), "
+            + "heartbeat \(settings.heartbeatMs) ms, election timeout \(settings.electionTimeoutMs) ms, capacity \(settings.capacity), data in \(directory)")
         return cluster
     }
 
     func arguments(for node: NodeProcess, in cluster: ManagedCluster) -> [String] {
         let settings = cluster.settings
         var arguments = ["node", "--port", String(node.port), "--members", cluster.initialPorts.map(String.init).joined(separator: ","),
-                         "--cluster", cluster.id, "--data-dir", node.dataDirectory]
+                         "--cluster", cluster.id, "--data-dir", node.dataDirectory, "--log", node.logPath]
         arguments += ["--heartbeat-ms", String(settings.heartbeatMs), "--election-timeout-ms", String(settings.electionTimeoutMs)]
         arguments += ["--capacity", String(settings.capacity), "--unhealthy-after-ms", String(settings.unhealthyAfterMs), "--watch-parent"]
         if let jitter = settings.electionJitterMs { arguments += ["--election-jitter-ms", String(jitter)] }

@@ -9,17 +9,20 @@ enum NodeCommand {
                                  [--heartbeat-ms 50] [--election-timeout-ms 500] [--capacity 100]
                                  [--commit-timeout-ms 5000] [--unhealthy-after-ms 3000] [--election-jitter-ms T]
                                  [--snapshot-every 10000] [--snapshot-trailing 1000]
-                                 [--no-fsync] [--watch-parent]
+                                 [--log FILE] [--no-fsync] [--watch-parent]
           --members       the cluster's first members, the same for every node; a node not among
                           them starts as an outsider and waits for the leader to add it
           --snapshot-every  snapshot the state machine every N applied entries, keeping
                           --snapshot-trailing entries before it in the log
+          --log FILE      append timestamped events (elections, leaders, membership, snapshots, links,
+                          faults, fatal errors) and everything printed to FILE, rotated at 8 MiB
+                          (FILE.1 and FILE.2 kept); without it they go to standard output
           --watch-parent  exit when standard input closes (the orchestrator that spawned us is gone)
         """
 
     static func run(_ words: [String]) throws -> Int32 {
         let arguments = try CommandLineArguments.parse(
-            words, options: ["port", "members", "data-dir", "cluster", "heartbeat-ms", "election-timeout-ms", "capacity", "commit-timeout-ms", "unhealthy-after-ms", "election-jitter-ms", "host", "snapshot-every", "snapshot-trailing"],
+            words, options: ["port", "members", "data-dir", "cluster", "heartbeat-ms", "election-timeout-ms", "capacity", "commit-timeout-ms", "unhealthy-after-ms", "election-jitter-ms", "host", "snapshot-every", "snapshot-trailing", "log"],
             flags: ["no-fsync", "watch-parent", "help"])
         if arguments.has("help") {
             print(usage)
@@ -50,11 +53,19 @@ enum NodeCommand {
             throw CommandLineArguments.Problem(description: "--election-timeout-ms must exceed --heartbeat-ms")
         }
 
+        let log: EventLog
+        do {
+            log = try arguments.options["log"].map { try EventLog(path: $0) } ?? EventLog()
+        } catch {
+            FileHandle.standardError.write(Data("node \(port): \(error.localizedDescription)\n".utf8))
+            return 1
+        }
+        log.write("node \(port) of cluster \(configuration.clusterID) starting, pid \(getpid()), data in \(dataDirectory), members \(memberText)")
         let node: NodeDriver
         do {
-            node = try NodeDriver(configuration: configuration)
+            node = try NodeDriver(configuration: configuration, log: log)
         } catch {
-            FileHandle.standardError.write(Data("node \(port): cannot open its data in \(dataDirectory): \(error)\n".utf8))
+            log.write("FATAL: cannot open its data in \(dataDirectory): \(error)")
             return 1
         }
         var limits = ServerLimits()
@@ -66,23 +77,20 @@ enum NodeCommand {
         do {
             try server.start()
         } catch {
-            FileHandle.standardError.write(Data("node \(port): cannot listen: port \(port) is taken or unusable (\(error))\n".utf8))
+            log.write("FATAL: cannot listen: port \(port) is taken or unusable (\(error))")
             return 1
         }
         node.start()
-        print("node \(port) of cluster \(configuration.clusterID) listening on 127.0.0.1:\(port), pid \(getpid()), data in \(dataDirectory), members \(memberText)")
-        fflush(nil)
+        log.write("listening on 127.0.0.1:\(port)")
         if arguments.has("watch-parent") {
             ParentWatch.onStandardInputClosed {
-                print("node \(port): the orchestrator is gone; exiting")
-                fflush(nil)
+                log.write("the orchestrator is gone; exiting")
                 // Everything written is already fdatasync'd; exit(3)'s atexit work can take a second.
                 _exit(0)
             }
         }
         Signals.onTermination {
-            print("node \(port): stopping")
-            fflush(nil)
+            log.write("stopping (SIGTERM or SIGINT)")
             server.stop(graceSeconds: 1)
             node.stop()
             fflush(nil)

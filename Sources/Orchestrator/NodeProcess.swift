@@ -28,9 +28,14 @@ final class NodeProcess: @unchecked Sendable {
     /// Starts `executable` with `arguments`, output appended to the log file, standard input a
     /// pipe whose write end we keep (the node exits when it closes).
     func start(executable: String, arguments: [String]) throws {
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)  // opening it below reports any failure
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
+        // Appended, never truncated: the reason a node died stays after it is restarted. The
+        // node rotates the file itself (it is told --log); this handle only catches what it
+        // prints before it opens it.
+        let descriptor = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "cannot open \(logPath): \(String(cString: strerror(errno)))"])
+        }
+        let log = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

@@ -47,6 +47,7 @@ struct OrchestratorAPI: Sendable {
         router.add("PUT", "/clusters/:id") { request in try resize(try cluster(request), request) }
         router.add("DELETE", "/clusters/:id") { request in
             let cluster = try cluster(request)
+            supervisor.log.write("cluster \(cluster.id) deleted (asked by \(request.remoteAddress ?? "a client")): stopping nodes \(cluster.ports), removing \(cluster.dataDirectory)")
             supervisor.removeCluster(cluster.id, deleteData: true)
             leaders.forget(cluster.id)
             return HTTPResponse(status: .noContent)
@@ -320,12 +321,15 @@ struct OrchestratorAPI: Sendable {
         // Nodes in no group form one more group together.
         for port in cluster.ports where groupOf[port] == nil { groupOf[port] = body.groups.count }
         let groups = groupOf
+        let described = Dictionary(grouping: groups.keys, by: { groups[$0]! }).sorted { $0.key < $1.key }.map { $0.value.sorted() }
+        supervisor.log.write("fault: cluster \(cluster.id) partitioned into \(described) (asked by \(request.remoteAddress ?? "a client"))")
         let result = applyLinks(cluster) { from, to in groups[from] == groups[to] ? "1" : "0" }
         return JSONBody.response(result, for: request)
     }
 
     private func heal(_ cluster: ManagedCluster, _ request: HTTPRequest) throws -> HTTPResponse {
-        JSONBody.response(applyLinks(cluster) { _, _ in #"{"up": true, "delayMs": 0, "loss": 0}"# }, for: request)
+        supervisor.log.write("fault: cluster \(cluster.id) healed, every link restored (asked by \(request.remoteAddress ?? "a client"))")
+        return JSONBody.response(applyLinks(cluster) { _, _ in #"{"up": true, "delayMs": 0, "loss": 0}"# }, for: request)
     }
 
     /// Posts to every node its new outgoing links, `value(from, to)` as JSON text.
@@ -349,6 +353,9 @@ struct OrchestratorAPI: Sendable {
         let action = try request.parameter("action")
         // A node faulted here may be the leader this API remembers: look it up afresh.
         if leaders.port(of: cluster.id) == node.port { leaders.forget(cluster.id) }
+        if ["kill", "stop", "pause", "resume", "restart", "start", "isolate"].contains(action) {
+            supervisor.log.write("fault: cluster \(cluster.id) node \(node.port) \(action) (pid \(node.pid.map(String.init) ?? "-"), asked by \(request.remoteAddress ?? "a client"))")
+        }
         switch action {
         case "kill":
             node.killNow()

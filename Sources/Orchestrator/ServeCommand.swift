@@ -68,7 +68,7 @@ enum ServeCommand {
         do {
             supervisor = try ClusterSupervisor(executable: ClusterSupervisor.currentExecutable(), dataRoot: dataRoot, keepData: settings.keepData)
         } catch {
-            FileHandle.standardError.write(Data("orchestrator: \(error)\n".utf8))
+            FileHandle.standardError.write(Data("orchestrator: \((error as? DirectoryLock.Refused)?.description ?? error.localizedDescription)\n".utf8))
             return 1
         }
         var defaults = ClusterSettings(nodes: settings.nodes, heartbeatMs: settings.heartbeatMs, electionTimeoutMs: settings.electionTimeoutMs,

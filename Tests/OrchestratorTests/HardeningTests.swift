@@ -322,3 +322,39 @@ import Transport
         #expect(try run(["simulate", "--help"]).output.contains("--nodes 1-9"))
     }
 }
+
+/// Node and orchestrator logs tell an operator what happened, across restarts.
+@Suite struct LogTests {
+    @Test func nodeLogsKeepEventsAcrossRestartsAndTheOrchestratorLogsFaults() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3)
+        defer { orchestrator.stop() }
+        let summary = try orchestrator.waitForLeader()
+        let leader = Int((summary["leader"] as! String).split(separator: ":").last!)!
+        let follower = try orchestrator.nodes().first { $0.port != leader }!.port
+        let logPath = orchestrator.dataDirectory + "/cluster-0/node-\(follower).log"
+        #expect(try orchestrator.json("POST", "/connections", #"{"localhost:\#(leader)": {"up": true, "delayMs": 5, "loss": 0}}"#, port: follower).status == 200)
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(follower)/kill").status == 200)
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(follower)/restart").status == 200)
+        let deadline = Date().addingTimeInterval(10)
+        var text = ""
+        while Date() < deadline {
+            text = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            if text.components(separatedBy: "following leader").count >= 3 { break }
+            usleep(20_000)
+        }
+        // Both runs are in the file, each line timestamped.
+        #expect(text.components(separatedBy: "node \(follower) of cluster 0 starting").count == 3, "\(text)")
+        #expect(text.contains("following leader localhost:\(leader)"), "\(text)")
+        #expect(text.contains("links set by"), "\(text)")
+        #expect(text.contains("recovered term"), "\(text)")
+        for line in text.split(separator: "\n") {
+            #expect(line.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "#, options: .regularExpression) != nil, "\(line)")
+        }
+        let leaderLog = (try? String(contentsOfFile: orchestrator.dataDirectory + "/cluster-0/node-\(leader).log", encoding: .utf8)) ?? ""
+        #expect(leaderLog.contains("elected leader"), "\(leaderLog)")
+        let orchestratorLog = (try? String(contentsOfFile: orchestrator.dataDirectory + "/orchestrator.log", encoding: .utf8)) ?? ""
+        #expect(orchestratorLog.contains("cluster 0 created: nodes"), "\(orchestratorLog)")
+        #expect(orchestratorLog.contains("fault: cluster 0 node \(follower) kill"), "\(orchestratorLog)")
+        #expect(orchestratorLog.contains("fault: cluster 0 node \(follower) restart"), "\(orchestratorLog)")
+    }
+}
