@@ -7,7 +7,8 @@ public struct SimulatedContainer: Codable, Sendable {
     public var name: String
     public var image: String
     public var status: String
-    public var createdAt: Date
+    /// When this node started it, in Unix seconds (the one time base of every answer).
+    public var createdAt: Double
     /// Requested CPU (millicores) and memory (MB).
     public var cpuRequest: Int
     public var memoryRequest: Int
@@ -50,7 +51,7 @@ public final class ContainerRuntime: @unchecked Sendable {
                     let id = prefix + String(ordinal)
                     containers[id] = SimulatedContainer(
                         id: id, serviceID: service.id, name: service.spec.name ?? "service \(service.id)",
-                        image: service.spec.image ?? "simulated:latest", status: "running", createdAt: Date(),
+                        image: service.spec.image ?? "simulated:latest", status: "running", createdAt: Date().timeIntervalSince1970,
                         cpuRequest: service.spec.cpu, memoryRequest: service.spec.memory,
                         cpuUsage: service.spec.cpu / 2, memoryUsage: service.spec.memory / 2)
                     ordinal += 1

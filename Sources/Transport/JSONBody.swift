@@ -25,7 +25,9 @@ public enum JSONBody {
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws(HTTPError) -> T {
         guard !bytes.isEmpty else { throw HTTPError(.badRequest, "request body is empty; expected JSON") }
         do {
-            return try JSONDecoder().decode(T.self, from: Data(bytes))
+            let decoder = JSONDecoder()
+            decoder.dateDecodingStrategy = .secondsSince1970
+            return try decoder.decode(T.self, from: Data(bytes))
         } catch let error as DecodingError {
             if case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
                (try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])) != nil
@@ -65,6 +67,8 @@ public enum JSONBody {
     /// The JSON bytes of `value` (sorted keys, so output is stable).
     public static func encode<T: Encodable>(_ value: T, pretty: Bool = false) throws -> [UInt8] {
         let encoder = JSONEncoder()
+        // One time base in every answer (API.md): a Date is Unix seconds, never Foundation's 2001 epoch.
+        encoder.dateEncodingStrategy = .secondsSince1970
         encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         return Array(try encoder.encode(value))
     }

@@ -358,3 +358,21 @@ import Transport
         #expect(orchestratorLog.contains("fault: cluster 0 node \(follower) restart"), "\(orchestratorLog)")
     }
 }
+
+@Suite struct TimeBaseTests {
+    @Test func everyAnswerUsesUnixSeconds() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 1)
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 1}}"#).status == 201)
+        let now = Date().timeIntervalSince1970
+        let node = try orchestrator.nodes()[0].port
+        let containers = (try orchestrator.json("GET", "/containers", port: node).body as? [String: Any])?["results"] as? [[String: Any]] ?? []
+        let created = containers.first?["createdAt"] as? Double ?? 0
+        #expect(abs(created - now) < 60, "createdAt \(created), now \(now)")
+        let calls = (try orchestrator.json("GET", "/clusters/0/state").body as? [String: Any])?["calls"] as? [[String: Any]] ?? []
+        let received = calls.first?["receivedAt"] as? Double ?? 0
+        #expect(abs(received - now) < 60, "receivedAt \(received), now \(now)")
+        #expect(String(decoding: try JSONBody.encode(["at": Date(timeIntervalSince1970: 1_000)]), as: UTF8.self) == #"{"at":1000}"#)
+    }
+}
