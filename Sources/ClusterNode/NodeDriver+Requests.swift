@@ -21,10 +21,29 @@ extension NodeDriver {
     {
         do {
             return try proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
-        } catch let error as HTTPError where error.status == .notFound || error.status == .conflict {
+        } catch is RefusedOnLocalView {
             try readLinearizably { _ throws(HTTPError) in }
-            return try proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
+            do {
+                return try proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
+            } catch let confirmed as RefusedOnLocalView {
+                throw confirmed.error
+            }
         }
+    }
+
+    private static func decide(_ makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(HTTPError) -> ClusterCommand,
+                               _ usage: inout [UInt64: NodeResources], _ state: ClusterState) -> Result<ClusterCommand, HTTPError> {
+        do {
+            return .success(try makeCommand(&usage, state))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// A definite refusal (`makeCommand` said "not found" or "conflict") decided on this
+    /// node's applied state, not yet known to be current.
+    private struct RefusedOnLocalView: Error {
+        let error: HTTPError
     }
 
     private func proposeOnce(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool,
@@ -45,7 +64,13 @@ extension NodeDriver {
             var usage = state.usage()
             for delta in speculativeUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
             for delta in queuedUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
-            command = try makeCommand(&usage, state)
+            let made = Self.decide(makeCommand, &usage, state)
+            switch made {
+            case .success(let decided): command = decided
+            case .failure(let refusal) where refusal.status == .notFound || refusal.status == .conflict:
+                throw RefusedOnLocalView(error: refusal)
+            case .failure(let error): throw error
+            }
             if isClientCall, state.isReused(requestID, withOtherThan: command.requestFingerprint) {
                 throw Self.reusedRequestID(requestID)
             }

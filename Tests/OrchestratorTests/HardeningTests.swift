@@ -14,34 +14,13 @@ import Transport
         return Int((summary["leader"] as! String).split(separator: ":").last!)!
     }
 
-    /// Runs the orchestrator executable with `arguments` to its end; its exit status and output.
-    private func run(_ arguments: [String], seconds: Double = 20) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: OrchestratorHarness.executable)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = Pipe()  // with --watch-parent it ends when we do
-        try process.run()
-        let deadline = Date().addingTimeInterval(seconds)
-        while process.isRunning, Date() < deadline { usleep(10_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            throw HarnessError("\(arguments) did not exit within \(seconds) s")
-        }
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (process.terminationStatus, text)
-    }
-
     @Test func secondOrchestratorOnTheSameDataIsRefusedAndDeletesNothing() throws {
         let orchestrator = try OrchestratorHarness(nodes: 3)
         defer { orchestrator.stop() }
         try orchestrator.waitForLeader()
         #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 3}}"#).status == 201)
         let other = OrchestratorHarness.freePortRun(10)
-        let second = try run(["--port", String(other), "--nodes", "3", "--data-dir", orchestrator.dataDirectory, "--watch-parent"])
+        let second = try runOrchestrator(["--port", String(other), "--nodes", "3", "--data-dir", orchestrator.dataDirectory, "--watch-parent"])
         #expect(second.status != 0)
         #expect(second.output.contains("data directory \(orchestrator.dataDirectory) is in use by process \(orchestrator.process.processIdentifier)"), "\(second.output)")
         // Nothing of the running cluster was touched: its data is there and it keeps committing.
@@ -53,7 +32,7 @@ import Transport
         // A node started by hand on a running node's directory is refused the same way.
         let victim = try orchestrator.nodes()[0].port
         let directory = orchestrator.dataDirectory + "/cluster-0/node-\(victim)"
-        let node = try run(["node", "--port", String(other), "--members", String(victim), "--data-dir", directory])
+        let node = try runOrchestrator(["node", "--port", String(other), "--members", String(victim), "--data-dir", directory])
         #expect(node.status != 0 && node.output.contains("data directory \(directory) is in use by process"), "\(node.output)")
     }
 
@@ -279,18 +258,7 @@ import Transport
 
 /// The command line as a newcomer meets it.
 @Suite struct CommandLineTests {
-    private func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: OrchestratorHarness.executable)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
-    }
+    private func run(_ arguments: [String]) throws -> (status: Int32, output: String) { try runOrchestrator(arguments) }
 
     @Test(arguments: [["--help"], ["help"], ["serve", "--help"], ["node", "--help"], ["nemesis", "--help"], ["simulate", "--help"],
                       ["bench", "--help"], ["bench", "raft", "--help"], ["bench", "http", "--help"], ["bench", "failover", "--help"],
@@ -359,6 +327,31 @@ import Transport
     }
 }
 
+@Suite struct BadInputTests {
+    @Test func unknownFieldsAndTypeErrorsAreNamedOnEveryRoute() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 1)
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        let node = try orchestrator.nodes()[0].port
+        let cases: [(String, String, String, Int?, String)] = [
+            ("POST", "/clusters", #"{"nodes": 1, "port": 9000, "basePort": 9000, "bogus": true}"#, nil, "unknown fields port, basePort, bogus"),
+            ("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 1}, "cmd": "sh", "detached": true}"#, nil, "unknown fields cmd, detached"),
+            ("POST", "/service", #"{"container": {"id": 1, "replicas": 1, "publish": 80}}"#, node, "unknown field container.publish"),
+            ("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 2.5}}"#, nil, "field container.replicas: expected a whole number, got 2.5"),
+            ("POST", "/clusters/0/service", #"{"container": {"id": -3, "replicas": 1}}"#, nil, "container.id must be a whole number of at least 0"),
+            ("POST", "/clusters/0/service", #"{"container": {"id": 1, "name": "", "replicas": 1}}"#, nil, "container.name is empty"),
+            ("POST", "/clusters/0/partition", #"{"groups": [[1]], "extra": 1}"#, nil, "unknown field extra"),
+            ("PATCH", "/clusters/0/services/1", #"{"replicas": 99999999999999999999999}"#, nil, "field replicas: expected a whole number from"),
+            ("POST", "/clusters/0/leader", #"{"node": 1, "force": true}"#, nil, "unknown field force"),
+        ]
+        for (method, path, body, port, message) in cases {
+            let answer = try orchestrator.json(method, path, body, port: port)
+            let error = (answer.body as? [String: Any])?["error"] as? String ?? ""
+            #expect(answer.status == 400 && error.hasPrefix(message), "\(method) \(path): \(answer.status) \(answer.text)")
+        }
+    }
+}
+
 @Suite struct TimeBaseTests {
     @Test func everyAnswerUsesUnixSeconds() throws {
         let orchestrator = try OrchestratorHarness(nodes: 1)
@@ -375,4 +368,25 @@ import Transport
         #expect(abs(received - now) < 60, "receivedAt \(received), now \(now)")
         #expect(String(decoding: try JSONBody.encode(["at": Date(timeIntervalSince1970: 1_000)]), as: UTF8.self) == #"{"at":1000}"#)
     }
+}
+
+/// Runs the orchestrator executable with `arguments` to its end; its exit status and output.
+func runOrchestrator(_ arguments: [String], seconds: Double = 20) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: OrchestratorHarness.executable)
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    process.standardInput = Pipe()  // with --watch-parent it ends when we do
+    try process.run()
+    let deadline = Date().addingTimeInterval(seconds)
+    while process.isRunning, Date() < deadline { usleep(10_000) }
+    if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        throw HarnessError("\(arguments) did not exit within \(seconds) s")
+    }
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    return (process.terminationStatus, text)
 }
