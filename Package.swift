@@ -1,11 +1,13 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Four modules, pointing one way (see shared/DESIGN.md):
-//   Orchestrator -> ClusterNode -> Raft
+// Modules pointing one way (see shared/DESIGN.md):
+//   Orchestrator -> ClusterNode -> RaftStorage -> Raft
 //                \-> Transport  <-/
-// RaftSimulation is the deterministic, in-process harness over the Raft core; the
-// tests and the `orchestrator simulate` / `orchestrator bench raft` commands share it.
+// Raft (the core) imports nothing but the standard library; RaftStorage (write-ahead log,
+// snapshot files) is the only Raft code that touches files. RaftSimulation is the
+// deterministic, in-process harness over the core and the storage code; the tests and the
+// `orchestrator simulate` / `orchestrator bench raft` commands share it.
 let package = Package(
     name: "orchestrator",
     platforms: [.macOS(.v14)],
@@ -14,14 +16,16 @@ let package = Package(
     ],
     targets: [
         .target(name: "Raft"),
-        .target(name: "RaftSimulation", dependencies: ["Raft"]),
+        .target(name: "RaftStorage", dependencies: ["Raft"]),
+        .target(name: "RaftSimulation", dependencies: ["Raft", "RaftStorage"]),
         .target(name: "Transport"),
-        .target(name: "ClusterNode", dependencies: ["Raft", "Transport"]),
+        .target(name: "ClusterNode", dependencies: ["Raft", "RaftStorage", "Transport"]),
         .executableTarget(
             name: "Orchestrator",
             dependencies: ["ClusterNode", "Transport", "Raft", "RaftSimulation"]
         ),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSimulation"]),
+        .testTarget(name: "RaftStorageTests", dependencies: ["Raft", "RaftStorage"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
         .testTarget(name: "ClusterNodeTests", dependencies: ["ClusterNode", "Raft", "Transport"]),
         .testTarget(name: "OrchestratorTests", dependencies: ["Orchestrator", "ClusterNode", "Transport"]),

@@ -1,5 +1,6 @@
 import Foundation
 import Raft
+import RaftStorage
 import Transport
 
 /// One node's driver: it owns the Raft core, the write-ahead log and the replicated state

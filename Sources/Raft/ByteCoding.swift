@@ -21,7 +21,9 @@ public struct ByteWriter: Sendable {
 /// Little-endian decoding with bounds checks; running past the end throws.
 public struct ByteReader {
     /// The input ended before the value did.
-    public struct OutOfBounds: Error {}
+    public struct OutOfBounds: Error {
+        public init() {}
+    }
 
     let bytes: ArraySlice<UInt8>
     var offset: Int

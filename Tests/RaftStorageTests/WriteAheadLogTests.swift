@@ -1,5 +1,6 @@
 import Foundation
 import Raft
+import RaftStorage
 import Testing
 
 @Suite struct WriteAheadLogTests {

@@ -1,3 +1,4 @@
+import Raft
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -37,6 +38,8 @@ public final class WriteAheadLog {
     public let directory: String
     public let maxSegmentBytes: Int
     public let snapshots: SnapshotStore
+    /// The disk it writes to: the real one, or the simulation's.
+    public let fileSystem: any FileSystem
     public private(set) var recovered: Recovered
     /// fdatasync calls made so far.
     public private(set) var syncCount = 0
@@ -55,14 +58,16 @@ public final class WriteAheadLog {
     /// Opens (creating if needed) the log in `directory`, recovering what it holds. Throws
     /// a `StorageError` naming file and offset when a segment or the snapshot is corrupt
     /// beyond a torn tail.
-    public init(directory: String, maxSegmentBytes: Int = 4 * 1024 * 1024) throws(StorageError) {
+    public init(directory: String, maxSegmentBytes: Int = 4 * 1024 * 1024,
+                fileSystem: any FileSystem = PosixFileSystem.shared) throws(StorageError) {
         self.directory = directory
         self.maxSegmentBytes = maxSegmentBytes
-        self.snapshots = try SnapshotStore(directory: directory)
+        self.fileSystem = fileSystem
+        self.snapshots = try SnapshotStore(directory: directory, fileSystem: fileSystem)
         self.recovered = Recovered(hardState: HardState(), log: RaftLog(), snapshot: nil, truncatedBytes: 0)
-        try FileSystem.makeDirectories(directory)
+        try fileSystem.makeDirectories(directory)
         let snapshot = try snapshots.load()
-        let segments = try FileSystem.listDirectory(directory)
+        let segments = try fileSystem.listDirectory(directory)
             .compactMap(Self.segmentNumber(fileName:)).sorted()
         // The entries read so far: those after `base`, in order.
         var base: LogIndex = 0
@@ -73,7 +78,7 @@ public final class WriteAheadLog {
         }
         for (position, number) in segments.enumerated() {
             let path = segmentPath(number)
-            let bytes = try FileSystem.readFile(path)
+            let bytes = try fileSystem.readFile(path)
             let scan: WALFormat.ScanResult
             do {
                 scan = try WALFormat.scan(bytes, mayEndTorn: position == segments.count - 1)
@@ -107,7 +112,7 @@ public final class WriteAheadLog {
             }
             if scan.hasTornTail {
                 recovered.truncatedBytes = bytes.count - scan.validBytes
-                try FileSystem.truncate(path, to: scan.validBytes)
+                try fileSystem.truncateFile(path, to: scan.validBytes)
             }
             segmentLastIndex[number] = highest
             segmentNumber = number
@@ -132,12 +137,12 @@ public final class WriteAheadLog {
         if segments.isEmpty {
             try openSegment(1)
         } else {
-            descriptor = try FileSystem.openForAppend(segmentPath(segmentNumber))
+            descriptor = try fileSystem.openForAppend(segmentPath(segmentNumber))
         }
     }
 
     deinit {
-        if descriptor >= 0 { close(descriptor) }
+        if descriptor >= 0 { fileSystem.close(descriptor) }
     }
 
     /// Buffers entries to write; the first may replace stored entries from its index on.
@@ -170,9 +175,9 @@ public final class WriteAheadLog {
             let batch = WALFormat.batch(payload: pending.bytes)
             pending = ByteWriter()
             do {
-                try FileSystem.writeAll(descriptor, batch, path: segmentPath(segmentNumber))
+                try fileSystem.write(descriptor, batch, path: segmentPath(segmentNumber))
             } catch {
-                _ = ftruncate(descriptor, off_t(segmentBytes))
+                fileSystem.truncate(descriptor, to: segmentBytes)
                 throw error
             }
             segmentBytes += batch.count
@@ -181,7 +186,7 @@ public final class WriteAheadLog {
             pendingLastIndex = 0
         }
         if sync {
-            guard fdatasync(descriptor) == 0 else { throw .system("fdatasync", segmentPath(segmentNumber), errno) }
+            try fileSystem.sync(descriptor, path: segmentPath(segmentNumber))
             syncCount += 1
             if segmentBytes >= maxSegmentBytes { try openSegment(segmentNumber + 1) }
         }
@@ -194,27 +199,26 @@ public final class WriteAheadLog {
         var deleted = 0
         for number in segmentLastIndex.keys.sorted() where number < segmentNumber {
             guard let last = segmentLastIndex[number], last <= index else { break }
-            let path = segmentPath(number)
-            guard unlink(path) == 0 || errno == ENOENT else { throw .system("unlink", path, errno) }
+            try fileSystem.removeFile(segmentPath(number))
             segmentLastIndex[number] = nil
             deleted += 1
         }
-        if deleted > 0 { try FileSystem.syncDirectory(directory) }
+        if deleted > 0 { try fileSystem.syncDirectory(directory) }
         return deleted
     }
 
     /// The paths of the segment files, oldest first.
     public func segmentPaths() throws(StorageError) -> [String] {
-        try FileSystem.listDirectory(directory).compactMap(Self.segmentNumber(fileName:)).sorted().map(segmentPath)
+        try fileSystem.listDirectory(directory).compactMap(Self.segmentNumber(fileName:)).sorted().map(segmentPath)
     }
 
     private func openSegment(_ number: UInt64) throws(StorageError) {
         let isRotation = descriptor >= 0
         let path = segmentPath(number)
-        let newDescriptor = try FileSystem.openForAppend(path)
+        let newDescriptor = try fileSystem.openForAppend(path)
         // The new file's name must be durable before anything in it counts.
-        try FileSystem.syncDirectory(directory)
-        if descriptor >= 0 { close(descriptor) }
+        try fileSystem.syncDirectory(directory)
+        if descriptor >= 0 { fileSystem.close(descriptor) }
         descriptor = newDescriptor
         segmentNumber = number
         segmentBytes = 0

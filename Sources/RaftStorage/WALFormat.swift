@@ -1,3 +1,5 @@
+import Raft
+
 /// The on-disk format of the write-ahead log, with no I/O (so every byte of it is testable).
 ///
 /// A segment file is a sequence of batches. Each batch is one write followed by one

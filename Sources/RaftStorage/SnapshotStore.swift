@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import Raft
 import Synchronization
 
 /// Snapshot files in a data directory, one kept at a time. A snapshot is written to a
@@ -19,13 +15,16 @@ public final class SnapshotStore: @unchecked Sendable {
     static let version: UInt8 = 1
 
     public let directory: String
+    /// The disk it writes to: the real one, or the simulation's.
+    public let fileSystem: any FileSystem
     private let lock = Mutex(())
 
-    public init(directory: String) throws(StorageError) {
+    public init(directory: String, fileSystem: any FileSystem = PosixFileSystem.shared) throws(StorageError) {
         self.directory = directory
-        try FileSystem.makeDirectories(directory)
-        for name in try FileSystem.listDirectory(directory) where name.hasPrefix("snapshot-") && name.hasSuffix(".tmp") {
-            unlink(directory + "/" + name)  // an unfinished write from before a crash
+        self.fileSystem = fileSystem
+        try fileSystem.makeDirectories(directory)
+        for name in try fileSystem.listDirectory(directory) where name.hasPrefix("snapshot-") && name.hasSuffix(".tmp") {
+            try fileSystem.removeFile(directory + "/" + name)  // an unfinished write from before a crash
         }
     }
 
@@ -35,7 +34,7 @@ public final class SnapshotStore: @unchecked Sendable {
         try lock.withLock { _ throws(StorageError) -> Snapshot? in
             guard let newest = try snapshotFiles().last else { return nil }
             let path = directory + "/" + newest.name
-            let bytes = try FileSystem.readFile(path)
+            let bytes = try fileSystem.readFile(path)
             guard let snapshot = Self.decode(bytes) else {
                 throw StorageError("snapshot file damaged: \(path) (\(bytes.count) bytes) fails its checksum or does not parse; refusing to start (move the data directory away to start this node afresh)")
             }
@@ -52,20 +51,19 @@ public final class SnapshotStore: @unchecked Sendable {
             let name = Self.fileName(snapshot.metadata.index)
             let temporary = directory + "/" + name + ".tmp"
             let bytes = Self.encode(snapshot)
-            let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard descriptor >= 0 else { throw .system("open", temporary, errno) }
+            let descriptor = try fileSystem.createEmpty(temporary)
             do throws(StorageError) {
-                try FileSystem.writeAll(descriptor, bytes, path: temporary)
-                guard fsync(descriptor) == 0 else { throw StorageError.system("fsync", temporary, errno) }
+                try fileSystem.write(descriptor, bytes, path: temporary)
+                try fileSystem.sync(descriptor, path: temporary)
             } catch {
-                close(descriptor)
-                unlink(temporary)
+                fileSystem.close(descriptor)
+                try? fileSystem.removeFile(temporary)  // the write already failed; that error is the one to report
                 throw error
             }
-            close(descriptor)
-            guard rename(temporary, directory + "/" + name) == 0 else { throw .system("rename", temporary, errno) }
-            try FileSystem.syncDirectory(directory)
-            for old in existing { unlink(directory + "/" + old.name) }
+            fileSystem.close(descriptor)
+            try fileSystem.rename(temporary, to: directory + "/" + name)
+            try fileSystem.syncDirectory(directory)
+            for old in existing { try fileSystem.removeFile(directory + "/" + old.name) }
         }
     }
 
@@ -94,7 +92,7 @@ public final class SnapshotStore: @unchecked Sendable {
     }
 
     private func snapshotFiles() throws(StorageError) -> [(index: UInt64, name: String)] {
-        try FileSystem.listDirectory(directory).compactMap { name -> (UInt64, String)? in
+        try fileSystem.listDirectory(directory).compactMap { name -> (UInt64, String)? in
             guard name.hasPrefix("snapshot-"), name.hasSuffix(".snap"), let index = UInt64(name.dropFirst(9).dropLast(5)) else { return nil }
             return (index, name)
         }.sorted { $0.0 < $1.0 }

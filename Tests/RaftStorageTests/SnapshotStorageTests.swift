@@ -1,5 +1,6 @@
 import Foundation
 import Raft
+import RaftStorage
 import Testing
 
 /// Snapshot files and the write-ahead log's compaction and recovery around them.
