@@ -283,23 +283,15 @@ public final class NodeDriver: @unchecked Sendable {
     /// requires it. A node that cannot write its log stops: acting on state that is not on
     /// disk could break Raft's guarantees.
     private func persist(_ outputs: [Output]) {
-        var mustSync = false
-        var compactedThrough: LogIndex?
         let started = monotonicSeconds()
         do {
-            for output in outputs {
-                if let snapshot = output.snapshot { try wal.install(snapshot) }
-                if !output.entries.isEmpty { wal.append(output.entries) }
-                if let hardState = output.hardState { wal.save(hardState) }
-                mustSync = mustSync || output.mustSync
-                if let through = output.compactedThrough { compactedThrough = through }
-            }
-            if wal.hasPendingWrites || mustSync {
-                try wal.flush(sync: mustSync && configuration.isFsyncEnabled)
-                if mustSync { metrics.recordSync(seconds: monotonicSeconds() - started) }
+            let recorded = try wal.record(outputs)
+            if wal.hasPendingWrites || recorded.mustSync {
+                try wal.flush(sync: recorded.mustSync && configuration.isFsyncEnabled)
+                if recorded.mustSync { metrics.recordSync(seconds: monotonicSeconds() - started) }
             }
             // Segments wholly covered by the stored snapshot may go.
-            if let through = compactedThrough { try wal.compact(through: through) }
+            if let through = recorded.compactedThrough { try wal.compact(through: through) }
         } catch {
             exitOnStorageFailure("cannot write its log: \(error)")
         }

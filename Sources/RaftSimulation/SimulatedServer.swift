@@ -1,9 +1,18 @@
 import Raft
+import RaftStorage
 
-/// One simulated server: its core while running, its durable store (what has been
-/// fsync'd), and the outputs waiting on the fsync in flight.
+/// One simulated server: its core while running, its disk with the node's own
+/// write-ahead log and snapshot store on it, a model of what is durable (what has been
+/// fsync'd: the checker's view, reset from what recovery finds after each crash), and the
+/// outputs waiting on the fsync in flight.
 struct SimulatedServer {
     let id: NodeID
+    /// Its disk: survives crashes as a real one does (unsynced writes lost or torn).
+    let disk = SimulatedDisk()
+    /// The write-ahead log on `disk`, open while running.
+    var wal: WriteAheadLog?
+    /// Where the node's data lives on its disk.
+    static let directory = "/data/raft"
     /// The initial membership it starts with (the log's membership entries override it).
     let membership: Membership
     var core: RaftNode?
@@ -63,6 +72,14 @@ struct SimulatedServer {
         }
     }
 
+    /// Makes the durable model what recovery found on the disk.
+    mutating func resetDurable(to recovered: WriteAheadLog.Recovered) {
+        durableHardState = recovered.hardState
+        durableSnapshot = recovered.snapshot
+        durableBase = recovered.log.snapshotIndex
+        durableEntries = recovered.log.entries
+    }
+
     /// Drops stored entries a durable snapshot covers.
     mutating func compactDurable(through index: LogIndex) {
         guard index > durableBase else { return }
@@ -76,15 +93,6 @@ struct SimulatedServer {
         if index == durableBase { return durableBase == durableSnapshot?.metadata.index ? durableSnapshot?.metadata.term : (index == 0 ? 0 : nil) }
         guard index > durableBase, index <= durableLastIndex else { return nil }
         return durableEntries[Int(index.rawValue - durableBase.rawValue) - 1].term
-    }
-
-    /// What a restart recovers: the snapshot and the stored entries after it.
-    func recoveredLog() -> (log: RaftLog, snapshot: Snapshot?) {
-        guard let snapshot = durableSnapshot else { return (RaftLog(entries: durableEntries), nil) }
-        let metadata = snapshot.metadata
-        let after = durableEntries.filter { $0.index > metadata.index }
-        let continues = durableTerm(at: metadata.index) == metadata.term || after.isEmpty
-        return (RaftLog(snapshotIndex: metadata.index, snapshotTerm: metadata.term, entries: continues ? after : []), snapshot)
     }
 
     /// The latest membership on disk: of the last membership entry stored, else the

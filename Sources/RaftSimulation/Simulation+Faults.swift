@@ -16,6 +16,16 @@ extension Simulation {
         if profile.isMembershipChanging, membershipRandom.chance(0.25), let leader = currentLeader() {
             try changeMembership(through: leader)
         }
+        if storageRandom.chance(0.05) {
+            // A disk fills up: the next write that does not fit fails, and the node stops
+            // (as the real one exits); it restarts later with room again.
+            let running = servers.indices.filter { servers[$0].isRunning }
+            if !running.isEmpty {
+                let victim = running[storageRandom.next(below: running.count)]
+                servers[victim].disk.capacityBytes = servers[victim].disk.usedBytes + storageRandom.next(below: 400)
+                trace("\(servers[victim].id): disk nearly full")
+            }
+        }
         switch pickWeighted(profile.weights) {
         case 0 where ids.count > 1:  // symmetric partition into two random groups, often with the leader in the minority
             var shuffled = ids.shuffled(using: &random)
@@ -139,6 +149,7 @@ extension Simulation {
         cutLinks.removeAll()
         dropRate = 0
         duplicateRate = 0
+        for server in servers { server.disk.capacityBytes = nil }  // full disks get room again
         for position in servers.indices {
             if servers[position].isRunning {
                 servers[position].pausedUntil = nil

@@ -1,9 +1,14 @@
 import Raft
+import RaftStorage
 
 extension Simulation {
-    /// Starts (or restarts) a server from its durable store.
+    /// Starts (or restarts) a server from its disk: the node's own write-ahead log
+    /// recovers term, vote, log and snapshot, as after a real restart.
     func start(_ position: Int) throws(PropertyViolation) {
         var server = servers[position]
+        let wal = try openLog(position)
+        server.resetDurable(to: wal.recovered)
+        server.wal = wal
         let seed = options.seed &+ UInt64(position) &* 7_919 &+ UInt64(server.restarts) &* 104_729
         var settings = options.settings
         settings.isPreVoteEnabled = profile.isPreVoteEnabled
@@ -13,9 +18,9 @@ extension Simulation {
         settings.electionJitterTicks = profile.electionJitterTicks
         settings.compactionTrailingEntries = profile.compactionTrailingEntries
         settings.snapshotChunkBytes = profile.snapshotChunkBytes
-        let (log, snapshot) = server.recoveredLog()
+        let (log, snapshot) = (wal.recovered.log, wal.recovered.snapshot)
         server.core = RaftNode(id: server.id, membership: server.membership, settings: settings,
-                               randomSeed: seed, hardState: server.durableHardState, log: log, snapshot: snapshot)
+                               randomSeed: seed, hardState: wal.recovered.hardState, log: log, snapshot: snapshot)
         // The state machine restarts from the snapshot (or empty) and replays the log.
         server.appliedIndex = snapshot?.metadata.index ?? 0
         server.stateDigest = snapshot.map(Self.digest(of:)) ?? 0
@@ -45,7 +50,13 @@ extension Simulation {
         }
         if let through = output.compactedThrough, case .snapshotTaken = input {
             // The snapshot was stored before the core was told; the entries it covers may go.
-            servers[position].compactDurable(through: min(through, servers[position].durableSnapshot?.metadata.index ?? 0))
+            let covered = min(through, servers[position].durableSnapshot?.metadata.index ?? 0)
+            servers[position].compactDurable(through: covered)
+            do {
+                try servers[position].wal?.compact(through: covered)
+            } catch {
+                return try stopOnStorageFailure(position, error)
+            }
         }
         try checker.checkLeaderAppendOnly(core.id, role: core.role, term: core.currentTerm, log: core.log,
                                           firstWrittenIndex: output.entries.first?.index)
@@ -60,7 +71,7 @@ extension Simulation {
         if servers[position].syncing.isEmpty {
             if needsDurability {
                 servers[position].syncing = [output]
-                scheduleSync(position)
+                try startSync(position)
             } else {
                 try carryOut(output, at: position)
             }
@@ -69,16 +80,50 @@ extension Simulation {
         }
     }
 
-    private func scheduleSync(_ position: Int) {
-        // fdatasync of a small append: 50 to 400 microseconds.
-        queue.schedule(.syncDone(position, generation: servers[position].generation),
-                       at: now + UInt64(50 + random.next(below: 350)))
+    /// Writes the batch being synced to the server's log (one write, as the node's driver
+    /// does for a round) and schedules the end of its fdatasync.
+    private func startSync(_ position: Int) throws(PropertyViolation) {
+        do {
+            _ = try servers[position].wal?.record(servers[position].syncing)
+            try servers[position].wal?.flush(sync: false)
+        } catch {
+            return try stopOnStorageFailure(position, error)
+        }
+        // fdatasync of a small append: 50 to 400 microseconds, now and then 5 to 50 ms.
+        let latency = storageRandom.chance(0.02) ? 5_000 + storageRandom.next(below: 45_000) : 50 + random.next(below: 350)
+        queue.schedule(.syncDone(position, generation: servers[position].generation), at: now + UInt64(latency))
+    }
+
+    /// A node that cannot write its log stops, as the real one exits: a full disk is an
+    /// operating fault (it restarts later with room again); any other failure is a bug.
+    private func stopOnStorageFailure(_ position: Int, _ error: StorageError) throws(PropertyViolation) {
+        guard servers[position].disk.capacityBytes != nil else {
+            throw PropertyViolation(property: "Storage", detail: "\(servers[position].id) could not write: \(error)")
+        }
+        trace("\(servers[position].id): stops: \(error)")
+        try crash(position)
+        servers[position].disk.capacityBytes = nil
+    }
+
+    /// Opens the server's write-ahead log on its disk, recovering what the disk holds.
+    private func openLog(_ position: Int) throws(PropertyViolation) -> WriteAheadLog {
+        do {
+            return try WriteAheadLog(directory: SimulatedServer.directory, maxSegmentBytes: profile.walSegmentBytes,
+                                     fileSystem: servers[position].disk)
+        } catch {
+            throw PropertyViolation(property: "Durability", detail: "\(servers[position].id) cannot recover its write-ahead log: \(error)")
+        }
     }
 
     /// The fsync finished: what it covered is durable, so its messages go out and its
     /// committed entries are applied; what arrived meanwhile is the next batch.
     func finishSync(_ position: Int) throws(PropertyViolation) {
         let batch = servers[position].syncing
+        do {
+            try servers[position].wal?.flush(sync: true)
+        } catch {
+            return try stopOnStorageFailure(position, error)
+        }
         for output in batch {
             if let snapshot = output.snapshot {
                 let server = servers[position]
@@ -89,7 +134,7 @@ extension Simulation {
         }
         servers[position].syncing = servers[position].waiting
         servers[position].waiting = []
-        if !servers[position].syncing.isEmpty { scheduleSync(position) }
+        if !servers[position].syncing.isEmpty { try startSync(position) }
         for output in batch { try carryOut(output, at: position) }
     }
 
@@ -151,7 +196,13 @@ extension Simulation {
         // Pad it so that some snapshots take several chunks to send.
         writer.write([UInt8](repeating: 0, count: profile.snapshotPaddingBytes))
         let snapshot = Snapshot(metadata: metadata, data: writer.bytes)
-        servers[position].durableSnapshot = snapshot  // written to a temporary file, fsync'd, renamed
+        do {
+            // As the node's driver does: stored (temporary file, fsync, rename) before the core is told.
+            try servers[position].wal?.snapshots.save(snapshot)
+        } catch {
+            return try stopOnStorageFailure(position, error)
+        }
+        servers[position].durableSnapshot = snapshot
         report.snapshotsTaken += 1
         try step(position, .snapshotTaken(snapshot))
     }
@@ -213,15 +264,20 @@ extension Simulation {
         }
     }
 
-    /// Kills a server: its memory and every write not yet fsync'd are gone, except that a
-    /// prefix of the batch being synced may have reached the disk anyway (as after a real
-    /// crash); the messages of those outputs were never sent.
+    /// Kills a server: its memory is gone, and its disk loses what was not fsync'd, except
+    /// any prefix of the batch being synced that reached it anyway, possibly torn (the
+    /// messages of those outputs were never sent). Recovery must then find everything that
+    /// was synced, and nothing damaged.
     func crash(_ position: Int) throws(PropertyViolation) {
         var server = servers[position]
         trace("\(server.id): crashes (durable last \(server.durableLastIndex), syncing \(server.syncing.count) outputs)")
-        if random.chance(0.5), !server.syncing.isEmpty {
-            for output in server.syncing.prefix(random.next(below: server.syncing.count + 1)) { server.persist(output) }
-        }
+        server.wal = nil
+        let lostBytes = server.disk.crash(using: &random)
+        let rewrittenFrom = server.syncing.compactMap { $0.entries.first?.index }.min()
+        servers[position] = server
+        let recovered = try openLog(position).recovered
+        try checkRecovery(of: server, recovered, lostBytes: lostBytes, rewrittenFrom: rewrittenFrom)
+        server.resetDurable(to: recovered)
         server.core = nil
         server.syncing = []
         server.waiting = []
@@ -233,6 +289,33 @@ extension Simulation {
         checker.crashed(server.id)
         report.crashes += 1
         try checkCommittedSurvivesCrash()
+    }
+
+    /// Recovery after a crash must return everything that was synced: the term and vote
+    /// (or a later term), the snapshot (or a later one) and every entry, except where the
+    /// batch being synced rewrote the log (then a prefix of that batch may stand instead).
+    private func checkRecovery(of server: SimulatedServer, _ recovered: WriteAheadLog.Recovered, lostBytes: Int,
+                               rewrittenFrom: LogIndex?) throws(PropertyViolation) {
+        func fail(_ detail: String) -> PropertyViolation {
+            PropertyViolation(property: "Durability", detail: "\(server.id) after a crash (\(lostBytes) unsynced bytes lost): \(detail)")
+        }
+        let synced = server.durableHardState
+        let found = recovered.hardState
+        guard found.currentTerm > synced.currentTerm || (found.currentTerm == synced.currentTerm && (synced.votedFor == nil || found.votedFor == synced.votedFor)) else {
+            throw fail("recovered term \(found.currentTerm) vote \(String(describing: found.votedFor)) but term \(synced.currentTerm) vote \(String(describing: synced.votedFor)) was synced")
+        }
+        let syncedSnapshot = server.durableSnapshot?.metadata.index ?? 0
+        let foundSnapshot = recovered.snapshot?.metadata.index ?? 0
+        guard foundSnapshot >= syncedSnapshot else { throw fail("recovered snapshot at \(foundSnapshot) but one at \(syncedSnapshot) was stored") }
+        let last = min(server.durableLastIndex, (rewrittenFrom ?? server.durableLastIndex + 1) - 1)
+        var index = max(server.durableBase, foundSnapshot) + 1
+        while index <= last {
+            guard let term = server.durableTerm(at: index) else { break }
+            guard recovered.log.term(at: index) == term else {
+                throw fail("entry \(index) of term \(term) was synced but recovery found \(recovered.log.term(at: index).map { "term \($0)" } ?? "nothing")")
+            }
+            index += 1
+        }
     }
 
     /// A server whose removal committed is stopped for good, as the orchestrator does (a

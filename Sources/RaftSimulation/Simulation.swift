@@ -40,6 +40,8 @@ public final class Simulation {
     var transferRandom: SplitMix64
     /// Draws for membership changes and reads, apart for the same reason.
     var membershipRandom: SplitMix64
+    /// Disk faults (a full disk, a slow fsync), drawn apart so that other draws stay as they were.
+    var storageRandom: SplitMix64
     /// Reads asked and not yet answered, with the highest index acknowledged to a client
     /// when each was asked.
     var outstandingReads: [ReadID: LogIndex] = [:]
@@ -78,6 +80,7 @@ public final class Simulation {
         self.report = SimulationReport(seed: options.seed, nodeCount: profile.nodeCount)
         self.transferRandom = SplitMix64(seed: options.seed ^ 0x7A45_F3E2_0000_0001)
         self.membershipRandom = SplitMix64(seed: options.seed ^ 0x3E3B_E125_0000_0002)
+        self.storageRandom = SplitMix64(seed: options.seed ^ 0x0D15_CF11_0000_0004)
         let membership = Membership(voters: Set((1...profile.nodeCount).map { NodeID(UInt64($0)) }))
         self.committedMembership = membership
         // Spare servers start outside the cluster, to be added as learners and promoted.

@@ -55,6 +55,8 @@ struct FaultProfile: CustomStringConvertible {
     /// Servers outside the initial cluster; with them, membership changes are injected.
     var spareCount: Int
     var isMembershipChanging: Bool
+    /// Write-ahead log segment size: small ones make the real log rotate and compact.
+    var walSegmentBytes: Int
 
     init(options: SimulationOptions, random: inout SplitMix64) {
         nodeCount = options.nodeCount ?? (3 + random.next(below: 5))
@@ -81,9 +83,11 @@ struct FaultProfile: CustomStringConvertible {
         snapshotPaddingBytes = [0, 30, 200][completenessRandom.next(below: 3)]
         isMembershipChanging = completenessRandom.next(below: 2) == 0
         spareCount = isMembershipChanging ? 1 + completenessRandom.next(below: 2) : 0
+        var storageRandom = SplitMix64(seed: options.seed ^ 0x0057_0BA6_E000_0011)
+        walSegmentBytes = [512, 4_096, 4 * 1024 * 1024][storageRandom.next(below: 3)]
     }
 
     var description: String {
-        "nodes=\(nodeCount) drop=\(dropRate) duplicate=\(duplicateRate) delay=\(minimumDelayMicroseconds)+\(delayJitterMicroseconds)us faultEvery~\(meanFaultIntervalMilliseconds)ms weights=\(weights) sticky=\(stickyClientRate) preVote=\(isPreVoteEnabled) checkQuorum=\(isCheckQuorumEnabled) batch=\(maxEntriesPerAppend) window=\(maxInflightAppends) jitter=\(electionJitterTicks.map(String.init) ?? "T") snapshotEvery=\(snapshotThresholdEntries.map(String.init) ?? "never") trail=\(compactionTrailingEntries) chunk=\(snapshotChunkBytes) pad=\(snapshotPaddingBytes) spares=\(spareCount) membershipChanges=\(isMembershipChanging)"
+        "nodes=\(nodeCount) drop=\(dropRate) duplicate=\(duplicateRate) delay=\(minimumDelayMicroseconds)+\(delayJitterMicroseconds)us faultEvery~\(meanFaultIntervalMilliseconds)ms weights=\(weights) sticky=\(stickyClientRate) preVote=\(isPreVoteEnabled) checkQuorum=\(isCheckQuorumEnabled) batch=\(maxEntriesPerAppend) window=\(maxInflightAppends) jitter=\(electionJitterTicks.map(String.init) ?? "T") snapshotEvery=\(snapshotThresholdEntries.map(String.init) ?? "never") trail=\(compactionTrailingEntries) chunk=\(snapshotChunkBytes) pad=\(snapshotPaddingBytes) spares=\(spareCount) membershipChanges=\(isMembershipChanging) segment=\(walSegmentBytes)"
     }
 }

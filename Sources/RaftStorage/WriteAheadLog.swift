@@ -165,6 +165,29 @@ public final class WriteAheadLog {
         WALFormat.encode(.snapshot(index: snapshot.metadata.index, term: snapshot.metadata.term), into: &pending)
     }
 
+    /// What `record` found in a round's outputs.
+    public struct Recorded: Sendable {
+        /// Something recorded must be fsync'd before the round's messages go out.
+        public var mustSync = false
+        /// The core compacted its log through this index (after a snapshot was stored).
+        public var compactedThrough: LogIndex?
+    }
+
+    /// Buffers what a round's outputs must make durable, in the order recovery replays it:
+    /// an installed snapshot (stored at once), then entries, then the hard state. The one
+    /// place the node's driver and the simulation both turn outputs into writes.
+    public func record(_ outputs: [Output]) throws(StorageError) -> Recorded {
+        var recorded = Recorded()
+        for output in outputs {
+            if let snapshot = output.snapshot { try install(snapshot) }
+            if !output.entries.isEmpty { append(output.entries) }
+            if let hardState = output.hardState { save(hardState) }
+            recorded.mustSync = recorded.mustSync || output.mustSync
+            if let through = output.compactedThrough { recorded.compactedThrough = through }
+        }
+        return recorded
+    }
+
     /// True when something is buffered.
     public var hasPendingWrites: Bool { !pending.bytes.isEmpty }
 
@@ -216,15 +239,30 @@ public final class WriteAheadLog {
         let isRotation = descriptor >= 0
         let path = segmentPath(number)
         let newDescriptor = try fileSystem.openForAppend(path)
+        var written = 0
+        if isRotation {
+            // Every later segment starts with the hard state, durably, before older segments
+            // may be deleted: buffered until the next flush instead, a compaction in between
+            // lost term and vote to a crash (found by the simulation on 512-byte segments).
+            let batch = WALFormat.batch([.hardState(lastHardState)])
+            do {
+                try fileSystem.write(newDescriptor, batch, path: path)
+                try fileSystem.sync(newDescriptor, path: path)
+            } catch {
+                fileSystem.close(newDescriptor)
+                throw error
+            }
+            written = batch.count
+            syncCount += 1
+            bytesWritten += batch.count
+        }
         // The new file's name must be durable before anything in it counts.
         try fileSystem.syncDirectory(directory)
         if descriptor >= 0 { fileSystem.close(descriptor) }
         descriptor = newDescriptor
         segmentNumber = number
-        segmentBytes = 0
+        segmentBytes = written
         segmentLastIndex[number] = segmentLastIndex[number] ?? 0
-        // Every later segment starts with the hard state, so deleting older ones never loses it.
-        if isRotation { WALFormat.encode(.hardState(lastHardState), into: &pending) }
     }
 
     private func segmentPath(_ number: UInt64) -> String {

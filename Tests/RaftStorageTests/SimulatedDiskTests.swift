@@ -59,3 +59,32 @@ import Testing
         #expect(recovered.log.lastIndex == 2 && recovered.truncatedBytes == 0)
     }
 }
+
+extension SimulatedDiskTests {
+    /// Rotation writes the hard state at the head of the new segment durably before any
+    /// older segment may be deleted; buffered until the next write instead, a compaction in
+    /// between left term and vote nowhere on disk (simulation seed 370 on 512-byte segments).
+    @Test func hardStateSurvivesRotationCompactionAndACrash() throws {
+        var random = SplitMix64(seed: 1)
+        let disk = SimulatedDisk()
+        let wal = try WriteAheadLog(directory: directory, maxSegmentBytes: 200, fileSystem: disk)
+        wal.save(HardState(currentTerm: 4, votedFor: 2, commitIndex: 0))
+        // Append until a flush has just rotated to a new segment (nothing written to it since).
+        var last: UInt64 = 0
+        var rotated = false
+        while last < 20 || !rotated {
+            let before = try wal.segmentPaths().count
+            last += 1
+            wal.append(entries(terms: [4], startingAt: last))
+            try wal.flush(sync: true)
+            rotated = try wal.segmentPaths().count > before
+        }
+        let store = wal.snapshots
+        try store.save(Snapshot(metadata: SnapshotMetadata(index: LogIndex(last), term: 4, membership: Membership(voters: [1, 2, 3])), data: [1]))
+        #expect(try wal.compact(through: LogIndex(last)) > 0)
+        disk.crash(using: &random)
+        let recovered = try WriteAheadLog(directory: directory, maxSegmentBytes: 200, fileSystem: disk).recovered
+        #expect(recovered.hardState == HardState(currentTerm: 4, votedFor: 2, commitIndex: 0))
+        #expect(recovered.snapshot?.metadata.index == LogIndex(last))
+    }
+}
