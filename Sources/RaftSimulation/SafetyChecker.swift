@@ -47,6 +47,11 @@ struct SafetyChecker {
         if let known = tracked, known.base > Int(log.snapshotIndex.rawValue) || Int(log.lastIndex.rawValue) < known.base {
             tracked = nil  // the log was replaced: track it afresh below
         }
+        if let known = tracked, Int(firstIndex.rawValue) > known.base + known.hashes.count, log.snapshotIndex > 0 {
+            // Entries after the tracked end were compacted into a snapshot before their change
+            // was registered (changes count once durable): track afresh from the snapshot.
+            tracked = nil
+        }
         var (base, hashes) = tracked ?? (0, [0])
         if tracked == nil, log.snapshotIndex > 0 {
             // A log that starts at a snapshot: its prefix there is the one of the snapshot's entry.
@@ -56,8 +61,7 @@ struct SafetyChecker {
             }
             (base, hashes) = (Int(log.snapshotIndex.rawValue), [known])
         }
-        let keep = max(1, Int(firstIndex.rawValue) - base)
-        precondition(keep <= hashes.count, "log of \(node) changed from \(firstIndex) beyond its tracked end \(base + hashes.count - 1)")
+        let keep = min(max(1, Int(firstIndex.rawValue) - base), hashes.count)
         hashes.removeSubrange(keep...)
         var index = LogIndex(UInt64(base + keep))
         while index <= log.lastIndex {

@@ -41,13 +41,6 @@ extension Simulation {
                 trace("\(core.id): rewrites its log from \(first.index) with terms \(output.entries.map(\.term.rawValue)) [input \(Self.describe(input))]")
             }
         }
-        if output.snapshot != nil {
-            checker.logReplaced(core.id)
-            try checker.logChanged(core.id, log: core.log, from: core.log.firstIndex)
-        }
-        if let first = output.entries.first {
-            try checker.logChanged(core.id, log: core.log, from: first.index)
-        }
         if let through = output.compactedThrough, case .snapshotTaken = input {
             // The snapshot was stored before the core was told; the entries it covers may go.
             let covered = min(through, servers[position].durableSnapshot?.metadata.index ?? 0)
@@ -60,13 +53,6 @@ extension Simulation {
         }
         try checker.checkLeaderAppendOnly(core.id, role: core.role, term: core.currentTerm, log: core.log,
                                           firstWrittenIndex: output.entries.first?.index)
-        for event in output.events {
-            if case .becameLeader(let term) = event {
-                report.elections += 1
-                report.maxTerm = max(report.maxTerm, term)
-                try checker.leaderElected(core.id, term: term, log: core.log)
-            }
-        }
         let needsDurability = output.hardState != nil || !output.entries.isEmpty || output.snapshot != nil
         if servers[position].syncing.isEmpty {
             if needsDurability {
@@ -102,7 +88,6 @@ extension Simulation {
         }
         trace("\(servers[position].id): stops: \(error)")
         try crash(position)
-        servers[position].disk.capacityBytes = nil
     }
 
     /// Opens the server's write-ahead log on its disk, recovering what the disk holds.
@@ -142,6 +127,25 @@ extension Simulation {
     private func carryOut(_ output: Output, at position: Int) throws(PropertyViolation) {
         for envelope in output.messages { send(envelope) }
         let id = servers[position].id
+        // Log changes and elections count once they are durable: a single voter elects itself
+        // and appends within one step, and a crash before the fsync undoes both (no other
+        // server ever saw them), so the same term may then be won again with other entries.
+        if servers[position].isRunning {  // (the core is read in place: copying it costs a retain per field)
+            if output.snapshot != nil {
+                checker.logReplaced(id)
+                try checker.logChanged(id, log: servers[position].core!.log, from: servers[position].core!.log.firstIndex)
+            }
+            if let first = output.entries.first {
+                try checker.logChanged(id, log: servers[position].core!.log, from: max(first.index, servers[position].core!.log.firstIndex))
+            }
+            for event in output.events {
+                if case .becameLeader(let term) = event {
+                    report.elections += 1
+                    report.maxTerm = max(report.maxTerm, term)
+                    try checker.leaderElected(id, term: term, log: servers[position].core!.log)
+                }
+            }
+        }
         let term = servers[position].core?.currentTerm ?? 0
         if let snapshot = output.snapshot {
             // State Machine Safety through snapshots: the state it carries is the one every
@@ -273,7 +277,13 @@ extension Simulation {
         trace("\(server.id): crashes (durable last \(server.durableLastIndex), syncing \(server.syncing.count) outputs)")
         server.wal = nil
         let lostBytes = server.disk.crash(using: &random)
-        let rewrittenFrom = server.syncing.compactMap { $0.entries.first?.index }.min()
+        server.disk.capacityBytes = nil  // a full disk gets room before the node starts again
+        // Where the batch being synced rewrote the log: its first entry, or what follows an
+        // installed snapshot (the snapshot file is stored at once; entries after a snapshot
+        // that conflicts with them are dropped with it, as Raft requires).
+        let rewrittenFrom = server.syncing.flatMap { output in
+            [output.entries.first?.index, output.snapshot.map { $0.metadata.index + 1 }].compactMap { $0 }
+        }.min()
         servers[position] = server
         let recovered = try openLog(position).recovered
         try checkRecovery(of: server, recovered, lostBytes: lostBytes, rewrittenFrom: rewrittenFrom)
@@ -297,7 +307,9 @@ extension Simulation {
     private func checkRecovery(of server: SimulatedServer, _ recovered: WriteAheadLog.Recovered, lostBytes: Int,
                                rewrittenFrom: LogIndex?) throws(PropertyViolation) {
         func fail(_ detail: String) -> PropertyViolation {
-            PropertyViolation(property: "Durability", detail: "\(server.id) after a crash (\(lostBytes) unsynced bytes lost): \(detail)")
+            let files = ((try? server.disk.listDirectory(SimulatedServer.directory)) ?? []).sorted()
+            return PropertyViolation(property: "Durability", detail: "\(server.id) after a crash (\(lostBytes) unsynced bytes lost): \(detail); "
+                + "recovered log \(recovered.log.firstIndex)...\(recovered.log.lastIndex), snapshot \(recovered.snapshot?.metadata.index.rawValue ?? 0); files \(files)")
         }
         let synced = server.durableHardState
         let found = recovered.hardState
@@ -340,7 +352,7 @@ extension Simulation {
     /// whenever a server rewrites its log over it (`checkCommittedKeptOnMajority`). A crash
     /// loses only unsynced writes, so a rewrite is the only way a copy can go.
     private func checkDurableOnMajority(_ entry: Entry) throws(PropertyViolation) {
-        let holders = Set(servers.filter { $0.durablyHolds(entry) }.map(\.id))
+        let holders = durableHolders(of: entry)
         guard isHeldByQuorum(holders) else {
             throw PropertyViolation(property: "Committed survives crash",
                                     detail: "entry \(entry.index) of term \(entry.term) was applied while durable only on \(holders.sorted())")
@@ -353,28 +365,35 @@ extension Simulation {
     /// that the entry never falls below a majority.
     private func checkCommittedKeptOnMajority(_ position: Int, writing entries: [Entry]) throws(PropertyViolation) {
         guard let first = entries.first else { return }
-        let server = servers[position]
+        // (Servers are read in place throughout: copying one costs a retain per field.)
         var index = first.index
-        while index <= min(server.durableLastIndex, LogIndex(UInt64(checker.committed.count))) {
+        while index <= min(servers[position].durableLastIndex, LogIndex(UInt64(checker.committed.count))) {
             let committed = checker.committed[Int(index.rawValue) - 1]
             let offset = Int(index.rawValue - first.index.rawValue)
             let replacement = offset < entries.count ? entries[offset] : nil
-            if server.durablyHolds(committed), replacement?.term != committed.term {
-                let others = Set(servers.indices.filter { $0 != position && servers[$0].durablyHolds(committed) }.map { servers[$0].id })
+            if servers[position].durablyHolds(committed), replacement?.term != committed.term {
+                let others = durableHolders(of: committed).subtracting([servers[position].id])
                 guard isHeldByQuorum(others) else {
                     throw PropertyViolation(property: "Committed survives crash",
-                                            detail: "\(server.id) overwrote committed entry \(index) of term \(committed.term), leaving it durable only on \(others.sorted())")
+                                            detail: "\(servers[position].id) overwrote committed entry \(index) of term \(committed.term), leaving it durable only on \(others.sorted())")
                 }
             }
             index += 1
         }
     }
 
+    /// The servers whose durable store holds `entry`.
+    private func durableHolders(of entry: Entry) -> Set<NodeID> {
+        var holders = Set<NodeID>()
+        for position in servers.indices where servers[position].durablyHolds(entry) { holders.insert(servers[position].id) }
+        return holders
+    }
+
     /// Every committed entry is on the durable log of a majority, so no crash can lose it.
     func checkCommittedSurvivesCrash() throws(PropertyViolation) {
         let memberships = quorumMemberships()
         for entry in checker.committed {
-            let holders = Set(servers.filter { $0.durablyHolds(entry) }.map(\.id))
+            let holders = durableHolders(of: entry)
             guard isHeldByQuorum(holders, memberships: memberships) else {
                 throw PropertyViolation(property: "Committed survives crash",
                                         detail: "committed entry \(entry.index) of term \(entry.term) is durable only on \(holders.sorted())")
@@ -397,8 +416,8 @@ extension Simulation {
     /// on disk when crashed).
     func quorumMemberships() -> [Membership] {
         var result = [committedMembership]
-        for server in servers {
-            let membership = server.core?.membership ?? server.durableMembership
+        for position in servers.indices {
+            let membership = servers[position].core?.membership ?? servers[position].durableMembership
             if !result.contains(membership) { result.append(membership) }
         }
         return result

@@ -14,7 +14,25 @@ import Synchronization
 public final class SimulatedDisk: FileSystem {
     private struct Inode {
         var bytes: [UInt8] = []
-        var durableBytes: [UInt8] = []
+        /// The durable content is `bytes.prefix(durableLength)`, unless the file was cut or
+        /// emptied since its last sync: then it is `divergedDurable`. (Not a copy per sync:
+        /// files only grow between syncs, and copying them made the simulation quadratic.)
+        var durableLength = 0
+        var divergedDurable: [UInt8]?
+
+        var durableBytes: [UInt8] { divergedDurable ?? Array(bytes.prefix(durableLength)) }
+
+        /// Cuts the file to `length` without making it durable.
+        mutating func cut(to length: Int) {
+            guard length < bytes.count else { return }
+            if divergedDurable == nil, length < durableLength { divergedDurable = Array(bytes.prefix(durableLength)) }
+            bytes.removeSubrange(length...)
+        }
+
+        mutating func makeDurable() {
+            durableLength = bytes.count
+            divergedDurable = nil
+        }
     }
 
     private struct State {
@@ -88,7 +106,7 @@ public final class SimulatedDisk: FileSystem {
             let inode: Int
             if let existing = state.names[path] {
                 inode = existing
-                if emptying { state.inodes[inode]!.bytes = [] }
+                if emptying { state.inodes[inode]!.cut(to: 0) }
             } else {
                 inode = state.nextInode
                 state.nextInode += 1
@@ -120,14 +138,14 @@ public final class SimulatedDisk: FileSystem {
     public func truncate(_ file: Int32, to length: Int) {
         state.withLock { state in
             guard let (inode, _) = state.open[file] else { return }
-            state.inodes[inode]!.bytes = Array(state.inodes[inode]!.bytes.prefix(length))
+            state.inodes[inode]!.cut(to: length)
         }
     }
 
     public func sync(_ file: Int32, path: String) throws(StorageError) {
         try state.withLock { state throws(StorageError) in
             guard let (inode, _) = state.open[file] else { throw Self.error("fdatasync", path, "Bad file descriptor") }
-            state.inodes[inode]!.durableBytes = state.inodes[inode]!.bytes
+            state.inodes[inode]!.makeDurable()
             state.syncCount += 1
         }
     }
@@ -137,8 +155,8 @@ public final class SimulatedDisk: FileSystem {
     public func truncateFile(_ path: String, to length: Int) throws(StorageError) {
         try state.withLock { state throws(StorageError) in
             guard let inode = state.names[path] else { throw Self.error("open", path, "No such file or directory") }
-            state.inodes[inode]!.bytes = Array(state.inodes[inode]!.bytes.prefix(length))
-            state.inodes[inode]!.durableBytes = state.inodes[inode]!.bytes
+            state.inodes[inode]!.cut(to: length)
+            state.inodes[inode]!.makeDurable()
             state.syncCount += 1
         }
     }
@@ -175,7 +193,7 @@ public final class SimulatedDisk: FileSystem {
             for (number, inode) in state.inodes.sorted(by: { $0.key < $1.key }) {
                 var survived = inode.durableBytes
                 let written = inode.bytes
-                if written.count > survived.count, written.starts(with: survived) {
+                if inode.divergedDurable == nil, written.count > survived.count {
                     // The unsynced tail: any prefix of it may have reached the disk.
                     let tail = Array(written[survived.count...])
                     var kept = Array(tail.prefix(Int.random(in: 0...tail.count, using: &random)))
@@ -189,7 +207,7 @@ public final class SimulatedDisk: FileSystem {
                 } else if written != survived {
                     lost += written.count  // rewritten or cut since the sync: the sync's state stands
                 }
-                state.inodes[number] = Inode(bytes: survived, durableBytes: survived)
+                state.inodes[number] = Inode(bytes: survived, durableLength: survived.count)
             }
             state.names = state.durableNames
             let reachable = Set(state.names.values)

@@ -139,6 +139,14 @@ public final class WriteAheadLog {
         } else {
             descriptor = try fileSystem.openForAppend(segmentPath(segmentNumber))
         }
+        if let metadata = snapshot?.metadata, !(base == metadata.index || term(at: metadata.index) == metadata.term) {
+            // The snapshot was stored but the record that makes the log continue from it was
+            // lost to a crash: without writing it now, the next recovery would again find the
+            // stale entry at the snapshot's index and drop every entry appended after it
+            // (found by the simulation, seed 6847).
+            WALFormat.encode(.snapshot(index: metadata.index, term: metadata.term), into: &pending)
+            try flush(sync: true)
+        }
     }
 
     deinit {

@@ -88,3 +88,24 @@ extension SimulatedDiskTests {
         #expect(recovered.snapshot?.metadata.index == LogIndex(last))
     }
 }
+
+extension SimulatedDiskTests {
+    /// A snapshot from the leader stored, then a crash before the log's record of it: the
+    /// log's stale entry at the snapshot's index must not make a later recovery drop what
+    /// was appended after the restart (simulation seed 6847).
+    @Test func entriesAfterARecoveredSnapshotSurviveTheNextRecovery() throws {
+        let disk = SimulatedDisk()
+        let wal = try WriteAheadLog(directory: directory, fileSystem: disk)
+        wal.append(entries(terms: [1, 1, 1]))
+        try wal.flush(sync: true)
+        // The install's snapshot file is durable at once; its log record never made it.
+        try wal.snapshots.save(Snapshot(metadata: SnapshotMetadata(index: 3, term: 2, membership: Membership(voters: [1, 2, 3])), data: [7]))
+        let restarted = try WriteAheadLog(directory: directory, fileSystem: disk)
+        #expect(restarted.recovered.log.lastIndex == 3 && restarted.recovered.log.entries.isEmpty)
+        restarted.append(entries(terms: [2, 2], startingAt: 4))
+        try restarted.flush(sync: true)
+        let again = try WriteAheadLog(directory: directory, fileSystem: disk).recovered
+        #expect(again.log.entries.map(\.index) == [4, 5])
+        #expect(again.log.entries.map(\.term) == [2, 2])
+    }
+}
