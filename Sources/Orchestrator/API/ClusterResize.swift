@@ -16,7 +16,9 @@ extension OrchestratorAPI {
     func resize(_ cluster: ManagedCluster, _ request: HTTPRequest) throws -> HTTPResponse {
         struct Resize: Decodable { var nodes: Int }
         let target = try JSONBody.decode(Resize.self, from: request).nodes
-        guard (1...15).contains(target) else { throw HTTPError(.badRequest, "nodes must be from 1 to 15, got \(target)") }
+        guard ClusterLimits.nodes.contains(target) else {
+            throw HTTPError(.badRequest, "nodes must be from \(ClusterLimits.nodes.lowerBound) to \(ClusterLimits.nodes.upperBound), got \(target)")
+        }
         guard cluster.resizeLock.try() else { throw HTTPError(.conflict, "cluster \(cluster.id) is being resized already; retry when that finishes") }
         defer { cluster.resizeLock.unlock() }
         let started = monotonicSeconds()

@@ -2,20 +2,6 @@ import ClusterNode
 import Foundation
 import Transport
 
-/// The settings of one cluster.
-struct ClusterSettings: Codable, Sendable {
-    var nodes: Int
-    var heartbeatMs: Int
-    var electionTimeoutMs: Int
-    var capacity: Int
-    /// The reconcile loop's grace period before an unreachable node is marked unhealthy.
-    var unhealthyAfterMs: Int
-    /// The election timeout's random range above T, in ms; nil is T (the paper's [T, 2T)).
-    var electionJitterMs: Int? = nil
-    /// A snapshot every this many applied entries (nil: the node's default, 10,000).
-    var snapshotEveryEntries: Int? = nil
-}
-
 /// One cluster: its node processes, first on consecutive ports; the cluster can grow
 /// (new nodes on ports never used by it before) and shrink.
 final class ManagedCluster: @unchecked Sendable {

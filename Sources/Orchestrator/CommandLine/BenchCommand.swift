@@ -1,3 +1,4 @@
+import ClusterNode
 import Foundation
 import RaftSimulation
 import Transport
@@ -133,7 +134,7 @@ enum BenchCommand {
         case "failover":
             let rounds = try arguments.integer("rounds", default: 10, in: 1...1_000)
             var rows: [ClusterBenchmarks.FailoverRow] = []
-            for nodes in try list(arguments.options["nodes"], default: [3, 5], name: "nodes", range: 1...15) {
+            for nodes in try list(arguments.options["nodes"], default: [3, 5], name: "nodes", range: ClusterLimits.nodes) {
                 let jitter = arguments.options["jitter-ms"] == nil ? nil : try arguments.integer("jitter-ms", default: 500, in: 20...500)
                 rows.append(try benchmarks.failover(nodes: nodes, rounds: rounds, jitterMs: jitter))
             }
@@ -148,7 +149,7 @@ enum BenchCommand {
         case "commit":
             let seconds = Double(try arguments.integer("seconds", default: 5, in: 1...600))
             var rows: [ClusterBenchmarks.CommitRow] = []
-            for nodes in try list(arguments.options["nodes"], default: [3, 5], name: "nodes", range: 1...15) {
+            for nodes in try list(arguments.options["nodes"], default: [3, 5], name: "nodes", range: ClusterLimits.nodes) {
                 let (cluster, _) = try benchmarks.startCluster(nodes: nodes, id: "commit-\(nodes)")
                 for clients in try list(arguments.options["clients"], default: [1, 8, 32, 128], name: "clients", range: 1...1_024) {
                     ClusterBenchmarks.progress("\(nodes) nodes, \(clients) clients, \(Int(seconds)) s...")
@@ -166,7 +167,7 @@ enum BenchCommand {
             }
         case "compaction":
             let changes = try arguments.integer("changes", default: 100_000, in: 1_000...10_000_000)
-            let every = try arguments.integer("snapshot-every", default: 10_000, in: 10...10_000_000)
+            let every = try arguments.integer("snapshot-every", default: 10_000, in: ClusterLimits.snapshotEveryEntries)
             let samples = try benchmarks.compaction(changes: changes, clients: try arguments.integer("clients", default: 16, in: 1...256),
                                                     snapshotEvery: every, sampleEvery: max(1, changes / 10))
             if json { try emit(samples); return 0 }
@@ -179,7 +180,7 @@ enum BenchCommand {
             }
         default:
             let row = try benchmarks.scale(clusters: try arguments.integer("clusters", default: 20, in: 1...100),
-                                           nodes: try arguments.integer("nodes", default: 5, in: 1...15),
+                                           nodes: try arguments.integer("nodes", default: 5, in: ClusterLimits.nodes),
                                            idleSeconds: Double(try arguments.integer("seconds", default: 60, in: 1...3_600)))
             if json { try emit(row); return 0 }
             print("\(row.clusters) clusters x \(row.nodesPerCluster) nodes = \(row.clusters * row.nodesPerCluster) node processes, idle for \(Int(row.idleSeconds)) s")

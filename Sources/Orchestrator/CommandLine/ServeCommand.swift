@@ -49,18 +49,15 @@ enum ServeCommand {
             throw CommandLineArguments.Problem(description: "config file \(configPath) not found")
         }
         settings.port = try arguments.integer("port", default: settings.port, in: 1...65_000)
-        settings.nodes = try arguments.integer("nodes", default: settings.nodes, in: 1...15)
-        settings.heartbeatMs = try arguments.integer("heartbeat-ms", default: settings.heartbeatMs, in: 10...60_000)
-        settings.electionTimeoutMs = try arguments.integer("election-timeout-ms", default: settings.electionTimeoutMs, in: 20...600_000)
-        settings.capacity = try arguments.integer("capacity", default: settings.capacity, in: 0...1_000_000)
-        settings.unhealthyAfterMs = try arguments.integer("unhealthy-after-ms", default: settings.unhealthyAfterMs, in: 100...3_600_000)
-        settings.snapshotEveryEntries = try arguments.integer("snapshot-every", default: settings.snapshotEveryEntries ?? 10_000, in: 10...100_000_000)
+        settings.nodes = try arguments.integer("nodes", default: settings.nodes, in: ClusterLimits.nodes)
+        settings.heartbeatMs = try arguments.integer("heartbeat-ms", default: settings.heartbeatMs, in: ClusterLimits.heartbeatMilliseconds)
+        settings.electionTimeoutMs = try arguments.integer("election-timeout-ms", default: settings.electionTimeoutMs, in: ClusterLimits.electionTimeoutMilliseconds)
+        settings.capacity = try arguments.integer("capacity", default: settings.capacity, in: ClusterLimits.capacity)
+        settings.unhealthyAfterMs = try arguments.integer("unhealthy-after-ms", default: settings.unhealthyAfterMs, in: ClusterLimits.unhealthyAfterMilliseconds)
+        settings.snapshotEveryEntries = try arguments.integer("snapshot-every", default: settings.snapshotEveryEntries ?? 10_000, in: ClusterLimits.snapshotEveryEntries)
         settings.dataDirectory = arguments.options["data-dir"] ?? settings.dataDirectory
         settings.host = arguments.options["host"] ?? settings.host
         settings.keepData = settings.keepData || arguments.has("keep-data")
-        guard settings.electionTimeoutMs > settings.heartbeatMs else {
-            throw CommandLineArguments.Problem(description: "the election timeout (\(settings.electionTimeoutMs) ms) must exceed the heartbeat (\(settings.heartbeatMs) ms)")
-        }
         let dataRoot = URL(fileURLWithPath: settings.dataDirectory).standardizedFileURL.path
 
         let started = Date()
@@ -74,6 +71,11 @@ enum ServeCommand {
         var defaults = ClusterSettings(nodes: settings.nodes, heartbeatMs: settings.heartbeatMs, electionTimeoutMs: settings.electionTimeoutMs,
                                        capacity: settings.capacity, unhealthyAfterMs: settings.unhealthyAfterMs)
         defaults.snapshotEveryEntries = settings.snapshotEveryEntries
+        do {
+            try defaults.validate()  // a config file's values too, by the API's rules
+        } catch {
+            throw CommandLineArguments.Problem(description: "\(configPath): \(error.message)")
+        }
         let api = OrchestratorAPI(supervisor: supervisor, defaults: defaults, searchFrom: settings.port + 1)
         let limits = ServerLimits()  // 2,048 connections, 1,024 per client address, 1 MiB bodies
         let server = HTTPServer(host: settings.host, port: settings.port, limits: limits, router: api.router())

@@ -107,24 +107,9 @@ struct OrchestratorAPI: Sendable {
         var settings = ClusterSettings(nodes: body.nodes ?? defaults.nodes, heartbeatMs: body.heartbeatMs ?? defaults.heartbeatMs,
                                        electionTimeoutMs: body.electionTimeoutMs ?? defaults.electionTimeoutMs, capacity: body.capacity ?? defaults.capacity,
                                        unhealthyAfterMs: body.unhealthyAfterMs ?? defaults.unhealthyAfterMs)
-        if let jitter = body.electionJitterMs {
-            guard jitter >= 20, jitter <= settings.electionTimeoutMs else {
-                throw HTTPError(.badRequest, "electionJitterMs must be from 20 (two ticks) to electionTimeoutMs (\(settings.electionTimeoutMs)), got \(jitter)")
-            }
-            settings.electionJitterMs = jitter
-        }
-        settings.snapshotEveryEntries = defaults.snapshotEveryEntries
-        if let every = body.snapshotEveryEntries {
-            guard (10...100_000_000).contains(every) else { throw HTTPError(.badRequest, "snapshotEveryEntries must be from 10 to 100000000, got \(every)") }
-            settings.snapshotEveryEntries = every
-        }
-        guard (100...3_600_000).contains(settings.unhealthyAfterMs) else { throw HTTPError(.badRequest, "unhealthyAfterMs must be from 100 to 3600000, got \(settings.unhealthyAfterMs)") }
-        guard (1...15).contains(settings.nodes) else { throw HTTPError(.badRequest, "nodes must be from 1 to 15, got \(settings.nodes)") }
-        guard (10...60_000).contains(settings.heartbeatMs) else { throw HTTPError(.badRequest, "heartbeatMs must be from 10 to 60000, got \(settings.heartbeatMs)") }
-        guard settings.electionTimeoutMs > settings.heartbeatMs, settings.electionTimeoutMs <= 600_000 else {
-            throw HTTPError(.badRequest, "electionTimeoutMs must exceed heartbeatMs (\(settings.heartbeatMs)) and be at most 600000, got \(settings.electionTimeoutMs)")
-        }
-        guard (0...1_000_000).contains(settings.capacity) else { throw HTTPError(.badRequest, "capacity must be from 0 to 1000000, got \(settings.capacity)") }
+        settings.electionJitterMs = body.electionJitterMs
+        settings.snapshotEveryEntries = body.snapshotEveryEntries ?? defaults.snapshotEveryEntries
+        try settings.validate()
         if let id = body.id {
             guard !id.isEmpty, id.count <= 64, id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
                 throw HTTPError(.badRequest, "id must be 1 to 64 letters, digits, - or _, got \(JSONText.quote(id))")

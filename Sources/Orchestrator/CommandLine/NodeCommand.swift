@@ -38,17 +38,17 @@ enum NodeCommand {
         }
         guard let dataDirectory = arguments.options["data-dir"] else { throw CommandLineArguments.Problem(description: "--data-dir is required\n\(usage)") }
         var configuration = NodeConfiguration(clusterID: arguments.options["cluster"] ?? "0", port: port, members: members, dataDirectory: dataDirectory)
-        configuration.heartbeatMilliseconds = try arguments.integer("heartbeat-ms", default: 50, in: 10...60_000)
-        configuration.electionTimeoutMilliseconds = try arguments.integer("election-timeout-ms", default: 500, in: 20...600_000)
-        configuration.capacity = try arguments.integer("capacity", default: 100, in: 0...1_000_000)
-        configuration.snapshotEveryEntries = try arguments.integer("snapshot-every", default: 10_000, in: 1...100_000_000)
-        configuration.snapshotTrailingEntries = try arguments.integer("snapshot-trailing", default: 1_000, in: 0...100_000_000)
-        configuration.commitTimeoutSeconds = Double(try arguments.integer("commit-timeout-ms", default: 5_000, in: 100...600_000)) / 1_000
+        configuration.heartbeatMilliseconds = try arguments.integer("heartbeat-ms", default: 50, in: ClusterLimits.heartbeatMilliseconds)
+        configuration.electionTimeoutMilliseconds = try arguments.integer("election-timeout-ms", default: 500, in: ClusterLimits.electionTimeoutMilliseconds)
+        configuration.capacity = try arguments.integer("capacity", default: 100, in: ClusterLimits.capacity)
+        configuration.snapshotEveryEntries = try arguments.integer("snapshot-every", default: 10_000, in: ClusterLimits.snapshotEveryEntries)
+        configuration.snapshotTrailingEntries = try arguments.integer("snapshot-trailing", default: 1_000, in: ClusterLimits.snapshotTrailingEntries)
+        configuration.commitTimeoutSeconds = Double(try arguments.integer("commit-timeout-ms", default: 5_000, in: ClusterLimits.commitTimeoutMilliseconds)) / 1_000
         configuration.isFsyncEnabled = !arguments.has("no-fsync")
         if arguments.options["election-jitter-ms"] != nil {
-            configuration.electionJitterMilliseconds = try arguments.integer("election-jitter-ms", default: 0, in: 20...600_000)
+            configuration.electionJitterMilliseconds = try arguments.integer("election-jitter-ms", default: 0, in: ClusterLimits.electionJitterMilliseconds)
         }
-        configuration.unhealthyAfterSeconds = Double(try arguments.integer("unhealthy-after-ms", default: 3_000, in: 100...3_600_000)) / 1_000
+        configuration.unhealthyAfterSeconds = Double(try arguments.integer("unhealthy-after-ms", default: 3_000, in: ClusterLimits.unhealthyAfterMilliseconds)) / 1_000
         guard configuration.electionTimeoutMilliseconds > configuration.heartbeatMilliseconds else {
             throw CommandLineArguments.Problem(description: "--election-timeout-ms must exceed --heartbeat-ms")
         }
@@ -97,63 +97,5 @@ enum NodeCommand {
             _exit(0)
         }
         while true { sleep(3_600) }
-    }
-}
-
-/// Notices that the process that spawned this one is gone: it holds the write end of our
-/// standard input, so end-of-file means it exited (or was killed).
-enum ParentWatch {
-    /// Runs `action` on a thread of its own once standard input closes.
-    static func onStandardInputClosed(_ action: @escaping @Sendable () -> Void) {
-        let thread = Thread {
-            var byte: UInt8 = 0
-            while true {
-                let count = read(0, &byte, 1)
-                if count == 0 || (count < 0 && errno != EINTR) { break }
-            }
-            action()
-        }
-        thread.name = "parent-watch"
-        thread.start()
-    }
-}
-
-/// SIGINT and SIGTERM, received by one thread with sigwait(3).
-///
-/// `install()` must run first thing in `main`, before any thread exists: it blocks both
-/// signals so every later thread inherits the block and none can receive (and, with no
-/// handler, lose) them; the waiting thread is then the only receiver.
-enum Signals {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var handler: (@Sendable () -> Void)?
-
-    static func install() {
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGINT)
-        sigaddset(&set, SIGTERM)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-        let waited = set
-        let waiter = Thread {
-            var set = waited
-            while true {
-                var received: Int32 = 0
-                guard sigwait(&set, &received) == 0 else { continue }
-                if let handler = lock.withLock({ Signals.handler }) {
-                    handler()
-                } else {
-                    // No command asked for a clean stop: end as the signal would have.
-                    fflush(nil)
-                    _exit(128 + received)
-                }
-            }
-        }
-        waiter.name = "signals"
-        waiter.start()
-    }
-
-    /// Runs `handler` (once per signal) on SIGINT or SIGTERM instead of exiting at once.
-    static func onTermination(_ handler: @escaping @Sendable () -> Void) {
-        lock.withLock { Signals.handler = handler }
     }
 }

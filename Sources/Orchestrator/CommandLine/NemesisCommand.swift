@@ -1,3 +1,4 @@
+import ClusterNode
 import Foundation
 import Transport
 
@@ -30,7 +31,7 @@ enum NemesisCommand {
             options.port = port
         }
         options.cluster = arguments.options["cluster"]
-        options.nodes = try arguments.integer("nodes", default: 5, in: 1...15)
+        options.nodes = try arguments.integer("nodes", default: 5, in: ClusterLimits.nodes)
         options.keepCluster = arguments.has("keep-cluster")
         options.seconds = Double(try arguments.integer("seconds", default: 60, in: 1...86_400))
         options.clients = try arguments.integer("clients", default: 4, in: 1...64)
