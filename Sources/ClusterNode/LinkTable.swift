@@ -111,19 +111,10 @@ public final class LinkTable: @unchecked Sendable {
 
     /// `localhost:8002`, `127.0.0.1:8002` or `8002` (with an optional `http://`) → 8002.
     static func peerID(from key: String) throws(HTTPError) -> UInt64 {
-        var text = Substring(key.trimmingCharacters(in: .whitespaces))
-        if text.hasPrefix("http://") { text = text.dropFirst(7) }
-        if let colon = text.lastIndex(of: ":") {
-            let host = text[..<colon]
-            guard host == "localhost" || host == "127.0.0.1" else {
-                throw HTTPError(.badRequest, "unknown peer \(key): name it localhost:PORT, 127.0.0.1:PORT or PORT")
-            }
-            text = text[text.index(after: colon)...]
-        }
-        guard let port = UInt64(text), port > 0, port <= 65_535 else {
+        guard let address = NodeAddress(parsing: key) else {
             throw HTTPError(.badRequest, "unknown peer \(key): name it localhost:PORT, 127.0.0.1:PORT or PORT")
         }
-        return port
+        return address.id
     }
 
     static func linkState(from value: JSONValue, current: LinkState, key: String) throws(HTTPError) -> LinkState {

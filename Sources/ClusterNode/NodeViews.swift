@@ -2,7 +2,7 @@ import Foundation
 import Raft
 
 /// A node named as users see it: `localhost:8001`.
-func address(_ node: UInt64) -> String { "localhost:\(node)" }
+func address(_ node: UInt64) -> String { NodeAddress(id: node).description }
 
 /// A service as the API shows it.
 public struct ServiceView: Codable, Sendable {

@@ -50,7 +50,7 @@ extension OrchestratorAPI {
                 guard moved.status == .ok else {
                     throw HTTPError(moved.status, "leader localhost:\(node.port) could not hand over to localhost:\(successor.port) before its removal: \(moved.bodyText)")
                 }
-                leaders.forget(cluster.id)
+                cluster.client.forgetLeader()
                 steps.append("leader localhost:\(node.port) handed over to localhost:\(successor.port)")
             }
             let answer = try sendToLeader(cluster, method: "DELETE", path: "/members/\(node.port)", timeoutSeconds: 30)

@@ -10,7 +10,6 @@ struct OrchestratorAPI: Sendable {
     let searchFrom: Int
     /// The leader last seen for each cluster, so a proxied request does not first ask every
     /// node who leads. A stale entry costs at most a hop: a follower forwards to its leader.
-    let leaders = LeaderCache()
 
     /// One node as a cluster summary shows it.
     struct NodeSummary: Codable {
@@ -49,7 +48,6 @@ struct OrchestratorAPI: Sendable {
             let cluster = try cluster(request)
             supervisor.log.write("cluster \(cluster.id) deleted (asked by \(request.remoteAddress ?? "a client")): stopping nodes \(cluster.ports), removing \(cluster.dataDirectory)")
             supervisor.removeCluster(cluster.id, deleteData: true)
-            leaders.forget(cluster.id)
             return HTTPResponse(status: .noContent)
         }
         router.add("GET", "/clusters/:id/stats") { request in JSONBody.response(stats(try cluster(request)), for: request) }
@@ -139,7 +137,7 @@ struct OrchestratorAPI: Sendable {
             }
             return summary
         }
-        let leader = nodes.filter { $0.state == "leader" }.max { ($0.term ?? 0) < ($1.term ?? 0) }
+        let leader = nodes.filter { $0.state.flatMap(NodeRole.init(rawValue:)) == .leader }.max { ($0.term ?? 0) < ($1.term ?? 0) }
         return ClusterSummary(id: cluster.id, nodes: nodes, leader: leader?.address, term: leader?.term,
                               settings: cluster.settings, dataDirectory: cluster.dataDirectory)
     }
@@ -203,7 +201,7 @@ struct OrchestratorAPI: Sendable {
             }
         }
         let accessible = reports.compactMap { if case .accessible(let stats) = $0 { stats } else { nil } }
-        let claimants = accessible.filter { $0.state == "leader" }
+        let claimants = accessible.filter { NodeRole(rawValue: $0.state) == .leader }
         let leader = claimants.max { $0.term < $1.term }
         let stale = claimants.filter { $0.term < (leader?.term ?? 0) }.map { StaleLeader(address: $0.address, term: $0.term) }
         var links: [String: [String: LinkState]] = [:]
@@ -232,48 +230,7 @@ struct OrchestratorAPI: Sendable {
     /// Sends one request to the cluster's leader (see `toLeader`).
     func sendToLeader(_ cluster: ManagedCluster, method: String, path: String, headers: HTTPHeaders = HTTPHeaders([("Content-Type", "application/json")]),
                       body: [UInt8] = [], timeoutSeconds: Double = 7) throws -> HTTPResponse {
-        let deadline = Date().addingTimeInterval(6)
-        var lastProblem = "no leader elected yet"
-        while Date() < deadline {
-            let port: Int
-            if let cached = leaders.port(of: cluster.id), cluster.ports.contains(cached) {
-                // Only ever a node of this cluster: ports are reused by clusters created later.
-                port = cached
-            } else if let found = summary(cluster).leader.flatMap({ Int($0.split(separator: ":").last ?? "") }) {
-                port = found
-                leaders.remember(found, for: cluster.id)
-            } else {
-                usleep(50_000)
-                continue
-            }
-            let leader = "localhost:\(port)"
-            do {
-                var response = try supervisor.client.send(method, host: "127.0.0.1", port: port, path: path, headers: headers,
-                                                          body: body, timeoutSeconds: timeoutSeconds)
-                // A 503 from a node means leadership moved under us: look again.
-                if response.status == .serviceUnavailable {
-                    lastProblem = response.bodyText
-                    leaders.forget(cluster.id)
-                    usleep(50_000)
-                } else {
-                    if let servedBy = response.headers["x-served-by"], let actual = Int(servedBy.split(separator: ":").last ?? "") {
-                        leaders.remember(actual, for: cluster.id)  // a follower forwarded it: remember the real leader
-                    }
-                    response.headers.set("X-Served-By", response.headers["x-served-by"] ?? leader)
-                    return response
-                }
-            } catch where error.kind == .connect {
-                lastProblem = "leader \(leader) unreachable: \(error)"
-                leaders.forget(cluster.id)
-                usleep(50_000)
-            } catch {
-                leaders.forget(cluster.id)
-                // Sent but unanswered: the request may have been applied, so do not resend.
-                throw HTTPError(.gatewayTimeout, "no answer from leader \(leader): \(error)")
-            }
-        }
-        throw HTTPError(.serviceUnavailable, "cluster \(cluster.id) has no leader that answers (\(lastProblem)); retry shortly",
-                        headers: HTTPHeaders([("Retry-After", "1")]))
+        try cluster.client.sendToLeader(method: method, path: path, headers: headers, body: body, timeoutSeconds: timeoutSeconds, clusterID: cluster.id)
     }
 
     // MARK: - Faults
@@ -292,7 +249,7 @@ struct OrchestratorAPI: Sendable {
                 let port: Int?
                 switch member {
                 case .number(let number): port = Int(exactly: number)
-                case .string(let text): port = Int(text.split(separator: ":").last ?? "")
+                case .string(let text): port = NodeAddress(parsing: text)?.port
                 default: port = nil
                 }
                 guard let port, cluster.ports.contains(port) else {
@@ -337,7 +294,7 @@ struct OrchestratorAPI: Sendable {
         guard let node = cluster.node(name) else { throw HTTPError(.notFound, "unknown node \(name) in cluster \(cluster.id)") }
         let action = try request.parameter("action")
         // A node faulted here may be the leader this API remembers: look it up afresh.
-        if leaders.port(of: cluster.id) == node.port { leaders.forget(cluster.id) }
+        if cluster.client.rememberedLeader == node.port { cluster.client.forgetLeader() }
         if ["kill", "stop", "pause", "resume", "restart", "start", "isolate"].contains(action) {
             supervisor.log.write("fault: cluster \(cluster.id) node \(node.port) \(action) (pid \(node.pid.map(String.init) ?? "-"), asked by \(request.remoteAddress ?? "a client"))")
         }
@@ -365,14 +322,4 @@ struct OrchestratorAPI: Sendable {
         }
         return JSONBody.response(summary(cluster), for: request)
     }
-}
-
-/// The leader port last seen per cluster. Thread-safe.
-final class LeaderCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var ports: [String: Int] = [:]
-
-    func port(of cluster: String) -> Int? { lock.withLock { ports[cluster] } }
-    func remember(_ port: Int, for cluster: String) { lock.withLock { ports[cluster] = port } }
-    func forget(_ cluster: String) { _ = lock.withLock { ports.removeValue(forKey: cluster) } }
 }

@@ -112,28 +112,12 @@ enum ServeCommand {
             print("  node localhost:\(node.port) pid \(node.pid.map(String.init) ?? "-"): data \(node.dataDirectory), log \(node.logPath)")
         }
         fflush(nil)
-        if let (leader, term) = waitForLeader(cluster, supervisor: supervisor, seconds: 10) {
-            print("cluster 0 ready: leader \(leader) (term \(term)) elected \(String(format: "%.2f", Date().timeIntervalSince(started))) s after start")
+        if let (leader, term) = cluster.client.waitForLeader(timeoutSeconds: 10) {
+            print("cluster 0 ready: leader \(NodeAddress(port: leader)) (term \(term)) elected \(String(format: "%.2f", Date().timeIntervalSince(started))) s after start")
         } else {
             print("cluster 0: no leader yet after 10 s; see the node logs above")
         }
         fflush(nil)
         while true { sleep(3_600) }
-    }
-
-    /// Polls the nodes until one reports itself leader.
-    static func waitForLeader(_ cluster: ManagedCluster, supervisor: ClusterSupervisor, seconds: Double) -> (String, UInt64)? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            for node in cluster.nodes {
-                if let response = try? supervisor.client.get(host: "127.0.0.1", port: node.port, path: "/", timeoutSeconds: 0.2),
-                   let definition = try? JSONBody.decode(NodeDefinition.self, from: response.body), definition.state == "leader"
-                {
-                    return (definition.address, definition.term)
-                }
-            }
-            usleep(5_000)
-        }
-        return nil
     }
 }

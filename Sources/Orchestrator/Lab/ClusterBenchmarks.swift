@@ -45,20 +45,7 @@ final class ClusterBenchmarks: @unchecked Sendable {
 
     /// The node that reports itself leader in the highest term, polled until `timeout`.
     func leader(of cluster: ManagedCluster, excluding excluded: Int? = nil, newerThan term: UInt64 = 0, timeout: Double) throws -> (port: Int, term: UInt64)? {
-        let deadline = Date().addingTimeInterval(timeout)
-        repeat {
-            var best: (Int, UInt64)?
-            for node in cluster.nodes where node.port != excluded && node.status == .running {
-                guard let response = try? client.get(host: "127.0.0.1", port: node.port, path: "/", timeoutSeconds: 0.05),
-                      let definition = try? JSONBody.decode(NodeDefinition.self, from: response.body),
-                      definition.state == "leader", definition.term > term
-                else { continue }
-                if best == nil || definition.term > best!.1 { best = (node.port, definition.term) }
-            }
-            if let best { return best }
-            usleep(1_000)
-        } while Date() < deadline
-        return nil
+        cluster.client.waitForLeader(excluding: excluded, newerThan: term, timeoutSeconds: timeout, askTimeoutSeconds: 0.05, pollSeconds: 0.001)
     }
 
     private var requestNumber = 0

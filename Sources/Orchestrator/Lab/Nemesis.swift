@@ -172,18 +172,15 @@ final class Nemesis: @unchecked Sendable {
         else { return }  // down, paused or cut off: nothing to record
         lock.withLock {
             for (term, leader) in stats.leaders { if let term = UInt64(term) { observedLeaders[term, default: []].insert(leader) } }
-            if stats.state == "leader" { observedLeaders[stats.term, default: []].insert(stats.address) }
+            if NodeRole(rawValue: stats.state) == .leader { observedLeaders[stats.term, default: []].insert(stats.address) }
         }
     }
 
     // MARK: - Faults
 
     private func currentLeader() -> Int? {
-        guard let response = try? orchestrator("GET", "/clusters/\(clusterID)", timeout: 2),
-              let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
-              let leader = object["leader"] as? String
-        else { return nil }
-        return Int(leader.split(separator: ":").last ?? "")
+        let ports = nodePorts  // set once before the faults start
+        return ClusterClient(http: client) { ports }.waitForLeader(timeoutSeconds: 0, askTimeoutSeconds: 0.5)?.port
     }
 
     private func record(_ fault: String, _ detail: String) {

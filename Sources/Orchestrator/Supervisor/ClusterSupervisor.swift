@@ -17,14 +17,17 @@ final class ManagedCluster: @unchecked Sendable {
     private var used: Set<Int>
     /// Serializes resizes of this cluster.
     let resizeLock = NSLock()
+    /// Talks to the cluster's nodes as a client: leader discovery and requests to the leader.
+    private(set) var client: ClusterClient!
 
-    init(id: String, settings: ClusterSettings, ports: [Int], dataDirectory: String) {
+    init(id: String, settings: ClusterSettings, ports: [Int], dataDirectory: String, http: HTTPClient) {
         self.id = id
         self.settings = settings
         self.initialPorts = ports
         self.dataDirectory = dataDirectory
         self.current = ports.map { Self.process(port: $0, dataDirectory: dataDirectory) }
         self.used = Set(ports)
+        self.client = ClusterClient(http: http) { [unowned self] in self.ports }
     }
 
     static func process(port: Int, dataDirectory: String) -> NodeProcess {
@@ -48,7 +51,7 @@ final class ManagedCluster: @unchecked Sendable {
     func remove(_ node: NodeProcess) { lock.withLock { current.removeAll { $0 === node } } }
 
     func node(_ name: String) -> NodeProcess? {
-        let port = name.split(separator: ":").last.flatMap { Int($0) }
+        let port = NodeAddress(parsing: name)?.port
         return nodes.first { $0.port == port }
     }
 }
@@ -133,7 +136,7 @@ final class ClusterSupervisor: @unchecked Sendable {
             lock.withLock { reservedPorts.subtract(ports) }
             throw error
         }
-        let cluster = ManagedCluster(id: id, settings: settings, ports: ports, dataDirectory: directory)
+        let cluster = ManagedCluster(id: id, settings: settings, ports: ports, dataDirectory: directory, http: client)
         lock.withLock {
             clusters[id] = cluster
             order.append(id)
