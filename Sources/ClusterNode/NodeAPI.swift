@@ -193,8 +193,8 @@ public enum NodeAPI {
     static func onLeader(_ node: NodeDriver, _ request: HTTPRequest, _ body: () throws -> HTTPResponse) throws -> HTTPResponse {
         do {
             return try body()
-        } catch let notLeader as NotLeaderError {
-            guard let leader = notLeader.leader, leader != node.configuration.id else {
+        } catch NodeError.notLeader(let knownLeader) {
+            guard let leader = knownLeader, leader != node.configuration.id else {
                 throw HTTPError(.serviceUnavailable, "no leader elected yet; retry shortly", headers: HTTPHeaders([("Retry-After", "1")]))
             }
             guard request.headers["x-forwarded-by"] == nil else {

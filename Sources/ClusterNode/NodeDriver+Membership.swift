@@ -28,7 +28,7 @@ extension NodeDriver {
 
     /// Adds `node`: as a learner, then, once it holds everything committed when it joined,
     /// as a voter. Idempotent: a learner is only promoted, a voter left as it is.
-    func addMember(_ node: UInt64) throws -> MembershipView {
+    func addMember(_ node: UInt64) throws(NodeError) -> MembershipView {
         let started = monotonicSeconds()
         let membership = stateLock.withLock { core.membership }
         if !membership.members.contains(NodeID(node)) {
@@ -43,7 +43,7 @@ extension NodeDriver {
 
     /// Removes `node` (a voter or a learner). A leader that removes itself keeps leading until
     /// the removal commits, then hands over at once; callers usually move leadership first.
-    func removeMember(_ node: UInt64) throws -> MembershipView {
+    func removeMember(_ node: UInt64) throws(NodeError) -> MembershipView {
         let started = monotonicSeconds()
         if stateLock.withLock({ core.membership.members.contains(NodeID(node)) }) {
             try changeMembership(.remove(NodeID(node)))
@@ -53,20 +53,20 @@ extension NodeDriver {
 
     /// Waits until the leader knows `node` holds its commit index as it was when the wait
     /// began (by appends, or by a snapshot first when the log is compacted).
-    private func waitUntilCaughtUp(_ node: UInt64) throws {
+    private func waitUntilCaughtUp(_ node: UInt64) throws(NodeError) {
         let deadline = monotonicSeconds() + configuration.commitTimeoutSeconds * 4
         let target = stateLock.withLock { core.commitIndex }
         while monotonicSeconds() < deadline {
             let (isLeader, leader, match) = stateLock.withLock { (core.isLeader, core.leaderID?.rawValue, core.progress(of: NodeID(node))?.matchIndex) }
-            guard isLeader else { throw NotLeaderError(leader: leader) }
+            guard isLeader else { throw .notLeader(leader: leader) }
             if let match, match >= target { return }
             usleep(5_000)
         }
-        throw HTTPError(.gatewayTimeout, "learner \(node) did not catch up within \(Int(configuration.commitTimeoutSeconds * 4)) s (is it running?); it stays a learner")
+        throw .timedOut("learner \(node) did not catch up within \(Int(configuration.commitTimeoutSeconds * 4)) s (is it running?); it stays a learner", mayHaveApplied: false)
     }
 
     /// Proposes one membership change and waits for its commit.
-    private func changeMembership(_ change: MembershipChange) throws {
+    private func changeMembership(_ change: MembershipChange) throws(NodeError) {
         let waiter = Waiter<ProposalResult>()
         let id = stateLock.withLock { () -> ProposalID in
             let id = nextID

@@ -112,10 +112,9 @@ extension NodeDriver {
     }
 
     /// Proposes what `build` decides, if anything (nil: nothing to do).
-    private func proposeIfAny(requestID: String, _ build: @escaping (inout [UInt64: NodeResources], ClusterState) -> ClusterCommand?) throws {
-        _ = try propose(requestID: requestID, summary: (0, 0), isClientCall: false) { usage, state throws(HTTPError) in
-            guard let command = build(&usage, state) else { throw HTTPError(.noContent, "nothing to do") }
-            return command
+    private func proposeIfAny(requestID: String, _ build: @escaping (inout [UInt64: NodeResources], ClusterState) -> ClusterCommand?) throws(NodeError) {
+        _ = try propose(requestID: requestID, summary: (0, 0), isClientCall: false) { usage, state throws(NodeError) -> ClusterCommand? in
+            build(&usage, state)
         }
     }
 

@@ -2,37 +2,35 @@ import Foundation
 import Raft
 import Transport
 
-/// Thrown when this node is not the leader; the API forwards to `leader` or answers 503.
-struct NotLeaderError: Error {
-    let leader: UInt64?
-}
-
 extension NodeDriver {
     /// Proposes the command `makeCommand` builds (under the state lock, with the leader's
     /// full view of usage: applied, in the log, and queued) and waits for its commit.
+    ///
+    /// Returns nil when `makeCommand` finds nothing to do.
     ///
     /// `makeCommand` decides on this node's applied state, which a deposed leader that has not
     /// noticed yet cannot know is current: a definite "not found" or "conflict" it throws is
     /// only answered after ReadIndex confirmed leadership and the state caught up, and the
     /// command is then decided again (API.md: never a definite answer from a stale view).
     func propose(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool = true,
-                 makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(HTTPError) -> ClusterCommand)
-        throws -> (index: UInt64, term: UInt64)
+                 makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?)
+        throws(NodeError) -> (index: UInt64, term: UInt64)?
     {
         do {
             return try proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
-        } catch is RefusedOnLocalView {
-            try readLinearizably { _ throws(HTTPError) in }
-            do {
-                return try proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
-            } catch let confirmed as RefusedOnLocalView {
-                throw confirmed.error
-            }
+        } catch {
+            guard case .refusedOnLocalView = error else { throw error.nodeError }
+        }
+        try readLinearizably { _ throws(NodeError) in }
+        do {
+            return try proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
+        } catch {
+            throw error.nodeError
         }
     }
 
-    private static func decide(_ makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(HTTPError) -> ClusterCommand,
-                               _ usage: inout [UInt64: NodeResources], _ state: ClusterState) -> Result<ClusterCommand, HTTPError> {
+    private static func decide(_ makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?,
+                               _ usage: inout [UInt64: NodeResources], _ state: ClusterState) -> Result<ClusterCommand?, NodeError> {
         do {
             return .success(try makeCommand(&usage, state))
         } catch {
@@ -40,43 +38,53 @@ extension NodeDriver {
         }
     }
 
-    /// A definite refusal (`makeCommand` said "not found" or "conflict") decided on this
-    /// node's applied state, not yet known to be current.
-    private struct RefusedOnLocalView: Error {
-        let error: HTTPError
+    /// How one attempt ended without a commit: a definite refusal (`makeCommand` said "not
+    /// found" or "cannot apply") decided on this node's applied state, not yet known to be
+    /// current; or any other failure.
+    private enum AttemptFailure: Error {
+        case refusedOnLocalView(NodeError)
+        case failed(NodeError)
+
+        var nodeError: NodeError {
+            switch self {
+            case .refusedOnLocalView(let error), .failed(let error): error
+            }
+        }
     }
 
     private func proposeOnce(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool,
-                             makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(HTTPError) -> ClusterCommand)
-        throws -> (index: UInt64, term: UInt64)
+                             makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?)
+        throws(AttemptFailure) -> (index: UInt64, term: UInt64)?
     {
         stateLock.lock()
         guard core.isLeader else {
             let leader = core.leaderID?.rawValue
             stateLock.unlock()
-            throw NotLeaderError(leader: leader)
+            throw .failed(.notLeader(leader: leader))
         }
         let command: ClusterCommand
         let data: [UInt8]
         let id: ProposalID
         let waiter = Waiter<ProposalResult>()
-        do {
+        do throws(AttemptFailure) {
             var usage = state.usage()
             for delta in speculativeUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
             for delta in queuedUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
-            let made = Self.decide(makeCommand, &usage, state)
-            switch made {
-            case .success(let decided): command = decided
-            case .failure(let refusal) where refusal.status == .notFound || refusal.status == .conflict:
-                throw RefusedOnLocalView(error: refusal)
-            case .failure(let error): throw error
+            switch Self.decide(makeCommand, &usage, state) {
+            case .success(let decided?): command = decided
+            case .success(nil):
+                stateLock.unlock()
+                return nil
+            case .failure(let refusal) where refusal.isDefiniteRefusal:
+                throw .refusedOnLocalView(refusal)
+            case .failure(let error): throw .failed(error)
             }
             if isClientCall, state.isReused(requestID, withOtherThan: command.requestFingerprint) {
-                throw Self.reusedRequestID(requestID)
+                throw .failed(Self.reusedRequestID(requestID))
             }
             data = ClusterCommandCodec.encode(command)
             guard data.count <= NodeLimits.maxCommandBytes else {
-                throw HTTPError(.payloadTooLarge, "the command would take \(data.count) bytes in the log, above the limit of \(NodeLimits.maxCommandBytes); split the request")
+                throw .failed(.tooLarge("the command would take \(data.count) bytes in the log, above the limit of \(NodeLimits.maxCommandBytes); split the request"))
             }
         } catch {
             stateLock.unlock()
@@ -100,49 +108,54 @@ extension NodeDriver {
         metrics.increment(.proposals)
 
         let started = monotonicSeconds()
-        let (index, term) = try submitAndWait(.propose([RaftNode.Proposal(id: id, data: data)]), waiter: waiter,
+        let (index, term): (UInt64, UInt64)
+        do {
+            (index, term) = try submitAndWait(.propose([RaftNode.Proposal(id: id, data: data)]), waiter: waiter,
                                               timeoutMessage: "not committed within \(configuration.commitTimeoutSeconds) s (request \(requestID)); it may still commit: retry with the same requestId to be sure it applies once") { reason in
-            forget(proposal: id, requestID: requestID, error: reason)
+                forget(proposal: id, requestID: requestID, error: reason)
+            }
+        } catch {
+            throw .failed(error)
         }
         metrics.recordCommit(seconds: monotonicSeconds() - started)
         // Two requests under one key can both reach the log; the second applied as a no-op.
         if isClientCall, stateLock.withLock({ state.isReused(requestID, withOtherThan: command.requestFingerprint) }) {
-            throw Self.reusedRequestID(requestID)
+            throw .failed(Self.reusedRequestID(requestID))
         }
         return (index, term)
     }
 
-    static func reusedRequestID(_ requestID: String) -> HTTPError {
-        HTTPError(.unprocessableContent, "requestId (or Idempotency-Key) \(requestID) was already used for a different request; use a new key for a new request")
+    static func reusedRequestID(_ requestID: String) -> NodeError {
+        .requestIDReused("requestId (or Idempotency-Key) \(requestID) was already used for a different request; use a new key for a new request")
     }
 
     /// Submits a proposal's input and waits for its outcome. When it does not commit,
     /// `forget` is told why (to drop the waiter and record the failure) and the matching
-    /// error is thrown: 503 (overloaded, or failed and safe to retry), 504 (timed out),
-    /// `NotLeaderError`, or 409 (a change that cannot apply).
+    /// error is thrown: overloaded, timed out (it may still apply), not leader, retryable
+    /// (failed without effect), or rejected (a change that cannot apply).
     func submitAndWait(_ input: RaftNode.Input, waiter: Waiter<ProposalResult>, timeoutMessage: String,
-                       forget: (String) -> Void) throws -> (index: UInt64, term: UInt64) {
+                       forget: (String) -> Void) throws(NodeError) -> (index: UInt64, term: UInt64) {
         guard submit(input) else {
             forget("node overloaded")
-            throw HTTPError(.serviceUnavailable, "node overloaded; retry later", headers: HTTPHeaders([("Retry-After", "1")]))
+            throw .overloaded
         }
         guard let result = waiter.wait(seconds: configuration.commitTimeoutSeconds) else {
             forget("not committed in time")
-            throw HTTPError(.gatewayTimeout, timeoutMessage)
+            throw .timedOut(timeoutMessage, mayHaveApplied: true)
         }
         switch result {
         case .committed(let index, let term):
             return (index, term)
         case .notLeader(let leader):
             forget("leader changed")
-            throw NotLeaderError(leader: leader)
+            throw .notLeader(leader: leader)
         case .failed(let message):
             forget(message)
             metrics.increment(.proposalsFailed)
-            throw HTTPError(.serviceUnavailable, message, headers: HTTPHeaders([("Retry-After", "1")]))
+            throw .retryable(message)
         case .rejected(let message):
             forget(message)
-            throw HTTPError(.conflict, message)
+            throw .rejected(message)
         }
     }
 
@@ -157,8 +170,8 @@ extension NodeDriver {
     }
 
     /// Runs `body` on a state at least as new as every write acknowledged before this call
-    /// (ReadIndex through the leader). Throws `NotLeaderError` on a follower.
-    func readLinearizably<T>(_ body: (ClusterState) throws(HTTPError) -> T) throws -> T {
+    /// (ReadIndex through the leader). Throws `NodeError.notLeader` on a follower.
+    func readLinearizably<T>(_ body: (ClusterState) throws(NodeError) -> T) throws(NodeError) -> T {
         let waiter = Waiter<ReadResult>()
         let id = stateLock.withLock { () -> ReadID in
             let id = nextID
@@ -168,11 +181,11 @@ extension NodeDriver {
         }
         guard submit(.read(id)) else {
             _ = stateLock.withLock { readWaiters.removeValue(forKey: id) }
-            throw HTTPError(.serviceUnavailable, "node overloaded; retry later", headers: HTTPHeaders([("Retry-After", "1")]))
+            throw .overloaded
         }
         guard let result = waiter.wait(seconds: configuration.commitTimeoutSeconds) else {
             _ = stateLock.withLock { readWaiters.removeValue(forKey: id) }
-            throw HTTPError(.gatewayTimeout, "could not confirm leadership for a linearizable read within \(configuration.commitTimeoutSeconds) s")
+            throw .timedOut("could not confirm leadership for a linearizable read within \(configuration.commitTimeoutSeconds) s", mayHaveApplied: false)
         }
         switch result {
         case .ready:
@@ -180,16 +193,16 @@ extension NodeDriver {
             defer { stateLock.unlock() }
             return try body(state)
         case .notLeader(let leader):
-            throw NotLeaderError(leader: leader)
+            throw .notLeader(leader: leader)
         case .failed(let message):
-            throw HTTPError(.serviceUnavailable, message, headers: HTTPHeaders([("Retry-After", "1")]))
+            throw .retryable(message)
         }
     }
 
     /// Creates services from a client request; returns their records once committed.
-    func createServices(_ specs: [ServiceSpec], requestID: String) throws -> (records: [ServiceRecord], index: UInt64, term: UInt64) {
+    func createServices(_ specs: [ServiceSpec], requestID: String) throws(NodeError) -> (records: [ServiceRecord], index: UInt64, term: UInt64) {
         let replicas = specs.reduce(0) { $0 + $1.replicas }
-        let (index, term) = try propose(requestID: requestID, summary: (specs.count, replicas)) { usage, state throws(HTTPError) in
+        let committed = try propose(requestID: requestID, summary: (specs.count, replicas)) { usage, state throws(NodeError) -> ClusterCommand? in
             let healthy = placeableNodes(in: state)
             let planned = specs.map { spec in
                 PlannedService(spec: spec, decision: Placement.place(count: spec.replicas, demand: spec.demand, capacity: state.capacity,
@@ -197,6 +210,7 @@ extension NodeDriver {
             }
             return .createServices(requestID: requestID, services: planned)
         }
+        guard let (index, term) = committed else { preconditionFailure("a create request always has a command") }
         let records = stateLock.withLock { (state.result(ofRequest: requestID) ?? []).compactMap { state.services[$0] } }
         return (records, index, term)
     }
@@ -212,9 +226,9 @@ extension NodeDriver {
     }
 
     /// Sets a service's replica count, placing the difference.
-    func scaleService(_ serviceID: Int, replicas: Int, requestID: String) throws -> ScaleResult {
-        _ = try propose(requestID: requestID, summary: (1, replicas)) { usage, state throws(HTTPError) in
-            guard let service = state.services[serviceID] else { throw HTTPError(.notFound, "Not found") }
+    func scaleService(_ serviceID: Int, replicas: Int, requestID: String) throws(NodeError) -> ScaleResult {
+        _ = try propose(requestID: requestID, summary: (1, replicas)) { usage, state throws(NodeError) -> ClusterCommand? in
+            guard let service = state.services[serviceID] else { throw .notFound("Not found") }
             // Start from the current placement without this service, then place the new count.
             for (node, count) in service.placement { usage[node] = (usage[node] ?? .zero) + service.spec.demand * -count }
             let healthy = placeableNodes(in: state)
@@ -236,15 +250,15 @@ extension NodeDriver {
         // The entry's own record: a retry with the same requestId answers the same index.
         let (applied, current) = stateLock.withLock { (state.record(ofRequest: requestID), state.services[serviceID]) }
         guard let applied, applied.services == [serviceID] else {
-            throw HTTPError(.notFound, "service \(serviceID) does not exist (it was deleted before this change applied)")
+            throw NodeError.notFound("service \(serviceID) does not exist (it was deleted before this change applied)")
         }
         return ScaleResult(replicas: replicas, index: applied.index, term: applied.term, service: current)
     }
 
     /// Removes a service.
-    func deleteService(_ serviceID: Int, requestID: String) throws {
-        _ = try propose(requestID: requestID, summary: (1, 0)) { _, state throws(HTTPError) in
-            guard state.services[serviceID] != nil else { throw HTTPError(.notFound, "Not found") }
+    func deleteService(_ serviceID: Int, requestID: String) throws(NodeError) {
+        _ = try propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
+            guard state.services[serviceID] != nil else { throw .notFound("Not found") }
             return .deleteService(requestID: requestID, serviceID: serviceID)
         }
     }
@@ -260,15 +274,15 @@ extension NodeDriver {
     }
 
     /// Hands leadership to `target` (thesis §3.10) and waits until this node sees it lead.
-    func transferLeadership(to target: UInt64) throws -> TransferResult {
+    func transferLeadership(to target: UInt64) throws(NodeError) -> TransferResult {
         let (isLeader, leader) = stateLock.withLock { (core.isLeader, core.leaderID?.rawValue) }
-        guard isLeader else { throw NotLeaderError(leader: leader) }
+        guard isLeader else { throw .notLeader(leader: leader) }
         guard target != configuration.id else {
             return TransferResult(from: address(target), to: address(target), term: stateLock.withLock { core.currentTerm.rawValue }, milliseconds: 0)
         }
         let voters = stateLock.withLock { core.membership.voters.map(\.rawValue).sorted() }
         guard voters.contains(target) else {
-            throw HTTPError(.badRequest, "node \(target) is not a voting member of cluster \(configuration.clusterID) (voters: \(voters.map(String.init).joined(separator: ", ")))")
+            throw .invalid("node \(target) is not a voting member of cluster \(configuration.clusterID) (voters: \(voters.map(String.init).joined(separator: ", ")))")
         }
         let started = monotonicSeconds()
         submit(.transferLeadership(to: NodeID(target)))
@@ -280,6 +294,17 @@ extension NodeDriver {
             }
             usleep(500)
         }
-        throw HTTPError(.gatewayTimeout, "node \(target) did not take over within two election timeouts (is it reachable?); this node keeps leading")
+        throw .timedOut("node \(target) did not take over within two election timeouts (is it reachable?); this node keeps leading", mayHaveApplied: false)
+    }
+}
+
+extension NodeError {
+    /// A definite "no" about the state ("not found", "cannot apply"): never answered from a
+    /// view not known to be current.
+    var isDefiniteRefusal: Bool {
+        switch self {
+        case .notFound, .rejected: true
+        default: false
+        }
     }
 }

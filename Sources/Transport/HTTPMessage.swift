@@ -228,6 +228,12 @@ public struct HTTPResponse: Sendable {
 }
 
 /// An error that renders itself as an HTTP answer: a status and `{"error": message}`.
+/// An error that knows how it is answered over HTTP (Hummingbird's `HTTPResponseError`): a
+/// domain's error type conforms at the edge, and the router renders it.
+public protocol HTTPResponseError: Error {
+    var httpError: HTTPError { get }
+}
+
 public struct HTTPError: Error, Sendable, CustomStringConvertible {
     public var status: HTTPStatus
     public var message: String

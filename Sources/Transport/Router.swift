@@ -48,6 +48,8 @@ public struct Router: Sendable {
                 return try route.handler(request)
             } catch let error as HTTPError {
                 return error.response
+            } catch let error as any HTTPResponseError {
+                return error.httpError.response
             } catch {
                 return .error(.internalServerError, "internal error: \(error)")
             }

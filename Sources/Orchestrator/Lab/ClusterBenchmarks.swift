@@ -12,7 +12,7 @@ final class ClusterBenchmarks: @unchecked Sendable {
 
     init() throws {
         dataRoot = NSTemporaryDirectory() + "orchestrator-bench-" + UUID().uuidString
-        supervisor = try ClusterSupervisor(executable: ClusterSupervisor.currentExecutable(), dataRoot: dataRoot, keepData: false)
+        supervisor = try ClusterSupervisor(executable: ClusterSupervisor.currentExecutable(), dataRoot: dataRoot, keepData: false, echoesLog: false)
         var configuration = HTTPClient.Configuration()
         configuration.maxConnectionsPerHost = 256
         configuration.requestTimeoutSeconds = 10

@@ -75,12 +75,14 @@ final class ClusterSupervisor: @unchecked Sendable {
 
     /// Takes the data root for this process; throws naming the PID of an orchestrator
     /// already using it.
-    init(executable: String, dataRoot: String, keepData: Bool) throws {
+    /// `echoesLog`: the log's lines are printed too (`serve` does; the benchmarks, whose
+    /// standard output may be JSON, do not).
+    init(executable: String, dataRoot: String, keepData: Bool, echoesLog: Bool = true) throws {
         self.executable = executable
         self.dataRoot = dataRoot
         self.keepData = keepData
         self.dataLock = try DirectoryLock(directory: dataRoot)
-        self.log = try EventLog(path: dataRoot + "/orchestrator.log", takesStandardStreams: false, echoes: true)
+        self.log = try EventLog(path: dataRoot + "/orchestrator.log", takesStandardStreams: false, echoes: echoesLog)
         var configuration = HTTPClient.Configuration()
         configuration.connectTimeoutSeconds = 0.3
         configuration.requestTimeoutSeconds = 1
