@@ -32,6 +32,7 @@ public enum NodeAPI {
             return HTTPResponse(status: .noContent)
         }
         addServiceRoutes(&router, node)
+        addServiceQueryRoutes(&router, node)
         addHostRoutes(&router, node)
         return router
     }
@@ -90,10 +91,15 @@ public enum NodeAPI {
                 JSONBody.response(try node.removeMember(try LinkTable.peerID(from: try request.parameter("member"))), for: request)
             }
         }
+    }
+
+    /// The services one by one: seed 000's queries (linearizable through the leader, or this
+    /// node's own applied state with `?local`), scale and delete, and `/state`.
+    private static func addServiceQueryRoutes(_ router: inout Router, _ node: NodeDriver) {
         router.add("GET", "/services") { request in
             if request.query["local"] != nil {
                 // This node's own applied state, not linearizable: for checking replicas agree.
-                let services = node.stateLock.withLock { node.state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
+                let services = node.appliedServices()
                 return JSONBody.response(ListEnvelope(services), for: request)
             }
             return try onLeader(node, request) {

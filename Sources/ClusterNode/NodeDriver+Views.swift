@@ -106,4 +106,10 @@ extension NodeDriver {
         }
         return result
     }
+
+    /// This node's own applied services, by ID: not linearizable (for checking that replicas
+    /// agree, and for tests).
+    func appliedServices() -> [ServiceView] {
+        stateLock.withLock { state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
+    }
 }

@@ -207,6 +207,33 @@ public final class HTTPServer: @unchecked Sendable {
         bytes = 0
     }
 
+    /// The times a connection's deadlines count from, for the phase it is in.
+    private struct ConnectionTimes {
+        var idleSince = monotonicSeconds()
+        var requestStartedAt = monotonicSeconds()
+        var headCompletedAt: Double?
+        var hasServedRequest = false
+
+        /// When waiting for more bytes must end: the body's, the head's, the keep-alive's
+        /// or, before the first request, the first request's deadline.
+        mutating func deadline(isMidRequest: Bool, hasUnparsedBytes: Bool, now: Double, limits: ServerLimits) -> Double {
+            if isMidRequest {
+                if headCompletedAt == nil { headCompletedAt = now }
+                return headCompletedAt! + limits.bodyTimeoutSeconds
+            }
+            if hasUnparsedBytes { return requestStartedAt + limits.headerTimeoutSeconds }
+            // A connection that has sent nothing yet gets no more time than a slow head.
+            return idleSince + (hasServedRequest ? limits.idleTimeoutSeconds : limits.firstRequestTimeoutSeconds)
+        }
+
+        mutating func requestAnswered() {
+            hasServedRequest = true
+            headCompletedAt = nil
+            idleSince = monotonicSeconds()
+            requestStartedAt = idleSince
+        }
+    }
+
     private func serve(_ client: Int32) {
         var reservedBodyBytes = 0
         defer {
@@ -222,13 +249,10 @@ public final class HTTPServer: @unchecked Sendable {
         var offset = 0
         var chunk = [UInt8](repeating: 0, count: 16 * 1024)
         var isEndOfInput = false
-        var idleSince = monotonicSeconds()
-        var requestStartedAt = idleSince
+        var times = ConnectionTimes()
         // The receive timeout now set on the socket: re-set only when the deadline moved
         // noticeably, which saves a system call per request on a busy keep-alive connection.
         var receiveTimeoutSet = 0.0
-        var headCompletedAt: Double?
-        var hasServedRequest = false
         while true {
             let event: RequestParser.Event
             do {
@@ -242,59 +266,23 @@ public final class HTTPServer: @unchecked Sendable {
             switch event {
             case .request(var request):
                 request.remoteAddress = remoteAddress
-                let isStopping = setBusy(client, true)
-                let response = router.respond(to: request)
-                releaseBody(&reservedBodyBytes)
-                hasServedRequest = true
-                let keepAlive = request.wantsKeepAlive && !isStopping && !isEndOfInput
-                // Counted before the answer is written, so a client that has seen an answer
-                // sees it counted (tests and metrics read this).
-                lock.withLock { requestCount += 1 }
-                do {
-                    try Socket.sendAll(client, response.serialized(keepAlive: keepAlive, includeBody: request.method != "HEAD"))
-                } catch {
-                    return
-                }
-                if setBusy(client, false) || !keepAlive { return }
+                guard answer(request, on: client, isEndOfInput: isEndOfInput, reservedBodyBytes: &reservedBodyBytes) else { return }
                 if offset > 0 {
                     buffer.removeFirst(offset)
                     offset = 0
                 }
-                headCompletedAt = nil
-                idleSince = monotonicSeconds()
-                requestStartedAt = idleSince
+                times.requestAnswered()
                 continue
             case .continueExpected:
                 guard (try? Socket.sendAll(client, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))) != nil else { return }
                 continue
             case .needMoreData:
                 if isEndOfInput { return }
-                if parser.isMidRequest, reservedBodyBytes == 0, parser.bodyBytesToReserve > 0 {
-                    // Before reading a body into memory: take its bytes from the server's budget.
-                    let bytes = parser.bodyBytesToReserve
-                    guard reserveBody(bytes) else {
-                        var response = HTTPResponse.error(.serviceUnavailable, "the server is reading too many request bodies at once; retry shortly")
-                        response.headers.set("Retry-After", "1")
-                        try? Socket.sendAll(client, response.serialized(keepAlive: false))  // best effort before closing
-                        return
-                    }
-                    reservedBodyBytes = bytes
-                }
+                guard reserveBodyOrRefuse(parser, on: client, reserved: &reservedBodyBytes) else { return }
             }
             // Wait for more bytes, no longer than the deadline of the phase we are in.
             let now = monotonicSeconds()
-            let deadline: Double
-            if parser.isMidRequest {
-                if headCompletedAt == nil { headCompletedAt = now }
-                deadline = headCompletedAt! + limits.bodyTimeoutSeconds
-            } else if offset < buffer.count {
-                deadline = requestStartedAt + limits.headerTimeoutSeconds
-            } else if hasServedRequest {
-                deadline = idleSince + limits.idleTimeoutSeconds
-            } else {
-                // A connection that has sent nothing yet gets no more time than a slow head.
-                deadline = idleSince + limits.firstRequestTimeoutSeconds
-            }
+            let deadline = times.deadline(isMidRequest: parser.isMidRequest, hasUnparsedBytes: offset < buffer.count, now: now, limits: limits)
             guard deadline > now else {
                 if offset < buffer.count || parser.isMidRequest {
                     try? Socket.sendAll(client, HTTPResponse.error(.requestTimeout, "request not received in time").serialized(keepAlive: false))  // best effort
@@ -316,7 +304,7 @@ public final class HTTPServer: @unchecked Sendable {
                     if offset == buffer.count {
                         buffer.removeAll(keepingCapacity: true)
                         offset = 0
-                        requestStartedAt = monotonicSeconds()
+                        times.requestStartedAt = monotonicSeconds()
                         noteRequestStarted(client)
                     }
                     buffer.append(contentsOf: chunk[0..<count])
@@ -326,5 +314,37 @@ public final class HTTPServer: @unchecked Sendable {
                 return
             }
         }
+    }
+
+    /// Runs the handler and writes its answer; false when the connection is to close.
+    private func answer(_ request: HTTPRequest, on client: Int32, isEndOfInput: Bool, reservedBodyBytes: inout Int) -> Bool {
+        let isStopping = setBusy(client, true)
+        let response = router.respond(to: request)
+        releaseBody(&reservedBodyBytes)
+        let keepAlive = request.wantsKeepAlive && !isStopping && !isEndOfInput
+        // Counted before the answer is written, so a client that has seen an answer sees it
+        // counted (tests and metrics read this).
+        lock.withLock { requestCount += 1 }
+        do {
+            try Socket.sendAll(client, response.serialized(keepAlive: keepAlive, includeBody: request.method != "HEAD"))
+        } catch {
+            return false
+        }
+        return !setBusy(client, false) && keepAlive
+    }
+
+    /// Before a body is read into memory, takes its bytes from the server's budget; when the
+    /// bodies being read hold it all, answers 503 and returns false (the connection closes).
+    private func reserveBodyOrRefuse(_ parser: RequestParser, on client: Int32, reserved: inout Int) -> Bool {
+        guard parser.isMidRequest, reserved == 0, parser.bodyBytesToReserve > 0 else { return true }
+        let bytes = parser.bodyBytesToReserve
+        guard reserveBody(bytes) else {
+            var response = HTTPResponse.error(.serviceUnavailable, "the server is reading too many request bodies at once; retry shortly")
+            response.headers.set("Retry-After", "1")
+            try? Socket.sendAll(client, response.serialized(keepAlive: false))  // best effort before closing
+            return false
+        }
+        reserved = bytes
+        return true
     }
 }

@@ -20,14 +20,8 @@ enum NodeCommand {
           --watch-parent  exit when standard input closes (the orchestrator that spawned us is gone)
         """
 
-    static func run(_ words: [String]) throws -> Int32 {
-        let arguments = try CommandLineArguments.parse(
-            words, options: ["port", "members", "data-dir", "cluster", "heartbeat-ms", "election-timeout-ms", "capacity", "commit-timeout-ms", "unhealthy-after-ms", "election-jitter-ms", "host", "snapshot-every", "snapshot-trailing", "log"],
-            flags: ["no-fsync", "watch-parent", "help"])
-        if arguments.has("help") {
-            print(usage)
-            return 0
-        }
+    /// The node's configuration from its flags, each checked against `ClusterLimits`.
+    private static func configuration(from arguments: CommandLineArguments) throws -> NodeConfiguration {
         let port = try arguments.integer("port", default: 0, in: 1...65_535)
         guard let memberText = arguments.options["members"] else { throw CommandLineArguments.Problem(description: "--members is required\n\(usage)") }
         let members = try memberText.split(separator: ",").map { part -> UInt64 in
@@ -52,6 +46,21 @@ enum NodeCommand {
         guard configuration.electionTimeoutMilliseconds > configuration.heartbeatMilliseconds else {
             throw CommandLineArguments.Problem(description: "--election-timeout-ms must exceed --heartbeat-ms")
         }
+        return configuration
+    }
+
+    static func run(_ words: [String]) throws -> Int32 {
+        let arguments = try CommandLineArguments.parse(
+            words, options: ["port", "members", "data-dir", "cluster", "heartbeat-ms", "election-timeout-ms", "capacity", "commit-timeout-ms", "unhealthy-after-ms", "election-jitter-ms", "host", "snapshot-every", "snapshot-trailing", "log"],
+            flags: ["no-fsync", "watch-parent", "help"])
+        if arguments.has("help") {
+            print(usage)
+            return 0
+        }
+        let configuration = try Self.configuration(from: arguments)
+        let port = configuration.port
+        let dataDirectory = configuration.dataDirectory
+        let memberText = configuration.members.map(String.init).joined(separator: ",")
 
         let log: EventLog
         do {

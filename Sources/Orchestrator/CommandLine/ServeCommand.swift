@@ -28,16 +28,9 @@ enum ServeCommand {
         var keepData = false
     }
 
-    static func run(_ words: [String]) throws -> Int32 {
-        let arguments = try CommandLineArguments.parse(
-            words, options: ["config", "port", "nodes", "heartbeat-ms", "election-timeout-ms", "capacity", "unhealthy-after-ms", "data-dir", "host", "snapshot-every"],
-            flags: ["keep-data", "watch-parent", "help"])
-        if arguments.has("help") {
-            print(usage)
-            return 0
-        }
+    /// The settings: `Config/orchestrator.json` (or `--config`), then the flags over it.
+    private static func settings(from arguments: CommandLineArguments, configPath: String) throws -> Settings {
         var settings = Settings()
-        let configPath = arguments.options["config"] ?? "Config/orchestrator.json"
         if FileManager.default.fileExists(atPath: configPath) {
             do {
                 let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: configPath)))
@@ -58,6 +51,19 @@ enum ServeCommand {
         settings.dataDirectory = arguments.options["data-dir"] ?? settings.dataDirectory
         settings.host = arguments.options["host"] ?? settings.host
         settings.keepData = settings.keepData || arguments.has("keep-data")
+        return settings
+    }
+
+    static func run(_ words: [String]) throws -> Int32 {
+        let arguments = try CommandLineArguments.parse(
+            words, options: ["config", "port", "nodes", "heartbeat-ms", "election-timeout-ms", "capacity", "unhealthy-after-ms", "data-dir", "host", "snapshot-every"],
+            flags: ["keep-data", "watch-parent", "help"])
+        if arguments.has("help") {
+            print(usage)
+            return 0
+        }
+        let configPath = arguments.options["config"] ?? "Config/orchestrator.json"
+        let settings = try Self.settings(from: arguments, configPath: configPath)
         let dataRoot = URL(fileURLWithPath: settings.dataDirectory).standardizedFileURL.path
 
         let started = Date()
