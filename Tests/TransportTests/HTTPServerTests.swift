@@ -99,7 +99,8 @@ import Testing
         let second = try RawConnection(port: server.port)
         try first.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
         try second.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: x\r\n\r\n")
-        while server.connectionCount < 2 || server.requestsInHandlers < 2 { usleep(1_000) }
+        let busy = monotonicSeconds() + 5
+        while server.connectionCount < 2 || server.requestsInHandlers < 2, monotonicSeconds() < busy { usleep(1_000) }
         let third = try RawConnection(port: server.port)
         let text = String(decoding: third.readUntilClosed(), as: UTF8.self)
         #expect(text.hasPrefix("HTTP/1.1 503") && text.contains("Retry-After: 1"))
@@ -161,13 +162,17 @@ import Testing
         // Two bodies of 800 bytes being read at once exceed the 1,500-byte budget.
         let slow = try RawConnection(port: server.port)
         try slow.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\nabc")
-        while server.bodyBytesBeingRead < 800 { usleep(1_000) }
+        let reserved = monotonicSeconds() + 5
+        while server.bodyBytesBeingRead < 800, monotonicSeconds() < reserved { usleep(1_000) }
+        #expect(server.bodyBytesBeingRead == 800)
         let refused = try RawConnection(port: server.port)
         try refused.send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\nabc")
         #expect(String(decoding: refused.readUntilClosed(), as: UTF8.self).hasPrefix("HTTP/1.1 503"))
         try slow.send(String(repeating: "b", count: 797))
         #expect(slow.readResponses(1).first?.body.count == 800)
-        while server.bodyBytesBeingRead > 0 { usleep(1_000) }
+        let released = monotonicSeconds() + 5
+        while server.bodyBytesBeingRead > 0, monotonicSeconds() < released { usleep(1_000) }
+        #expect(server.bodyBytesBeingRead == 0)
     }
 
     @Test func thousandIdleConnectionsDoNotStopFreshRequests() throws {
