@@ -50,6 +50,8 @@ public final class SimulatedDisk: FileSystem {
         var syncCount = 0
     }
 
+    /// Every name and open descriptor refers to an inode that exists (inodes go only when
+    /// nothing refers to them), which the force unwraps below rely on.
     private let state = Mutex(State())
 
     public init() {}

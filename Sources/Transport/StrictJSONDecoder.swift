@@ -285,6 +285,7 @@ private struct SingleContainer: SingleValueDecodingContainer {
     func decode(_ type: UInt64.Type) throws -> UInt64 { try wholeNumber(type) }
 
     func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        // Each case has just checked that T is the type it decodes, so the casts cannot fail.
         switch type {
         case is Bool.Type: return try decode(Bool.self) as! T
         case is String.Type: return try decode(String.self) as! T
