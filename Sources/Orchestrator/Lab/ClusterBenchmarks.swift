@@ -39,7 +39,7 @@ final class ClusterBenchmarks: @unchecked Sendable {
         settings.electionJitterMs = jitterMs
         let cluster = try supervisor.createCluster(id: id, settings: settings, basePort: nil, searchFrom: nextPort)
         nextPort = cluster.ports.last! + 1
-        guard try leader(of: cluster, timeout: 10) != nil else { throw HTTPError(.gatewayTimeout, "cluster \(id) elected no leader in 10 s") }
+        guard try leader(of: cluster, timeout: 10) != nil else { throw LabError("cluster \(id) elected no leader in 10 s") }
         return (cluster, Date().timeIntervalSince(started))
     }
 
@@ -91,22 +91,22 @@ final class ClusterBenchmarks: @unchecked Sendable {
         var elections: [Double] = []
         var writes: [Double] = []
         for round in 1...rounds {
-            guard let (oldLeader, oldTerm) = try leader(of: cluster, timeout: 10) else { throw HTTPError(.gatewayTimeout, "no leader before round \(round)") }
+            guard let (oldLeader, oldTerm) = try leader(of: cluster, timeout: 10) else { throw LabError("no leader before round \(round)") }
             // Let the cluster settle: a write through the current leader, then a random phase
             // against the heartbeat so the kill does not always land right after one.
-            guard write(to: oldLeader, timeout: 5) else { throw HTTPError(.gatewayTimeout, "no write before round \(round)") }
+            guard write(to: oldLeader, timeout: 5) else { throw LabError("no write before round \(round)") }
             usleep(UInt32(100_000 + Int.random(in: 0..<50_000)))
             let victim = cluster.nodes.first { $0.port == oldLeader }!
             victim.killNow()
             let killedAt = Date()
             guard let (newLeader, _) = try leader(of: cluster, excluding: oldLeader, newerThan: oldTerm, timeout: 10) else {
-                throw HTTPError(.gatewayTimeout, "no new leader within 10 s in round \(round)")
+                throw LabError("no new leader within 10 s in round \(round)")
             }
             elections.append(Date().timeIntervalSince(killedAt) * 1_000)
             var target = newLeader
             while !write(to: target, timeout: 1) {
                 if let (current, _) = try leader(of: cluster, excluding: oldLeader, timeout: 1) { target = current }
-                guard Date().timeIntervalSince(killedAt) < 20 else { throw HTTPError(.gatewayTimeout, "no write within 20 s in round \(round)") }
+                guard Date().timeIntervalSince(killedAt) < 20 else { throw LabError("no write within 20 s in round \(round)") }
             }
             writes.append(Date().timeIntervalSince(killedAt) * 1_000)
             Self.progress("\(nodes) nodes, round \(round)/\(rounds): leader elected after \(Int(elections.last!)) ms, write committed after \(Int(writes.last!)) ms")
@@ -137,7 +137,7 @@ final class ClusterBenchmarks: @unchecked Sendable {
 
     /// `clients` threads writing to the leader for `seconds`; latency of each 201.
     func measureCommits(cluster: ManagedCluster, clients: Int, seconds: Double) throws -> CommitRow {
-        guard let (leader, _) = try leader(of: cluster, timeout: 10) else { throw HTTPError(.gatewayTimeout, "no leader") }
+        guard let (leader, _) = try leader(of: cluster, timeout: 10) else { throw LabError("no leader") }
         let samples = Samples()
         let deadline = Date().addingTimeInterval(seconds)
         let group = DispatchGroup()

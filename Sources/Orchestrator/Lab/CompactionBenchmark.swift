@@ -20,7 +20,7 @@ extension ClusterBenchmarks {
         var settings = ClusterSettings(nodes: 3, heartbeatMs: 50, electionTimeoutMs: 500, capacity: 1_000_000, unhealthyAfterMs: 3_600_000)
         settings.snapshotEveryEntries = snapshotEvery
         let cluster = try supervisor.createCluster(id: "compaction", settings: settings, basePort: nil, searchFrom: 20_000 + Int.random(in: 0..<20_000))
-        guard let (leader, _) = try leader(of: cluster, timeout: 10) else { throw HTTPError(.gatewayTimeout, "no leader") }
+        guard let (leader, _) = try leader(of: cluster, timeout: 10) else { throw LabError("no leader") }
         let run = CompactionRun(sampleEvery: sampleEvery)
         let started = Date()
         let sample: @Sendable (Int) -> CompactionSample = { [self] count in

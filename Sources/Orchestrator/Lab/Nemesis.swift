@@ -78,7 +78,7 @@ final class Nemesis: @unchecked Sendable {
         } else {
             clusterID = "nemesis-\(options.seed)"
             let created = try orchestrator("POST", "/clusters", #"{"id": "\#(clusterID)", "nodes": \#(options.nodes), "capacity": 1000000, "unhealthyAfterMs": 1500}"#, timeout: 30)
-            guard created.status == .created else { throw HTTPError(.badGateway, "could not create cluster \(clusterID): \(created.bodyText)") }
+            guard created.status == .created else { throw LabError("could not create cluster \(clusterID): \(created.bodyText)") }
         }
         defer {
             if options.cluster == nil && !options.keepCluster { _ = try? orchestrator("DELETE", "/clusters/\(clusterID)", timeout: 30) }
@@ -86,7 +86,7 @@ final class Nemesis: @unchecked Sendable {
         let summary = try orchestrator("GET", "/clusters/\(clusterID)")
         guard summary.status == .ok, let object = try? JSONSerialization.jsonObject(with: Data(summary.body)) as? [String: Any],
               let nodes = object["nodes"] as? [[String: Any]]
-        else { throw HTTPError(.notFound, "cluster \(clusterID) not found at \(options.host):\(options.port): \(summary.bodyText)") }
+        else { throw LabError("cluster \(clusterID) not found at \(options.host):\(options.port): \(summary.bodyText)") }
         nodePorts = nodes.compactMap { $0["port"] as? Int }.sorted()
         say("nemesis seed \(options.seed): cluster \(clusterID) with nodes \(nodePorts.map(String.init).joined(separator: ", ")), \(Int(options.seconds)) s, \(options.clients) clients")
         let started = Date()

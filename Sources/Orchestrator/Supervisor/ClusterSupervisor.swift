@@ -107,18 +107,18 @@ final class ClusterSupervisor: @unchecked Sendable {
     func createCluster(id requestedID: String?, settings: ClusterSettings, basePort: Int?, searchFrom: Int) throws -> ManagedCluster {
         let (id, ports) = try lock.withLock { () throws -> (String, [Int]) in
             let id = requestedID ?? (0...).lazy.map(String.init).first { clusters[$0] == nil }!
-            guard clusters[id] == nil else { throw HTTPError(.conflict, "cluster \(id) already exists") }
+            guard clusters[id] == nil else { throw SupervisorError.clusterExists(id) }
             let ports: [Int]
             if let basePort {
                 ports = Array(basePort..<(basePort + settings.nodes))
                 for port in ports where reservedPorts.contains(port) || !Self.isPortFree(port) {
-                    throw HTTPError(.conflict, "port \(port) is taken; cannot start node \(port) of cluster \(id)")
+                    throw SupervisorError.portTaken(port: port, cluster: id)
                 }
             } else {
                 var start = searchFrom
                 while true {
                     let candidate = Array(start..<(start + settings.nodes))
-                    guard candidate.last! <= 65_535 else { throw HTTPError(.serviceUnavailable, "no free run of \(settings.nodes) ports") }
+                    guard candidate.last! <= 65_535 else { throw SupervisorError.noFreePorts("run of \(settings.nodes) ports") }
                     if let taken = candidate.first(where: { reservedPorts.contains($0) || !Self.isPortFree($0) }) {
                         start = taken + 1
                         continue
@@ -147,7 +147,7 @@ final class ClusterSupervisor: @unchecked Sendable {
             for node in cluster.nodes { try start(node, in: cluster) }
             try waitUntilReady(cluster.nodes, seconds: 15)
         } catch {
-            log.write("cluster \(id) failed to start: \((error as? HTTPError)?.message ?? "\(error)")")
+            log.write("cluster \(id) failed to start: \(error)")
             removeCluster(id, deleteData: false)
             throw error
         }
@@ -183,10 +183,10 @@ final class ClusterSupervisor: @unchecked Sendable {
             }
             if waiting.isEmpty { return }
             if let dead = waiting.first(where: { $0.pid == nil }) {
-                throw HTTPError(.internalServerError, "node \(dead.port) exited during start (exit status \(dead.lastExitStatus.map(String.init) ?? "?")); see \(dead.logPath)")
+                throw SupervisorError.exitedDuringStart(port: dead.port, exitStatus: dead.lastExitStatus, log: dead.logPath)
             }
             guard Date() < deadline else {
-                throw HTTPError(.gatewayTimeout, "nodes \(waiting.map { String($0.port) }.joined(separator: ", ")) did not answer within \(Int(seconds)) s; see their logs in \(waiting[0].logPath)")
+                throw SupervisorError.didNotAnswer(ports: waiting.map(\.port), seconds: seconds, log: waiting[0].logPath)
             }
             usleep(10_000)
         }
@@ -210,7 +210,7 @@ final class ClusterSupervisor: @unchecked Sendable {
             var candidate = firstCandidate
             while reservedPorts.contains(candidate) || !Self.isPortFree(candidate) {
                 candidate += 1
-                guard candidate <= 65_535 else { throw HTTPError(.serviceUnavailable, "no free port for a new node of cluster \(cluster.id)") }
+                guard candidate <= 65_535 else { throw SupervisorError.noFreePorts("port for a new node of cluster \(cluster.id)") }
             }
             reservedPorts.insert(candidate)
             return candidate
@@ -238,15 +238,15 @@ final class ClusterSupervisor: @unchecked Sendable {
 
     /// Deletes a data directory unless a live process holds it (or anything in it): a
     /// directory in use is never deleted under its owner. Throws 409 naming the holder.
-    func deleteData(at path: String) throws(HTTPError) {
+    func deleteData(at path: String) throws(SupervisorError) {
         if let (directory, pid) = DirectoryLock.heldDirectories(under: path).first {
-            throw HTTPError(.conflict, "data directory \(directory) is in use by process \(pid); not deleting it")
+            throw .directoryInUse(directory: directory, pid: pid)
         }
         guard FileManager.default.fileExists(atPath: path) else { return }
         do {
             try FileManager.default.removeItem(atPath: path)
         } catch {
-            throw HTTPError(.internalServerError, "cannot delete \(path): \(error.localizedDescription)")
+            throw .cannotDelete(path: path, reason: error.localizedDescription)
         }
     }
 

@@ -1,0 +1,36 @@
+import Transport
+
+/// How starting, growing and removing clusters fails, in the supervisor's words; the API
+/// renders each as a status and `{"error": ...}` (`httpError`), the command line prints it.
+enum SupervisorError: Error, CustomStringConvertible, HTTPResponseError {
+    case clusterExists(String)
+    case portTaken(port: Int, cluster: String)
+    case noFreePorts(String)
+    case exitedDuringStart(port: Int, exitStatus: Int32?, log: String)
+    case didNotAnswer(ports: [Int], seconds: Double, log: String)
+    case directoryInUse(directory: String, pid: Int32)
+    case cannotDelete(path: String, reason: String)
+
+    var description: String {
+        switch self {
+        case .clusterExists(let id): "cluster \(id) already exists"
+        case .portTaken(let port, let cluster): "port \(port) is taken; cannot start node \(port) of cluster \(cluster)"
+        case .noFreePorts(let what): "no free \(what)"
+        case .exitedDuringStart(let port, let status, let log):
+            "node \(port) exited during start (exit status \(status.map(String.init) ?? "?")); see \(log)"
+        case .didNotAnswer(let ports, let seconds, let log):
+            "nodes \(ports.map(String.init).joined(separator: ", ")) did not answer within \(Int(seconds)) s; see their logs in \(log)"
+        case .directoryInUse(let directory, let pid): "data directory \(directory) is in use by process \(pid); not deleting it"
+        case .cannotDelete(let path, let reason): "cannot delete \(path): \(reason)"
+        }
+    }
+
+    var httpError: HTTPError {
+        switch self {
+        case .clusterExists, .portTaken, .directoryInUse: HTTPError(.conflict, description)
+        case .noFreePorts: HTTPError(.serviceUnavailable, description)
+        case .exitedDuringStart, .cannotDelete: HTTPError(.internalServerError, description)
+        case .didNotAnswer: HTTPError(.gatewayTimeout, description)
+        }
+    }
+}
