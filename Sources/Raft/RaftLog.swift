@@ -116,6 +116,20 @@ public struct RaftLog: Sendable {
     }
 
     /// Drops the entries up to and including `index`, which a snapshot now covers.
+    /// §7, the one rule for a log meeting a snapshot (the core installing one from the
+    /// leader, the write-ahead log recovering one): a log that holds the snapshot's last
+    /// entry keeps what follows it; any other log is discarded. Returns whether it kept it.
+    @discardableResult
+    public mutating func install(snapshotAt index: LogIndex, term: Term) -> Bool {
+        let keepsSuffix = matches(index: index, term: term)
+        if keepsSuffix {
+            compact(through: index, term: term)
+        } else {
+            self = RaftLog(snapshotIndex: index, snapshotTerm: term)
+        }
+        return keepsSuffix
+    }
+
     public mutating func compact(through index: LogIndex, term: Term) {
         if index >= lastIndex {
             entries.removeAll()

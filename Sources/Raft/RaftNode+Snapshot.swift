@@ -153,13 +153,9 @@ extension RaftNode {
     /// is discarded. The state machine restarts from the snapshot.
     private mutating func install(_ received: Snapshot) {
         let metadata = received.metadata
-        let keepsSuffix = log.matches(index: metadata.index, term: metadata.term)
-        resolveProposals(coveredBy: metadata, keepsSuffix: keepsSuffix)
-        if keepsSuffix {
-            log.compact(through: metadata.index, term: metadata.term)
-        } else {
-            log = RaftLog(snapshotIndex: metadata.index, snapshotTerm: metadata.term)
-        }
+        // Proposals are resolved against the log as it was, before the snapshot replaces it.
+        resolveProposals(coveredBy: metadata, keepsSuffix: log.matches(index: metadata.index, term: metadata.term))
+        log.install(snapshotAt: metadata.index, term: metadata.term)
         snapshot = received
         let previous = membership
         configurations = [(metadata.index, metadata.membership)]

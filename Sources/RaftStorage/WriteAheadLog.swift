@@ -122,13 +122,16 @@ public final class WriteAheadLog {
         guard base <= snapshotIndex else {
             throw StorageError("write-ahead log in \(directory) starts at index \(base + 1) but the snapshot covers only up to \(snapshotIndex): entries are missing; refusing to start")
         }
+        var snapshotContinuesLog = true
         if let snapshot {
             let metadata = snapshot.metadata
-            // The entries after the snapshot, when the log continues it (a node that crashed
-            // after storing a leader's snapshot but before logging its install has none).
-            let continues = base == metadata.index || term(at: metadata.index) == metadata.term
-            let kept = continues ? entries.filter { $0.index > metadata.index } : []
-            recovered.log = RaftLog(snapshotIndex: metadata.index, snapshotTerm: metadata.term, entries: kept)
+            // The core's rule (RaftLog.install): the entries after the snapshot stay when the
+            // log holds its last entry (a node that crashed after storing a leader's snapshot
+            // but before logging its install may not). A log starting right after the
+            // snapshot's index continues it by construction.
+            var log = RaftLog(snapshotIndex: base, snapshotTerm: base == metadata.index ? metadata.term : 0, entries: entries)
+            snapshotContinuesLog = log.install(snapshotAt: metadata.index, term: metadata.term)
+            recovered.log = log
             recovered.snapshot = snapshot
         } else {
             recovered.log = RaftLog(entries: entries)
@@ -139,7 +142,7 @@ public final class WriteAheadLog {
         } else {
             descriptor = try fileSystem.openForAppend(segmentPath(segmentNumber))
         }
-        if let metadata = snapshot?.metadata, !(base == metadata.index || term(at: metadata.index) == metadata.term) {
+        if let metadata = snapshot?.metadata, !snapshotContinuesLog {
             // The snapshot was stored but the record that makes the log continue from it was
             // lost to a crash: without writing it now, the next recovery would again find the
             // stale entry at the snapshot's index and drop every entry appended after it
