@@ -1,12 +1,16 @@
 /// Majority arithmetic over a set of voters (§5.2, §5.3).
 public enum Quorum {
+    /// How many of `voterCount` voters make a majority: the one place this is counted.
+    public static func majority(of voterCount: Int) -> Int { voterCount / 2 + 1 }
+
     /// The largest index that a majority of `voters` have, given each voter's match index
     /// (a voter missing from `matchIndexes` counts as 0).
     public static func committedIndex(voters: Set<NodeID>, matchIndexes: [NodeID: LogIndex]) -> LogIndex {
         guard !voters.isEmpty else { return 0 }
         var indexes = voters.map { matchIndexes[$0] ?? 0 }
         indexes.sort(by: >)
-        return indexes[voters.count / 2]
+        // Sorted high to low, the majority-th index is held by a majority.
+        return indexes[majority(of: voters.count) - 1]
     }
 
     /// The outcome of an election so far.
@@ -16,7 +20,7 @@ public enum Quorum {
 
     /// Tallies `votes` (true = granted) of `voters`; votes from non-voters do not count.
     public static func voteResult(voters: Set<NodeID>, votes: [NodeID: Bool]) -> VoteResult {
-        let majority = voters.count / 2 + 1
+        let majority = majority(of: voters.count)
         var granted = 0
         var refused = 0
         for voter in voters {

@@ -94,7 +94,7 @@ public struct Membership: Hashable, Sendable {
     /// Every server that receives the log.
     public var members: Set<NodeID> { voters.union(learners) }
     /// How many voters make a majority.
-    public var quorum: Int { voters.count / 2 + 1 }
+    public var quorum: Int { Quorum.majority(of: voters.count) }
 }
 
 /// A caller-chosen identifier for a proposal, echoed in its outcome.
