@@ -33,6 +33,10 @@ public struct ClusterState: Sendable {
         /// The log entry that carried it.
         public var index: UInt64
         public var term: UInt64
+
+        /// True when a request with `fingerprint` is another request than this one (a key
+        /// reused with another body). An unknown fingerprint (0) matches anything.
+        func isOtherRequest(than fingerprint: UInt64) -> Bool { self.fingerprint != 0 && self.fingerprint != fingerprint }
     }
 
     /// Results of recent client requests, so a retried request is applied once (thesis §6.3).
@@ -75,8 +79,7 @@ public struct ClusterState: Sendable {
     /// True when `requestID` was applied for a request other than the one with `fingerprint`
     /// (a client bug: the key is reused with another body).
     public func isReused(_ requestID: String, withOtherThan fingerprint: UInt64) -> Bool {
-        guard let earlier = requestResults[requestID] else { return false }
-        return earlier.fingerprint != 0 && earlier.fingerprint != fingerprint
+        requestResults[requestID]?.isOtherRequest(than: fingerprint) ?? false
     }
 
     /// Applies one committed entry; `decoded` is its command when the caller decoded it already.
@@ -103,7 +106,7 @@ public struct ClusterState: Sendable {
         }
         if let requestID = command.requestID, let earlier = requestResults[requestID] {
             // A retry applies once; the same key with another request changes nothing either.
-            guard !isReused(requestID, withOtherThan: command.requestFingerprint) else {
+            guard !earlier.isOtherRequest(than: command.requestFingerprint) else {
                 return .rejected("requestId \(requestID) was already used for a different request")
             }
             return .services(earlier.services)
@@ -123,7 +126,7 @@ public struct ClusterState: Sendable {
             }
             remember(command, at: entry, created)
             return .services(created)
-        case .scaleService(let requestID, let serviceID, let replicas, let decision):
+        case .scaleService(_, let serviceID, let replicas, let decision):
             guard var service = services[serviceID] else {
                 remember(command, at: entry, [])
                 return .rejected("service \(serviceID) does not exist")
@@ -138,7 +141,7 @@ public struct ClusterState: Sendable {
             services[serviceID] = service
             remember(command, at: entry, [serviceID])
             return .services([serviceID])
-        case .deleteService(let requestID, let serviceID):
+        case .deleteService(_, let serviceID):
             guard let removed = services.removeValue(forKey: serviceID) else {
                 remember(command, at: entry, [])
                 return .rejected("service \(serviceID) does not exist")

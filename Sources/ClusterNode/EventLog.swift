@@ -20,6 +20,14 @@ public final class EventLog: Sendable {
     private struct State {
         var descriptor: Int32
         var bytes: Int
+        /// RFC 3339 in UTC with milliseconds; made once (a formatter costs more to make than
+        /// to use) and used under the lock.
+        let formatter: ISO8601DateFormatter = {
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+            formatter.timeZone = TimeZone(identifier: "UTC")
+            return formatter
+        }()
     }
 
     /// The file (nil: standard output only).
@@ -54,32 +62,26 @@ public final class EventLog: Sendable {
         if takesStandardStreams { Self.redirectStandardStreams(to: descriptor) }
     }
 
-    /// The time as every line shows it: RFC 3339 in UTC with milliseconds.
-    public static func timestamp(_ date: Date = Date()) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: date)
-    }
-
-    /// Appends one line: the timestamp, then `message`.
+    /// Appends one line: the time (RFC 3339, UTC, milliseconds), then `message`.
     public func write(_ message: String) {
         // One event, one line: a message never breaks the format with its own newlines.
-        let line = Array("\(Self.timestamp()) \(message.replacingOccurrences(of: "\n", with: " "))\n".utf8)
-        if echoes {
-            print(String(decoding: line.dropLast(), as: UTF8.self))
-            fflush(nil)
-        }
-        state.withLock { state in
+        let text = message.replacingOccurrences(of: "\n", with: " ")
+        let line = state.withLock { state -> [UInt8] in
+            let line = Array("\(state.formatter.string(from: Date())) \(text)\n".utf8)
             if let path, state.bytes + line.count > maxBytes, state.bytes > 0 { rotate(path, &state) }
             var written = 0
             while written < line.count {
                 let count = line[written...].withUnsafeBytes { Glibc.write(state.descriptor, $0.baseAddress, $0.count) }
                 if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { return }  // a full disk loses the line, never the process
+                guard count > 0 else { break }  // a full disk loses the line, never the process
                 written += count
             }
             state.bytes += written
+            return line
+        }
+        if echoes {
+            print(String(decoding: line.dropLast(), as: UTF8.self))
+            fflush(nil)
         }
     }
 
@@ -96,7 +98,8 @@ public final class EventLog: Sendable {
         if takesStandardStreams { Self.redirectStandardStreams(to: descriptor) }
     }
 
-    private static func openAppending(_ path: String) throws -> Int32 {
+    /// Opens `path` for appending, creating it (close-on-exec); throws naming the path.
+    public static func openAppending(_ path: String) throws -> Int32 {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path, NSLocalizedDescriptionKey: "cannot open log \(path): \(String(cString: strerror(errno)))"])

@@ -200,9 +200,7 @@ public enum NodeAPI {
         do {
             return try body()
         } catch NodeError.notLeader(let knownLeader) {
-            guard let leader = knownLeader, leader != node.configuration.id else {
-                throw HTTPError(.serviceUnavailable, "no leader elected yet; retry shortly", headers: HTTPHeaders([("Retry-After", "1")]))
-            }
+            guard let leader = knownLeader, leader != node.configuration.id else { throw NodeError.notLeader(leader: nil) }
             guard request.headers["x-forwarded-by"] == nil else {
                 throw HTTPError(.serviceUnavailable, "leadership is moving (forwarded request reached a non-leader); retry shortly", headers: HTTPHeaders([("Retry-After", "1")]))
             }

@@ -39,13 +39,16 @@ extension NodeDriver {
         }
     }
 
-    /// Whether `peer` acknowledged this leader within `seconds` and its log holds what was
-    /// committed `seconds` ago. The caller holds the state lock.
-    func isKeepingUp(_ peer: UInt64, within seconds: Double, now: Double) -> Bool {
-        guard peer != configuration.id else { return true }
-        guard let acknowledged = lastAcknowledged[peer], now - acknowledged <= seconds else { return false }
-        guard let committedThen = commitSamples.last(where: { $0.time <= now - seconds })?.index else { return true }
-        return (core.progress(of: NodeID(peer))?.matchIndex.rawValue ?? 0) >= committedThen
+    /// A test of whether a peer acknowledged this leader within `seconds` and its log holds
+    /// what was committed `seconds` ago. The caller holds the state lock while using it.
+    func keepingUp(within seconds: Double, now: Double) -> (UInt64) -> Bool {
+        let committedThen = commitSamples.last(where: { $0.time <= now - seconds })?.index
+        return { [self] peer in
+            guard peer != configuration.id else { return true }
+            guard let acknowledged = lastAcknowledged[peer], now - acknowledged <= seconds else { return false }
+            guard let committedThen else { return true }
+            return (core.progress(of: NodeID(peer))?.matchIndex.rawValue ?? 0) >= committedThen
+        }
     }
 
     /// How long a node may stay silent and still be given new replicas: an election timeout
@@ -58,10 +61,9 @@ extension NodeDriver {
     /// leader recently and keep up with its log (a node killed a moment ago gets nothing even
     /// before the reconcile loop marks it). The caller holds the state lock.
     func placeableNodes(in state: ClusterState) -> Set<UInt64> {
-        let now = monotonicSeconds()
-        return Set(state.capacity.keys.filter { node in
-            !state.unhealthyNodes.contains(node) && (!core.isLeader || isKeepingUp(node, within: placementSilenceSeconds, now: now))
-        })
+        let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
+        guard core.isLeader else { return healthy }
+        return healthy.filter(keepingUp(within: placementSilenceSeconds, now: monotonicSeconds()))
     }
 
     /// One pass: at most one decision is proposed (and waited for) per pass.
@@ -78,8 +80,9 @@ extension NodeDriver {
             }
             recordCommitSample(now: now, keeping: grace)
             guard core.log.term(at: core.commitIndex) == core.currentTerm else { return nil }
+            let isKeepingUp = keepingUp(within: grace, now: now)
             for member in currentMembers where member != configuration.id {
-                let isHealthy = isKeepingUp(member, within: grace, now: now)
+                let isHealthy = isKeepingUp(member)
                 let isMarkedUnhealthy = state.unhealthyNodes.contains(member)
                 if isHealthy == isMarkedUnhealthy {
                     return { [self] usage, state in markCommand(node: member, isHealthy: isHealthy, usage: &usage, state: state) }
@@ -105,7 +108,7 @@ extension NodeDriver {
     /// Keeps one commit-index sample per pass, back to the oldest one a `window` needs.
     private func recordCommitSample(now: Double, keeping window: Double) {
         commitSamples.append((now, core.commitIndex.rawValue))
-        // Keep the newest sample older than the window (the one `isKeepingUp` reads) and later ones.
+        // Keep the newest sample older than the window (the one `keepingUp` reads) and later ones.
         if let cut = commitSamples.lastIndex(where: { $0.time <= now - window }), cut > 0 {
             commitSamples.removeFirst(cut)
         }

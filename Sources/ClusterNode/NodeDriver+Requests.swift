@@ -29,6 +29,8 @@ extension NodeDriver {
         }
     }
 
+    /// `makeCommand`'s outcome as a value. (A typed `catch ... where` on its error inside
+    /// `proposeOnce` crashed the Swift 6.3.1 compiler.)
     private static func decide(_ makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?,
                                _ usage: inout [UInt64: NodeResources], _ state: ClusterState) -> Result<ClusterCommand?, NodeError> {
         do {
@@ -63,6 +65,7 @@ extension NodeDriver {
             throw .failed(.notLeader(leader: leader))
         }
         let command: ClusterCommand
+        let fingerprint: UInt64
         let data: [UInt8]
         let id: ProposalID
         let waiter = Waiter<ProposalResult>()
@@ -79,7 +82,8 @@ extension NodeDriver {
                 throw .refusedOnLocalView(refusal)
             case .failure(let error): throw .failed(error)
             }
-            if isClientCall, state.isReused(requestID, withOtherThan: command.requestFingerprint) {
+            fingerprint = isClientCall ? command.requestFingerprint : 0
+            if isClientCall, state.isReused(requestID, withOtherThan: fingerprint) {
                 throw .failed(Self.reusedRequestID(requestID))
             }
             data = ClusterCommandCodec.encode(command)
@@ -119,7 +123,7 @@ extension NodeDriver {
         }
         metrics.recordCommit(seconds: monotonicSeconds() - started)
         // Two requests under one key can both reach the log; the second applied as a no-op.
-        if isClientCall, stateLock.withLock({ state.isReused(requestID, withOtherThan: command.requestFingerprint) }) {
+        if isClientCall, stateLock.withLock({ state.isReused(requestID, withOtherThan: fingerprint) }) {
             throw .failed(Self.reusedRequestID(requestID))
         }
         return (index, term)

@@ -6,7 +6,9 @@ extension Simulation {
     /// recovers term, vote, log and snapshot, as after a real restart.
     func start(_ position: Int) throws(PropertyViolation) {
         var server = servers[position]
-        let wal = try openLog(position)
+        // After a crash the log was already recovered (and checked) then: nothing wrote since.
+        let wal: WriteAheadLog
+        if let recovered = server.wal { wal = recovered } else { wal = try openLog(position) }
         server.resetDurable(to: wal.recovered)
         server.wal = wal
         let seed = options.seed &+ UInt64(position) &* 7_919 &+ UInt64(server.restarts) &* 104_729
@@ -285,9 +287,10 @@ extension Simulation {
             [output.entries.first?.index, output.snapshot.map { $0.metadata.index + 1 }].compactMap { $0 }
         }.min()
         servers[position] = server
-        let recovered = try openLog(position).recovered
-        try checkRecovery(of: server, recovered, lostBytes: lostBytes, rewrittenFrom: rewrittenFrom)
-        server.resetDurable(to: recovered)
+        let wal = try openLog(position)
+        try checkRecovery(of: server, wal.recovered, lostBytes: lostBytes, rewrittenFrom: rewrittenFrom)
+        server.resetDurable(to: wal.recovered)
+        server.wal = wal  // kept for the restart
         server.core = nil
         server.syncing = []
         server.waiting = []

@@ -145,29 +145,31 @@ public final class HTTPServer: @unchecked Sendable {
     /// the one idle longest of the address with the most connections. False when every
     /// candidate is busy in a handler.
     private func makeRoom(for address: String) -> Bool {
-        let live = connections.filter { !$0.value.isEvicted }
-        let fromAddress = live.filter { $0.value.address == address }
-        if fromAddress.count >= limits.maxConnectionsPerAddress {
-            guard evictIdlest(among: fromAddress) else { return false }
+        var live = connections.filter { !$0.value.isEvicted }
+        var counts: [String: Int] = [:]
+        for connection in live.values { counts[connection.address, default: 0] += 1 }
+        if counts[address, default: 0] >= limits.maxConnectionsPerAddress {
+            guard let evicted = evictIdlest(among: live.filter { $0.value.address == address }) else { return false }
+            live[evicted] = nil
+            counts[address, default: 0] -= 1
         }
-        if connections.values.filter({ !$0.isEvicted }).count >= limits.maxConnections {
-            var counts: [String: Int] = [:]
-            for connection in live.values { counts[connection.address, default: 0] += 1 }
+        if live.count >= limits.maxConnections {
             let busiest = counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
-            guard evictIdlest(among: live.filter { $0.value.address == busiest }) || evictIdlest(among: live) else { return false }
+            guard evictIdlest(among: live.filter { $0.value.address == busiest }) ?? evictIdlest(among: live) != nil else { return false }
         }
         return true
     }
 
-    private func evictIdlest(among candidates: [Int32: Connection]) -> Bool {
+    /// Closes the connection idle longest among `candidates` (none in a handler); returns it.
+    private func evictIdlest(among candidates: [Int32: Connection]) -> Int32? {
         guard let (descriptor, _) = candidates.filter({ !$0.value.isBusy && !$0.value.isEvicted })
             .min(by: { $0.value.lastActivity < $1.value.lastActivity })
-        else { return false }
+        else { return nil }
         connections[descriptor]?.isEvicted = true
         evictedCount += 1
         // Its thread sees end of input at once and closes the descriptor (never reused before that).
         shutdown(descriptor, Int32(SHUT_RDWR))
-        return true
+        return descriptor
     }
 
     /// Answers 503 to a connection over the cap and closes it, without reading its request.

@@ -8,8 +8,6 @@ struct OrchestratorAPI: Sendable {
     let supervisor: ClusterSupervisor
     let defaults: ClusterSettings
     let searchFrom: Int
-    /// The leader last seen for each cluster, so a proxied request does not first ask every
-    /// node who leads. A stale entry costs at most a hop: a follower forwards to its leader.
 
     /// One node as a cluster summary shows it.
     struct NodeSummary: Codable {
@@ -126,8 +124,7 @@ struct OrchestratorAPI: Sendable {
                 return summary
             }
             do {
-                let response = try supervisor.client.get(host: "127.0.0.1", port: node.port, path: "/", timeoutSeconds: 0.5)
-                let definition = try JSONBody.decode(NodeDefinition.self, from: response.body)
+                let definition = try cluster.client.definition(of: node.port, timeoutSeconds: 0.5)
                 summary.accessible = true
                 summary.state = definition.state
                 summary.term = definition.term

@@ -27,13 +27,17 @@ final class ClusterClient: @unchecked Sendable {
     func remember(leader port: Int) { lock.withLock { cachedLeader = port } }
     func forgetLeader() { lock.withLock { cachedLeader = nil } }
 
-    /// Each node's definition (`GET /`), asked concurrently; nil where it did not answer.
+    /// What the node on `port` says of itself (`GET /`).
+    func definition(of port: Int, timeoutSeconds: Double) throws -> NodeDefinition {
+        let response = try http.get(host: "127.0.0.1", port: port, path: "/", timeoutSeconds: timeoutSeconds)
+        return try JSONBody.decode(NodeDefinition.self, from: response.body)
+    }
+
+    /// Each node's definition, asked concurrently; nil (and why) where it did not answer.
     func definitions(timeoutSeconds: Double) -> [(port: Int, definition: NodeDefinition?, error: String?)] {
-        let http = self.http
-        return parallelMap(ports()) { port -> (Int, NodeDefinition?, String?) in
+        parallelMap(ports()) { [self] port -> (Int, NodeDefinition?, String?) in
             do {
-                let response = try http.get(host: "127.0.0.1", port: port, path: "/", timeoutSeconds: timeoutSeconds)
-                return (port, try JSONBody.decode(NodeDefinition.self, from: response.body), nil)
+                return (port, try definition(of: port, timeoutSeconds: timeoutSeconds), nil)
             } catch {
                 return (port, nil, "\(error)")
             }
@@ -58,8 +62,7 @@ final class ClusterClient: @unchecked Sendable {
             // round (as `definitions` uses) would cost more than it saves.
             var answers: [(port: Int, definition: NodeDefinition?, error: String?)] = []
             for port in ports() where port != excluded {
-                let response = try? http.get(host: "127.0.0.1", port: port, path: "/", timeoutSeconds: askTimeoutSeconds)
-                answers.append((port, response.flatMap { try? JSONBody.decode(NodeDefinition.self, from: $0.body) }, nil))
+                answers.append((port, try? definition(of: port, timeoutSeconds: askTimeoutSeconds), nil))
             }
             let found = Self.leader(among: answers)
             if let found, found.term > term {

@@ -1,3 +1,4 @@
+import ClusterNode
 import Foundation
 
 /// One spawned node process and what the supervisor knows of it.
@@ -31,11 +32,7 @@ final class NodeProcess: @unchecked Sendable {
         // Appended, never truncated: the reason a node died stays after it is restarted. The
         // node rotates the file itself (it is told --log); this handle only catches what it
         // prints before it opens it.
-        let descriptor = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "cannot open \(logPath): \(String(cString: strerror(errno)))"])
-        }
-        let log = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+        let log = FileHandle(fileDescriptor: try EventLog.openAppending(logPath), closeOnDealloc: true)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
