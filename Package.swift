@@ -2,12 +2,14 @@
 import PackageDescription
 
 // Modules pointing one way (see shared/DESIGN.md):
-//   Orchestrator -> ClusterNode -> RaftStorage -> Raft
-//                \-> Transport  <-/
+//   Orchestrator -> RaftSimulation -> ClusterNode -> RaftStorage -> Raft
+//                \-> Transport <-------------/
 // Raft (the core) imports nothing but the standard library; RaftStorage (write-ahead log,
-// snapshot files) is the only Raft code that touches files. RaftSimulation is the
-// deterministic, in-process harness over the core and the storage code; the tests and the
-// `orchestrator simulate` / `orchestrator bench raft` commands share it.
+// snapshot files) is the only Raft code that touches files. ClusterNode is the node in two
+// layers: the replica (core, storage, round order) and the cluster service (the replicated
+// state machine and what is built on it). RaftSimulation is the deterministic, in-process
+// harness that runs the node's own replica rounds and state machine over simulated disks
+// and a simulated network; the tests and `orchestrator simulate` / `bench raft` share it.
 let package = Package(
     name: "orchestrator",
     platforms: [.macOS(.v14)],
@@ -17,7 +19,7 @@ let package = Package(
     targets: [
         .target(name: "Raft"),
         .target(name: "RaftStorage", dependencies: ["Raft"]),
-        .target(name: "RaftSimulation", dependencies: ["Raft", "RaftStorage"]),
+        .target(name: "RaftSimulation", dependencies: ["Raft", "RaftStorage", "ClusterNode"]),
         .target(name: "Transport"),
         .target(name: "ClusterNode", dependencies: ["Raft", "RaftStorage", "Transport"]),
         .executableTarget(

@@ -239,15 +239,7 @@ extension ClusterState {
         writer.write(UInt32(unhealthyNodes.count))
         for node in unhealthyNodes.sorted() { writer.write(node) }
         writer.write(UInt32(services.count))
-        for service in services.values.sorted(by: { $0.id < $1.id }) {
-            writer.write(UInt64(service.id))
-            writer.write(service.spec)
-            writer.write(Placement.Decision(replicas: service.placement, pending: service.pending, pendingReason: service.pendingReason))
-            writer.write(service.index)
-            writer.write(service.term)
-            writer.write(service.updatedIndex)
-            writer.write(string: service.requestID)
-        }
+        for service in services.values.sorted(by: { $0.id < $1.id }) { writer.write(service) }
         writer.write(UInt32(requestOrder.count))
         for requestID in requestOrder {
             writer.write(string: requestID)
@@ -312,6 +304,16 @@ extension ClusterState {
 }
 
 extension ByteWriter {
+    mutating func write(_ service: ServiceRecord) {
+        write(UInt64(service.id))
+        write(service.spec)
+        write(Placement.Decision(replicas: service.placement, pending: service.pending, pendingReason: service.pendingReason))
+        write(service.index)
+        write(service.term)
+        write(service.updatedIndex)
+        write(string: service.requestID)
+    }
+
     mutating func write(_ resources: NodeResources) {
         write(UInt64(resources.slots))
         write(UInt64(resources.cpuMillicores))

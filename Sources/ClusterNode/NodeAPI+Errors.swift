@@ -25,6 +25,8 @@ extension NodeError: HTTPResponseError {
             return HTTPError(.badRequest, message)
         case .tooLarge(let message):
             return HTTPError(.payloadTooLarge, message)
+        case .forbidden(let message):
+            return HTTPError(.forbidden, message)
         }
     }
 }

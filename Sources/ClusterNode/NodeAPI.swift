@@ -6,26 +6,26 @@ import Transport
 /// seed 004's host and container views, metrics, and the internal Raft endpoint.
 public enum NodeAPI {
     /// The node's routes.
-    public static func router(for node: NodeDriver) -> Router {
+    public static func router(for node: Node) -> Router {
         var router = Router()
-        router.add("GET", "/") { request in JSONBody.response(node.definition(), for: request) }
+        router.add("GET", "/") { request in JSONBody.response(node.service.definition(), for: request) }
         router.add("GET", "/connections") { request in connections(node, request) }
         router.add("POST", "/connections") { request in
             try node.links.update(from: request.body)
             node.log.write("links set by \(request.remoteAddress ?? "a client"): \(String(decoding: request.body.prefix(512), as: UTF8.self)); now \(String(decoding: node.links.renderJSON(pretty: false), as: UTF8.self))")
             return connections(node, request)
         }
-        router.add("GET", "/stats") { request in JSONBody.response(node.stats(), for: request) }
+        router.add("GET", "/stats") { request in JSONBody.response(node.service.stats(links: node.links), for: request) }
         router.add("GET", "/log") { request in
             func number(_ name: String, _ fallback: UInt64) throws(HTTPError) -> UInt64 {
                 guard let text = request.query[name] else { return fallback }
                 guard let value = UInt64(text) else { throw HTTPError(.badRequest, "\(name) must be a non-negative whole number, got \(JSONText.quote(text))") }
                 return value
             }
-            return JSONBody.response(node.logPage(from: try number("from", 1), to: try number("to", UInt64.max)), for: request)
+            return JSONBody.response(node.service.logPage(from: try number("from", 1), to: try number("to", UInt64.max)), for: request)
         }
         router.add("GET", "/metrics") { _ in
-            HTTPResponse(headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4")]), body: Array(node.metricsText().utf8))
+            HTTPResponse(headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4")]), body: Array(node.service.metricsText().utf8))
         }
         router.add("POST", "/raft/messages") { request in
             try node.receive(request.body, clusterID: request.headers["x-cluster-id"])
@@ -37,7 +37,7 @@ public enum NodeAPI {
         return router
     }
 
-    private static func connections(_ node: NodeDriver, _ request: HTTPRequest) -> HTTPResponse {
+    private static func connections(_ node: Node, _ request: HTTPRequest) -> HTTPResponse {
         HTTPResponse(headers: HTTPHeaders([("Content-Type", "application/json")]), body: node.links.renderJSON(pretty: request.wantsPrettyJSON))
     }
 
@@ -60,12 +60,12 @@ public enum NodeAPI {
         var service: ServiceView?
     }
 
-    private static func addServiceRoutes(_ router: inout Router, _ node: NodeDriver) {
+    private static func addServiceRoutes(_ router: inout Router, _ node: Node) {
         router.add("POST", "/service") { request in
             try onLeader(node, request) {
                 let (specs, bodyRequestID) = try ServiceRequest.specs(from: request.body)
                 let requestID = bodyRequestID ?? request.headers["idempotency-key"] ?? UUID().uuidString
-                let (records, index, term) = try node.createServices(specs, requestID: requestID)
+                let (records, index, term) = try node.service.createServices(specs, requestID: requestID)
                 let answer = CreatedServices(index: index, term: term, requestId: requestID, leader: address(node.configuration.id),
                                              services: records.map(ServiceView.init))
                 return JSONBody.response(answer, status: .created, for: request)
@@ -75,41 +75,41 @@ public enum NodeAPI {
             try onLeader(node, request) {
                 struct Transfer: Decodable { var node: JSONValue }
                 let target = try memberID(try JSONBody.decode(Transfer.self, from: request).node)
-                return JSONBody.response(try node.transferLeadership(to: target), for: request)
+                return JSONBody.response(try node.service.transferLeadership(to: target), for: request)
             }
         }
-        router.add("GET", "/members") { request in JSONBody.response(node.membershipView(), for: request) }
+        router.add("GET", "/members") { request in JSONBody.response(node.service.membershipView(), for: request) }
         router.add("POST", "/members") { request in
             try onLeader(node, request) {
                 struct Add: Decodable { var node: JSONValue }
                 let target = try memberID(try JSONBody.decode(Add.self, from: request).node)
-                return JSONBody.response(try node.addMember(target), for: request)
+                return JSONBody.response(try node.service.addMember(target), for: request)
             }
         }
         router.add("DELETE", "/members/:member") { request in
             try onLeader(node, request) {
-                JSONBody.response(try node.removeMember(try LinkTable.peerID(from: try request.parameter("member"))), for: request)
+                JSONBody.response(try node.service.removeMember(try LinkTable.peerID(from: try request.parameter("member"))), for: request)
             }
         }
     }
 
     /// The services one by one: seed 000's queries (linearizable through the leader, or this
     /// node's own applied state with `?local`), scale and delete, and `/state`.
-    private static func addServiceQueryRoutes(_ router: inout Router, _ node: NodeDriver) {
+    private static func addServiceQueryRoutes(_ router: inout Router, _ node: Node) {
         router.add("GET", "/services") { request in
             if request.query["local"] != nil {
                 // This node's own applied state, not linearizable: for checking replicas agree.
-                let services = node.appliedServices()
+                let services = node.service.appliedServices()
                 return JSONBody.response(ListEnvelope(services), for: request)
             }
             return try onLeader(node, request) {
-                let services = try node.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
+                let services = try node.service.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
                 return JSONBody.response(ListEnvelope(services), for: request)
             }
         }
         router.add("GET", "/services/latest") { request in
             try onLeader(node, request) {
-                let latest = try node.readLinearizably { state in state.services.values.max { $0.id < $1.id }.map(ServiceView.init) }
+                let latest = try node.service.readLinearizably { state in state.services.values.max { $0.id < $1.id }.map(ServiceView.init) }
                 guard let latest else { throw HTTPError(.notFound, "Not found") }
                 return JSONBody.response(latest, for: request)
             }
@@ -117,7 +117,7 @@ public enum NodeAPI {
         router.add("GET", "/services/latest/:image") { request in
             try onLeader(node, request) {
                 let image = try request.parameter("image")
-                let latest = try node.readLinearizably { state in
+                let latest = try node.service.readLinearizably { state in
                     state.services.values.filter { $0.spec.image == image }.max { $0.id < $1.id }.map(ServiceView.init)
                 }
                 guard let latest else { throw HTTPError(.notFound, "Not found") }
@@ -127,7 +127,7 @@ public enum NodeAPI {
         router.add("GET", "/services/name/:name") { request in
             try onLeader(node, request) {
                 let name = try request.parameter("name")
-                let found = try node.readLinearizably { state in
+                let found = try node.service.readLinearizably { state in
                     state.services.values.filter { $0.spec.name == name }.sorted { $0.id < $1.id }.map(ServiceView.init)
                 }
                 guard !found.isEmpty else { throw HTTPError(.notFound, "Not found") }
@@ -137,7 +137,7 @@ public enum NodeAPI {
         router.add("GET", "/services/:sid") { request in
             try onLeader(node, request) {
                 let id = try serviceID(request)
-                guard let record = try node.readLinearizably({ state in state.services[id] }) else { throw HTTPError(.notFound, "Not found") }
+                guard let record = try node.service.readLinearizably({ state in state.services[id] }) else { throw HTTPError(.notFound, "Not found") }
                 return JSONBody.response(ServiceView(record), for: request)
             }
         }
@@ -150,7 +150,7 @@ public enum NodeAPI {
                     throw HTTPError(.badRequest, "replicas must be a whole number from 0 to \(ServiceRequest.maxReplicas), got \(scale.replicas)")
                 }
                 let requestID = scale.requestId ?? request.headers["idempotency-key"] ?? UUID().uuidString
-                let result = try node.scaleService(id, replicas: scale.replicas, requestID: requestID)
+                let result = try node.service.scaleService(id, replicas: scale.replicas, requestID: requestID)
                 return JSONBody.response(ScaledService(requestId: requestID, replicas: result.replicas, index: result.index, term: result.term,
                                                        service: result.service.map(ServiceView.init)), for: request)
             }
@@ -158,15 +158,15 @@ public enum NodeAPI {
         router.add("DELETE", "/services/:sid") { request in
             try onLeader(node, request) {
                 let requestID = request.headers["idempotency-key"] ?? UUID().uuidString
-                try node.deleteService(try serviceID(request), requestID: requestID)
+                try node.service.deleteService(try serviceID(request), requestID: requestID)
                 return HTTPResponse(status: .noContent)
             }
         }
         router.add("GET", "/state") { request in
             try onLeader(node, request) {
-                let services = try node.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
-                return JSONBody.response(StateView(leader: address(node.configuration.id), term: node.definition().term,
-                                                   calls: node.recentServiceCalls(), services: services), for: request)
+                let services = try node.service.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
+                return JSONBody.response(StateView(leader: address(node.configuration.id), term: node.service.definition().term,
+                                                   calls: node.service.recentServiceCalls(), services: services), for: request)
             }
         }
     }
@@ -196,7 +196,7 @@ public enum NodeAPI {
 
     /// Runs `body` here when this node leads; otherwise forwards the request to the leader
     /// (once: a forwarded request is never forwarded again) or answers 503 naming none.
-    static func onLeader(_ node: NodeDriver, _ request: HTTPRequest, _ body: () throws -> HTTPResponse) throws -> HTTPResponse {
+    static func onLeader(_ node: Node, _ request: HTTPRequest, _ body: () throws -> HTTPResponse) throws -> HTTPResponse {
         do {
             return try body()
         } catch NodeError.notLeader(let knownLeader) {
@@ -221,7 +221,7 @@ public enum NodeAPI {
         }
     }
 
-    private static func addHostRoutes(_ router: inout Router, _ node: NodeDriver) {
+    private static func addHostRoutes(_ router: inout Router, _ node: Node) {
         /// Seed 004's host status over the simulated machine.
         struct HostStatus: Codable {
             var cpus: Int

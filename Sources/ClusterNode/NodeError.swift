@@ -21,4 +21,6 @@ public enum NodeError: Error, Sendable, Equatable {
     case invalid(String)
     /// The command would not fit in one log entry.
     case tooLarge(String)
+    /// Not accepted from this sender (a Raft message from another cluster, or not for this node).
+    case forbidden(String)
 }

@@ -21,13 +21,13 @@ public struct NodeResources: Codable, Sendable, Equatable {
         NodeResources(slots: slots, cpuMillicores: slots * ServiceSpec.defaultCPU, memoryMB: slots * ServiceSpec.defaultMemory)
     }
 
-    static let zero = NodeResources(slots: 0, cpuMillicores: 0, memoryMB: 0)
+    public static let zero = NodeResources(slots: 0, cpuMillicores: 0, memoryMB: 0)
 
-    static func + (lhs: NodeResources, rhs: NodeResources) -> NodeResources {
+    public static func + (lhs: NodeResources, rhs: NodeResources) -> NodeResources {
         NodeResources(slots: lhs.slots + rhs.slots, cpuMillicores: lhs.cpuMillicores + rhs.cpuMillicores, memoryMB: lhs.memoryMB + rhs.memoryMB)
     }
 
-    static func * (lhs: NodeResources, count: Int) -> NodeResources {
+    public static func * (lhs: NodeResources, count: Int) -> NodeResources {
         NodeResources(slots: lhs.slots * count, cpuMillicores: lhs.cpuMillicores * count, memoryMB: lhs.memoryMB * count)
     }
 

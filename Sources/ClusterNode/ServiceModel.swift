@@ -86,12 +86,7 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
         case .setNodeHealth, .placePending:
             return 0
         }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in writer.bytes {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return hash
+        return FNV1a.hash(writer.bytes)
     }
 
     /// The client request this command carries, if any (for de-duplication).

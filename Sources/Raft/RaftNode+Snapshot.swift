@@ -51,7 +51,7 @@ extension RaftNode {
         guard var transfer = leaderState?.snapshotTransfers[peer] else { return }
         let data = transfer.snapshot.data
         let chunkBytes = settings.snapshotChunkBytes
-        let checksum = transfer.snapshot.checksum
+        let checksum = transfer.checksum
         while !transfer.isLastSent, transfer.nextOffset - transfer.acknowledgedOffset < chunkBytes * settings.maxInflightSnapshotChunks {
             let end = min(data.count, transfer.nextOffset + chunkBytes)
             let isLast = end == data.count
@@ -70,18 +70,32 @@ extension RaftNode {
               transfer.snapshot.metadata.index == response.snapshotIndex else { return }
         leaderState?.progress[peer]?.isRecentlyActive = true
         let offset = Int(clamping: response.nextOffset)
-        if offset > transfer.acknowledgedOffset, offset <= transfer.nextOffset {
+        if offset > transfer.acknowledgedOffset, offset < transfer.snapshot.data.count {
+            // Progress; beyond what this transfer sent when the follower kept the chunks of
+            // an earlier transfer of the same snapshot: it continues from there.
             transfer.acknowledgedOffset = offset
             transfer.idleTicks = 0
-        } else if offset < transfer.acknowledgedOffset {
-            // The follower lost what it had (it restarted): start over from where it stands.
-            transfer.acknowledgedOffset = offset
+            if offset > transfer.nextOffset {
+                transfer.nextOffset = offset
+                transfer.isLastSent = false
+            }
+        } else if offset == 0, transfer.acknowledgedOffset > 0 {
+            // The follower lost what it had (it restarted, or the whole arrived damaged):
+            // start over. An answer below the acknowledged offset but above 0 is an old one
+            // overtaken on the way: acting on it would resend the window for nothing.
+            transfer.acknowledgedOffset = 0
+            transfer.nextOffset = 0
+            transfer.isLastSent = false
+        } else if offset == transfer.acknowledgedOffset, transfer.nextOffset > offset, transfer.fastResentFrom != offset {
+            // A chunk after a lost or overtaken one: the follower still waits at `offset`.
+            // Resend the window from there once (fast retransmit); further answers at the
+            // same offset change nothing, since resending on each would multiply the traffic.
+            transfer.fastResentFrom = offset
             transfer.nextOffset = offset
             transfer.isLastSent = false
         }
-        // An answer without progress (a duplicate, or a chunk after a lost one) changes
-        // nothing: resending on every such answer multiplies the traffic. A lost chunk is
-        // resent when the transfer has been idle for two heartbeats (go-back-N on timeout).
+        // Otherwise a lost chunk is resent when the transfer has been idle for two heartbeats
+        // (go-back-N on timeout).
         leaderState?.snapshotTransfers[peer] = transfer
         sendSnapshotChunks(to: peer)
     }
@@ -119,7 +133,10 @@ extension RaftNode {
             send(.appendEntriesResponse(AppendEntriesResponse(term: currentTerm, isSuccess: true, matchIndex: commitIndex)), to: leader)
             return
         }
-        if request.offset == 0, request.totalBytes <= UInt64(settings.maxSnapshotBytes) {
+        let isAssembling = incomingSnapshot.map { $0.metadata == metadata && $0.checksum == request.checksum } ?? false
+        if request.offset == 0, !isAssembling, request.totalBytes <= UInt64(settings.maxSnapshotBytes) {
+            // A new snapshot (the first chunk of the one being assembled again, resent or
+            // duplicated, must not throw away what arrived after it).
             incomingSnapshot = IncomingSnapshot(metadata: metadata, totalBytes: request.totalBytes,
                                                 checksum: request.checksum, data: [])
         }

@@ -66,14 +66,23 @@ public struct RaftNode: Sendable {
     /// with a newer snapshot, the loop of etcd #4055 and hashicorp/raft #212).
     struct SnapshotTransfer: Sendable {
         var snapshot: Snapshot
+        /// The snapshot's CRC32C, computed once (not per chunk: that cost the leader a pass
+        /// over the whole snapshot for every answer).
+        let checksum: UInt32
         /// The next byte to send, and the first byte the follower has not confirmed.
         var nextOffset = 0
         var acknowledgedOffset = 0
         var isLastSent = false
         /// Ticks since the follower last confirmed progress.
         var idleTicks = 0
+        /// The acknowledged offset the window was last resent from on a repeated answer
+        /// (fast retransmit: once per offset, so that repeats cannot multiply the traffic).
+        var fastResentFrom: Int?
 
-        init(snapshot: Snapshot) { self.snapshot = snapshot }
+        init(snapshot: Snapshot) {
+            self.snapshot = snapshot
+            self.checksum = snapshot.checksum
+        }
     }
 
     /// A snapshot arriving in chunks.

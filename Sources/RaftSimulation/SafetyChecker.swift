@@ -19,8 +19,13 @@ struct SafetyChecker {
     /// Every entry known committed, by index, with the lowest term in which it was seen committed.
     private(set) var committed: [Entry] = []
     private(set) var commitTerms: [Term] = []
-    /// The state machine digest after applying each committed entry (index 0 = empty state).
-    private(set) var committedDigests: [UInt64] = [0]
+    /// The fingerprint of the state machine after each committed entry, as the first server
+    /// to apply it found (`ClusterState.fingerprint(ofServices:)` over the services the entry
+    /// touched; index 0 = empty state): every other server must find the same.
+    private(set) var stateFingerprints: [UInt64] = [0]
+    /// The bytes' hash of every snapshot taken, by index: two servers' states at one index
+    /// must encode alike, and a snapshot installed must be one a server took.
+    private(set) var snapshotHashes: [UInt64: UInt64] = [:]
     /// Per server: prefix hashes of its in-memory log from `base` on (the first is the hash at `base`).
     private var prefixHashes: [NodeID: (base: Int, hashes: [UInt64])] = [:]
     /// Per server while leading: the term and last index at the end of its previous step.
@@ -116,7 +121,6 @@ struct SafetyChecker {
             precondition(position == committed.count, "\(node) applied \(entry.index) beyond the committed history \(committed.count)")
             committed.append(entry)
             commitTerms.append(term)
-            committedDigests.append(Self.mix(committedDigests[committedDigests.count - 1], entry))
         }
     }
 
@@ -132,7 +136,7 @@ struct SafetyChecker {
         leaderTail[node] = nil
     }
 
-    /// The digest of a state machine that applied `entry` after reaching `previous`.
+    /// The hash of a log prefix extended by `entry`.
     static func mix(_ previous: UInt64, _ entry: Entry) -> UInt64 {
         var hash = previous ^ 0xCBF2_9CE4_8422_2325
         func add(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
@@ -140,5 +144,37 @@ struct SafetyChecker {
         add(entry.kind.rawValue)
         for byte in entry.data { add(byte) }
         return hash
+    }
+
+    /// State machine agreement: after applying the entry at `index`, every server's state
+    /// has the same fingerprint.
+    mutating func stateReached(_ index: LogIndex, fingerprint: UInt64, by node: NodeID) throws(PropertyViolation) {
+        let position = Int(index.rawValue)
+        if position < stateFingerprints.count {
+            guard stateFingerprints[position] == fingerprint else {
+                throw PropertyViolation(property: "State machine agreement",
+                                        detail: "\(node)'s state after applying \(index) differs from the state another server reached there")
+            }
+        } else {
+            precondition(position == stateFingerprints.count, "\(node) reached state \(index) beyond the committed history")
+            stateFingerprints.append(fingerprint)
+        }
+    }
+
+    /// A snapshot taken at `index` whose bytes hash to `hash`: equal to any other taken there.
+    mutating func snapshotTaken(at index: LogIndex, hash: UInt64, by node: NodeID) throws(PropertyViolation) {
+        if let earlier = snapshotHashes[index.rawValue], earlier != hash {
+            throw PropertyViolation(property: "State machine agreement",
+                                    detail: "\(node)'s snapshot at \(index) holds another state than a snapshot taken there before")
+        }
+        snapshotHashes[index.rawValue] = hash
+    }
+
+    /// A snapshot installed from a leader must hold a state some server reached (and took).
+    func snapshotInstalled(at index: LogIndex, hash: UInt64, by node: NodeID) throws(PropertyViolation) {
+        guard snapshotHashes[index.rawValue] == hash else {
+            throw PropertyViolation(property: "State Machine Safety",
+                                    detail: "\(node) installed a snapshot at \(index) that no server took at that index")
+        }
     }
 }

@@ -1,36 +1,37 @@
+import ClusterNode
 import Raft
 import RaftStorage
 
-/// One simulated server: its core while running, its disk with the node's own
-/// write-ahead log and snapshot store on it, a model of what is durable (what has been
-/// fsync'd: the checker's view, reset from what recovery finds after each crash), and the
-/// outputs waiting on the fsync in flight.
+/// One simulated server: the node's own replica layer (`Replica`: core, write-ahead log and
+/// snapshot store, round order) and state machine (`ClusterState`) while running, its disk,
+/// a model of what is durable (what has been fsync'd: the checker's view, reset from what
+/// recovery finds after each crash), and the inputs waiting for the round in flight.
 struct SimulatedServer {
     let id: NodeID
     /// Its disk: survives crashes as a real one does (unsynced writes lost or torn).
     let disk = SimulatedDisk()
-    /// The write-ahead log on `disk`, open while running.
+    /// The write-ahead log on `disk`, open while running (and kept from a crash's recovery
+    /// check to the restart).
     var wal: WriteAheadLog?
     /// Where the node's data lives on its disk.
     static let directory = "/data/raft"
     /// The initial membership it starts with (the log's membership entries override it).
     let membership: Membership
-    var core: RaftNode?
+    var replica: Replica?
+    /// The replicated state machine, as the node's cluster-service layer holds it.
+    var state: ClusterState
     var durableHardState = HardState()
     /// The durable snapshot, and the durable log entries after `durableBase`.
     var durableSnapshot: Snapshot?
     var durableBase: LogIndex = 0
     var durableEntries: [Entry] = []
-    /// Outputs in the batch being fsync'd now.
-    var syncing: [Output] = []
-    /// Outputs that arrived during that fsync: the next batch (group commit).
-    var waiting: [Output] = []
+    /// The round whose fsync is in flight (its first half done, its messages not yet sent).
+    var round: Replica.Round?
+    /// Inputs that arrived meanwhile: the next round (group commit), as the node's inbox.
+    var inbox: [RaftNode.Input] = []
     /// Bumped at every crash so that events of the old incarnation are ignored.
     var generation = 0
     var restarts = 0
-    /// The state machine: the last applied index and a digest of every entry applied.
-    var appliedIndex: LogIndex = 0
-    var stateDigest: UInt64 = 0
     var pausedUntil: UInt64?
     var isSnapshotDue = false
     /// Removed from the cluster and taken out of service for good. Its ID is never used
@@ -41,9 +42,23 @@ struct SimulatedServer {
     init(id: NodeID, membership: Membership) {
         self.id = id
         self.membership = membership
+        self.state = Self.emptyState(membership)
     }
 
-    var isRunning: Bool { core != nil }
+    /// The state machine before any entry: every initial member offering one node's resources.
+    static func emptyState(_ membership: Membership) -> ClusterState {
+        ClusterState(members: membership.members.map(\.rawValue).sorted(), nodeResources: .standard(slots: 4))
+    }
+
+    var isRunning: Bool { replica != nil }
+
+    /// Reads the core in place (nil while crashed); rounds go through the replica.
+    func withCore<T>(_ body: (borrowing RaftNode) -> T) -> T? { replica?.withCore(body) }
+
+    var isLeader: Bool { withCore { $0.isLeader } ?? false }
+
+    /// The last index applied to the state machine.
+    var appliedIndex: LogIndex { LogIndex(state.appliedIndex) }
 
     /// The last durable index (of an entry, or of the snapshot when no entry follows).
     var durableLastIndex: LogIndex { durableBase + durableEntries.count }

@@ -103,7 +103,7 @@ extension Simulation {
     func quorumMemberships() -> [Membership] {
         var result = [committedMembership]
         for position in servers.indices {
-            let membership = servers[position].core?.membership ?? servers[position].durableMembership
+            let membership = servers[position].withCore({ $0.membership }) ?? servers[position].durableMembership
             if !result.contains(membership) { result.append(membership) }
         }
         return result

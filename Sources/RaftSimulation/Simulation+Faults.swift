@@ -1,3 +1,4 @@
+import ClusterNode
 import Raft
 
 extension Simulation {
@@ -64,7 +65,7 @@ extension Simulation {
     /// Asks the leader for one membership change: add a spare as a learner, promote a
     /// learner, or remove a server (the leader itself now and then).
     private func changeMembership(through leader: Int) throws(PropertyViolation) {
-        guard let membership = servers[leader].core?.membership else { return }
+        guard let membership = servers[leader].withCore({ $0.membership }) else { return }
         // A server asked to leave is never asked back: once its removal commits it is retired.
         let outside = servers.filter { !everRemoved.contains($0.id) && !membership.members.contains($0.id) }.map(\.id)
         var choices: [MembershipChange] = outside.map { .addLearner($0) } + membership.learners.sorted().map { .promote($0) }
@@ -92,8 +93,8 @@ extension Simulation {
 
     /// The running server that leads in the highest term, if any.
     func currentLeader() -> Int? {
-        servers.indices.filter { servers[$0].core?.isLeader == true }
-            .max { servers[$0].core!.currentTerm < servers[$1].core!.currentTerm }
+        servers.indices.filter { servers[$0].isLeader }
+            .max { servers[$0].withCore({ $0.currentTerm })! < servers[$1].withCore({ $0.currentTerm })! }
     }
 
     /// A running server for a crash or pause: the leader half the time (as a nemesis would).
@@ -124,11 +125,11 @@ extension Simulation {
         guard var target = running.randomElement(using: &random) else { return }
         if let sticky = lastClientTarget, servers[sticky].isRunning, random.chance(profile.stickyClientRate) {
             target = sticky
-        } else if let leader = servers[target].core?.leaderID, random.chance(0.8) {
+        } else if let leader = servers[target].withCore({ $0.leaderID }) ?? nil, random.chance(0.8) {
             let position = Int(leader.rawValue) - 1
             if servers[position].isRunning { target = position }
         }
-        if servers[target].core?.isLeader == true { lastClientTarget = target }
+        if servers[target].isLeader { lastClientTarget = target }
         if profile.isMembershipChanging || profile.snapshotThresholdEntries != nil, membershipRandom.chance(0.3) {
             try readFromClient()
         }
@@ -136,7 +137,7 @@ extension Simulation {
         for _ in 0..<(1 + random.next(below: 5)) {
             let id = nextProposalID
             nextProposalID += 1
-            let data = Array("command \(id)".utf8)
+            let data = makeCommand(at: target, id: id)
             outstandingProposals[id] = data
             proposalTimes.append((id, now))
             proposals.append(RaftNode.Proposal(id: id, data: data))
@@ -168,7 +169,7 @@ extension Simulation {
         }
         if let target = livenessTarget {
             // Every member must apply it; servers outside the cluster get nothing more.
-            let members = servers.indices.compactMap { servers[$0].core?.isLeader == true ? servers[$0].core?.membership.members : nil }.first
+            let members = servers.indices.compactMap { servers[$0].isLeader ? servers[$0].withCore({ $0.membership.members }) : nil }.first
                 ?? Set(servers.map(\.id))
             if servers.allSatisfy({ !members.contains($0.id) || $0.appliedIndex >= target }) {
                 report.recoveryMilliseconds = (now - faultPhaseEnd) / 1_000
@@ -177,14 +178,14 @@ extension Simulation {
             }
         } else if livenessProposal == nil || outstandingProposals[livenessProposal!] == nil
                     || now - livenessProposedAt > 200_000,
-                  let leader = servers.indices.first(where: { servers[$0].core?.isLeader == true })
+                  let leader = servers.indices.first(where: { servers[$0].isLeader })
         {
             // A proposal left on a deposed leader resolves only when the commit index passes
             // it (it may still commit through another server), so a client times out and
             // tries again, as the HTTP layer does with its 504.
             let id = nextProposalID
             nextProposalID += 1
-            let data = Array("liveness probe \(id)".utf8)
+            let data = ClusterCommandCodec.encode(.deleteService(requestID: "probe-\(id)", serviceID: 0))
             outstandingProposals[id] = data
             livenessProposal = id
             livenessProposedAt = now

@@ -1,3 +1,4 @@
+import ClusterNode
 import Raft
 import RaftStorage
 
@@ -20,71 +21,98 @@ extension Simulation {
         settings.electionJitterTicks = profile.electionJitterTicks
         settings.compactionTrailingEntries = profile.compactionTrailingEntries
         settings.snapshotChunkBytes = profile.snapshotChunkBytes
+        settings.snapshotThresholdEntries = profile.snapshotThresholdEntries ?? Int.max / 2
         let (log, snapshot) = (wal.recovered.log, wal.recovered.snapshot)
-        server.core = RaftNode(id: server.id, membership: server.membership, settings: settings,
-                               randomSeed: seed, hardState: wal.recovered.hardState, log: log, snapshot: snapshot)
-        // The state machine restarts from the snapshot (or empty) and replays the log.
-        server.appliedIndex = snapshot?.metadata.index ?? 0
-        server.stateDigest = snapshot.map(Self.digest(of:)) ?? 0
+        let core = RaftNode(id: server.id, membership: server.membership, settings: settings,
+                            randomSeed: seed, hardState: wal.recovered.hardState, log: log, snapshot: snapshot)
+        server.replica = Replica(core: core, wal: wal)
+        // The state machine restarts from the snapshot (or empty) and replays the log, as the
+        // node's cluster-service layer does.
+        do {
+            server.state = try snapshot.map { try ClusterState(snapshotData: $0.data) } ?? SimulatedServer.emptyState(server.membership)
+        } catch {
+            throw PropertyViolation(property: "Durability", detail: "\(server.id) recovered a snapshot that holds no state: \(error)")
+        }
         server.pausedUntil = nil
         servers[position] = server
         // Its in-memory log is now its durable one: check it against everyone's.
-        try checker.logChanged(server.id, log: servers[position].core!.log, from: 1)
+        try checker.logChanged(server.id, log: log, from: 1)
     }
 
-    /// One input to one server's core, then its output into the fsync pipeline.
+    /// One input to one server: into its inbox, and a round begins unless one is in flight
+    /// (then it waits for that round's fsync, as the node's inbox does).
     func step(_ position: Int, _ input: RaftNode.Input) throws(PropertyViolation) {
-        let output = servers[position].core!.step(input)
-        report.steps += 1
-        let core = servers[position].core!
-        if options.isTracing {
-            for event in output.events { trace("\(core.id): \(event) [input \(Self.describe(input))]") }
-            if let first = output.entries.first, first.index <= servers[position].durableLastIndex {
-                trace("\(core.id): rewrites its log from \(first.index) with terms \(output.entries.map(\.term.rawValue)) [input \(Self.describe(input))]")
-            }
-        }
-        if let through = output.compactedThrough, case .snapshotTaken = input {
-            // The snapshot was stored before the core was told; the entries it covers may go.
-            let covered = min(through, servers[position].durableSnapshot?.metadata.index ?? 0)
-            servers[position].compactDurable(through: covered)
-            do {
-                try servers[position].wal?.compact(through: covered)
-            } catch {
-                return try stopOnStorageFailure(position, error)
-            }
-        }
-        try checker.checkLeaderAppendOnly(core.id, role: core.role, term: core.currentTerm, log: core.log,
-                                          firstWrittenIndex: output.entries.first?.index)
-        let needsDurability = output.hardState != nil || !output.entries.isEmpty || output.snapshot != nil
-        if servers[position].syncing.isEmpty {
-            if needsDurability {
-                servers[position].syncing = [output]
-                try startSync(position)
-            } else {
-                try carryOut(output, at: position)
-            }
-        } else {
-            servers[position].waiting.append(output)
-        }
+        servers[position].inbox.append(input)
+        if servers[position].round == nil { try beginRound(position) }
     }
 
-    /// Writes the batch being synced to the server's log (one write, as the node's driver
-    /// does for a round) and schedules the end of its fdatasync.
-    private func startSync(_ position: Int) throws(PropertyViolation) {
+    /// The first half of the node's round (`Replica.begin`: step, write unsynced); the
+    /// second follows when the fsync completes, or at once when nothing needs one.
+    private func beginRound(_ position: Int) throws(PropertyViolation) {
+        let inputs = servers[position].inbox
+        servers[position].inbox = []
+        let round: Replica.Round
         do {
-            _ = try servers[position].wal?.record(servers[position].syncing)
-            try servers[position].wal?.flush(sync: false)
+            round = try servers[position].replica!.begin(inputs)
         } catch {
             return try stopOnStorageFailure(position, error)
         }
+        report.steps += inputs.count
+        let id = servers[position].id
+        if options.isTracing {
+            for output in round.outputs {
+                for event in output.events { trace("\(id): \(event)") }
+                if let first = output.entries.first, first.index <= servers[position].durableLastIndex {
+                    trace("\(id): rewrites its log from \(first.index) with terms \(output.entries.map(\.term.rawValue))")
+                }
+            }
+        }
+        let firstWritten = round.outputs.compactMap { $0.entries.first?.index }.min()
+        let (role, term, log) = servers[position].replica!.withCore { core in (core.role, core.currentTerm, core.log) }
+        try checker.checkLeaderAppendOnly(id, role: role, term: term, log: log, firstWrittenIndex: firstWritten)
+        guard round.mustSync else { return try finishRound(position, round) }
+        servers[position].round = round
         // fdatasync of a small append: 50 to 400 microseconds, now and then 5 to 50 ms.
         let latency = storageRandom.chance(0.02) ? 5_000 + storageRandom.next(below: 45_000) : 50 + random.next(below: 350)
         queue.schedule(.syncDone(position, generation: servers[position].generation), at: now + UInt64(latency))
     }
 
+    /// The fsync of the round in flight finished: the round's second half.
+    func finishSync(_ position: Int) throws(PropertyViolation) {
+        guard let round = servers[position].round else { return }
+        servers[position].round = nil
+        try finishRound(position, round)
+    }
+
+    /// The second half of the node's round (`Replica.finish`: fsync, compact, send), then
+    /// the state machine applies, as the node's cluster-service layer does; what arrived
+    /// meanwhile is the next round.
+    private func finishRound(_ position: Int, _ round: Replica.Round) throws(PropertyViolation) {
+        let outputs: [Output]
+        do {
+            outputs = try servers[position].replica!.finish(round, sendingThrough: self)
+        } catch {
+            return try stopOnStorageFailure(position, error)
+        }
+        for output in outputs {
+            if let snapshot = output.snapshot {
+                let server = servers[position]
+                trace("\(server.id): stores snapshot at \(snapshot.metadata.index) over durable log \(server.durableBase)...\(server.durableLastIndex) (term there \(server.durableTerm(at: snapshot.metadata.index).map(String.init(describing:)) ?? "none"))")
+            }
+            try checkCommittedKeptOnMajority(position, writing: output.entries)
+            servers[position].persist(output)
+        }
+        if let through = outputs.compactMap(\.compactedThrough).max() {
+            // The stored snapshot covers these entries: the write-ahead log dropped them.
+            servers[position].compactDurable(through: min(through, servers[position].durableSnapshot?.metadata.index ?? 0))
+        }
+        for output in outputs { try carryOut(output, at: position) }
+        if servers[position].isRunning, !servers[position].inbox.isEmpty { try beginRound(position) }
+    }
+
     /// A node that cannot write its log stops, as the real one exits: a full disk is an
     /// operating fault (it restarts later with room again); any other failure is a bug.
-    private func stopOnStorageFailure(_ position: Int, _ error: StorageError) throws(PropertyViolation) {
+    func stopOnStorageFailure(_ position: Int, _ error: StorageError) throws(PropertyViolation) {
         guard servers[position].disk.capacityBytes != nil else {
             throw PropertyViolation(property: "Storage", detail: "\(servers[position].id) could not write: \(error)")
         }
@@ -102,121 +130,37 @@ extension Simulation {
         }
     }
 
-    /// The fsync finished: what it covered is durable, so its messages go out and its
-    /// committed entries are applied; what arrived meanwhile is the next batch.
-    func finishSync(_ position: Int) throws(PropertyViolation) {
-        let batch = servers[position].syncing
-        do {
-            try servers[position].wal?.flush(sync: true)
-        } catch {
-            return try stopOnStorageFailure(position, error)
-        }
-        for output in batch {
-            if let snapshot = output.snapshot {
-                let server = servers[position]
-                trace("\(server.id): stores snapshot at \(snapshot.metadata.index) over durable log \(server.durableBase)...\(server.durableLastIndex) (term there \(server.durableTerm(at: snapshot.metadata.index).map(String.init(describing:)) ?? "none"))")
-            }
-            try checkCommittedKeptOnMajority(position, writing: output.entries)
-            servers[position].persist(output)
-        }
-        servers[position].syncing = servers[position].waiting
-        servers[position].waiting = []
-        if !servers[position].syncing.isEmpty { try startSync(position) }
-        for output in batch { try carryOut(output, at: position) }
-    }
-
-    /// Sends an output's messages, applies its committed entries, checks its outcomes.
+    /// Checks an output's outcomes, then applies it to the server's state machine.
     private func carryOut(_ output: Output, at position: Int) throws(PropertyViolation) {
-        for envelope in output.messages { send(envelope) }
         let id = servers[position].id
         // Log changes and elections count once they are durable: a single voter elects itself
         // and appends within one step, and a crash before the fsync undoes both (no other
         // server ever saw them), so the same term may then be won again with other entries.
-        if servers[position].isRunning {  // (the core is read in place: copying it costs a retain per field)
-            if output.snapshot != nil {
-                checker.logReplaced(id)
-                try checker.logChanged(id, log: servers[position].core!.log, from: servers[position].core!.log.firstIndex)
-            }
-            if let first = output.entries.first {
-                try checker.logChanged(id, log: servers[position].core!.log, from: max(first.index, servers[position].core!.log.firstIndex))
-            }
-            for event in output.events {
-                if case .becameLeader(let term) = event {
-                    report.elections += 1
-                    report.maxTerm = max(report.maxTerm, term)
-                    try checker.leaderElected(id, term: term, log: servers[position].core!.log)
-                }
+        guard let replica = servers[position].replica else { return }
+        let needsLog = output.snapshot != nil || !output.entries.isEmpty || !output.events.isEmpty
+        let (log, term) = replica.withCore { core in (needsLog ? core.log : nil, core.currentTerm) }
+        if output.snapshot != nil, let log {
+            checker.logReplaced(id)
+            try checker.logChanged(id, log: log, from: log.firstIndex)
+        }
+        if let first = output.entries.first, let log {
+            try checker.logChanged(id, log: log, from: max(first.index, log.firstIndex))
+        }
+        for event in output.events {
+            if case .becameLeader(let term) = event, let log {
+                report.elections += 1
+                report.maxTerm = max(report.maxTerm, term)
+                try checker.leaderElected(id, term: term, log: log)
             }
         }
-        let term = servers[position].core?.currentTerm ?? 0
-        if let snapshot = output.snapshot {
-            // State Machine Safety through snapshots: the state it carries is the one every
-            // server reached by applying the committed entries up to its index.
-            let index = Int(snapshot.metadata.index.rawValue)
-            let digest = Self.digest(of: snapshot)
-            guard index < checker.committedDigests.count, checker.committedDigests[index] == digest else {
-                throw PropertyViolation(property: "State Machine Safety",
-                                        detail: "\(id) installed a snapshot at \(index) whose state differs from the committed history's")
-            }
-            servers[position].appliedIndex = snapshot.metadata.index
-            servers[position].stateDigest = digest
-            report.snapshotsInstalled += 1
-        }
-        for entry in output.committed {
-            guard entry.index == servers[position].appliedIndex + 1 else {
-                throw PropertyViolation(property: "State Machine Safety",
-                                        detail: "\(id) applied \(entry.index) after \(servers[position].appliedIndex)")
-            }
-            let isNewlyCommitted = Int(entry.index.rawValue) > checker.committed.count
-            try checker.applied(entry, by: id, inTerm: term)
-            if isNewlyCommitted {
-                try checkDurableOnMajority(entry)
-                if entry.kind == .membership, let membership = Membership(encoded: entry.data) {
-                    for removed in committedMembership.members.subtracting(membership.members) {
-                        queue.schedule(.decommission(removed), at: now + 1)
-                    }
-                    committedMembership = membership
-                }
-            }
-            servers[position].appliedIndex = entry.index
-            servers[position].stateDigest = SafetyChecker.mix(servers[position].stateDigest, entry)
-        }
+        try applyToStateMachine(output, at: position, term: term)
         report.committedEntries = checker.committed.count
         for outcome in output.proposals { try checkOutcome(outcome) }
         for outcome in output.reads { try checkRead(outcome, at: position) }
-        if let threshold = profile.snapshotThresholdEntries, !servers[position].isSnapshotDue,
-           servers[position].appliedIndex >= (servers[position].durableSnapshot?.metadata.index ?? 0) + threshold
-        {
+        if !output.committed.isEmpty, !servers[position].isSnapshotDue, replica.snapshotDue(appliedIndex: servers[position].state.appliedIndex) != nil {
             servers[position].isSnapshotDue = true
             queue.schedule(.takeSnapshot(position, generation: servers[position].generation), at: now + 1)
         }
-    }
-
-    /// The state machine's state as a snapshot: its applied index and digest.
-    func takeSnapshot(_ position: Int) throws(PropertyViolation) {
-        servers[position].isSnapshotDue = false
-        guard let core = servers[position].core, let metadata = core.snapshotMetadata(at: servers[position].appliedIndex) else { return }
-        var writer = ByteWriter()
-        writer.write(metadata.index.rawValue)
-        writer.write(servers[position].stateDigest)
-        // Pad it so that some snapshots take several chunks to send.
-        writer.write([UInt8](repeating: 0, count: profile.snapshotPaddingBytes))
-        let snapshot = Snapshot(metadata: metadata, data: writer.bytes)
-        do {
-            // As the node's driver does: stored (temporary file, fsync, rename) before the core is told.
-            try servers[position].wal?.snapshots.save(snapshot)
-        } catch {
-            return try stopOnStorageFailure(position, error)
-        }
-        servers[position].durableSnapshot = snapshot
-        report.snapshotsTaken += 1
-        try step(position, .snapshotTaken(snapshot))
-    }
-
-    static func digest(of snapshot: Snapshot) -> UInt64 {
-        var reader = ByteReader(snapshot.data[...])
-        _ = try? reader.readUInt64()
-        return (try? reader.readUInt64()) ?? 0
     }
 
     /// A read served at `index` must see every write acknowledged before it was asked, and
@@ -249,11 +193,18 @@ extension Simulation {
             highestAcknowledged = max(highestAcknowledged, index)
             if id == livenessProposal { livenessTarget = index }
         case .failed(let id, .overwritten(let index)):
-            if let entry = checker.committedEntry(at: index), entry.data == data {
+            // (A retry has the bytes of the request it repeats: only a unique proposal can be told apart.)
+            if let entry = checker.committedEntry(at: index), entry.data == data, !resentCommands.contains(data) {
                 throw PropertyViolation(property: "Proposal outcome", detail: "proposal \(id) reported overwritten but committed at \(index)")
             }
         case .failed:
             break
+        }
+    }
+
+    public func send(_ messages: [(peer: UInt64, envelopes: [Envelope])], isQuiet: Bool) {
+        for (_, envelopes) in messages {
+            for envelope in envelopes { send(envelope) }
         }
     }
 
@@ -276,14 +227,14 @@ extension Simulation {
     /// was synced, and nothing damaged.
     func crash(_ position: Int) throws(PropertyViolation) {
         var server = servers[position]
-        trace("\(server.id): crashes (durable last \(server.durableLastIndex), syncing \(server.syncing.count) outputs)")
+        trace("\(server.id): crashes (durable last \(server.durableLastIndex), syncing \(server.round?.outputs.count ?? 0) outputs)")
         server.wal = nil
         let lostBytes = server.disk.crash(using: &random)
         server.disk.capacityBytes = nil  // a full disk gets room before the node starts again
         // Where the batch being synced rewrote the log: its first entry, or what follows an
         // installed snapshot (the snapshot file is stored at once; entries after a snapshot
         // that conflicts with them are dropped with it, as Raft requires).
-        let rewrittenFrom = server.syncing.flatMap { output in
+        let rewrittenFrom = (server.round?.outputs ?? []).flatMap { output in
             [output.entries.first?.index, output.snapshot.map { $0.metadata.index + 1 }].compactMap { $0 }
         }.min()
         servers[position] = server
@@ -291,9 +242,9 @@ extension Simulation {
         try checkRecovery(of: server, wal.recovered, lostBytes: lostBytes, rewrittenFrom: rewrittenFrom)
         server.resetDurable(to: wal.recovered)
         server.wal = wal  // kept for the restart
-        server.core = nil
-        server.syncing = []
-        server.waiting = []
+        server.replica = nil
+        server.round = nil
+        server.inbox = []
         server.generation += 1
         server.restarts += 1
         server.pausedUntil = nil
@@ -323,7 +274,7 @@ extension Simulation {
 
 }
 
-extension Simulation {
+extension Simulation: ReplicaNetwork {
     static func describe(_ input: RaftNode.Input) -> String {
         switch input {
         case .tick: "tick"

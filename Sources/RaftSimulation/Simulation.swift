@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import ClusterNode
 import Raft
 
 /// A deterministic simulation of a Raft cluster: real `RaftNode` cores in one process,
@@ -29,6 +30,11 @@ public final class Simulation {
     var report: SimulationReport
     var nextProposalID: ProposalID = 1
     var outstandingProposals: [ProposalID: [UInt8]] = [:]
+    /// Some commands clients sent, for retries (at most 64).
+    var sentCommands: [[UInt8]] = []
+    /// Commands that may be sent more than once (retries, health changes): the log cannot
+    /// tell two proposals of the same bytes apart.
+    var resentCommands = Set<[UInt8]>()
     /// When each outstanding proposal was made, oldest first (for the clients' concurrency limit).
     var proposalTimes: [(id: ProposalID, time: UInt64)] = []
     var livenessTarget: LogIndex?
@@ -194,7 +200,7 @@ public final class Simulation {
 
     func describeServers() -> String {
         "  membership: voters \(committedMembership.voters.sorted()) learners \(committedMembership.learners.sorted()) (committed)\n" + servers.map { server in
-            guard let core = server.core else { return "  \(server.id): crashed" }
+            guard let core = server.withCore({ copy $0 }) else { return "  \(server.id): crashed" }
             return "  \(server.id): \(core.role) term \(core.currentTerm) leader \(core.leaderID.map(String.init(describing:)) ?? "-") last \(core.log.lastIndex)/\(core.log.lastTerm) commit \(core.commitIndex) applied \(server.appliedIndex) voters \(core.membership.voters.sorted().map(\.rawValue)) (from \(core.membershipIndex))\(server.pausedUntil.map { $0 > now ? " paused" : "" } ?? "")"
         }.joined(separator: "\n")
     }

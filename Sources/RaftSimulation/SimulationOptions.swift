@@ -51,7 +51,6 @@ struct FaultProfile: CustomStringConvertible {
     var snapshotThresholdEntries: Int?
     var compactionTrailingEntries: Int
     var snapshotChunkBytes: Int
-    var snapshotPaddingBytes: Int
     /// Servers outside the initial cluster; with them, membership changes are injected.
     var spareCount: Int
     var isMembershipChanging: Bool
@@ -77,10 +76,9 @@ struct FaultProfile: CustomStringConvertible {
         electionJitterTicks = [nil, nil, 3, 5][jitterRandom.next(below: 4)]
         // Drawn from their own generator too: earlier seeds' draws above stay as they were.
         var completenessRandom = SplitMix64(seed: options.seed ^ 0x5AA9_5407_0000_0003)
-        snapshotThresholdEntries = [nil, 3, 10, 40][completenessRandom.next(below: 4)]
+        snapshotThresholdEntries = [nil, 8, 25, 80][completenessRandom.next(below: 4)]
         compactionTrailingEntries = [0, 0, 2, 8][completenessRandom.next(below: 4)]
-        snapshotChunkBytes = [8, 64, 4_096][completenessRandom.next(below: 3)]
-        snapshotPaddingBytes = [0, 30, 200][completenessRandom.next(below: 3)]
+        snapshotChunkBytes = [64, 1_024, 16_384][completenessRandom.next(below: 3)]
         isMembershipChanging = completenessRandom.next(below: 2) == 0
         spareCount = isMembershipChanging ? 1 + completenessRandom.next(below: 2) : 0
         var storageRandom = SplitMix64(seed: options.seed ^ 0x0057_0BA6_E000_0011)
@@ -88,6 +86,6 @@ struct FaultProfile: CustomStringConvertible {
     }
 
     var description: String {
-        "nodes=\(nodeCount) drop=\(dropRate) duplicate=\(duplicateRate) delay=\(minimumDelayMicroseconds)+\(delayJitterMicroseconds)us faultEvery~\(meanFaultIntervalMilliseconds)ms weights=\(weights) sticky=\(stickyClientRate) preVote=\(isPreVoteEnabled) checkQuorum=\(isCheckQuorumEnabled) batch=\(maxEntriesPerAppend) window=\(maxInflightAppends) jitter=\(electionJitterTicks.map(String.init) ?? "T") snapshotEvery=\(snapshotThresholdEntries.map(String.init) ?? "never") trail=\(compactionTrailingEntries) chunk=\(snapshotChunkBytes) pad=\(snapshotPaddingBytes) spares=\(spareCount) membershipChanges=\(isMembershipChanging) segment=\(walSegmentBytes)"
+        "nodes=\(nodeCount) drop=\(dropRate) duplicate=\(duplicateRate) delay=\(minimumDelayMicroseconds)+\(delayJitterMicroseconds)us faultEvery~\(meanFaultIntervalMilliseconds)ms weights=\(weights) sticky=\(stickyClientRate) preVote=\(isPreVoteEnabled) checkQuorum=\(isCheckQuorumEnabled) batch=\(maxEntriesPerAppend) window=\(maxInflightAppends) jitter=\(electionJitterTicks.map(String.init) ?? "T") snapshotEvery=\(snapshotThresholdEntries.map(String.init) ?? "never") trail=\(compactionTrailingEntries) chunk=\(snapshotChunkBytes) spares=\(spareCount) membershipChanges=\(isMembershipChanging) segment=\(walSegmentBytes)"
     }
 }

@@ -70,9 +70,9 @@ enum NodeCommand {
             return 1
         }
         log.write("node \(port) of cluster \(configuration.clusterID) starting, pid \(getpid()), data in \(dataDirectory), members \(memberText)")
-        let node: NodeDriver
+        let node: Node
         do {
-            node = try NodeDriver(configuration: configuration, log: log)
+            node = try Node(configuration: configuration, log: log)
         } catch {
             log.write("FATAL: cannot open its data in \(dataDirectory): \(error)")
             return 1

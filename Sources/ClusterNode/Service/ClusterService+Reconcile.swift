@@ -7,13 +7,13 @@ import Transport
 /// than the grace period is marked unhealthy and its replicas are placed on healthy nodes;
 /// a node acknowledging and caught up again is marked healthy; pending replicas are placed
 /// when capacity appears. Every decision is a committed log entry.
-extension NodeDriver {
+extension ClusterService {
     /// Starts the loop; it acts only while this node leads.
     func startReconciler() {
         let thread = Thread { [self] in
             while !isStoppedNow {
                 // Four passes a second while leading; a follower only checks whether it leads.
-                let isLeading = stateLock.withLock { core.isLeader }
+                let isLeading = withCore { $0.isLeader }
                 usleep(isLeading ? 250_000 : 1_000_000)
                 reconcileOnce()
             }
@@ -27,7 +27,7 @@ extension NodeDriver {
     /// hears nothing from the leader) proves only that the peer can send.
     func noteAcknowledgements(_ envelopes: [Envelope]) {
         let now = monotonicSeconds()
-        stateLock.withLock {
+        lock.withLock {
             for envelope in envelopes {
                 switch envelope.message {
                 case .appendEntriesResponse, .heartbeatResponse, .installSnapshotResponse:
@@ -40,14 +40,17 @@ extension NodeDriver {
     }
 
     /// A test of whether a peer acknowledged this leader within `seconds` and its log holds
-    /// what was committed `seconds` ago. The caller holds the state lock while using it.
+    /// what was committed `seconds` ago. The caller holds the lock while using it.
     func keepingUp(within seconds: Double, now: Double) -> (UInt64) -> Bool {
         let committedThen = commitSamples.last(where: { $0.time <= now - seconds })?.index
+        let matchIndexes = withCore { core in
+            Dictionary(uniqueKeysWithValues: core.membership.members.map { ($0.rawValue, core.progress(of: $0)?.matchIndex.rawValue ?? 0) })
+        }
         return { [self] peer in
             guard peer != configuration.id else { return true }
             guard let acknowledged = lastAcknowledged[peer], now - acknowledged <= seconds else { return false }
             guard let committedThen else { return true }
-            return (core.progress(of: NodeID(peer))?.matchIndex.rawValue ?? 0) >= committedThen
+            return (matchIndexes[peer] ?? 0) >= committedThen
         }
     }
 
@@ -59,27 +62,30 @@ extension NodeDriver {
 
     /// The nodes new replicas may go to: members not marked unhealthy that acknowledged this
     /// leader recently and keep up with its log (a node killed a moment ago gets nothing even
-    /// before the reconcile loop marks it). The caller holds the state lock.
+    /// before the reconcile loop marks it). The caller holds the lock.
     func placeableNodes(in state: ClusterState) -> Set<UInt64> {
         let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
-        guard core.isLeader else { return healthy }
+        guard withCore({ $0.isLeader }) else { return healthy }
         return healthy.filter(keepingUp(within: placementSilenceSeconds, now: monotonicSeconds()))
     }
 
     /// One pass: at most one decision is proposed (and waited for) per pass.
     func reconcileOnce() {
         let grace = configuration.unhealthyAfterSeconds
-        let decision = stateLock.withLock { () -> ((inout [UInt64: NodeResources], ClusterState) -> ClusterCommand?)? in
-            guard core.isLeader else { return nil }
+        let decision = lock.withLock { () -> ((inout [UInt64: NodeResources], ClusterState) -> ClusterCommand?)? in
+            let (isLeader, term, commitIndex, hasCommittedInTerm) = withCore { core in
+                (core.isLeader, core.currentTerm.rawValue, core.commitIndex.rawValue, core.log.term(at: core.commitIndex) == core.currentTerm)
+            }
+            guard isLeader else { return nil }
             let now = monotonicSeconds()
-            if leadingSinceTerm != core.currentTerm.rawValue {
+            if leadingSinceTerm != term {
                 // A new leadership: every peer gets a full grace period from now.
-                leadingSinceTerm = core.currentTerm.rawValue
+                leadingSinceTerm = term
                 commitSamples.removeAll()
                 for member in currentMembers { lastAcknowledged[member] = now }
             }
-            recordCommitSample(now: now, keeping: grace)
-            guard core.log.term(at: core.commitIndex) == core.currentTerm else { return nil }
+            recordCommitSample(commitIndex, now: now, keeping: grace)
+            guard hasCommittedInTerm else { return nil }
             let isKeepingUp = keepingUp(within: grace, now: now)
             for member in currentMembers where member != configuration.id {
                 let isHealthy = isKeepingUp(member)
@@ -106,8 +112,8 @@ extension NodeDriver {
     }
 
     /// Keeps one commit-index sample per pass, back to the oldest one a `window` needs.
-    private func recordCommitSample(now: Double, keeping window: Double) {
-        commitSamples.append((now, core.commitIndex.rawValue))
+    private func recordCommitSample(_ commitIndex: UInt64, now: Double, keeping window: Double) {
+        commitSamples.append((now, commitIndex))
         // Keep the newest sample older than the window (the one `keepingUp` reads) and later ones.
         if let cut = commitSamples.lastIndex(where: { $0.time <= now - window }), cut > 0 {
             commitSamples.removeFirst(cut)
@@ -122,10 +128,11 @@ extension NodeDriver {
     }
 
     /// Marks `node` healthy or not; when unhealthy, its replicas are placed on the others.
-    /// The caller holds the state lock.
+    /// The caller holds the lock.
     func markCommand(node: UInt64, isHealthy: Bool, usage: inout [UInt64: NodeResources], state: ClusterState) -> ClusterCommand {
         let acknowledged = lastAcknowledged[node].map { String(format: "%.1f s ago", monotonicSeconds() - $0) } ?? "never"
-        log.write("proposing to mark \(address(node)) \(isHealthy ? "healthy" : "unhealthy") (last acknowledged \(acknowledged), match index \(core.progress(of: NodeID(node))?.matchIndex.rawValue ?? 0), commit \(core.commitIndex))")
+        let (match, commit) = withCore { core in (core.progress(of: NodeID(node))?.matchIndex.rawValue ?? 0, core.commitIndex.rawValue) }
+        log.write("proposing to mark \(address(node)) \(isHealthy ? "healthy" : "unhealthy") (last acknowledged \(acknowledged), match index \(match), commit \(commit))")
         var moves: [ServiceMove] = []
         if !isHealthy {
             let healthy = placeableNodes(in: state).subtracting([node])
@@ -144,7 +151,7 @@ extension NodeDriver {
     }
 
     /// Places pending replicas where capacity now allows; nil when none fits anywhere.
-    /// The caller holds the state lock.
+    /// The caller holds the lock.
     func placePendingCommand(usage: inout [UInt64: NodeResources], state: ClusterState) -> ClusterCommand? {
         let healthy = placeableNodes(in: state)
         var moves: [ServiceMove] = []

@@ -3,17 +3,36 @@ import Raft
 
 /// The cluster-service side of a round: committed entries applied to the replicated state
 /// machine, snapshots from the leader restored, the leader's view of what its unapplied
-/// entries will place, and the clients waiting on proposals and reads answered.
-extension NodeDriver {
+/// entries will place, the clients waiting on proposals and reads answered, and snapshots
+/// of the state taken.
+extension ClusterService {
+    /// Remembers what newly written log entries will place (replacing a truncated suffix);
+    /// the proposals the round took are no longer counted as queued. One lock for both, so
+    /// that placement never sees a proposal's usage twice or not at all.
+    func logWritten(_ round: Replica.Round) {
+        lock.lock()
+        defer { lock.unlock() }
+        for id in round.takenProposals { queuedUsage[id] = nil }
+        for output in round.outputs where !output.entries.isEmpty { trackAppended(output.entries) }
+    }
+
     /// Applies committed entries, records events, and answers the clients waiting on
-    /// proposals and reads (after the state lock is released).
-    func applyAndAnswer(_ outputs: [Output]) {
+    /// proposals and reads (after the lock is released).
+    func apply(_ outputs: [Output]) {
         var proposalResults: [(Waiter<ProposalResult>, ProposalResult)] = []
         var readResults: [(Waiter<ReadResult>, ReadResult)] = []
-        stateLock.lock()
+        lock.lock()
         for output in outputs {
-            if let snapshot = output.snapshot { restore(from: snapshot) }
-            for entry in output.committed { apply(entry) }
+            do {
+                try state.apply(output, decode: { decodedCommands.removeValue(forKey: $0.index.rawValue) }) { change, now in
+                    switch change {
+                    case .restored(let previous): restored(replacing: previous, by: now)
+                    case .applied(let entry, let command, let outcome): applied(entry, command, outcome, in: now)
+                    }
+                }
+            } catch {
+                driver.exitOnStorageFailure("the leader's \(error)")
+            }
             for event in output.events { record(event) }
             for outcome in output.proposals {
                 guard let waiter = proposalWaiters.removeValue(forKey: outcome.id) else { continue }
@@ -26,29 +45,23 @@ extension NodeDriver {
         }
         let changes = changedServices.map { (serviceID: $0, record: state.services[$0]) }
         changedServices.removeAll(keepingCapacity: true)
-        stateLock.unlock()
+        lock.unlock()
         if !changes.isEmpty { containers.reconcile(changes) }
         for (waiter, result) in proposalResults { waiter.deliver(result) }
         for (waiter, result) in readResults { waiter.deliver(result) }
     }
 
-    /// Replaces the state machine by a snapshot from the leader (under the state lock).
-    func restore(from snapshot: Snapshot) {
-        let restored: ClusterState
-        do {
-            restored = try ClusterState(snapshotData: snapshot.data)
-        } catch {
-            exitOnStorageFailure("the leader's snapshot at \(snapshot.metadata.index) holds no valid state: \(error)")
-        }
-        changedServices += Array(state.services.keys) + Array(restored.services.keys)
-        state = restored
-        let covered = snapshot.metadata.index.rawValue
+    /// The state was replaced by a snapshot from the leader (under the lock): every service
+    /// of either state may have changed, and nothing the snapshot covers is pending any more.
+    private func restored(replacing previous: ClusterState, by restored: borrowing ClusterState) {
+        let covered = restored.appliedIndex
+        changedServices += Array(previous.services.keys) + Array(restored.services.keys)
         for index in decodedCommands.keys where index <= covered { decodedCommands[index] = nil }
         for index in speculativeUsage.keys where index <= covered { speculativeUsage[index] = nil }
     }
 
     /// Remembers what newly written log entries will place (replacing a truncated suffix).
-    func trackAppended(_ entries: [Entry]) {
+    private func trackAppended(_ entries: [Entry]) {
         guard let first = entries.first?.index.rawValue else { return }
         for index in decodedCommands.keys where index >= first { decodedCommands[index] = nil }
         for index in speculativeUsage.keys where index >= first { speculativeUsage[index] = nil }
@@ -59,19 +72,15 @@ extension NodeDriver {
         }
     }
 
-    func apply(_ entry: Entry) {
+    /// The bookkeeping after one entry was applied (under the lock).
+    private func applied(_ entry: Entry, _ command: ClusterCommand?, _ outcome: ClusterState.Outcome, in state: borrowing ClusterState) {
         let index = entry.index.rawValue
-        guard index > state.appliedIndex else { return }
-        let command = decodedCommands.removeValue(forKey: index)
         speculativeUsage[index] = nil
-        let outcome = state.apply(entry, decoded: command)
         metrics.increment(.appliedEntries)
         switch command {
-        case .createServices?, .scaleService?, .deleteService?:
-            if case .services(let ids) = outcome { changedServices += ids }
         case .setNodeHealth(_, _, let moves)?, .placePending(let moves)?:
             changedServices += moves.map(\.serviceID)
-        case nil:
+        case .createServices?, .scaleService?, .deleteService?, nil:
             if case .services(let ids) = outcome { changedServices += ids }
         }
         if let requestID = command?.requestID, serviceCalls[requestID]?.status == .queued, let ids = state.result(ofRequest: requestID) {
@@ -98,5 +107,33 @@ extension NodeDriver {
             break
         }
         return delta
+    }
+
+    func roundFinished() { snapshotIfDue() }
+
+    /// Snapshots the state machine once enough entries were applied since the last snapshot:
+    /// the state (a value) is copied under the lock, encoded and stored by a background
+    /// thread, and the core is told afterwards so that it compacts its log.
+    private func snapshotIfDue() {
+        let due = lock.withLock { () -> (ClusterState, SnapshotMetadata)? in
+            guard !isSnapshotting, let metadata = driver.replica.snapshotDue(appliedIndex: state.appliedIndex) else { return nil }
+            isSnapshotting = true
+            return (state, metadata)
+        }
+        guard let (copy, metadata) = due else { return }
+        let thread = Thread { [self] in
+            let snapshot = Snapshot(metadata: metadata, data: copy.snapshotData())
+            do {
+                try driver.replica.store(snapshot)
+                metrics.increment(.snapshotsTaken)
+                log.write("snapshot taken at index \(metadata.index) (term \(metadata.term), \(snapshot.data.count) bytes)")
+                submit(.snapshotTaken(snapshot))
+            } catch {
+                driver.exitOnStorageFailure("cannot store a snapshot: \(error)")
+            }
+            lock.withLock { isSnapshotting = false }
+        }
+        thread.name = "snapshot"
+        thread.start()
     }
 }

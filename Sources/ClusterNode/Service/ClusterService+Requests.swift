@@ -2,7 +2,7 @@ import Foundation
 import Raft
 import Transport
 
-extension NodeDriver {
+extension ClusterService {
     /// Proposes the command `makeCommand` builds (under the state lock, with the leader's
     /// full view of usage: applied, in the log, and queued) and waits for its commit.
     ///
@@ -58,10 +58,10 @@ extension NodeDriver {
                              makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?)
         throws(AttemptFailure) -> (index: UInt64, term: UInt64)?
     {
-        stateLock.lock()
-        guard core.isLeader else {
-            let leader = core.leaderID?.rawValue
-            stateLock.unlock()
+        lock.lock()
+        let (isLeader, leader) = withCore { core in (core.isLeader, core.leaderID?.rawValue) }
+        guard isLeader else {
+            lock.unlock()
             throw .failed(.notLeader(leader: leader))
         }
         let command: ClusterCommand
@@ -76,7 +76,7 @@ extension NodeDriver {
             switch Self.decide(makeCommand, &usage, state) {
             case .success(let decided?): command = decided
             case .success(nil):
-                stateLock.unlock()
+                lock.unlock()
                 return nil
             case .failure(let refusal) where refusal.isDefiniteRefusal:
                 throw .refusedOnLocalView(refusal)
@@ -91,7 +91,7 @@ extension NodeDriver {
                 throw .failed(.tooLarge("the command would take \(data.count) bytes in the log, above the limit of \(NodeLimits.maxCommandBytes); split the request"))
             }
         } catch {
-            stateLock.unlock()
+            lock.unlock()
             throw error
         }
         id = nextID
@@ -108,7 +108,7 @@ extension NodeDriver {
                 serviceCallOrder.removeFirst(excess)
             }
         }
-        stateLock.unlock()
+        lock.unlock()
         metrics.increment(.proposals)
 
         let started = monotonicSeconds()
@@ -123,7 +123,7 @@ extension NodeDriver {
         }
         metrics.recordCommit(seconds: monotonicSeconds() - started)
         // Two requests under one key can both reach the log; the second applied as a no-op.
-        if isClientCall, stateLock.withLock({ state.isReused(requestID, withOtherThan: fingerprint) }) {
+        if isClientCall, lock.withLock({ state.isReused(requestID, withOtherThan: fingerprint) }) {
             throw .failed(Self.reusedRequestID(requestID))
         }
         return (index, term)
@@ -164,7 +164,7 @@ extension NodeDriver {
     }
 
     private func forget(proposal id: ProposalID, requestID: String, error: String) {
-        stateLock.withLock {
+        lock.withLock {
             proposalWaiters[id] = nil
             if serviceCalls[requestID]?.status == .queued {
                 serviceCalls[requestID]?.status = .failed
@@ -177,24 +177,24 @@ extension NodeDriver {
     /// (ReadIndex through the leader). Throws `NodeError.notLeader` on a follower.
     func readLinearizably<T>(_ body: (ClusterState) throws(NodeError) -> T) throws(NodeError) -> T {
         let waiter = Waiter<ReadResult>()
-        let id = stateLock.withLock { () -> ReadID in
+        let id = lock.withLock { () -> ReadID in
             let id = nextID
             nextID += 1
             readWaiters[id] = waiter
             return id
         }
         guard submit(.read(id)) else {
-            _ = stateLock.withLock { readWaiters.removeValue(forKey: id) }
+            _ = lock.withLock { readWaiters.removeValue(forKey: id) }
             throw .overloaded
         }
         guard let result = waiter.wait(seconds: configuration.commitTimeoutSeconds) else {
-            _ = stateLock.withLock { readWaiters.removeValue(forKey: id) }
+            _ = lock.withLock { readWaiters.removeValue(forKey: id) }
             throw .timedOut("could not confirm leadership for a linearizable read within \(configuration.commitTimeoutSeconds) s", mayHaveApplied: false)
         }
         switch result {
         case .ready:
-            stateLock.lock()
-            defer { stateLock.unlock() }
+            lock.lock()
+            defer { lock.unlock() }
             return try body(state)
         case .notLeader(let leader):
             throw .notLeader(leader: leader)
@@ -215,7 +215,7 @@ extension NodeDriver {
             return .createServices(requestID: requestID, services: planned)
         }
         guard let (index, term) = committed else { preconditionFailure("a create request always has a command") }
-        let records = stateLock.withLock { (state.result(ofRequest: requestID) ?? []).compactMap { state.services[$0] } }
+        let records = lock.withLock { (state.result(ofRequest: requestID) ?? []).compactMap { state.services[$0] } }
         return (records, index, term)
     }
 
@@ -252,7 +252,7 @@ extension NodeDriver {
             return .scaleService(requestID: requestID, serviceID: serviceID, replicas: replicas, decision: decision)
         }
         // The entry's own record: a retry with the same requestId answers the same index.
-        let (applied, current) = stateLock.withLock { (state.record(ofRequest: requestID), state.services[serviceID]) }
+        let (applied, current) = lock.withLock { (state.record(ofRequest: requestID), state.services[serviceID]) }
         guard let applied, applied.services == [serviceID] else {
             throw NodeError.notFound("service \(serviceID) does not exist (it was deleted before this change applied)")
         }
@@ -268,7 +268,7 @@ extension NodeDriver {
     }
 }
 
-extension NodeDriver {
+extension ClusterService {
     /// What a leader transfer achieved.
     public struct TransferResult: Codable, Sendable {
         public var from: String
@@ -279,12 +279,12 @@ extension NodeDriver {
 
     /// Hands leadership to `target` (thesis §3.10) and waits until this node sees it lead.
     func transferLeadership(to target: UInt64) throws(NodeError) -> TransferResult {
-        let (isLeader, leader) = stateLock.withLock { (core.isLeader, core.leaderID?.rawValue) }
+        let (isLeader, leader) = withCore { core in (core.isLeader, core.leaderID?.rawValue) }
         guard isLeader else { throw .notLeader(leader: leader) }
         guard target != configuration.id else {
-            return TransferResult(from: address(target), to: address(target), term: stateLock.withLock { core.currentTerm.rawValue }, milliseconds: 0)
+            return TransferResult(from: address(target), to: address(target), term: withCore { $0.currentTerm.rawValue }, milliseconds: 0)
         }
-        let voters = stateLock.withLock { core.membership.voters.map(\.rawValue).sorted() }
+        let voters = withCore { $0.membership.voters.map(\.rawValue).sorted() }
         guard voters.contains(target) else {
             throw .invalid("node \(target) is not a voting member of cluster \(configuration.clusterID) (voters: \(voters.map(String.init).joined(separator: ", ")))")
         }
@@ -292,7 +292,7 @@ extension NodeDriver {
         submit(.transferLeadership(to: NodeID(target)))
         let deadline = started + Double(configuration.electionTimeoutMilliseconds) * 2 / 1_000
         while monotonicSeconds() < deadline {
-            let (leaderNow, term) = stateLock.withLock { (core.leaderID?.rawValue, core.currentTerm.rawValue) }
+            let (leaderNow, term) = withCore { core in (core.leaderID?.rawValue, core.currentTerm.rawValue) }
             if leaderNow == target {
                 return TransferResult(from: address(configuration.id), to: address(target), term: term, milliseconds: (monotonicSeconds() - started) * 1_000)
             }

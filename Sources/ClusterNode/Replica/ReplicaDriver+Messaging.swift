@@ -3,8 +3,8 @@ import Raft
 import Transport
 
 /// Raft messages between nodes: each peer's outbox (link faults applied, batches posted over
-/// one pipelined connection) and the receiving end of `/raft/messages`.
-extension NodeDriver {
+/// one pipelined connection) and the receiving end.
+extension ReplicaDriver {
 
     func makeOutbox(to peer: UInt64, poster: PipelinedPoster) -> Outbox<(Envelope, Double)> {
         let links = self.links
@@ -58,24 +58,9 @@ extension NodeDriver {
         }
     }
 
-    /// Accepts a batch of Raft messages posted by a peer of this cluster.
-    func receive(_ body: [UInt8], clusterID: String?) throws(HTTPError) {
-        guard clusterID == configuration.clusterID else {
-            throw HTTPError(.forbidden, "raft messages are accepted only from members of cluster \(configuration.clusterID)")
-        }
-        let envelopes: [Envelope]
-        do {
-            envelopes = try RaftWireCodec.decode(body)
-        } catch {
-            throw HTTPError(.badRequest, "malformed raft message batch: \(error.description)")
-        }
-        // Any sender of this cluster is heard: a leader may know members this node has not
-        // learnt of yet (the cluster header keeps other clusters out).
-        for envelope in envelopes where envelope.to.rawValue != configuration.id {
-            throw HTTPError(.forbidden, "message from \(envelope.from) to \(envelope.to): not addressed to this node (\(configuration.id))")
-        }
+    /// Takes a batch of Raft messages received from peers into the next round.
+    func receive(_ envelopes: [Envelope]) {
         metrics.increment(.messagesReceived, by: envelopes.count)
-        noteAcknowledgements(envelopes)
         for envelope in envelopes { enqueue(.receive(envelope)) }
         drain()
     }

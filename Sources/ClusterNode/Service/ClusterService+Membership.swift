@@ -4,7 +4,7 @@ import Transport
 
 /// Membership changes through the log, one server at a time: a new node joins as a
 /// learner, is promoted to voter once it has caught up, and a node is removed in one step.
-extension NodeDriver {
+extension ClusterService {
     /// The membership as `GET /members` shows it.
     public struct MembershipView: Codable, Sendable {
         public var voters: [String]
@@ -18,7 +18,7 @@ extension NodeDriver {
     }
 
     func membershipView(milliseconds: Double? = nil) -> MembershipView {
-        stateLock.withLock {
+        withCore { core in
             MembershipView(voters: core.membership.voters.sorted().map { address($0.rawValue) },
                            learners: core.membership.learners.sorted().map { address($0.rawValue) },
                            index: core.membershipIndex.rawValue, isCommitted: core.membershipIndex <= core.commitIndex,
@@ -30,11 +30,11 @@ extension NodeDriver {
     /// as a voter. Idempotent: a learner is only promoted, a voter left as it is.
     func addMember(_ node: UInt64) throws(NodeError) -> MembershipView {
         let started = monotonicSeconds()
-        let membership = stateLock.withLock { core.membership }
+        let membership = withCore { $0.membership }
         if !membership.members.contains(NodeID(node)) {
             try changeMembership(.addLearner(NodeID(node)))
         }
-        if !stateLock.withLock({ core.membership.voters.contains(NodeID(node)) }) {
+        if !withCore({ $0.membership.voters.contains(NodeID(node)) }) {
             try waitUntilCaughtUp(node)
             try changeMembership(.promote(NodeID(node)))
         }
@@ -45,7 +45,7 @@ extension NodeDriver {
     /// the removal commits, then hands over at once; callers usually move leadership first.
     func removeMember(_ node: UInt64) throws(NodeError) -> MembershipView {
         let started = monotonicSeconds()
-        if stateLock.withLock({ core.membership.members.contains(NodeID(node)) }) {
+        if withCore({ $0.membership.members.contains(NodeID(node)) }) {
             try changeMembership(.remove(NodeID(node)))
         }
         return membershipView(milliseconds: (monotonicSeconds() - started) * 1_000)
@@ -55,9 +55,9 @@ extension NodeDriver {
     /// began (by appends, or by a snapshot first when the log is compacted).
     private func waitUntilCaughtUp(_ node: UInt64) throws(NodeError) {
         let deadline = monotonicSeconds() + configuration.commitTimeoutSeconds * 4
-        let target = stateLock.withLock { core.commitIndex }
+        let target = withCore { $0.commitIndex }
         while monotonicSeconds() < deadline {
-            let (isLeader, leader, match) = stateLock.withLock { (core.isLeader, core.leaderID?.rawValue, core.progress(of: NodeID(node))?.matchIndex) }
+            let (isLeader, leader, match) = withCore { core in (core.isLeader, core.leaderID?.rawValue, core.progress(of: NodeID(node))?.matchIndex) }
             guard isLeader else { throw .notLeader(leader: leader) }
             if let match, match >= target { return }
             usleep(5_000)
@@ -68,7 +68,7 @@ extension NodeDriver {
     /// Proposes one membership change and waits for its commit.
     private func changeMembership(_ change: MembershipChange) throws(NodeError) {
         let waiter = Waiter<ProposalResult>()
-        let id = stateLock.withLock { () -> ProposalID in
+        let id = lock.withLock { () -> ProposalID in
             let id = nextID
             nextID += 1
             proposalWaiters[id] = waiter
@@ -76,7 +76,7 @@ extension NodeDriver {
         }
         _ = try submitAndWait(.changeMembership(id, change), waiter: waiter,
                               timeoutMessage: "membership change (\(change)) not committed within \(configuration.commitTimeoutSeconds) s; it may still commit: check GET /members") { _ in
-            _ = stateLock.withLock { proposalWaiters.removeValue(forKey: id) }
+            _ = lock.withLock { proposalWaiters.removeValue(forKey: id) }
         }
     }
 }

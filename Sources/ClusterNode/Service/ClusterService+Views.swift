@@ -2,30 +2,32 @@ import Foundation
 import Raft
 import Transport
 
-extension NodeDriver {
+extension ClusterService {
     /// `GET /`.
     func definition() -> NodeDefinition {
-        stateLock.withLock {
+        withCore { core in
             NodeDefinition(id: configuration.id, address: address(configuration.id), cluster: configuration.clusterID,
-                           peers: currentMembers.filter { $0 != configuration.id }.map(address),
+                           peers: core.membership.members.map(\.rawValue).sorted().filter { $0 != configuration.id }.map(address),
                            state: core.role.apiName, term: core.currentTerm.rawValue, leader: core.leaderID.map { address($0.rawValue) })
         }
     }
 
     /// `GET /stats`: Raft facts with the term they are true for, the last log entries, load and links.
-    func stats(lastEntryCount: Int = 10) -> NodeStats {
+    func stats(links: LinkTable, lastEntryCount: Int = 10) -> NodeStats {
         let containerCount = containers.list().count
         let cpuUsage = containers.load
-        return stateLock.withLock {
+        return lock.withLock {
+          let isLeader = withCore { $0.isLeader }
+          let placeable = isLeader ? placeableNodes(in: state) : []
+          return withCore { core in
             let log = core.log
             let first = max(log.firstIndex, log.lastIndex >= LogIndex(UInt64(lastEntryCount)) ? log.lastIndex - (lastEntryCount - 1) : log.firstIndex)
             let entries = first <= log.lastIndex ? log.entries(in: first...log.lastIndex).map(EntryView.init) : []
             var followers: [String: FollowerView]?
-            if core.isLeader {
+            if isLeader {
                 followers = [:]
                 let now = monotonicSeconds()
-                let placeable = placeableNodes(in: state)
-                for member in currentMembers where member != configuration.id {
+                for member in core.membership.members.map(\.rawValue).sorted() where member != configuration.id {
                     if let progress = core.progress(of: NodeID(member)) {
                         followers?[address(member)] = FollowerView(matchIndex: progress.matchIndex.rawValue, nextIndex: progress.nextIndex.rawValue,
                                                                    state: progress.state.rawValue, recentlyActive: progress.isRecentlyActive,
@@ -52,12 +54,12 @@ extension NodeDriver {
                 snapshotIndex: core.snapshot?.metadata.index.rawValue ?? 0, firstLogIndex: log.firstIndex.rawValue,
                 leaders: Dictionary(uniqueKeysWithValues: leaderHistory.map { (String($0.key), address($0.value)) }),
                 pid: getpid(), dataDirectory: configuration.dataDirectory)
-        }
+        } }
     }
 
     /// Entries `from...to` of the log (at most `maxLogPage`), with digests.
     func logPage(from: UInt64, to: UInt64) -> LogPage {
-        stateLock.withLock {
+        withCore { core in
             let log = core.log
             let first = max(from, log.firstIndex.rawValue)
             let last = min(to, log.lastIndex.rawValue, first + UInt64(Self.maxLogPage) - 1)
@@ -70,13 +72,14 @@ extension NodeDriver {
     static let maxLogPage = 1_000
 
     /// The service calls this node handled as leader, newest last.
-    func recentServiceCalls() -> [ServiceCall] { stateLock.withLock { serviceCallOrder.compactMap { serviceCalls[$0] } } }
+    func recentServiceCalls() -> [ServiceCall] { lock.withLock { serviceCallOrder.compactMap { serviceCalls[$0] } } }
 
     /// The Prometheus text of this node.
     func metricsText() -> String {
-        let (role, term, commit, applied, last, progress) = stateLock.withLock { () -> (String, UInt64, UInt64, UInt64, UInt64, [(UInt64, UInt64)]) in
-            let progress = currentMembers.compactMap { member in core.progress(of: NodeID(member)).map { (member, $0.matchIndex.rawValue) } }
-            return (core.role.apiName, core.currentTerm.rawValue, core.commitIndex.rawValue, state.appliedIndex, core.log.lastIndex.rawValue, progress)
+        let applied = lock.withLock { state.appliedIndex }
+        let (role, term, commit, last, progress) = withCore { core -> (String, UInt64, UInt64, UInt64, [(UInt64, UInt64)]) in
+            let progress = core.membership.members.sorted().compactMap { member in core.progress(of: member).map { (member.rawValue, $0.matchIndex.rawValue) } }
+            return (core.role.apiName, core.currentTerm.rawValue, core.commitIndex.rawValue, core.log.lastIndex.rawValue, progress)
         }
         var text = MetricsText()
         let labels = ["cluster": configuration.clusterID, "node": address(configuration.id)]
@@ -110,6 +113,6 @@ extension NodeDriver {
     /// This node's own applied services, by ID: not linearizable (for checking that replicas
     /// agree, and for tests).
     func appliedServices() -> [ServiceView] {
-        stateLock.withLock { state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
+        lock.withLock { state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
     }
 }

@@ -1,38 +1,8 @@
 import Raft
 
-/// The pure pieces of a processing round: how inputs are merged, when a round counts as
-/// quiet, and what each outcome of the core means to a waiting client.
-extension NodeDriver {
-    /// Merges adjacent proposals into one input, so a round's proposals become one batch of
-    /// entries and one AppendEntries per follower, not one each.
-    static func coalesced(_ batch: [RaftNode.Input]) -> [RaftNode.Input] {
-        var result: [RaftNode.Input] = []
-        result.reserveCapacity(batch.count)
-        for input in batch {
-            if case .propose(let more) = input, case .propose(let earlier)? = result.last {
-                result[result.count - 1] = .propose(earlier + more)
-            } else {
-                result.append(input)
-            }
-        }
-        return result
-    }
-
-    /// A round of at most four messages and no proposals: an idle node's heartbeat traffic.
-    /// Sending it inline saves a thread wake-up per message; under load the peers' sending
-    /// threads running in parallel with this one are worth more.
-    static func isQuiet(_ batch: [RaftNode.Input]) -> Bool {
-        var messages = 0
-        for input in batch {
-            switch input {
-            case .tick: continue
-            case .propose: return false
-            default: messages += 1
-            }
-        }
-        return messages <= 4
-    }
-
+/// What the core's events and outcomes mean to the node: its event log, its leader
+/// history, and the answers to waiting clients.
+extension ClusterService {
     /// Counts an event and remembers which leader this node knew in each term.
     func record(_ event: RaftEvent) {
         metrics.record(event)
@@ -67,7 +37,7 @@ extension NodeDriver {
     func result(of outcome: ProposalOutcome) -> ProposalResult {
         switch outcome {
         case .committed(_, let index):
-            .committed(index: index.rawValue, term: core.log.term(at: index)?.rawValue ?? 0)
+            .committed(index: index.rawValue, term: withCore { $0.log.term(at: index)?.rawValue ?? 0 })
         case .failed(_, .notLeader(let leader)):
             .notLeader(leader: leader?.rawValue)
         case .failed(_, .overwritten(let index)):

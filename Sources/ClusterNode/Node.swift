@@ -1,0 +1,64 @@
+import Foundation
+import Raft
+import Transport
+
+/// One node process: the replica layer (`ReplicaDriver`: Raft core, storage, inbox, timer,
+/// outboxes) under the cluster-service layer (`ClusterService`: state machine, placement,
+/// reconcile, requests, views), with the links and simulated containers they share. The
+/// HTTP API (`NodeAPI`) is an adapter over these.
+public final class Node: @unchecked Sendable {
+    public let configuration: NodeConfiguration
+    /// Where the node notes what an operator needs: elections, leaders, membership,
+    /// snapshots, link changes, faults noticed, fatal errors.
+    public let log: EventLog
+    let metrics = NodeMetrics()
+    let replica: ReplicaDriver
+    let service: ClusterService
+    var links: LinkTable { replica.links }
+    let containers: ContainerRuntime
+    /// For requests this node makes to others (forwarding to the leader).
+    let client: HTTPClient
+
+    /// Opens the data directory (recovering term, vote, log and state machine).
+    public init(configuration: NodeConfiguration, log: EventLog = EventLog()) throws {
+        self.configuration = configuration
+        self.log = log
+        self.replica = try ReplicaDriver(configuration: configuration, log: log, metrics: metrics)
+        self.containers = ContainerRuntime(nodeID: configuration.id, resources: NodeResources.standard(slots: configuration.capacity))
+        self.service = try ClusterService(driver: replica, containers: containers)
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.connectTimeoutSeconds = 0.25
+        clientConfiguration.requestTimeoutSeconds = 1
+        clientConfiguration.maxConnectionsPerHost = 8
+        self.client = HTTPClient(configuration: clientConfiguration)
+    }
+
+    /// Starts the timer and the reconcile loop.
+    public func start() {
+        service.startReconciler()
+        replica.start()
+    }
+
+    /// Stops the threads; queued work is dropped, written state stays on disk.
+    public func stop() { replica.stop() }
+
+    /// Accepts a batch of Raft messages posted by a peer of this cluster.
+    func receive(_ body: [UInt8], clusterID: String?) throws(NodeError) {
+        guard clusterID == configuration.clusterID else {
+            throw .forbidden("raft messages are accepted only from members of cluster \(configuration.clusterID)")
+        }
+        let envelopes: [Envelope]
+        do {
+            envelopes = try RaftWireCodec.decode(body)
+        } catch {
+            throw .invalid("malformed raft message batch: \(error.description)")
+        }
+        // Any sender of this cluster is heard: a leader may know members this node has not
+        // learnt of yet (the cluster header keeps other clusters out).
+        for envelope in envelopes where envelope.to.rawValue != configuration.id {
+            throw .forbidden("message from \(envelope.from) to \(envelope.to): not addressed to this node (\(configuration.id))")
+        }
+        service.noteAcknowledgements(envelopes)
+        replica.receive(envelopes)
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import Raft
+import RaftStorage
+
+/// Where a replica's messages go: the node's per-peer outboxes, or the simulation's network.
+public protocol ReplicaNetwork: AnyObject {
+    /// Sends one round's messages, grouped by peer (peers in the order of their first
+    /// message, each peer's messages in the order the core produced them: deterministic, for
+    /// the simulation). `isQuiet`: a round of a few messages and no proposals (an idle
+    /// node's heartbeats), which the node sends inline rather than waking a sending thread.
+    func send(_ messages: [(peer: UInt64, envelopes: [Envelope])], isQuiet: Bool)
+}
+
+/// The replica layer: the Raft core and its durable storage, carrying out the core's outputs
+/// in the order Raft requires. The node's driver and the simulation both run rounds through
+/// this type, so the order they are checked in is the order the node runs.
+///
+/// A round has two halves with the fsync between them:
+/// 1. `begin`: every input stepped (under `lock`), the round's entries, hard state and
+///    snapshot written to the write-ahead log as one batch, not yet synced;
+/// 2. `finish`: one fdatasync when any output requires it (group commit), segments a stored
+///    snapshot covers removed, and only then the messages sent. Its outputs then go to the
+///    cluster-service layer to apply (`ClusterState.apply(_:decode:each:)`).
+///
+/// The node runs both halves back to back; the simulation lets virtual time pass between
+/// them, so that a crash can land while the fsync is in flight.
+///
+/// Ownership: `lock` guards `core` (rounds step it, views read it); the write-ahead log is
+/// used only by whoever runs rounds, one at a time (the node's processing lock, the
+/// simulation's single thread).
+public final class Replica: @unchecked Sendable {
+    /// A round between its two halves.
+    public struct Round {
+        /// Every step's output, in order.
+        public let outputs: [Output]
+        /// Whether the round's writes must be fsync'd before its messages go out.
+        public let mustSync: Bool
+        /// A round of at most four messages and no proposals (see `ReplicaNetwork`).
+        public let isQuiet: Bool
+        /// The proposals the round took into the log or refused (no longer queued).
+        public let takenProposals: [ProposalID]
+        /// Log segments wholly covered by the stored snapshot, once the round is durable.
+        let compactedThrough: LogIndex?
+    }
+
+    private let lock = NSLock()
+    private var core: RaftNode
+    /// The node's write-ahead log and snapshot store; used by the round's runner only.
+    public let wal: WriteAheadLog
+    /// False only for benchmarks of the page cache (`--no-fsync`): writes are not synced.
+    private let isFsyncEnabled: Bool
+
+    public init(core: RaftNode, wal: WriteAheadLog, isFsyncEnabled: Bool = true) {
+        self.core = core
+        self.wal = wal
+        self.isFsyncEnabled = isFsyncEnabled
+    }
+
+    /// Reads the core under the lock (views, leader checks).
+    public func withCore<T>(_ body: (borrowing RaftNode) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(core)
+    }
+
+    /// The round's first half: steps every input (adjacent proposals merged into one batch)
+    /// and writes what they made durable-to-be, unsynced. Nothing is sent yet.
+    public func begin(_ inputs: [RaftNode.Input]) throws(StorageError) -> Round {
+        let batch = Self.coalesced(inputs)
+        var outputs: [Output] = []
+        var taken: [ProposalID] = []
+        outputs.reserveCapacity(batch.count)
+        lock.lock()
+        for input in batch {
+            outputs.append(core.step(input))
+            if case .propose(let proposals) = input { taken += proposals.map(\.id) }
+        }
+        lock.unlock()
+        let recorded = try wal.record(outputs)
+        // Only a round that syncs writes: what needs no sync (a commit index that moved)
+        // waits in memory for the next one. So at most one unsynced batch is ever on disk,
+        // and a crash can tear only the last: were several written, one torn ahead of a
+        // whole one would read as corruption and the node could not restart (the
+        // simulation found this once it ran this code).
+        if recorded.mustSync { try wal.flush(sync: false) }
+        return Round(outputs: outputs, mustSync: recorded.mustSync, isQuiet: Self.isQuiet(batch),
+                     takenProposals: taken, compactedThrough: recorded.compactedThrough)
+    }
+
+    /// The round's second half: makes it durable, then sends its messages through `network`.
+    /// Returns its outputs for the state machine to apply (after the messages: a leader's
+    /// followers start their own fsync while the leader applies).
+    public func finish(_ round: Round, sendingThrough network: some ReplicaNetwork) throws(StorageError) -> [Output] {
+        if round.mustSync { try wal.flush(sync: isFsyncEnabled) }
+        // Segments wholly covered by the stored snapshot may go.
+        if let through = round.compactedThrough { try wal.compact(through: through) }
+        var messages: [(peer: UInt64, envelopes: [Envelope])] = []
+        var position: [UInt64: Int] = [:]
+        for output in round.outputs {
+            for envelope in output.messages {
+                let peer = envelope.to.rawValue
+                if let at = position[peer] {
+                    messages[at].envelopes.append(envelope)
+                } else {
+                    position[peer] = messages.count
+                    messages.append((peer, [envelope]))
+                }
+            }
+        }
+        if !messages.isEmpty { network.send(messages, isQuiet: round.isQuiet) }
+        return round.outputs
+    }
+
+    /// Where a snapshot of a state machine that applied through `appliedIndex` would go, when
+    /// enough entries were applied since the last one (nil: not due).
+    public func snapshotDue(appliedIndex: UInt64) -> SnapshotMetadata? {
+        withCore { core in
+            let last = core.snapshot?.metadata.index.rawValue ?? 0
+            guard appliedIndex >= last + UInt64(core.settings.snapshotThresholdEntries) else { return nil }
+            return core.snapshotMetadata(at: LogIndex(appliedIndex))
+        }
+    }
+
+    /// Stores a snapshot of the state machine (temporary file, fsync, rename) before the
+    /// core may hear of it: the caller then submits `.snapshotTaken`, and the core compacts.
+    public func store(_ snapshot: Snapshot) throws(StorageError) {
+        try wal.snapshots.save(snapshot)
+    }
+
+    /// Merges adjacent proposals into one input, so a round's proposals become one batch of
+    /// entries and one AppendEntries per follower, not one each.
+    static func coalesced(_ batch: [RaftNode.Input]) -> [RaftNode.Input] {
+        var result: [RaftNode.Input] = []
+        result.reserveCapacity(batch.count)
+        for input in batch {
+            if case .propose(let more) = input, case .propose(let earlier)? = result.last {
+                result[result.count - 1] = .propose(earlier + more)
+            } else {
+                result.append(input)
+            }
+        }
+        return result
+    }
+
+    /// A round of at most four messages and no proposals: an idle node's heartbeat traffic.
+    /// Sending it inline saves a thread wake-up per message; under load the peers' sending
+    /// threads running in parallel with this one are worth more.
+    static func isQuiet(_ batch: [RaftNode.Input]) -> Bool {
+        var messages = 0
+        for input in batch {
+            switch input {
+            case .tick: continue
+            case .propose: return false
+            default: messages += 1
+            }
+        }
+        return messages <= 4
+    }
+}

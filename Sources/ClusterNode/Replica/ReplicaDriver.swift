@@ -1,0 +1,248 @@
+import Foundation
+import Raft
+import RaftStorage
+import Transport
+
+/// What the replica layer hands the layer above after each round, in Raft's order.
+protocol RoundConsumer: AnyObject {
+    /// A round's entries are in the log (not yet durable or committed) and its proposals
+    /// taken: called before the round's outputs are applied.
+    func logWritten(_ round: Replica.Round)
+    /// A round's outputs, durable and their messages sent: apply and answer.
+    func apply(_ outputs: [Output])
+    /// The round is over (a moment to snapshot the state machine if due).
+    func roundFinished()
+}
+
+/// The replica layer in the node's process: the `Replica` (core and storage) with its
+/// inbox, timer and per-peer outboxes. It speaks in Raft inputs and outputs, never HTTP.
+///
+/// Rounds are run by whichever thread finds the inbox non-empty and the processing lock
+/// free (flat combining): it takes every queued input plus the ticks the clock says have
+/// passed, and runs the replica's round (step, write, one fdatasync, send), then hands the
+/// outputs to the cluster-service layer (`RoundConsumer`). An idle node has no driver thread
+/// to wake per message.
+///
+/// Ownership: `inbox` guards `inputs`, `isStopped`, `lastTick` and `timerWakeAt` (the timer
+/// thread waits on it); `processing` is held by the thread running rounds; `peersLock`
+/// guards `peers`. The core is guarded inside `Replica`.
+public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
+    let configuration: NodeConfiguration
+    let log: EventLog
+    let links: LinkTable
+    let metrics: NodeMetrics
+    let replica: Replica
+    /// What the write-ahead log held when the node started.
+    let recovered: WriteAheadLog.Recovered
+    /// The cluster-service layer; attached once, right after both layers exist.
+    weak var consumer: (any RoundConsumer)?
+
+    /// This process's exclusive hold on the data directory, for as long as the driver lives.
+    private let directoryLock: DirectoryLock
+    private let inbox = NSCondition()
+    private var inputs: [RaftNode.Input] = []
+    private var isStopped = false
+    private let processing = NSLock()
+    /// The clock time up to which ticks have been delivered to the core.
+    private var lastTick = monotonicSeconds()
+    /// When the timer thread plans to wake next.
+    private var timerWakeAt = 0.0
+    /// Each peer's outbox and connection (the connection is used by the outbox's thread, or
+    /// inline while that outbox is idle: the outbox lets one of them at a time deliver).
+    /// Created on first use, as members join.
+    private var peers: [UInt64: (outbox: Outbox<(Envelope, Double)>, poster: PipelinedPoster)] = [:]
+    private let peersLock = NSLock()
+    /// Inputs waiting for the driver: beyond this, received messages are dropped (Raft
+    /// tolerates loss) and proposals refused, so a stalled disk cannot exhaust memory.
+    static let maxQueuedInputs = 50_000
+
+    /// Opens the data directory (recovering term, vote, log and snapshot).
+    init(configuration: NodeConfiguration, log: EventLog, metrics: NodeMetrics) throws {
+        self.configuration = configuration
+        self.log = log
+        self.metrics = metrics
+        try configuration.raftSettings.validate()
+        // Before reading or writing anything: a second process on the same directory would
+        // interleave its log with ours (or delete it under us).
+        self.directoryLock = try DirectoryLock(directory: configuration.dataDirectory)
+        let wal = try WriteAheadLog(directory: configuration.dataDirectory + "/raft")
+        let recovered = wal.recovered
+        self.recovered = recovered
+        // The initial membership is the cluster's first one, alike on every node (a node that
+        // joins later learns the current one from the log or a snapshot).
+        let core = RaftNode(id: NodeID(configuration.id), membership: Membership(voters: Set(configuration.members.map { NodeID($0) })),
+                            settings: configuration.raftSettings, randomSeed: UInt64.random(in: 1...UInt64.max),
+                            hardState: recovered.hardState, log: recovered.log, snapshot: recovered.snapshot)
+        self.links = LinkTable(selfID: configuration.id, peers: Array(Set(core.membership.members.map(\.rawValue) + configuration.members)).sorted())
+        self.replica = Replica(core: core, wal: wal, isFsyncEnabled: configuration.isFsyncEnabled)
+        metrics.recoveredEntries = recovered.log.lastIndex.rawValue
+        metrics.truncatedBytes = recovered.truncatedBytes
+        log.write("recovered term \(recovered.hardState.currentTerm) vote \(recovered.hardState.votedFor.map { address($0.rawValue) } ?? "none") "
+            + "log to index \(recovered.log.lastIndex) snapshot at \(recovered.snapshot?.metadata.index.rawValue ?? 0)"
+            + (recovered.truncatedBytes > 0 ? ", dropped a torn tail of \(recovered.truncatedBytes) bytes" : ""))
+    }
+
+    /// Starts the timer thread.
+    func start() {
+        let timer = Thread { [self] in timerLoop() }
+        timer.name = "raft-timer"
+        timer.stackSize = 1 << 20
+        timer.start()
+    }
+
+    /// Stops the threads; queued work is dropped, written state stays on disk.
+    func stop() {
+        inbox.withLock {
+            isStopped = true
+            inbox.broadcast()
+        }
+        for peer in peersLock.withLock({ Array(peers.values) }) { peer.outbox.close() }
+    }
+
+    /// True once `stop()` was called.
+    var isStoppedNow: Bool { inbox.withLock { isStopped } }
+
+    /// Queues an input for the next round. Returns false when the inbox is full.
+    @discardableResult
+    func enqueue(_ input: RaftNode.Input) -> Bool {
+        inbox.lock()
+        defer { inbox.unlock() }
+        guard inputs.count < Self.maxQueuedInputs else {
+            metrics.increment(.inputsDropped)
+            return false
+        }
+        inputs.append(input)
+        return true
+    }
+
+    /// Queues an input and runs rounds unless another thread is doing so already (that
+    /// thread will take this input too before it lets go).
+    @discardableResult
+    func submit(_ input: RaftNode.Input) -> Bool {
+        guard enqueue(input) else { return false }
+        drain()
+        return true
+    }
+
+    /// Runs rounds over everything queued, plus the ticks the clock says have passed, while
+    /// no other thread is; each round is persisted with one fdatasync (group commit).
+    func drain() {
+        while processing.try() {
+            while let batch = takeBatch() { runRound(batch) }
+            // Wake the timer early if the next timer event moved closer (a new leader must
+            // send heartbeats at once, not after a follower's election timeout).
+            let due = replica.withCore { $0.ticksUntilNextTimerEvent }
+            inbox.withLock {
+                let wakeAt = lastTick + Double(due) * tickSeconds
+                if wakeAt < timerWakeAt { inbox.signal() }
+            }
+            processing.unlock()
+            // An input queued after our last look but before we let go must not wait for the
+            // next event: look once more.
+            if inbox.withLock({ inputs.isEmpty }) { return }
+        }
+    }
+
+    /// One round: the replica's (step, write, sync, send), then the service layer's (apply).
+    /// A node that cannot write its log stops: acting on state that is not on disk could
+    /// break Raft's guarantees.
+    private func runRound(_ batch: [RaftNode.Input]) {
+        do {
+            let round = try replica.begin(batch)
+            consumer?.logWritten(round)
+            let started = monotonicSeconds()
+            let outputs = try replica.finish(round, sendingThrough: self)
+            if round.mustSync && configuration.isFsyncEnabled { metrics.recordSync(seconds: monotonicSeconds() - started) }
+            consumer?.apply(outputs)
+        } catch {
+            exitOnStorageFailure("cannot write its log: \(error)")
+        }
+        consumer?.roundFinished()
+    }
+
+    /// A node that cannot keep its durable state stops: acting on state that is not on disk
+    /// could break Raft's guarantees.
+    func exitOnStorageFailure(_ problem: String) -> Never {
+        log.write("FATAL: \(problem); exiting")
+        exit(70)
+    }
+
+    private var tickSeconds: Double { Double(configuration.tickMilliseconds) / 1_000 }
+
+    /// The queued inputs with the ticks that passed in front of them, or nil when there is
+    /// nothing to do. Ticks are counted against the clock; after a long pause (SIGSTOP) a few
+    /// election timeouts' worth stand for the rest.
+    private func takeBatch() -> [RaftNode.Input]? {
+        inbox.lock()
+        defer { inbox.unlock() }
+        guard !isStopped else { return nil }
+        let now = monotonicSeconds()
+        var elapsed = Int((now - lastTick) / tickSeconds)
+        lastTick += Double(elapsed) * tickSeconds
+        let maxCatchUpTicks = 4 * configuration.raftSettings.electionTicks
+        if elapsed > maxCatchUpTicks {
+            elapsed = maxCatchUpTicks
+            lastTick = now
+        }
+        guard elapsed > 0 || !inputs.isEmpty else { return nil }
+        var batch = Array(repeating: RaftNode.Input.tick, count: elapsed)
+        batch.append(contentsOf: inputs)
+        inputs.removeAll(keepingCapacity: true)
+        return batch
+    }
+
+    /// Sleeps until the core's next timer event is due (or an earlier one is signalled), then
+    /// runs the ticks that passed. An idle follower's timer rarely fires: heartbeats keep
+    /// pushing its election timeout back.
+    private func timerLoop() {
+        while true {
+            let due = replica.withCore { $0.ticksUntilNextTimerEvent }
+            inbox.lock()
+            if isStopped {
+                inbox.unlock()
+                return
+            }
+            timerWakeAt = lastTick + Double(due) * tickSeconds
+            let wait = timerWakeAt - monotonicSeconds()
+            if wait > 0 { _ = inbox.wait(until: Date(timeIntervalSinceNow: wait)) }
+            timerWakeAt = .infinity
+            inbox.unlock()
+            drain()
+        }
+    }
+
+    /// The outbox and connection to `peer`, created on first use.
+    private func connection(to peer: UInt64) -> (outbox: Outbox<(Envelope, Double)>, poster: PipelinedPoster) {
+        peersLock.withLock {
+            if let existing = peers[peer] { return existing }
+            let poster = PipelinedPoster(host: "127.0.0.1", port: Int(peer), path: "/raft/messages",
+                                         headers: HTTPHeaders([("Content-Type", "application/octet-stream"), ("X-Cluster-ID", configuration.clusterID)]))
+            let created = (outbox: makeOutbox(to: peer, poster: poster), poster: poster)
+            peers[peer] = created
+            links.addPeer(peer)
+            return created
+        }
+    }
+
+    /// Hands a round's messages to each peer's outbox, as one post per peer.
+    public func send(_ messages: [(peer: UInt64, envelopes: [Envelope])], isQuiet: Bool) {
+        let now = monotonicSeconds()
+        for (peer, envelopes) in messages {
+            let (outbox, poster) = connection(to: peer)
+            let stamped = envelopes.map { ($0, now) }
+            guard isQuiet else {
+                for message in stamped { outbox.enqueue(message) }
+                continue
+            }
+            // An idle peer's messages go out from this thread if that cannot block (a plain
+            // link, an open connection); anything else waits for the peer's sending thread.
+            outbox.send(stamped) { batch in
+                let link = links.state(to: peer)
+                guard link.isUp, link.delayMilliseconds == 0, link.loss == 0 else { return false }
+                guard poster.postWithoutBlocking(RaftWireCodec.encode(batch.map(\.0))) else { return false }
+                metrics.increment(.messagesSent, by: batch.count)
+                return true
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Raft
+import RaftStorage
+import Transport
+
+/// The cluster-service layer: the replicated state machine and everything the node keeps
+/// about it. It applies what the replica layer's rounds commit, holds the leader's view of
+/// what its unapplied entries will place (the resource ledger placement reads), turns client
+/// requests into proposals and waits for their outcomes, runs the leader's reconcile loop,
+/// snapshots the state, and renders the node's views. It speaks in domain values and
+/// `NodeError`; the HTTP API (`NodeAPI`) is a thin adapter over it.
+///
+/// Ownership: `lock` guards every stored `var` below. The replica's core is read through
+/// `driver.replica.withCore` (its own lock), possibly while `lock` is held: the order is
+/// always this layer's lock first, never the other way (the replica layer never calls up
+/// while holding the core).
+public final class ClusterService: RoundConsumer, @unchecked Sendable {
+    /// How a proposal ended, for the client waiting on it.
+    enum ProposalResult: Sendable {
+        case committed(index: UInt64, term: UInt64)
+        case notLeader(leader: UInt64?)
+        case failed(String)
+        /// The request cannot succeed as asked (an invalid membership change).
+        case rejected(String)
+    }
+
+    enum ReadResult: Sendable {
+        case ready
+        case notLeader(leader: UInt64?)
+        case failed(String)
+    }
+
+    let configuration: NodeConfiguration
+    let log: EventLog
+    let metrics: NodeMetrics
+    let containers: ContainerRuntime
+    /// The replica layer: rounds, and the core to read.
+    let driver: ReplicaDriver
+
+    let lock = NSLock()
+    var state: ClusterState
+    /// Decoded commands of log entries not yet applied, by index (each entry is decoded once).
+    var decodedCommands: [UInt64: ClusterCommand] = [:]
+    /// Resources that unapplied log entries will place, by index then node.
+    var speculativeUsage: [UInt64: [UInt64: NodeResources]] = [:]
+    /// Resources of proposals queued but not yet in the log, by proposal.
+    var queuedUsage: [ProposalID: [UInt64: NodeResources]] = [:]
+    var proposalWaiters: [ProposalID: Waiter<ProposalResult>] = [:]
+    var readWaiters: [ReadID: Waiter<ReadResult>] = [:]
+    var nextID: UInt64 = 1
+    /// Recent service calls handled here by request ID, and their order, newest last (for `/state`).
+    var serviceCalls: [String: ServiceCall] = [:]
+    var serviceCallOrder: [String] = []
+    /// Services changed by entries applied in the current round (their containers follow).
+    var changedServices: [Int] = []
+    /// When each peer last answered one of this node's Raft messages (an append, heartbeat
+    /// or snapshot answer: proof that both directions work), in monotonic seconds.
+    var lastAcknowledged: [UInt64: Double] = [:]
+    /// This node's commit index over the last grace period, oldest first (monotonic seconds),
+    /// to tell whether a follower's log keeps up.
+    var commitSamples: [(time: Double, index: UInt64)] = []
+    /// The term in which the reconcile loop last found this node leading.
+    var leadingSinceTerm: UInt64 = 0
+    /// The leader this node knew in each term (term → leader), newest terms kept.
+    var leaderHistory: [UInt64: UInt64] = [:]
+    /// True while a snapshot of the state machine is being written in the background.
+    var isSnapshotting = false
+    /// Terms of leader history kept: enough for any experiment's reports, bounded.
+    static let maxLeaderHistory = 10_000
+
+    /// The state machine as the replica recovered it (its snapshot's state, or empty), on
+    /// top of `driver`; it attaches itself to receive the replica's rounds.
+    init(driver: ReplicaDriver, containers: ContainerRuntime) throws {
+        let configuration = driver.configuration
+        self.configuration = configuration
+        self.log = driver.log
+        self.metrics = driver.metrics
+        self.containers = containers
+        self.driver = driver
+        if let snapshot = driver.recovered.snapshot {
+            do {
+                self.state = try ClusterState(snapshotData: snapshot.data)
+            } catch {
+                throw StorageError("snapshot in \(configuration.dataDirectory)/raft at index \(snapshot.metadata.index) holds no valid state: \(error); refusing to start")
+            }
+        } else {
+            self.state = ClusterState(members: configuration.members, nodeResources: .standard(slots: configuration.capacity))
+        }
+        driver.consumer = self
+    }
+
+    /// Reads the Raft core (see the lock order above).
+    func withCore<T>(_ body: (borrowing RaftNode) throws -> T) rethrows -> T { try driver.replica.withCore(body) }
+
+    /// The members in this node's log (voters and learners), sorted.
+    var currentMembers: [UInt64] { withCore { $0.membership.members.map(\.rawValue).sorted() } }
+
+    /// Queues an input for the replica layer and runs it; false when the inbox is full.
+    @discardableResult
+    func submit(_ input: RaftNode.Input) -> Bool { driver.submit(input) }
+
+    /// True once the node is stopping.
+    var isStoppedNow: Bool { driver.isStoppedNow }
+}

@@ -1,0 +1,123 @@
+import ClusterNode
+import Raft
+
+/// The node's replicated state machine (`ClusterState`) in the simulation: applied through
+/// the same `ClusterState.apply(_:decode:each:)` the node's cluster-service layer uses,
+/// snapshotted with its own encoding, and fed by clients that send real cluster commands
+/// (creates, scales, deletes, retries, reused request IDs, node health).
+extension Simulation {
+    /// Applies a durable output to the server's state machine and checks it: every server
+    /// applies the same entries and reaches the same state at every index.
+    func applyToStateMachine(_ output: Output, at position: Int, term: Term) throws(PropertyViolation) {
+        let id = servers[position].id
+        // The changes are collected first and checked after: the checks read every server,
+        // which may not happen while this server's state is being written.
+        var restored = false
+        var applied: [(entry: Entry, fingerprint: UInt64)] = []
+        do {
+            try servers[position].state.apply(output, decode: { _ in nil }) { change, state in
+                switch change {
+                case .restored:
+                    restored = true
+                case .applied(let entry, let command, let outcome):
+                    applied.append((entry, state.fingerprint(ofServices: Self.servicesTouched(by: command, outcome))))
+                }
+            }
+        } catch {
+            throw PropertyViolation(property: "State Machine Safety", detail: "\(id): \(error)")
+        }
+        if restored, let snapshot = output.snapshot {
+            try checker.snapshotInstalled(at: snapshot.metadata.index, hash: FNV1a.hash(snapshot.data), by: id)
+            report.snapshotsInstalled += 1
+        }
+        for (entry, fingerprint) in applied {
+            let isNewlyCommitted = Int(entry.index.rawValue) > checker.committed.count
+            try checker.applied(entry, by: id, inTerm: term)
+            try checker.stateReached(entry.index, fingerprint: fingerprint, by: id)
+            guard isNewlyCommitted else { continue }
+            try checkDurableOnMajority(entry)
+            if entry.kind == .membership, let membership = Membership(encoded: entry.data) {
+                for removed in committedMembership.members.subtracting(membership.members) {
+                    queue.schedule(.decommission(removed), at: now + 1)
+                }
+                committedMembership = membership
+            }
+        }
+    }
+
+    /// The services whose records applying an entry may have changed.
+    static func servicesTouched(by command: ClusterCommand?, _ outcome: ClusterState.Outcome) -> [Int] {
+        var touched: [Int] = []
+        if case .services(let ids) = outcome { touched = ids }
+        switch command {
+        case .createServices?, nil: break
+        case .scaleService(_, let serviceID, _, _)?, .deleteService(_, let serviceID)?: touched.append(serviceID)
+        case .setNodeHealth(_, _, let moves)?, .placePending(let moves)?: touched += moves.map(\.serviceID)
+        }
+        return touched
+    }
+
+    /// Takes a snapshot of the state machine as the node does: at the applied index, stored
+    /// before the core hears of it.
+    func takeSnapshot(_ position: Int) throws(PropertyViolation) {
+        servers[position].isSnapshotDue = false
+        guard let replica = servers[position].replica,
+              let metadata = replica.snapshotDue(appliedIndex: servers[position].state.appliedIndex) else { return }
+        let snapshot = Snapshot(metadata: metadata, data: servers[position].state.snapshotData())
+        try checker.snapshotTaken(at: metadata.index, hash: FNV1a.hash(snapshot.data), by: servers[position].id)
+        do {
+            try replica.store(snapshot)
+        } catch {
+            return try stopOnStorageFailure(position, error)
+        }
+        servers[position].durableSnapshot = snapshot
+        report.snapshotsTaken += 1
+        try step(position, .snapshotTaken(snapshot))
+    }
+
+    /// A client request as the node's API would propose it, decided on `position`'s applied
+    /// state: mostly creates, scales and deletes; now and then a retry of an earlier request
+    /// (it must apply once), a request ID reused with another body (refused when applied),
+    /// or a node health change.
+    func makeCommand(at position: Int, id: ProposalID) -> [UInt8] {
+        let state = servers[position].state
+        let requestID = "r\(id)"
+        let services = state.services.keys.sorted()
+        let pick = random.next(below: 100)
+        if pick < 8, let earlier = sentCommands.randomElement(using: &random) {
+            resentCommands.insert(earlier)
+            return earlier
+        }
+        let command: ClusterCommand
+        switch pick {
+        case ..<45:
+            var usage = state.usage()
+            let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
+            let specs = (0...random.next(below: 2)).map { _ in ServiceSpec(replicas: random.next(below: 5), cpu: 100 * (1 + random.next(below: 4))) }
+            command = .createServices(requestID: requestID, services: specs.map { spec in
+                PlannedService(spec: spec, decision: Placement.place(count: spec.replicas, demand: spec.demand, capacity: state.capacity,
+                                                                     usage: &usage, healthy: healthy))
+            })
+        case ..<75:
+            let serviceID = services.randomElement(using: &random) ?? 1
+            let replicas = random.next(below: 7)
+            var usage = state.usage()
+            let demand = state.services[serviceID]?.spec.demand ?? ServiceSpec(replicas: 1).demand
+            for (node, count) in state.services[serviceID]?.placement ?? [:] { usage[node] = (usage[node] ?? .zero) + demand * -count }
+            let decision = Placement.place(count: replicas, demand: demand, capacity: state.capacity, usage: &usage,
+                                           healthy: Set(state.capacity.keys).subtracting(state.unhealthyNodes))
+            command = .scaleService(requestID: requestID, serviceID: serviceID, replicas: replicas, decision: decision)
+        case ..<90:
+            command = .deleteService(requestID: random.chance(0.1) ? "r\(max(1, id / 2))" : requestID,
+                                     serviceID: services.randomElement(using: &random) ?? 1)
+        default:
+            let node = state.capacity.keys.sorted().randomElement(using: &random) ?? 1
+            command = .setNodeHealth(node: node, isHealthy: random.chance(0.6), moves: [])
+        }
+        let data = ClusterCommandCodec.encode(command)
+        // Commands without a request ID (node health) can repeat byte for byte.
+        if case .setNodeHealth = command { resentCommands.insert(data) }
+        if sentCommands.count < 64 { sentCommands.append(data) } else { sentCommands[random.next(below: 64)] = data }
+        return data
+    }
+}
