@@ -134,7 +134,7 @@ extension Simulation {
             try readFromClient()
         }
         var proposals: [RaftNode.Proposal] = []
-        for _ in 0..<(1 + random.next(below: 5)) {
+        for _ in 0..<(1 + random.next(below: 3)) {
             let id = nextProposalID
             nextProposalID += 1
             let data = makeCommand(at: target, id: id)

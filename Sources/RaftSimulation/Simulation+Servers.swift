@@ -70,8 +70,8 @@ extension Simulation {
         let firstWritten = round.outputs.compactMap { $0.entries.first?.index }.min()
         let (role, term, log) = servers[position].replica!.withCore { core in (core.role, core.currentTerm, core.log) }
         try checker.checkLeaderAppendOnly(id, role: role, term: term, log: log, firstWrittenIndex: firstWritten)
-        guard round.mustSync else { return try finishRound(position, round) }
         servers[position].round = round
+        guard round.mustSync else { return try finishRound(position, round) }
         // fdatasync of a small append: 50 to 400 microseconds, now and then 5 to 50 ms.
         let latency = storageRandom.chance(0.02) ? 5_000 + storageRandom.next(below: 45_000) : 50 + random.next(below: 350)
         queue.schedule(.syncDone(position, generation: servers[position].generation), at: now + UInt64(latency))
@@ -80,7 +80,6 @@ extension Simulation {
     /// The fsync of the round in flight finished: the round's second half.
     func finishSync(_ position: Int) throws(PropertyViolation) {
         guard let round = servers[position].round else { return }
-        servers[position].round = nil
         try finishRound(position, round)
     }
 
@@ -92,8 +91,10 @@ extension Simulation {
         do {
             outputs = try servers[position].replica!.finish(round, sendingThrough: self)
         } catch {
+            // (The round stays in flight for the crash: its writes may or may not be on disk.)
             return try stopOnStorageFailure(position, error)
         }
+        servers[position].round = nil
         for output in outputs {
             if let snapshot = output.snapshot {
                 let server = servers[position]

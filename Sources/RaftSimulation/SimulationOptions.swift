@@ -64,7 +64,7 @@ struct FaultProfile: CustomStringConvertible {
         minimumDelayMicroseconds = UInt64(100 + random.next(below: 2_000))
         delayJitterMicroseconds = UInt64(random.next(below: 10_000))
         meanFaultIntervalMilliseconds = UInt64(20 + random.next(below: 200))
-        meanProposalIntervalMilliseconds = UInt64(5 + random.next(below: 60))
+        meanProposalIntervalMilliseconds = UInt64(10 + random.next(below: 60))
         weights = (0..<7).map { _ in random.next(below: 10) }
         weights[2] += 3  // heal often enough that progress is possible between faults
         stickyClientRate = [0, 0.3, 0.7][random.next(below: 3)]

@@ -60,7 +60,13 @@ public final class Replica: @unchecked Sendable {
     public func withCore<T>(_ body: (borrowing RaftNode) throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
-        return try body(core)
+        // Through an exclusive access: a plain read of the stored property made the compiler
+        // copy the whole core (a retain per field) for every call.
+        return try Self.borrow(&core, body)
+    }
+
+    private static func borrow<T>(_ core: inout RaftNode, _ body: (borrowing RaftNode) throws -> T) rethrows -> T {
+        try body(core)
     }
 
     /// The round's first half: steps every input (adjacent proposals merged into one batch)
@@ -95,14 +101,13 @@ public final class Replica: @unchecked Sendable {
         // Segments wholly covered by the stored snapshot may go.
         if let through = round.compactedThrough { try wal.compact(through: through) }
         var messages: [(peer: UInt64, envelopes: [Envelope])] = []
-        var position: [UInt64: Int] = [:]
         for output in round.outputs {
             for envelope in output.messages {
                 let peer = envelope.to.rawValue
-                if let at = position[peer] {
+                // A linear search: a cluster has at most a few peers.
+                if let at = messages.firstIndex(where: { $0.peer == peer }) {
                     messages[at].envelopes.append(envelope)
                 } else {
-                    position[peer] = messages.count
                     messages.append((peer, [envelope]))
                 }
             }
