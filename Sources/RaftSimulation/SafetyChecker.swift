@@ -118,7 +118,10 @@ struct SafetyChecker {
             }
             commitTerms[position] = min(commitTerms[position], term)
         } else {
-            precondition(position == committed.count, "\(node) applied \(entry.index) beyond the committed history \(committed.count)")
+            guard position == committed.count else {
+                throw PropertyViolation(property: "State Machine Safety",
+                                        detail: "\(node) applied \(entry.index) beyond the committed history (\(committed.count) entries)")
+            }
             committed.append(entry)
             commitTerms.append(term)
         }
@@ -156,7 +159,10 @@ struct SafetyChecker {
                                         detail: "\(node)'s state after applying \(index) differs from the state another server reached there")
             }
         } else {
-            precondition(position == stateFingerprints.count, "\(node) reached state \(index) beyond the committed history")
+            guard position == stateFingerprints.count else {
+                throw PropertyViolation(property: "State machine agreement",
+                                        detail: "\(node) reached state \(index) beyond the committed history (\(stateFingerprints.count - 1) entries)")
+            }
             stateFingerprints.append(fingerprint)
         }
     }
