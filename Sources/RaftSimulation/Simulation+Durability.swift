@@ -4,7 +4,8 @@ import RaftStorage
 /// The durability checks: recovery returns what was synced, and committed entries stay
 /// durable on a quorum whatever crashes and rewrites happen.
 extension Simulation {
-    /// Recovery after a crash must return everything that was synced: the term and vote
+    /// Recovery after a crash must return everything that was synced (what a finished round
+    /// wrote: the node sent messages on it as durable): the term and vote
     /// (or a later term), the snapshot (or a later one) and every entry, except where the
     /// batch being synced rewrote the log (then a prefix of that batch may stand instead).
     func checkRecovery(of server: SimulatedServer, _ recovered: WriteAheadLog.Recovered, lostBytes: Int,
@@ -17,7 +18,7 @@ extension Simulation {
         let synced = server.durableHardState
         let found = recovered.hardState
         guard found.currentTerm > synced.currentTerm || (found.currentTerm == synced.currentTerm && (synced.votedFor == nil || found.votedFor == synced.votedFor)) else {
-            throw fail("recovered term \(found.currentTerm) vote \(String(describing: found.votedFor)) but term \(synced.currentTerm) vote \(String(describing: synced.votedFor)) was synced")
+            throw fail("recovered term \(found.currentTerm) vote \(String(describing: found.votedFor)) but term \(synced.currentTerm) vote \(String(describing: synced.votedFor)) was synced (messages went out on it)")
         }
         let syncedSnapshot = server.durableSnapshot?.metadata.index ?? 0
         let foundSnapshot = recovered.snapshot?.metadata.index ?? 0
@@ -27,7 +28,7 @@ extension Simulation {
         while index <= last {
             guard let term = server.durableTerm(at: index) else { break }
             guard recovered.log.term(at: index) == term else {
-                throw fail("entry \(index) of term \(term) was synced but recovery found \(recovered.log.term(at: index).map { "term \($0)" } ?? "nothing")")
+                throw fail("entry \(index) of term \(term) was synced (messages went out on it) but recovery found \(recovered.log.term(at: index).map { "term \($0)" } ?? "nothing")")
             }
             index += 1
         }
