@@ -89,20 +89,25 @@ public final class LinkTable: @unchecked Sendable {
     }
 
     /// Applies a `/connections` update, all or nothing. Throws a 400 naming the bad key or value.
-    public func update(from body: [UInt8]) throws(HTTPError) {
-        let value = try JSONBody.decodeStrictly(JSONValue.self, from: body)
-        guard case .object(let fields) = value else {
-            throw HTTPError(.badRequest, #"expected an object such as {"localhost:8002": 0}"#)
+    public func update(from body: [UInt8]) throws(NodeError) {
+        let value: JSONValue
+        do {
+            value = try JSONBody.decodeStrictly(JSONValue.self, from: body)
+        } catch {
+            throw .invalid(error.message)
         }
-        guard !fields.isEmpty else { throw HTTPError(.badRequest, "no links given") }
+        guard case .object(let fields) = value else {
+            throw .invalid(#"expected an object such as {"localhost:8002": 0}"#)
+        }
+        guard !fields.isEmpty else { throw .invalid("no links given") }
         var changes: [(UInt64, LinkState)] = []
         let known = snapshot
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
             let peer = try Self.peerID(from: key)
-            guard peer != selfID else { throw HTTPError(.badRequest, "\(key) is this node itself") }
+            guard peer != selfID else { throw .invalid("\(key) is this node itself") }
             guard let current = known[peer] else {
                 let peers = known.keys.sorted().map { "localhost:\($0)" }.joined(separator: ", ")
-                throw HTTPError(.badRequest, "unknown peer \(key) (peers: \(peers))")
+                throw .invalid("unknown peer \(key) (peers: \(peers))")
             }
             changes.append((peer, try Self.linkState(from: value, current: current, key: key)))
         }
@@ -110,14 +115,14 @@ public final class LinkTable: @unchecked Sendable {
     }
 
     /// `localhost:8002`, `127.0.0.1:8002` or `8002` (with an optional `http://`) → 8002.
-    static func peerID(from key: String) throws(HTTPError) -> UInt64 {
+    static func peerID(from key: String) throws(NodeError) -> UInt64 {
         guard let address = NodeAddress(parsing: key) else {
-            throw HTTPError(.badRequest, "unknown peer \(key): name it localhost:PORT, 127.0.0.1:PORT or PORT")
+            throw .invalid("unknown peer \(key): name it localhost:PORT, 127.0.0.1:PORT or PORT")
         }
         return address.id
     }
 
-    static func linkState(from value: JSONValue, current: LinkState, key: String) throws(HTTPError) -> LinkState {
+    static func linkState(from value: JSONValue, current: LinkState, key: String) throws(NodeError) -> LinkState {
         switch value {
         case .bool(let isUp):
             return LinkState(isUp: isUp, delayMilliseconds: current.delayMilliseconds, loss: current.loss)
@@ -133,15 +138,15 @@ public final class LinkTable: @unchecked Sendable {
                     state.delayMilliseconds = Int(delay)
                 case ("loss", .number(let loss)) where loss >= 0 && loss <= 1:
                     state.loss = loss
-                case ("up", _): throw HTTPError(.badRequest, "\(key).up must be true, false, 0 or 1, got \(field.summary)")
-                case ("delayMs", _): throw HTTPError(.badRequest, "\(key).delayMs must be a whole number from 0 to \(maxDelayMilliseconds), got \(field.summary)")
-                case ("loss", _): throw HTTPError(.badRequest, "\(key).loss must be a number from 0 to 1, got \(field.summary)")
-                default: throw HTTPError(.badRequest, "\(key): unknown field \(name) (known: up, delayMs, loss)")
+                case ("up", _): throw .invalid("\(key).up must be true, false, 0 or 1, got \(field.summary)")
+                case ("delayMs", _): throw .invalid("\(key).delayMs must be a whole number from 0 to \(maxDelayMilliseconds), got \(field.summary)")
+                case ("loss", _): throw .invalid("\(key).loss must be a number from 0 to 1, got \(field.summary)")
+                default: throw .invalid("\(key): unknown field \(name) (known: up, delayMs, loss)")
                 }
             }
             return state
         default:
-            throw HTTPError(.badRequest, "\(key) must be 0, 1, true, false or an object like {\"up\": true, \"delayMs\": 100, \"loss\": 0.2}, got \(value.summary)")
+            throw .invalid("\(key) must be 0, 1, true, false or an object like {\"up\": true, \"delayMs\": 100, \"loss\": 0.2}, got \(value.summary)")
         }
     }
 }

@@ -180,11 +180,11 @@ public enum NodeAPI {
     }
 
     /// A node named in a body: its port, or "localhost:PORT".
-    static func memberID(_ value: JSONValue) throws(HTTPError) -> UInt64 {
+    static func memberID(_ value: JSONValue) throws(NodeError) -> UInt64 {
         switch value {
         case .number(let number) where number == number.rounded() && number > 0 && number <= 65_535: return UInt64(number)
         case .string(let text): return try LinkTable.peerID(from: text)
-        default: throw HTTPError(.badRequest, #"node must be a port or "localhost:PORT", e.g. {"node": 8003}"#)
+        default: throw .invalid(#"node must be a port or "localhost:PORT", e.g. {"node": 8003}"#)
         }
     }
 

@@ -33,47 +33,52 @@ public struct ServiceRequest: Decodable, Sendable {
     public static let maxServices = 1_000
 
     /// Parses and validates a body into service specs, or throws a 400 naming the field.
-    public static func specs(from body: [UInt8]) throws(HTTPError) -> (specs: [ServiceSpec], requestID: String?) {
-        let request = try JSONBody.decodeStrictly(ServiceRequest.self, from: body)
+    public static func specs(from body: [UInt8]) throws(NodeError) -> (specs: [ServiceSpec], requestID: String?) {
+        let request: ServiceRequest
+        do {
+            request = try JSONBody.decodeStrictly(ServiceRequest.self, from: body)
+        } catch {
+            throw .invalid(error.message)
+        }
         return (try request.validated(), request.requestId)
     }
 
-    func validated() throws(HTTPError) -> [ServiceSpec] {
+    func validated() throws(NodeError) -> [ServiceSpec] {
         let list: [(Container, String)]
         switch (container, containers) {
         case (let one?, nil): list = [(one, "container")]
         case (nil, let many?):
-            guard !many.isEmpty else { throw HTTPError(.badRequest, "containers is empty; give at least one container") }
-            guard many.count <= Self.maxServices else { throw HTTPError(.badRequest, "containers has \(many.count) entries; at most \(Self.maxServices)") }
+            guard !many.isEmpty else { throw .invalid("containers is empty; give at least one container") }
+            guard many.count <= Self.maxServices else { throw .invalid("containers has \(many.count) entries; at most \(Self.maxServices)") }
             list = many.enumerated().map { ($0.element, "containers[\($0.offset)]") }
-        case (.some, .some): throw HTTPError(.badRequest, "give either container or containers, not both")
+        case (.some, .some): throw .invalid("give either container or containers, not both")
         case (nil, nil):
-            throw HTTPError(.badRequest, #"missing field container (or containers), e.g. {"container": {"id": 5, "replicas": 25}}"#)
+            throw .invalid(#"missing field container (or containers), e.g. {"container": {"id": 5, "replicas": 25}}"#)
         }
         var specs: [ServiceSpec] = []
         for (item, path) in list {
             let replicas: Int
             switch (item.replicas, self.replicas) {
             case (let inner?, let outer?) where inner != outer:
-                throw HTTPError(.badRequest, "\(path).replicas (\(inner)) and replicas (\(outer)) disagree")
+                throw .invalid("\(path).replicas (\(inner)) and replicas (\(outer)) disagree")
             case (let inner?, _): replicas = inner
             case (nil, let outer?): replicas = outer
-            case (nil, nil): throw HTTPError(.badRequest, "missing field replicas in \(path) (or at the top level)")
+            case (nil, nil): throw .invalid("missing field replicas in \(path) (or at the top level)")
             }
             guard replicas >= 1, replicas <= Self.maxReplicas else {
-                throw HTTPError(.badRequest, "\(path).replicas must be a whole number from 1 to \(Self.maxReplicas), got \(replicas)")
+                throw .invalid("\(path).replicas must be a whole number from 1 to \(Self.maxReplicas), got \(replicas)")
             }
             let cpu = item.cpu ?? ServiceSpec.defaultCPU
-            guard cpu >= 1, cpu <= 256_000 else { throw HTTPError(.badRequest, "\(path).cpu must be millicores from 1 to 256000, got \(cpu)") }
+            guard cpu >= 1, cpu <= 256_000 else { throw .invalid("\(path).cpu must be millicores from 1 to 256000, got \(cpu)") }
             let memory = item.memory ?? ServiceSpec.defaultMemory
-            guard memory >= 1, memory <= 1_048_576 else { throw HTTPError(.badRequest, "\(path).memory must be MB from 1 to 1048576, got \(memory)") }
+            guard memory >= 1, memory <= 1_048_576 else { throw .invalid("\(path).memory must be MB from 1 to 1048576, got \(memory)") }
             for (field, value) in [("name", item.name), ("description", item.description), ("label", item.label), ("image", item.image)] {
-                if let value, value.utf8.count > 256 { throw HTTPError(.badRequest, "\(path).\(field) is longer than 256 bytes") }
+                if let value, value.utf8.count > 256 { throw .invalid("\(path).\(field) is longer than 256 bytes") }
             }
             for (field, value) in [("name", item.name), ("image", item.image)] where value?.trimmingCharacters(in: .whitespaces).isEmpty == true {
-                throw HTTPError(.badRequest, "\(path).\(field) is empty; leave it out or give one")
+                throw .invalid("\(path).\(field) is empty; leave it out or give one")
             }
-            if let id = item.id, id < 0 { throw HTTPError(.badRequest, "\(path).id must be a whole number of at least 0, got \(id)") }
+            if let id = item.id, id < 0 { throw .invalid("\(path).id must be a whole number of at least 0, got \(id)") }
             specs.append(ServiceSpec(containerID: item.id, name: item.name ?? item.description ?? item.label ?? item.id.map { "container \($0)" },
                                      description: item.description, label: item.label, image: item.image,
                                      replicas: replicas, cpu: cpu, memory: memory))

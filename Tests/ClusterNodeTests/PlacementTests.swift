@@ -150,13 +150,13 @@ import Transport
     ])
     func anythingElseIsA400AndChangesNothing(body: String) {
         let links = table()
-        #expect { try links.update(from: Array(body.utf8)) } throws: { ($0 as? HTTPError)?.status == .badRequest }
+        #expect { try links.update(from: Array(body.utf8)) } throws: { if case .invalid? = $0 as? NodeError { true } else { false } }
         #expect(links.snapshot.values.allSatisfy { $0 == .healthy })
     }
 
     @Test func aBadKeyRejectsTheWholeUpdate() {
         let links = table()
-        #expect(throws: HTTPError.self) { try links.update(from: Array(#"{"localhost:8002": 0, "localhost:8009": 0}"#.utf8)) }
+        #expect(throws: NodeError.self) { try links.update(from: Array(#"{"localhost:8002": 0, "localhost:8009": 0}"#.utf8)) }
         #expect(links.state(to: 8002).isUp)
     }
 }
@@ -191,8 +191,8 @@ import Transport
     ])
     func invalidRequestsNameTheField(body: String, message: String) {
         #expect { _ = try ServiceRequest.specs(from: Array(body.utf8)) } throws: { error in
-            guard let error = error as? HTTPError else { return false }
-            return error.status == .badRequest && error.message.hasPrefix(message)
+            guard case .invalid(let text)? = error as? NodeError else { return false }
+            return text.hasPrefix(message)
         }
     }
 }

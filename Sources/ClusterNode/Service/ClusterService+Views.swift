@@ -16,26 +16,14 @@ extension ClusterService {
     func stats(links: LinkTable, lastEntryCount: Int = 10) -> NodeStats {
         let containerCount = containers.list().count
         let cpuUsage = containers.load
-        return lock.withLock {
-          let isLeader = withCore { $0.isLeader }
-          let placeable = isLeader ? placeableNodes(in: state) : []
-          return withCore { core in
+        lock.lock()
+        defer { lock.unlock() }
+        let isLeader = withCore { $0.isLeader }
+        let placeable = isLeader ? placeableNodes(in: state) : []
+        return withCore { core in
             let log = core.log
             let first = max(log.firstIndex, log.lastIndex >= LogIndex(UInt64(lastEntryCount)) ? log.lastIndex - (lastEntryCount - 1) : log.firstIndex)
             let entries = first <= log.lastIndex ? log.entries(in: first...log.lastIndex).map(EntryView.init) : []
-            var followers: [String: FollowerView]?
-            if isLeader {
-                followers = [:]
-                let now = monotonicSeconds()
-                for member in core.membership.members.map(\.rawValue).sorted() where member != configuration.id {
-                    if let progress = core.progress(of: NodeID(member)) {
-                        followers?[address(member)] = FollowerView(matchIndex: progress.matchIndex.rawValue, nextIndex: progress.nextIndex.rawValue,
-                                                                   state: progress.state.rawValue, recentlyActive: progress.isRecentlyActive,
-                                                                   acknowledgedMsAgo: lastAcknowledged[member].map { Int((now - $0) * 1_000) },
-                                                                   placeable: placeable.contains(member))
-                    }
-                }
-            }
             var counters: [String: Int] = [:]
             for counter in NodeMetrics.Counter.allCases { counters[counter.rawValue] = metrics[counter] }
             return NodeStats(
@@ -48,13 +36,27 @@ extension ClusterService {
                 cpuUsage: cpuUsage, replicas: containerCount, services: state.services.count,
                 unhealthyNodes: state.unhealthyNodes.sorted().map(address),
                 connections: Dictionary(uniqueKeysWithValues: links.snapshot.map { (address($0.key), $0.value) }),
-                followers: followers, counters: counters,
+                followers: isLeader ? followerViews(core, placeable: placeable) : nil, counters: counters,
                 voters: core.membership.voters.sorted().map { address($0.rawValue) },
                 learners: core.membership.learners.sorted().map { address($0.rawValue) },
                 snapshotIndex: core.snapshot?.metadata.index.rawValue ?? 0, firstLogIndex: log.firstIndex.rawValue,
                 leaders: Dictionary(uniqueKeysWithValues: leaderHistory.map { (String($0.key), address($0.value)) }),
                 pid: getpid(), dataDirectory: configuration.dataDirectory)
-        } }
+        }
+    }
+
+    /// The leader's view of each follower (under the lock, with the core read).
+    private func followerViews(_ core: borrowing RaftNode, placeable: Set<UInt64>) -> [String: FollowerView] {
+        var followers: [String: FollowerView] = [:]
+        let now = monotonicSeconds()
+        for member in core.membership.members.map(\.rawValue).sorted() where member != configuration.id {
+            guard let progress = core.progress(of: NodeID(member)) else { continue }
+            followers[address(member)] = FollowerView(matchIndex: progress.matchIndex.rawValue, nextIndex: progress.nextIndex.rawValue,
+                                                      state: progress.state.rawValue, recentlyActive: progress.isRecentlyActive,
+                                                      acknowledgedMsAgo: lastAcknowledged[member].map { Int((now - $0) * 1_000) },
+                                                      placeable: placeable.contains(member))
+        }
+        return followers
     }
 
     /// Entries `from...to` of the log (at most `maxLogPage`), with digests.

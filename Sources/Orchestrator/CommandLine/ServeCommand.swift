@@ -80,7 +80,7 @@ enum ServeCommand {
         do {
             try defaults.validate()  // a config file's values too, by the API's rules
         } catch {
-            throw CommandLineArguments.Problem(description: "\(configPath): \(error.message)")
+            throw CommandLineArguments.Problem(description: "\(configPath): \(error.description)")
         }
         let api = OrchestratorAPI(supervisor: supervisor, defaults: defaults, searchFrom: settings.port + 1)
         let limits = ServerLimits()  // 2,048 connections, 1,024 per client address, 1 MiB bodies
@@ -110,7 +110,7 @@ enum ServeCommand {
         do {
             cluster = try supervisor.createCluster(id: "0", settings: defaults, basePort: settings.port + 1, searchFrom: settings.port + 1)
         } catch {
-            FileHandle.standardError.write(Data("orchestrator: cannot start cluster 0: \((error as? HTTPError)?.message ?? "\(error)")\n".utf8))
+            FileHandle.standardError.write(Data("orchestrator: cannot start cluster 0: \((error as? HTTPError)?.message ?? (error as? SupervisorError)?.description ?? "\(error)")\n".utf8))
             server.stop(graceSeconds: 0)
             return 1
         }

@@ -110,10 +110,9 @@ final class ClusterClient: @unchecked Sendable {
                 usleep(50_000)
             } catch {
                 forgetLeader()
-                throw HTTPError(.gatewayTimeout, "no answer from leader \(leader): \(error)")
+                throw SupervisorError.leaderDidNotAnswer("no answer from leader \(leader): \(error)")
             }
         }
-        throw HTTPError(.serviceUnavailable, "cluster \(clusterID) has no leader that answers (\(lastProblem)); retry shortly",
-                        headers: HTTPHeaders([("Retry-After", "1")]))
+        throw SupervisorError.noLeader("cluster \(clusterID) has no leader that answers (\(lastProblem)); retry shortly")
     }
 }

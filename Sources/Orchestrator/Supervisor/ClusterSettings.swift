@@ -16,17 +16,17 @@ struct ClusterSettings: Codable, Sendable {
 
     /// Checks every setting against `ClusterLimits` and the rules between them; the error
     /// names the setting (as the API spells it) and its bounds.
-    func validate() throws(HTTPError) {
-        func check(_ name: String, _ value: Int, _ range: ClosedRange<Int>) throws(HTTPError) {
+    func validate() throws(SupervisorError) {
+        func check(_ name: String, _ value: Int, _ range: ClosedRange<Int>) throws(SupervisorError) {
             guard range.contains(value) else {
-                throw HTTPError(.badRequest, "\(name) must be from \(range.lowerBound) to \(range.upperBound), got \(value)")
+                throw .invalidSettings("\(name) must be from \(range.lowerBound) to \(range.upperBound), got \(value)")
             }
         }
         try check("nodes", nodes, ClusterLimits.nodes)
         try check("heartbeatMs", heartbeatMs, ClusterLimits.heartbeatMilliseconds)
         try check("electionTimeoutMs", electionTimeoutMs, ClusterLimits.electionTimeoutMilliseconds)
         guard electionTimeoutMs > heartbeatMs else {
-            throw HTTPError(.badRequest, "electionTimeoutMs (\(electionTimeoutMs)) must exceed heartbeatMs (\(heartbeatMs))")
+            throw .invalidSettings("electionTimeoutMs (\(electionTimeoutMs)) must exceed heartbeatMs (\(heartbeatMs))")
         }
         try check("capacity", capacity, ClusterLimits.capacity)
         try check("unhealthyAfterMs", unhealthyAfterMs, ClusterLimits.unhealthyAfterMilliseconds)

@@ -10,6 +10,12 @@ enum SupervisorError: Error, CustomStringConvertible, HTTPResponseError {
     case didNotAnswer(ports: [Int], seconds: Double, log: String)
     case directoryInUse(directory: String, pid: Int32)
     case cannotDelete(path: String, reason: String)
+    /// A cluster setting outside its bounds, or two that disagree, named as the API spells it.
+    case invalidSettings(String)
+    /// The cluster's leader took the request and then did not answer: it may have applied.
+    case leaderDidNotAnswer(String)
+    /// No node of the cluster leads now (an election, or a majority down).
+    case noLeader(String)
 
     var description: String {
         switch self {
@@ -22,6 +28,7 @@ enum SupervisorError: Error, CustomStringConvertible, HTTPResponseError {
             "nodes \(ports.map(String.init).joined(separator: ", ")) did not answer within \(Int(seconds)) s; see their logs in \(log)"
         case .directoryInUse(let directory, let pid): "data directory \(directory) is in use by process \(pid); not deleting it"
         case .cannotDelete(let path, let reason): "cannot delete \(path): \(reason)"
+        case .invalidSettings(let problem), .leaderDidNotAnswer(let problem), .noLeader(let problem): problem
         }
     }
 
@@ -30,7 +37,9 @@ enum SupervisorError: Error, CustomStringConvertible, HTTPResponseError {
         case .clusterExists, .portTaken, .directoryInUse: HTTPError(.conflict, description)
         case .noFreePorts: HTTPError(.serviceUnavailable, description)
         case .exitedDuringStart, .cannotDelete: HTTPError(.internalServerError, description)
-        case .didNotAnswer: HTTPError(.gatewayTimeout, description)
+        case .didNotAnswer, .leaderDidNotAnswer: HTTPError(.gatewayTimeout, description)
+        case .invalidSettings: HTTPError(.badRequest, description)
+        case .noLeader: HTTPError(.serviceUnavailable, description, headers: HTTPHeaders([("Retry-After", "1")]))
         }
     }
 }
