@@ -29,7 +29,7 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSimulation"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["Raft", "RaftStorage"]),
         .testTarget(name: "TransportTests", dependencies: ["Transport"]),
-        .testTarget(name: "ClusterNodeTests", dependencies: ["ClusterNode", "Raft", "Transport"]),
+        .testTarget(name: "ClusterNodeTests", dependencies: ["ClusterNode", "Raft", "RaftStorage", "Transport"]),
         .testTarget(name: "OrchestratorTests", dependencies: ["Orchestrator", "ClusterNode", "Transport"]),
     ]
 )
