@@ -44,6 +44,11 @@ public enum ClusterCommandCodec {
         case .placePending(let moves):
             writer.write(UInt8(5))
             writer.write(moves)
+        case .setServiceLoad(let requestID, let serviceID, let load):
+            writer.write(UInt8(6))
+            writer.write(string: requestID)
+            writer.write(UInt64(serviceID))
+            writer.write(load)
         }
         return writer.bytes
     }
@@ -75,6 +80,8 @@ public enum ClusterCommandCodec {
                 command = .setNodeHealth(node: node, isHealthy: isHealthy, moves: try reader.readMoves())
             case 5:
                 command = .placePending(moves: try reader.readMoves())
+            case 6:
+                command = .setServiceLoad(requestID: try reader.readString(), serviceID: Int(try reader.readUInt64()), load: try reader.readServiceLoad())
             default:
                 throw Malformed(description: "unknown command kind")
             }

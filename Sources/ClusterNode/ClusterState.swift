@@ -156,6 +156,15 @@ public struct ClusterState: Sendable {
         case .placePending(let moves):
             applyMoves(moves, at: entry.index.rawValue)
             return .none
+        case .setServiceLoad(_, let serviceID, let load):
+            guard services[serviceID] != nil else {
+                remember(command, at: entry, [])
+                return .rejected("service \(serviceID) does not exist")
+            }
+            services[serviceID]?.load = load
+            services[serviceID]?.updatedIndex = entry.index.rawValue
+            remember(command, at: entry, [serviceID])
+            return .services([serviceID])
         }
     }
 
@@ -224,8 +233,9 @@ public struct ClusterState: Sendable {
 ///     remembered requests: count u32, then per request (oldest first) ID string, count u32, service IDs u64,
 ///     fingerprint u64, index u64, term u64 (the last three from version 2)
 extension ClusterState {
-    /// 2 adds each remembered request's fingerprint, index and term; 1 is still read.
-    static let snapshotVersion: UInt8 = 2
+    /// 2 adds each remembered request's fingerprint, index and term; 3 each service's load
+    /// (a flag, then the pattern and its start); 1 and 2 are still read.
+    static let snapshotVersion: UInt8 = 3
 
     /// The bytes of this state for a snapshot.
     public func snapshotData() -> [UInt8] {
@@ -258,7 +268,7 @@ extension ClusterState {
         var reader = ByteReader(bytes[...])
         do {
             let version = try reader.readByte()
-            guard version == 1 || version == Self.snapshotVersion else {
+            guard (1...Self.snapshotVersion).contains(version) else {
                 throw ClusterCommandCodec.Malformed(description: "unknown snapshot format \(version)")
             }
             let applied = try reader.readUInt64()
@@ -272,10 +282,11 @@ extension ClusterState {
                 let id = Int(try reader.readUInt64())
                 let spec = try reader.readSpec()
                 let decision = try reader.readDecision()
-                let record = ServiceRecord(id: id, spec: spec, placement: decision.replicas, pending: decision.pending,
+                var record = ServiceRecord(id: id, spec: spec, placement: decision.replicas, pending: decision.pending,
                                            pendingReason: decision.pendingReason, index: try reader.readUInt64(),
                                            term: try reader.readUInt64(), updatedIndex: try reader.readUInt64(),
                                            requestID: try reader.readString())
+                if version >= 3, try reader.readByte() == 1 { record.load = try reader.readServiceLoad() }
                 services[id] = record
                 account(spec.demand, removing: [:], adding: record.placement)
             }
@@ -312,6 +323,12 @@ extension ByteWriter {
         write(service.term)
         write(service.updatedIndex)
         write(string: service.requestID)
+        if let load = service.load {
+            write(UInt8(1))
+            write(load)
+        } else {
+            write(UInt8(0))
+        }
     }
 
     mutating func write(_ resources: NodeResources) {

@@ -155,6 +155,24 @@ public enum NodeAPI {
                                                        service: result.service.map(ServiceView.init)), for: request)
             }
         }
+        router.add("PUT", "/services/:sid/load") { request in
+            try onLeader(node, request) {
+                let id = try serviceID(request)
+                let (pattern, bodyRequestID) = try LoadPattern.parse(request.body)
+                let requestID = bodyRequestID ?? request.headers["idempotency-key"] ?? UUID().uuidString
+                let result = try node.service.setLoad(id, pattern: pattern, requestID: requestID)
+                return JSONBody.response(LoadSet(requestId: requestID, index: result.index, term: result.term,
+                                                 service: result.service.map { ServiceView($0) }), for: request)
+            }
+        }
+        router.add("GET", "/services/:sid/load") { request in
+            try onLeader(node, request) {
+                let id = try serviceID(request)
+                guard let record = try node.service.readLinearizably({ state in state.services[id] }) else { throw HTTPError(.notFound, "Not found") }
+                guard let view = ServiceView(record).load else { throw HTTPError(.notFound, "service \(id) has no load set; PUT one first") }
+                return JSONBody.response(view, for: request)
+            }
+        }
         router.add("DELETE", "/services/:sid") { request in
             try onLeader(node, request) {
                 let requestID = request.headers["idempotency-key"] ?? UUID().uuidString
@@ -169,6 +187,14 @@ public enum NodeAPI {
                                                    calls: node.service.recentServiceCalls(), services: services), for: request)
             }
         }
+    }
+
+    /// The answer to `PUT /services/:sid/load`: the entry that carried it and the service now.
+    struct LoadSet: Codable {
+        var requestId: String
+        var index: UInt64
+        var term: UInt64
+        var service: ServiceView?
     }
 
     /// `/state`: the service calls (queued, committed, failed) and the replicated desired state.

@@ -26,8 +26,12 @@ public struct ServiceView: Codable, Sendable {
     public var term: UInt64
     public var updatedIndex: UInt64
     public var requestId: String
+    /// The offered load and what it gives now; nil until one is set.
+    public var load: LoadView?
 
-    public init(_ record: ServiceRecord) {
+    public init(_ record: ServiceRecord) { self.init(record, nowMs: LoadView.nowMs()) }
+
+    public init(_ record: ServiceRecord, nowMs: Int64) {
         id = record.id
         name = record.spec.name
         description = record.spec.description
@@ -46,7 +50,45 @@ public struct ServiceView: Codable, Sendable {
         term = record.term
         updatedIndex = record.updatedIndex
         requestId = record.requestID
+        load = record.load.map { LoadView($0, spec: record.spec, running: record.placedCount, nowMs: nowMs) }
     }
+}
+
+/// A service's load as the API shows it: the pattern's fields as they were set, when, the
+/// offered load now, and what each running replica uses now (`ContainerLoad`).
+public struct LoadView: Codable, Sendable {
+    public var pattern: String
+    public var millicores: Int?
+    public var from: Int?
+    public var to: Int?
+    public var atMs: Int?
+    public var mean: Int?
+    public var amplitude: Int?
+    public var base: Int?
+    public var peak: Int?
+    public var periodMs: Int?
+    public var durationMs: Int?
+    /// When the pattern was set (milliseconds since 1970, the leader's clock).
+    public var sinceMs: Int64
+    public var offeredMillicores: Int
+    public var perReplica: ContainerLoad
+
+    public init(_ load: ServiceLoad, spec: ServiceSpec, running: Int, nowMs: Int64) {
+        switch load.pattern {
+        case .constant(let value): (pattern, millicores) = ("constant", value)
+        case .step(let from, let to, let atMs): (pattern, self.from, self.to, self.atMs) = ("step", from, to, atMs)
+        case .ramp(let from, let to, let periodMs): (pattern, self.from, self.to, self.periodMs) = ("ramp", from, to, periodMs)
+        case .sine(let mean, let amplitude, let periodMs): (pattern, self.mean, self.amplitude, self.periodMs) = ("sine", mean, amplitude, periodMs)
+        case .spike(let base, let peak, let periodMs, let durationMs):
+            (pattern, self.base, self.peak, self.periodMs, self.durationMs) = ("spike", base, peak, periodMs, durationMs)
+        }
+        sinceMs = load.sinceMs
+        offeredMillicores = load.millicores(atMs: nowMs)
+        perReplica = ContainerLoad(spec: spec, offered: offeredMillicores, running: running)
+    }
+
+    /// The wall clock in milliseconds since 1970 (every node of a cluster runs on one machine).
+    public static func nowMs() -> Int64 { Int64((Date().timeIntervalSince1970 * 1_000).rounded()) }
 }
 
 /// Seed 000's list envelope: `{"metadata": {"count": N}, "results": [...]}`.
@@ -100,6 +142,8 @@ public struct EntryView: Codable, Sendable {
             return "mark \(address(node)) \(isHealthy ? "healthy" : "unhealthy"), move \(moves.count) service(s)"
         case .placePending(let moves):
             return "place pending replicas of \(moves.count) service(s)"
+        case .setServiceLoad(_, let id, let load):
+            return "set service \(id)'s load to \(load.pattern)"
         }
     }
 }
@@ -143,6 +187,8 @@ public struct NodeStats: Codable, Sendable {
     public var capacity: NodeResources
     public var load: NodeResources
     public var cpuUsage: Double
+    /// What the replicas placed on this node use under their services' offered loads now.
+    public var offeredLoad: ContainerLoad
     public var replicas: Int
     public var services: Int
     public var unhealthyNodes: [String]

@@ -50,6 +50,8 @@ public struct ServiceRecord: Codable, Sendable, Equatable {
     /// The last entry that changed it.
     public var updatedIndex: UInt64
     public var requestID: String
+    /// The offered load, once one was set (`PUT .../load`); none means no load.
+    public var load: ServiceLoad? = nil
 
     public var placedCount: Int { placement.values.reduce(0, +) }
 }
@@ -66,6 +68,8 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
     case setNodeHealth(node: UInt64, isHealthy: Bool, moves: [ServiceMove])
     /// Pending replicas placed now that capacity appeared.
     case placePending(moves: [ServiceMove])
+    /// A service's offered load (its pattern, and when the leader set it).
+    case setServiceLoad(requestID: String, serviceID: Int, load: ServiceLoad)
 
     /// What the client asked for, as a 64-bit FNV-1a hash of its canonical bytes (the
     /// leader's placement decision left out): a request ID reused with another request
@@ -83,6 +87,10 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
         case .deleteService(_, let serviceID):
             writer.write(UInt8(3))
             writer.write(UInt64(serviceID))
+        case .setServiceLoad(_, let serviceID, let load):
+            writer.write(UInt8(4))
+            writer.write(UInt64(serviceID))
+            writer.write(load.pattern)
         case .setNodeHealth, .placePending:
             return 0
         }
@@ -92,7 +100,7 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
     /// The client request this command carries, if any (for de-duplication).
     public var requestID: String? {
         switch self {
-        case .createServices(let id, _), .scaleService(let id, _, _, _), .deleteService(let id, _): id
+        case .createServices(let id, _), .scaleService(let id, _, _, _), .deleteService(let id, _), .setServiceLoad(let id, _, _): id
         case .setNodeHealth, .placePending: nil
         }
     }

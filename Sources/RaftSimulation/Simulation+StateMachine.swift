@@ -51,7 +51,8 @@ extension Simulation {
         if case .services(let ids) = outcome { touched = ids }
         switch command {
         case .createServices?, nil: break
-        case .scaleService(_, let serviceID, _, _)?, .deleteService(_, let serviceID)?: touched.append(serviceID)
+        case .scaleService(_, let serviceID, _, _)?, .deleteService(_, let serviceID)?, .setServiceLoad(_, let serviceID, _)?:
+            touched.append(serviceID)
         case .setNodeHealth(_, _, let moves)?, .placePending(let moves)?: touched += moves.map(\.serviceID)
         }
         return touched
@@ -107,6 +108,12 @@ extension Simulation {
             let decision = Placement.place(count: replicas, demand: demand, capacity: state.capacity, usage: &usage,
                                            healthy: Set(state.capacity.keys).subtracting(state.unhealthyNodes))
             command = .scaleService(requestID: requestID, serviceID: serviceID, replicas: replicas, decision: decision)
+        case ..<82:
+            let patterns: [LoadPattern] = [.constant(random.next(below: 2_000)), .step(from: 100, to: 1_500, atMs: 500),
+                                           .ramp(from: 0, to: 900, periodMs: 1_000), .sine(mean: 600, amplitude: 400, periodMs: 700),
+                                           .spike(base: 100, peak: 3_000, periodMs: 900, durationMs: 100)]
+            command = .setServiceLoad(requestID: requestID, serviceID: services.randomElement(using: &random) ?? 1,
+                                      load: ServiceLoad(pattern: patterns[random.next(below: patterns.count)], sinceMs: Int64(now / 1_000)))
         case ..<90:
             command = .deleteService(requestID: random.chance(0.1) ? "r\(max(1, id / 2))" : requestID,
                                      serviceID: services.randomElement(using: &random) ?? 1)

@@ -80,6 +80,35 @@ import Testing
         #expect(badValue.status == 400)
     }
 
+    @Test func aServiceLoadIsReplicatedAndEveryNodeReportsItsShare() throws {
+        let orchestrator = try OrchestratorHarness()
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        let created = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 5, "cpu": 100}}"#)
+        #expect(created.status == 201, "\(created.text)")
+        let set = try orchestrator.json("PUT", "/clusters/0/services/1/load", #"{"pattern": "constant", "millicores": 1000}"#)
+        #expect(set.status == 200, "\(set.text)")
+        let load = try #require(try orchestrator.json("GET", "/clusters/0/services/1/load").body as? [String: Any])
+        #expect(load["pattern"] as? String == "constant" && load["offeredMillicores"] as? Int == 1_000)
+        #expect((load["perReplica"] as? [String: Any])?["cpuPercent"] as? Double == 200)
+        // Every node applies the entry and reports the share of its one replica: 1000 / 5.
+        let deadline = Date().addingTimeInterval(10)
+        var shares: [Int: Int] = [:]
+        while Date() < deadline {
+            for node in try orchestrator.nodes() {
+                let stats = try orchestrator.json("GET", "/stats", port: node.port).body as? [String: Any]
+                shares[node.port] = (stats?["offeredLoad"] as? [String: Any])?["cpuMillicores"] as? Int
+            }
+            if shares.count == 5, shares.values.allSatisfy({ $0 == 200 }) { break }
+            usleep(50_000)
+        }
+        #expect(shares.values.sorted() == [200, 200, 200, 200, 200], "\(shares)")
+        // Bad input names the problem; an unknown service is 404.
+        let bad = try orchestrator.json("PUT", "/clusters/0/services/1/load", #"{"pattern": "sine", "mean": 5}"#)
+        #expect(bad.status == 400 && bad.text.contains("amplitude"), "\(bad.text)")
+        #expect(try orchestrator.json("PUT", "/clusters/0/services/99/load", #"{"pattern": "constant", "millicores": 1}"#).status == 404)
+    }
+
     @Test func oneWayCutFromLeaderToFollowerKeepsLeaderAndTerm() throws {
         let orchestrator = try OrchestratorHarness()
         defer { orchestrator.stop() }

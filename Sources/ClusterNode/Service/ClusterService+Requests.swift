@@ -259,6 +259,19 @@ extension ClusterService {
         return ScaleResult(replicas: replicas, index: applied.index, term: applied.term, service: current)
     }
 
+    /// Sets a service's offered load; the leader's clock marks when the pattern starts.
+    func setLoad(_ serviceID: Int, pattern: LoadPattern, requestID: String) throws(NodeError) -> ScaleResult {
+        _ = try propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
+            guard state.services[serviceID] != nil else { throw .notFound("Not found") }
+            return .setServiceLoad(requestID: requestID, serviceID: serviceID, load: ServiceLoad(pattern: pattern, sinceMs: LoadView.nowMs()))
+        }
+        let (applied, current) = lock.withLock { (state.record(ofRequest: requestID), state.services[serviceID]) }
+        guard let applied, applied.services == [serviceID] else {
+            throw NodeError.notFound("service \(serviceID) does not exist (it was deleted before this change applied)")
+        }
+        return ScaleResult(replicas: current?.spec.replicas ?? 0, index: applied.index, term: applied.term, service: current)
+    }
+
     /// Removes a service.
     func deleteService(_ serviceID: Int, requestID: String) throws(NodeError) {
         _ = try propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
