@@ -49,6 +49,17 @@ public enum ClusterCommandCodec {
             writer.write(string: requestID)
             writer.write(UInt64(serviceID))
             writer.write(load)
+        case .setAutoscaler(let requestID, let serviceID, let spec):
+            writer.write(UInt8(7))
+            writer.write(string: requestID)
+            writer.write(UInt64(serviceID))
+            writer.write(optional: spec)
+        case .autoscale(let serviceID, let decision, let placement):
+            writer.write(UInt8(8))
+            writer.write(UInt64(serviceID))
+            writer.write(decision)
+            writer.write(UInt8(placement == nil ? 0 : 1))
+            if let placement { writer.write(placement) }
         }
         return writer.bytes
     }
@@ -82,6 +93,12 @@ public enum ClusterCommandCodec {
                 command = .placePending(moves: try reader.readMoves())
             case 6:
                 command = .setServiceLoad(requestID: try reader.readString(), serviceID: Int(try reader.readUInt64()), load: try reader.readServiceLoad())
+            case 7:
+                command = .setAutoscaler(requestID: try reader.readString(), serviceID: Int(try reader.readUInt64()), spec: try reader.readAutoscalerSpec())
+            case 8:
+                let serviceID = Int(try reader.readUInt64())
+                let decision = try reader.readAutoscalerDecision()
+                command = .autoscale(serviceID: serviceID, decision: decision, placement: try reader.readByte() == 1 ? try reader.readDecision() : nil)
             default:
                 throw Malformed(description: "unknown command kind")
             }

@@ -165,7 +165,48 @@ public struct ClusterState: Sendable {
             services[serviceID]?.updatedIndex = entry.index.rawValue
             remember(command, at: entry, [serviceID])
             return .services([serviceID])
+        case .setAutoscaler(_, let serviceID, let spec):
+            guard let service = services[serviceID] else {
+                remember(command, at: entry, [])
+                return .rejected("service \(serviceID) does not exist")
+            }
+            if let spec, var current = service.autoscaler {
+                current.change(to: spec, replicas: service.spec.replicas)  // the controller keeps its memory and history
+                services[serviceID]?.autoscaler = current
+            } else {
+                services[serviceID]?.autoscaler = spec.map { AutoscalerState(spec: $0, replicas: service.spec.replicas) }
+            }
+            services[serviceID]?.updatedIndex = entry.index.rawValue
+            remember(command, at: entry, [serviceID])
+            return .services([serviceID])
+        case .autoscale(let serviceID, let decision, let placement):
+            return applyAutoscale(serviceID, decision, placement, at: entry.index.rawValue)
         }
+    }
+
+    /// One autoscaler step: its memory and history recorded, and the new count placed. A
+    /// step not newer than the last one (an old leader's, committed late) changes nothing.
+    private mutating func applyAutoscale(_ serviceID: Int, _ decision: AutoscalerDecision, _ placement: Placement.Decision?,
+                                         at index: UInt64) -> Outcome {
+        guard var service = services[serviceID], var autoscaler = service.autoscaler else {
+            return .rejected("service \(serviceID) has no autoscaler")
+        }
+        guard decision.atMs > (autoscaler.lastAtMs ?? .min), decision.fromReplicas == service.spec.replicas else {
+            return .rejected("autoscaler step for service \(serviceID) is stale")
+        }
+        autoscaler.record(decision)
+        service.autoscaler = autoscaler
+        if let placement, decision.toReplicas != decision.fromReplicas {
+            service.spec.replicas = decision.toReplicas
+            let fitted = fitting(placement, demand: service.spec.demand, excluding: serviceID)
+            account(service.spec.demand, removing: service.placement, adding: fitted.replicas)
+            service.placement = fitted.replicas
+            service.pending = fitted.pending
+            service.pendingReason = fitted.pendingReason
+            service.updatedIndex = index
+        }
+        services[serviceID] = service
+        return .services([serviceID])
     }
 
     private mutating func applyMoves(_ moves: [ServiceMove], at index: UInt64) {
@@ -234,8 +275,9 @@ public struct ClusterState: Sendable {
 ///     fingerprint u64, index u64, term u64 (the last three from version 2)
 extension ClusterState {
     /// 2 adds each remembered request's fingerprint, index and term; 3 each service's load
-    /// (a flag, then the pattern and its start); 1 and 2 are still read.
-    static let snapshotVersion: UInt8 = 3
+    /// (a flag, then the pattern and its start); 4 each service's autoscaler (a flag, then
+    /// its settings, memory and recent steps); 1 to 3 are still read.
+    static let snapshotVersion: UInt8 = 4
 
     /// The bytes of this state for a snapshot.
     public func snapshotData() -> [UInt8] {
@@ -287,6 +329,7 @@ extension ClusterState {
                                            term: try reader.readUInt64(), updatedIndex: try reader.readUInt64(),
                                            requestID: try reader.readString())
                 if version >= 3, try reader.readByte() == 1 { record.load = try reader.readServiceLoad() }
+                if version >= 4 { record.autoscaler = try reader.readAutoscalerState(limit: bytes.count) }
                 services[id] = record
                 account(spec.demand, removing: [:], adding: record.placement)
             }
@@ -329,6 +372,7 @@ extension ByteWriter {
         } else {
             write(UInt8(0))
         }
+        write(optional: service.autoscaler)
     }
 
     mutating func write(_ resources: NodeResources) {

@@ -33,9 +33,10 @@ public final class Node: @unchecked Sendable {
         self.client = HTTPClient(configuration: clientConfiguration)
     }
 
-    /// Starts the timer and the reconcile loop.
+    /// Starts the timer, the reconcile loop and the autoscalers.
     public func start() {
         service.startReconciler()
+        service.startAutoscalers()
         replica.start()
     }
 

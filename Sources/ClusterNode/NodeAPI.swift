@@ -173,6 +173,7 @@ public enum NodeAPI {
                 return JSONBody.response(view, for: request)
             }
         }
+        addAutoscalerRoutes(&router, node)
         router.add("DELETE", "/services/:sid") { request in
             try onLeader(node, request) {
                 let requestID = request.headers["idempotency-key"] ?? UUID().uuidString
@@ -185,6 +186,42 @@ public enum NodeAPI {
                 let services = try node.service.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
                 return JSONBody.response(StateView(leader: address(node.configuration.id), term: node.service.definition().term,
                                                    calls: node.service.recentServiceCalls(), services: services), for: request)
+            }
+        }
+    }
+
+    /// Seed 002's autoscaler per service: `PUT` sets it, `PATCH` changes some settings (the
+    /// others keep their values), `DELETE` stops it, `GET` shows it and its latest steps.
+    private static func addAutoscalerRoutes(_ router: inout Router, _ node: Node) {
+        for method in ["PUT", "PATCH"] {
+            router.add(method, "/services/:sid/autoscaler") { request in
+                try onLeader(node, request) {
+                    let id = try serviceID(request)
+                    let current = try node.service.readLinearizably { state in state.services[id] }
+                    guard let current else { throw HTTPError(.notFound, "Not found") }
+                    if method == "PATCH", current.autoscaler == nil { throw HTTPError(.notFound, "service \(id) has no autoscaler; PUT one first") }
+                    let (spec, bodyRequestID) = try AutoscalerRequest.spec(from: request.body, over: method == "PATCH" ? current.autoscaler?.spec : nil)
+                    let requestID = bodyRequestID ?? request.headers["idempotency-key"] ?? UUID().uuidString
+                    guard let service = try node.service.setAutoscaler(id, spec: spec, requestID: requestID), let autoscaler = service.autoscaler else {
+                        throw HTTPError(.notFound, "service \(id) was deleted before this change applied")
+                    }
+                    return JSONBody.response(AutoscalerView(service: service, autoscaler: autoscaler, nowMs: LoadView.nowMs()), for: request)
+                }
+            }
+        }
+        router.add("DELETE", "/services/:sid/autoscaler") { request in
+            try onLeader(node, request) {
+                let requestID = request.headers["idempotency-key"] ?? UUID().uuidString
+                _ = try node.service.setAutoscaler(try serviceID(request), spec: nil, requestID: requestID)
+                return HTTPResponse(status: .noContent)
+            }
+        }
+        router.add("GET", "/services/:sid/autoscaler") { request in
+            try onLeader(node, request) {
+                let id = try serviceID(request)
+                guard let service = try node.service.readLinearizably({ state in state.services[id] }) else { throw HTTPError(.notFound, "Not found") }
+                guard let autoscaler = service.autoscaler else { throw HTTPError(.notFound, "service \(id) has no autoscaler") }
+                return JSONBody.response(AutoscalerView(service: service, autoscaler: autoscaler, nowMs: LoadView.nowMs()), for: request)
             }
         }
     }

@@ -28,6 +28,8 @@ public struct ServiceView: Codable, Sendable {
     public var requestId: String
     /// The offered load and what it gives now; nil until one is set.
     public var load: LoadView?
+    /// The autoscaler and its latest steps, while one is set.
+    public var autoscaler: AutoscalerView?
 
     public init(_ record: ServiceRecord) { self.init(record, nowMs: LoadView.nowMs()) }
 
@@ -51,6 +53,7 @@ public struct ServiceView: Codable, Sendable {
         updatedIndex = record.updatedIndex
         requestId = record.requestID
         load = record.load.map { LoadView($0, spec: record.spec, running: record.placedCount, nowMs: nowMs) }
+        autoscaler = record.autoscaler.map { AutoscalerView(service: record, autoscaler: $0, nowMs: nowMs) }
     }
 }
 
@@ -144,6 +147,12 @@ public struct EntryView: Codable, Sendable {
             return "place pending replicas of \(moves.count) service(s)"
         case .setServiceLoad(_, let id, let load):
             return "set service \(id)'s load to \(load.pattern)"
+        case .setAutoscaler(_, let id, let spec?):
+            return "autoscale service \(id) to \(spec.cpuTarget)% CPU, \(spec.minReplicas) to \(spec.maxReplicas) replicas"
+        case .setAutoscaler(_, let id, nil):
+            return "stop autoscaling service \(id)"
+        case .autoscale(let id, let decision, _):
+            return "autoscaler of service \(id): \(decision.reason)"
         }
     }
 }

@@ -52,6 +52,8 @@ public struct ServiceRecord: Codable, Sendable, Equatable {
     public var requestID: String
     /// The offered load, once one was set (`PUT .../load`); none means no load.
     public var load: ServiceLoad? = nil
+    /// The autoscaler, while one is set.
+    public var autoscaler: AutoscalerState? = nil
 
     public var placedCount: Int { placement.values.reduce(0, +) }
 }
@@ -70,6 +72,10 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
     case placePending(moves: [ServiceMove])
     /// A service's offered load (its pattern, and when the leader set it).
     case setServiceLoad(requestID: String, serviceID: Int, load: ServiceLoad)
+    /// Sets (or, with nil, removes) a service's autoscaler.
+    case setAutoscaler(requestID: String, serviceID: Int, spec: AutoscalerSpec?)
+    /// One step of a service's autoscaler, with the placement of the new count when it changes.
+    case autoscale(serviceID: Int, decision: AutoscalerDecision, placement: Placement.Decision?)
 
     /// What the client asked for, as a 64-bit FNV-1a hash of its canonical bytes (the
     /// leader's placement decision left out): a request ID reused with another request
@@ -91,7 +97,11 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
             writer.write(UInt8(4))
             writer.write(UInt64(serviceID))
             writer.write(load.pattern)
-        case .setNodeHealth, .placePending:
+        case .setAutoscaler(_, let serviceID, let spec):
+            writer.write(UInt8(5))
+            writer.write(UInt64(serviceID))
+            writer.write(optional: spec)
+        case .setNodeHealth, .placePending, .autoscale:
             return 0
         }
         return FNV1a.hash(writer.bytes)
@@ -100,8 +110,9 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
     /// The client request this command carries, if any (for de-duplication).
     public var requestID: String? {
         switch self {
-        case .createServices(let id, _), .scaleService(let id, _, _, _), .deleteService(let id, _), .setServiceLoad(let id, _, _): id
-        case .setNodeHealth, .placePending: nil
+        case .createServices(let id, _), .scaleService(let id, _, _, _), .deleteService(let id, _), .setServiceLoad(let id, _, _),
+             .setAutoscaler(let id, _, _): id
+        case .setNodeHealth, .placePending, .autoscale: nil
         }
     }
 }

@@ -51,7 +51,8 @@ extension Simulation {
         if case .services(let ids) = outcome { touched = ids }
         switch command {
         case .createServices?, nil: break
-        case .scaleService(_, let serviceID, _, _)?, .deleteService(_, let serviceID)?, .setServiceLoad(_, let serviceID, _)?:
+        case .scaleService(_, let serviceID, _, _)?, .deleteService(_, let serviceID)?, .setServiceLoad(_, let serviceID, _)?,
+             .setAutoscaler(_, let serviceID, _)?, .autoscale(let serviceID, _, _)?:
             touched.append(serviceID)
         case .setNodeHealth(_, _, let moves)?, .placePending(let moves)?: touched += moves.map(\.serviceID)
         }
@@ -114,6 +115,23 @@ extension Simulation {
                                            .spike(base: 100, peak: 3_000, periodMs: 900, durationMs: 100)]
             command = .setServiceLoad(requestID: requestID, serviceID: services.randomElement(using: &random) ?? 1,
                                       load: ServiceLoad(pattern: patterns[random.next(below: patterns.count)], sinceMs: Int64(now / 1_000)))
+        case ..<85:
+            let serviceID = services.randomElement(using: &random) ?? 1
+            let spec = random.chance(0.2) ? nil : AutoscalerSpec(cpuTarget: Double(20 + random.next(below: 70)), minReplicas: 1 + random.next(below: 2),
+                                                                  maxReplicas: 3 + random.next(below: 5), intervalMs: 100)
+            command = .setAutoscaler(requestID: requestID, serviceID: serviceID, spec: spec)
+        case ..<88:
+            // A leader's autoscaler step, decided on this server's state (a stale one is refused when applied).
+            let serviceID = services.randomElement(using: &random) ?? 1
+            guard let service = state.services[serviceID], let autoscaler = service.autoscaler else { return makeCommand(at: position, id: id) }
+            let decision = autoscaler.step(averageCPU: AutoscalerState.averageCPU(of: service, nowMs: Int64(now / 1_000)),
+                                           replicas: service.spec.replicas, nowMs: Int64(now / 1_000))
+            var usage = state.usage()
+            for (node, count) in service.placement { usage[node] = (usage[node] ?? .zero) + service.spec.demand * -count }
+            let placement = decision.toReplicas == decision.fromReplicas ? nil
+                : Placement.place(count: decision.toReplicas, demand: service.spec.demand, capacity: state.capacity, usage: &usage,
+                                  healthy: Set(state.capacity.keys).subtracting(state.unhealthyNodes))
+            command = .autoscale(serviceID: serviceID, decision: decision, placement: placement)
         case ..<90:
             command = .deleteService(requestID: random.chance(0.1) ? "r\(max(1, id / 2))" : requestID,
                                      serviceID: services.randomElement(using: &random) ?? 1)
@@ -123,7 +141,10 @@ extension Simulation {
         }
         let data = ClusterCommandCodec.encode(command)
         // Commands without a request ID (node health) can repeat byte for byte.
-        if case .setNodeHealth = command { resentCommands.insert(data) }
+        switch command {
+        case .setNodeHealth, .autoscale: resentCommands.insert(data)
+        default: break
+        }
         if sentCommands.count < 64 { sentCommands.append(data) } else { sentCommands[random.next(below: 64)] = data }
         return data
     }

@@ -109,6 +109,50 @@ import Testing
         #expect(try orchestrator.json("PUT", "/clusters/0/services/99/load", #"{"pattern": "constant", "millicores": 1}"#).status == 404)
     }
 
+    @Test func theAutoscalerFollowsTheLoadAndEveryNodeAppliesTheSameSteps() throws {
+        let orchestrator = try OrchestratorHarness()
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        let created = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 2, "cpu": 100}}"#)
+        #expect(created.status == 201, "\(created.text)")
+        // 1200m of load on 2 replicas: 600% each; a 60% target needs 20.
+        #expect(try orchestrator.json("PUT", "/clusters/0/services/1/load", #"{"pattern": "constant", "millicores": 1200}"#).status == 200)
+        let set = try orchestrator.json("PUT", "/clusters/0/services/1/autoscaler",
+                                        #"{"cpuTarget": 60, "minReplicas": 1, "maxReplicas": 30, "intervalMs": 200}"#)
+        #expect(set.status == 200, "\(set.text)")
+        let deadline = Date().addingTimeInterval(20)
+        var view: [String: Any] = [:]
+        while Date() < deadline {
+            view = try orchestrator.json("GET", "/clusters/0/services/1/autoscaler").body as? [String: Any] ?? [:]
+            if let average = view["avg_cpu_usage"] as? Double, abs(average - 60) <= 12 { break }
+            usleep(100_000)
+        }
+        let average = try #require(view["avg_cpu_usage"] as? Double, "\(view)")
+        #expect(abs(average - 60) <= 12, "\(view)")
+        #expect((view["constants"] as? [String: Double])?["kp"] == 0.01 && view["cpu_target"] as? Double == 60)
+        #expect((view["cpu_usage"] as? [Double])?.count == view["containers"] as? Int)
+        // PATCH changes one constant and keeps the others; bad values name the field.
+        let patched = try orchestrator.json("PATCH", "/clusters/0/services/1/autoscaler", #"{"kd": 0.5}"#)
+        #expect((patched.body as? [String: Any]).flatMap { $0["constants"] as? [String: Double] } == ["kp": 0.01, "ki": 0.03, "kd": 0.5], "\(patched.text)")
+        let bad = try orchestrator.json("PATCH", "/clusters/0/services/1/autoscaler", #"{"minReplicas": 0}"#)
+        #expect(bad.status == 400 && bad.text.contains("minReplicas"), "\(bad.text)")
+        // Every node applied the same steps: where two nodes hold a step of the same time, it is the same step.
+        var stepsByNode: [[Double: String]] = []
+        for node in try orchestrator.nodes() {
+            let services = (try orchestrator.json("GET", "/services?local", port: node.port).body as? [String: Any])?["results"] as? [[String: Any]]
+            let decisions = (services?.first?["autoscaler"] as? [String: Any])?["decisions"] as? [[String: Any]] ?? []
+            stepsByNode.append(Dictionary(decisions.map { ($0["atMs"] as? Double ?? -1, "\($0["toReplicas"] ?? "") \($0["integral"] ?? "")") }) { a, _ in a })
+        }
+        #expect(stepsByNode.filter { !$0.isEmpty }.count == 5)
+        for a in stepsByNode {
+            for b in stepsByNode {
+                for (time, step) in a { if let other = b[time] { #expect(other == step) } }
+            }
+        }
+        #expect(try orchestrator.json("DELETE", "/clusters/0/services/1/autoscaler").status == 204)
+        #expect(try orchestrator.json("GET", "/clusters/0/services/1/autoscaler").status == 404)
+    }
+
     @Test func oneWayCutFromLeaderToFollowerKeepsLeaderAndTerm() throws {
         let orchestrator = try OrchestratorHarness()
         defer { orchestrator.stop() }

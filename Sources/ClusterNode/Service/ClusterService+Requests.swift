@@ -233,22 +233,7 @@ extension ClusterService {
     func scaleService(_ serviceID: Int, replicas: Int, requestID: String) throws(NodeError) -> ScaleResult {
         _ = try propose(requestID: requestID, summary: (1, replicas)) { usage, state throws(NodeError) -> ClusterCommand? in
             guard let service = state.services[serviceID] else { throw .notFound("Not found") }
-            // Start from the current placement without this service, then place the new count.
-            for (node, count) in service.placement { usage[node] = (usage[node] ?? .zero) + service.spec.demand * -count }
-            let healthy = placeableNodes(in: state)
-            var keep: [UInt64: Int] = [:]
-            var remaining = replicas
-            // Keep existing replicas where they are (no needless moves), lowest node first.
-            for (node, count) in service.placement.sorted(by: { $0.key < $1.key }) where healthy.contains(node) {
-                let kept = min(count, remaining)
-                if kept > 0 {
-                    keep[node] = kept
-                    usage[node] = (usage[node] ?? .zero) + service.spec.demand * kept
-                    remaining -= kept
-                }
-            }
-            var decision = Placement.place(count: remaining, demand: service.spec.demand, capacity: state.capacity, usage: &usage, healthy: healthy)
-            for (node, count) in keep { decision.replicas[node, default: 0] += count }
+            let decision = placement(of: service, count: replicas, usage: &usage, state: state)
             return .scaleService(requestID: requestID, serviceID: serviceID, replicas: replicas, decision: decision)
         }
         // The entry's own record: a retry with the same requestId answers the same index.

@@ -80,7 +80,7 @@ extension ClusterService {
         switch command {
         case .setNodeHealth(_, _, let moves)?, .placePending(let moves)?:
             changedServices += moves.map(\.serviceID)
-        case .createServices?, .scaleService?, .deleteService?, .setServiceLoad?, nil:
+        case .createServices?, .scaleService?, .deleteService?, .setServiceLoad?, .setAutoscaler?, .autoscale?, nil:
             if case .services(let ids) = outcome { changedServices += ids }
         }
         if let requestID = command?.requestID, serviceCalls[requestID]?.status == .queued, let ids = state.result(ofRequest: requestID) {
@@ -103,7 +103,9 @@ extension ClusterService {
             add(decision, state.services[serviceID]?.spec.demand ?? ServiceSpec(replicas: 1).demand)
         case .setNodeHealth(_, _, let moves), .placePending(let moves):
             for move in moves { add(move.decision, state.services[move.serviceID]?.spec.demand ?? ServiceSpec(replicas: 1).demand) }
-        case .deleteService, .setServiceLoad:
+        case .autoscale(let serviceID, _, let placement?):
+            add(placement, state.services[serviceID]?.spec.demand ?? ServiceSpec(replicas: 1).demand)
+        case .deleteService, .setServiceLoad, .setAutoscaler, .autoscale:
             break
         }
         return delta

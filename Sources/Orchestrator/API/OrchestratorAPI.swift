@@ -66,6 +66,11 @@ struct OrchestratorAPI: Sendable {
                 try toLeader(try cluster(request), request, path: "/services/" + (try request.parameter("sid")) + "/load")
             }
         }
+        for method in ["PUT", "PATCH", "DELETE", "GET"] {
+            router.add(method, "/clusters/:id/services/:sid/autoscaler") { request in
+                try toLeader(try cluster(request), request, path: "/services/" + (try request.parameter("sid")) + "/autoscaler")
+            }
+        }
         router.add("POST", "/clusters/:id/leader") { request in try toLeader(try cluster(request), request, path: "/leader") }
         router.add("POST", "/clusters/:id/partition") { request in try partition(try cluster(request), request) }
         router.add("POST", "/clusters/:id/heal") { request in try heal(try cluster(request), request) }

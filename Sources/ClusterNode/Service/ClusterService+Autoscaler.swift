@@ -1,0 +1,82 @@
+import Foundation
+import Raft
+
+/// The autoscalers run on the leader: each service's controller steps every `intervalMs`,
+/// and every step is proposed as an entry (with the placement of a new count), so the
+/// decisions and the controller's memory are the same on every node and survive a change of
+/// leader (the new leader continues from the last committed step: its integral, error and time).
+extension ClusterService {
+    /// Starts the loop; it acts only while this node leads.
+    func startAutoscalers() {
+        let thread = Thread { [self] in
+            while !isStoppedNow {
+                usleep(withCore({ $0.isLeader }) ? 50_000 : 500_000)
+                for serviceID in dueAutoscalers(nowMs: LoadView.nowMs()) {
+                    stepAutoscaler(serviceID)
+                }
+            }
+        }
+        thread.name = "autoscaler"
+        thread.start()
+    }
+
+    /// The services whose autoscaler is due a step at `nowMs` (none on a follower).
+    func dueAutoscalers(nowMs: Int64) -> [Int] {
+        guard withCore({ $0.isLeader }) else { return [] }
+        return lock.withLock {
+            state.services.values.filter { service in
+                guard let autoscaler = service.autoscaler else { return false }
+                return nowMs - (autoscaler.lastAtMs ?? .min / 2) >= Int64(autoscaler.spec.intervalMs)
+            }.map(\.id).sorted()
+        }
+    }
+
+    /// Proposes one step of `serviceID`'s autoscaler, decided on the applied state.
+    func stepAutoscaler(_ serviceID: Int) {
+        do {
+            _ = try propose(requestID: "autoscale-\(serviceID)-\(UUID().uuidString)", summary: (0, 0), isClientCall: false) { usage, state in
+                guard let service = state.services[serviceID], let autoscaler = service.autoscaler else { return nil }
+                let nowMs = LoadView.nowMs()
+                let decision = autoscaler.step(averageCPU: AutoscalerState.averageCPU(of: service, nowMs: nowMs),
+                                               replicas: service.spec.replicas, nowMs: nowMs)
+                guard decision.toReplicas != decision.fromReplicas else {
+                    return .autoscale(serviceID: serviceID, decision: decision, placement: nil)
+                }
+                return .autoscale(serviceID: serviceID, decision: decision,
+                                  placement: placement(of: service, count: decision.toReplicas, usage: &usage, state: state))
+            }
+        } catch {
+            // Leadership moved or the commit timed out: the next pass steps again.
+        }
+    }
+
+    /// Where `count` replicas of `service` go: existing ones stay where they are (lowest node
+    /// first), the rest are placed by `Placement`. `usage` is the leader's full view.
+    func placement(of service: ServiceRecord, count: Int, usage: inout [UInt64: NodeResources], state: ClusterState) -> Placement.Decision {
+        for (node, placed) in service.placement { usage[node] = (usage[node] ?? .zero) + service.spec.demand * -placed }
+        let healthy = placeableNodes(in: state)
+        var keep: [UInt64: Int] = [:]
+        var remaining = count
+        for (node, placed) in service.placement.sorted(by: { $0.key < $1.key }) where healthy.contains(node) {
+            let kept = min(placed, remaining)
+            if kept > 0 {
+                keep[node] = kept
+                usage[node] = (usage[node] ?? .zero) + service.spec.demand * kept
+                remaining -= kept
+            }
+        }
+        var decision = Placement.place(count: remaining, demand: service.spec.demand, capacity: state.capacity, usage: &usage, healthy: healthy)
+        for (node, kept) in keep { decision.replicas[node, default: 0] += kept }
+        return decision
+    }
+
+    /// Sets (or with nil removes) a service's autoscaler.
+    func setAutoscaler(_ serviceID: Int, spec: AutoscalerSpec?, requestID: String) throws(NodeError) -> ServiceRecord? {
+        _ = try propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
+            guard let service = state.services[serviceID] else { throw .notFound("Not found") }
+            if spec == nil, service.autoscaler == nil { throw .notFound("service \(serviceID) has no autoscaler") }
+            return .setAutoscaler(requestID: requestID, serviceID: serviceID, spec: spec)
+        }
+        return lock.withLock { state.services[serviceID] }
+    }
+}
