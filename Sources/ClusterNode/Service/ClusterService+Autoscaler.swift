@@ -10,7 +10,9 @@ extension ClusterService {
     func startAutoscalers() {
         let thread = Thread { [self] in
             while !isStoppedNow {
-                usleep(withCore({ $0.isLeader }) ? 50_000 : 500_000)
+                // Asleep until the next step is due (at most half a second: a follower only
+                // checks whether it leads, and an idle node pays next to nothing).
+                usleep(UInt32(1_000 * min(500, max(10, millisecondsUntilNextStep(nowMs: LoadView.nowMs())))))
                 for serviceID in dueAutoscalers(nowMs: LoadView.nowMs()) {
                     stepAutoscaler(serviceID)
                 }
@@ -18,6 +20,16 @@ extension ClusterService {
         }
         thread.name = "autoscaler"
         thread.start()
+    }
+
+    /// Milliseconds until the next autoscaler step is due here (500 when none is, or on a follower).
+    func millisecondsUntilNextStep(nowMs: Int64) -> Int64 {
+        guard withCore({ $0.isLeader }) else { return 500 }
+        return lock.withLock {
+            state.services.values.compactMap { service in
+                service.autoscaler.map { ($0.lastAtMs ?? nowMs) + Int64($0.spec.intervalMs) - nowMs }
+            }.min() ?? 500
+        }
     }
 
     /// The services whose autoscaler is due a step at `nowMs` (none on a follower).
