@@ -54,6 +54,22 @@ public enum ClusterCommandCodec {
             writer.write(string: requestID)
             writer.write(UInt64(serviceID))
             writer.write(optional: spec)
+        case .createContainer(let requestID, let spec, let node, let atMs):
+            writer.write(UInt8(9))
+            writer.write(string: requestID)
+            writer.write(spec)
+            writer.write(node ?? 0)
+            writer.write(UInt64(bitPattern: atMs))
+        case .setContainerRunning(let requestID, let containerID, let isRunning, let atMs):
+            writer.write(UInt8(10))
+            writer.write(string: requestID)
+            writer.write(UInt64(containerID))
+            writer.write(UInt8(isRunning ? 1 : 0))
+            writer.write(UInt64(bitPattern: atMs))
+        case .deleteContainer(let requestID, let containerID):
+            writer.write(UInt8(11))
+            writer.write(string: requestID)
+            writer.write(UInt64(containerID))
         case .autoscale(let serviceID, let decision, let placement):
             writer.write(UInt8(8))
             writer.write(UInt64(serviceID))
@@ -95,6 +111,18 @@ public enum ClusterCommandCodec {
                 command = .setServiceLoad(requestID: try reader.readString(), serviceID: Int(try reader.readUInt64()), load: try reader.readServiceLoad())
             case 7:
                 command = .setAutoscaler(requestID: try reader.readString(), serviceID: Int(try reader.readUInt64()), spec: try reader.readAutoscalerSpec())
+            case 9:
+                let requestID = try reader.readString()
+                let spec = try reader.readContainerSpec(limit: bytes.count)
+                let node = try reader.readUInt64()
+                command = .createContainer(requestID: requestID, spec: spec, node: node == 0 ? nil : node, atMs: Int64(bitPattern: try reader.readUInt64()))
+            case 10:
+                let requestID = try reader.readString()
+                let containerID = Int(try reader.readUInt64())
+                let isRunning = try reader.readByte() == 1
+                command = .setContainerRunning(requestID: requestID, containerID: containerID, isRunning: isRunning, atMs: Int64(bitPattern: try reader.readUInt64()))
+            case 11:
+                command = .deleteContainer(requestID: try reader.readString(), containerID: Int(try reader.readUInt64()))
             case 8:
                 let serviceID = Int(try reader.readUInt64())
                 let decision = try reader.readAutoscalerDecision()

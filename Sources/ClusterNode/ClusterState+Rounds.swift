@@ -46,12 +46,17 @@ extension ClusterState {
     }
 
     /// A 64-bit fingerprint of the state's scalars, capacity and node health, and of the
-    /// named services' records (an absent service counts as absent). Two nodes at the same
-    /// applied index with different fingerprints for the same services have diverged.
-    public func fingerprint(ofServices serviceIDs: some Sequence<Int>) -> UInt64 {
+    /// named services' and containers' records (an absent one counts as absent). Two nodes at
+    /// the same applied index with different fingerprints for the same names have diverged.
+    public func fingerprint(ofServices serviceIDs: some Sequence<Int>, containers containerIDs: [Int] = []) -> UInt64 {
         var writer = ByteWriter()
         writer.write(appliedIndex)
         writer.write(UInt64(nextServiceID))
+        writer.write(UInt64(nextContainerID))
+        for id in containerIDs {
+            writer.write(UInt64(id))
+            if let record = containers[id] { writer.write(record) } else { writer.write(UInt8(0)) }
+        }
         for node in capacity.keys.sorted() { writer.write(node) }
         writer.write(UInt8(0xff))
         for node in unhealthyNodes.sorted() { writer.write(node) }

@@ -8,6 +8,8 @@ public struct ClusterState: Sendable {
     /// What applying one entry did, for the client waiting on it.
     public enum Outcome: Sendable, Equatable {
         case services([Int])
+        /// The container a container command created or changed.
+        case container(Int)
         case rejected(String)
         case none
     }
@@ -18,6 +20,9 @@ public struct ClusterState: Sendable {
     public private(set) var nextServiceID = 1
     /// Nodes the leader's reconcile loop marked unhealthy: nothing is placed on them.
     public private(set) var unhealthyNodes: Set<UInt64> = []
+    /// Seed 001's containers by ID, and the ID the next one gets.
+    public private(set) var containers: [Int: ContainerRecord] = [:]
+    public private(set) var nextContainerID = 1
     /// The last log index applied.
     public private(set) var appliedIndex: UInt64 = 0
     /// Every member node's capacity (all alike); follows the membership entries applied.
@@ -90,6 +95,7 @@ public struct ClusterState: Sendable {
             // Removed nodes take no new replicas; the leader moves the ones they have.
             capacity = Dictionary(uniqueKeysWithValues: membership.members.map { ($0.rawValue, nodeResources) })
             unhealthyNodes.formIntersection(capacity.keys)
+            exitContainers(onNodesOtherThan: capacity)
             return .none
         }
         guard entry.kind == .command else { return .none }
@@ -109,6 +115,7 @@ public struct ClusterState: Sendable {
             guard !earlier.isOtherRequest(than: command.requestFingerprint) else {
                 return .rejected("requestId \(requestID) was already used for a different request")
             }
+            if command.isContainerCommand { return earlier.services.first.map { .container($0) } ?? .rejected("container does not exist") }
             return .services(earlier.services)
         }
         switch command {
@@ -181,6 +188,55 @@ public struct ClusterState: Sendable {
             return .services([serviceID])
         case .autoscale(let serviceID, let decision, let placement):
             return applyAutoscale(serviceID, decision, placement, at: entry.index.rawValue)
+        case .createContainer, .setContainerRunning, .deleteContainer:
+            let outcome = applyContainer(command, at: entry)
+            remember(command, at: entry, outcome.map { [$0] } ?? [])
+            return outcome.map { .container($0) } ?? .rejected("container does not exist")
+        }
+    }
+
+    /// Containers on nodes that left the cluster exit and give up their reservation (the
+    /// time of the change is that of their last one: applying has no clock).
+    private mutating func exitContainers(onNodesOtherThan members: [UInt64: NodeResources]) {
+        for (id, record) in containers.sorted(by: { $0.key < $1.key }) {
+            guard let node = record.node, members[node] == nil, record.state != .exited else { continue }
+            var exited = record
+            exited.change(to: .exited, atMs: record.history.last?.atMs ?? 0)
+            containers[id] = exited
+            account(record.spec.demand, removing: [node: 1], adding: [:])
+        }
+    }
+
+    /// A container command; returns the container's ID, or nil when it names none.
+    private mutating func applyContainer(_ command: ClusterCommand, at entry: Entry) -> Int? {
+        switch command {
+        case .createContainer(let requestID, let spec, let node, let atMs):
+            let id = nextContainerID
+            nextContainerID += 1
+            // Placed only where it fits now (a decision on a stale view is not trusted).
+            let fitted = node.flatMap { node in
+                fitting(Placement.Decision(replicas: [node: 1], pending: 0, pendingReason: nil), demand: spec.demand, excluding: nil).replicas[node] == 1 ? node : nil
+            }
+            var record = ContainerRecord(id: id, spec: spec, node: fitted, state: .created, history: [.init(state: .created, atMs: atMs)],
+                                         index: entry.index.rawValue, requestID: requestID)
+            if let fitted {
+                account(spec.demand, removing: [:], adding: [fitted: 1])
+                record.change(to: .running, atMs: atMs)
+            }
+            containers[id] = record
+            return id
+        case .setContainerRunning(_, let id, let isRunning, let atMs):
+            guard var record = containers[id] else { return nil }
+            // Idempotent; a container placed nowhere, or whose node left, cannot run.
+            if record.node != nil, record.state != .exited { record.change(to: isRunning ? .running : .stopped, atMs: atMs) }
+            containers[id] = record
+            return id
+        case .deleteContainer(_, let id):
+            guard let record = containers.removeValue(forKey: id) else { return nil }
+            if let node = record.node, record.state != .exited { account(record.spec.demand, removing: [node: 1], adding: [:]) }
+            return id
+        default:
+            return nil
         }
     }
 
@@ -276,8 +332,9 @@ public struct ClusterState: Sendable {
 extension ClusterState {
     /// 2 adds each remembered request's fingerprint, index and term; 3 each service's load
     /// (a flag, then the pattern and its start); 4 each service's autoscaler (a flag, then
-    /// its settings, memory and recent steps); 1 to 3 are still read.
-    static let snapshotVersion: UInt8 = 4
+    /// its settings, memory and recent steps); 5 the containers at the end (next container
+    /// ID u64, count u32, each record); 1 to 4 are still read.
+    static let snapshotVersion: UInt8 = 5
 
     /// The bytes of this state for a snapshot.
     public func snapshotData() -> [UInt8] {
@@ -302,6 +359,9 @@ extension ClusterState {
             writer.write(result.index)
             writer.write(result.term)
         }
+        writer.write(UInt64(nextContainerID))
+        writer.write(UInt32(containers.count))
+        for record in containers.values.sorted(by: { $0.id < $1.id }) { writer.write(record) }
         return writer.bytes
     }
 
@@ -345,6 +405,14 @@ extension ClusterState {
                 }
                 requestResults[requestID] = record
                 requestOrder.append(requestID)
+            }
+            if version >= 5 {
+                nextContainerID = Int(try reader.readUInt64())
+                for _ in 0..<(try reader.readCount(limit: bytes.count)) {
+                    let record = try reader.readContainerRecord(limit: bytes.count)
+                    containers[record.id] = record
+                    if let node = record.node, record.state != .exited { account(record.spec.demand, removing: [:], adding: [node: 1]) }
+                }
             }
             guard reader.isAtEnd else { throw ClusterCommandCodec.Malformed(description: "bytes left after the snapshot's state") }
             self.appliedIndex = applied

@@ -174,6 +174,7 @@ public enum NodeAPI {
             }
         }
         addAutoscalerRoutes(&router, node)
+        addClusterContainerRoutes(&router, node)
         router.add("DELETE", "/services/:sid") { request in
             try onLeader(node, request) {
                 let requestID = request.headers["idempotency-key"] ?? UUID().uuidString
@@ -189,6 +190,52 @@ public enum NodeAPI {
             }
         }
     }
+
+    /// Seed 001's containers of the cluster, through the leader (under `/cluster/containers`
+    /// on a node: `/containers` is seed 004's view of the containers on this node).
+    private static func addClusterContainerRoutes(_ router: inout Router, _ node: Node) {
+        router.add("POST", "/cluster/containers") { request in
+            try onLeader(node, request) {
+                let (spec, bodyRequestID) = try ContainerRequest.spec(from: request.body)
+                let record = try node.service.createContainer(spec, requestID: bodyRequestID ?? requestID(request))
+                return JSONBody.response(ContainerView(record), status: .created, for: request)
+            }
+        }
+        router.add("GET", "/cluster/containers") { request in
+            try onLeader(node, request) {
+                let all = try node.service.readLinearizably { state in state.containers.values.sorted { $0.id < $1.id }.map(ContainerView.init) }
+                return JSONBody.response(ListEnvelope(all), for: request)
+            }
+        }
+        router.add("GET", "/cluster/containers/:cid") { request in
+            try onLeader(node, request) {
+                let id = try containerID(request)
+                guard let record = try node.service.readLinearizably({ state in state.containers[id] }) else { throw HTTPError(.notFound, "Not found") }
+                return JSONBody.response(ContainerView(record), for: request)
+            }
+        }
+        for (action, isRunning) in [("start", true), ("stop", false)] {
+            router.add("POST", "/cluster/containers/:cid/" + action) { request in
+                try onLeader(node, request) {
+                    let record = try node.service.setContainerRunning(try containerID(request), isRunning: isRunning, requestID: requestID(request))
+                    return JSONBody.response(ContainerView(record), for: request)
+                }
+            }
+        }
+        router.add("DELETE", "/cluster/containers/:cid") { request in
+            try onLeader(node, request) {
+                try node.service.deleteContainer(try containerID(request), requestID: requestID(request))
+                return HTTPResponse(status: .noContent)
+            }
+        }
+    }
+
+    private static func containerID(_ request: HTTPRequest) throws(HTTPError) -> Int {
+        guard let id = Int(try request.parameter("cid")), id > 0 else { throw HTTPError(.notFound, "Not found") }
+        return id
+    }
+
+    private static func requestID(_ request: HTTPRequest) -> String { request.headers["idempotency-key"] ?? UUID().uuidString }
 
     /// Seed 002's autoscaler per service: `PUT` sets it, `PATCH` changes some settings (the
     /// others keep their values), `DELETE` stops it, `GET` shows it and its latest steps.

@@ -153,6 +153,12 @@ public struct EntryView: Codable, Sendable {
             return "stop autoscaling service \(id)"
         case .autoscale(let id, let decision, _):
             return "autoscaler of service \(id): \(decision.reason)"
+        case .createContainer(_, let spec, let node, _):
+            return "create container \(spec.name ?? spec.image) on \(node.map(address) ?? "no node (none fits)")"
+        case .setContainerRunning(_, let id, let isRunning, _):
+            return "\(isRunning ? "start" : "stop") container \(id)"
+        case .deleteContainer(_, let id):
+            return "delete container \(id)"
         }
     }
 }

@@ -76,6 +76,11 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
     case setAutoscaler(requestID: String, serviceID: Int, spec: AutoscalerSpec?)
     /// One step of a service's autoscaler, with the placement of the new count when it changes.
     case autoscale(serviceID: Int, decision: AutoscalerDecision, placement: Placement.Decision?)
+    /// One container (seed 001) on the node the leader picked (nil: none fits), created at `atMs`.
+    case createContainer(requestID: String, spec: ContainerSpec, node: UInt64?, atMs: Int64)
+    /// A container's desired state: running or stopped, from `atMs`.
+    case setContainerRunning(requestID: String, containerID: Int, isRunning: Bool, atMs: Int64)
+    case deleteContainer(requestID: String, containerID: Int)
 
     /// What the client asked for, as a 64-bit FNV-1a hash of its canonical bytes (the
     /// leader's placement decision left out): a request ID reused with another request
@@ -101,17 +106,36 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
             writer.write(UInt8(5))
             writer.write(UInt64(serviceID))
             writer.write(optional: spec)
+        case .createContainer(_, let spec, _, _):
+            writer.write(UInt8(6))
+            writer.write(spec)
+        case .setContainerRunning(_, let containerID, let isRunning, _):
+            writer.write(UInt8(7))
+            writer.write(UInt64(containerID))
+            writer.write(UInt8(isRunning ? 1 : 0))
+        case .deleteContainer(_, let containerID):
+            writer.write(UInt8(8))
+            writer.write(UInt64(containerID))
         case .setNodeHealth, .placePending, .autoscale:
             return 0
         }
         return FNV1a.hash(writer.bytes)
     }
 
+    /// True for seed 001's container commands (their request records hold a container ID).
+    public var isContainerCommand: Bool {
+        switch self {
+        case .createContainer, .setContainerRunning, .deleteContainer: true
+        default: false
+        }
+    }
+
     /// The client request this command carries, if any (for de-duplication).
     public var requestID: String? {
         switch self {
         case .createServices(let id, _), .scaleService(let id, _, _, _), .deleteService(let id, _), .setServiceLoad(let id, _, _),
-             .setAutoscaler(let id, _, _): id
+             .setAutoscaler(let id, _, _), .createContainer(let id, _, _, _), .setContainerRunning(let id, _, _, _),
+             .deleteContainer(let id, _): id
         case .setNodeHealth, .placePending, .autoscale: nil
         }
     }

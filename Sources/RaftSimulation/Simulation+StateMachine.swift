@@ -20,7 +20,9 @@ extension Simulation {
                 case .restored:
                     restored = true
                 case .applied(let entry, let command, let outcome):
-                    applied.append((entry, state.fingerprint(ofServices: Self.servicesTouched(by: command, outcome))))
+                    var containers: [Int] = []
+                    if case .container(let id) = outcome { containers = [id] }
+                    applied.append((entry, state.fingerprint(ofServices: Self.servicesTouched(by: command, outcome), containers: containers)))
                 }
             }
         } catch {
@@ -50,7 +52,7 @@ extension Simulation {
         var touched: [Int] = []
         if case .services(let ids) = outcome { touched = ids }
         switch command {
-        case .createServices?, nil: break
+        case .createServices?, .createContainer?, .setContainerRunning?, .deleteContainer?, nil: break
         case .scaleService(_, let serviceID, _, _)?, .deleteService(_, let serviceID)?, .setServiceLoad(_, let serviceID, _)?,
              .setAutoscaler(_, let serviceID, _)?, .autoscale(let serviceID, _, _)?:
             touched.append(serviceID)
@@ -80,23 +82,32 @@ extension Simulation {
     /// A client request as the node's API would propose it, decided on `position`'s applied
     /// state: mostly creates, scales and deletes; now and then a retry of an earlier request
     /// (it must apply once), a request ID reused with another body (refused when applied),
-    /// or a node health change.
+    /// loads, autoscalers and their steps, containers, or a node health change.
     func makeCommand(at position: Int, id: ProposalID) -> [UInt8] {
-        let state = servers[position].state
-        let requestID = "r\(id)"
-        let services = state.services.keys.sorted()
         let pick = random.next(below: 100)
         if pick < 8, let earlier = sentCommands.randomElement(using: &random) {
             resentCommands.insert(earlier)
             return earlier
         }
-        let command: ClusterCommand
+        let data = ClusterCommandCodec.encode(decideCommand(pick: pick, at: position, id: id))
+        // The same bytes proposed twice (a health change, an autoscaler step, two deletes
+        // reusing one request ID) cannot be told apart in the log.
+        if !sentBytes.insert(data).inserted { resentCommands.insert(data) }
+        if sentCommands.count < 64 { sentCommands.append(data) } else { sentCommands[random.next(below: 64)] = data }
+        return data
+    }
+
+    /// A new command of the kind `pick` (0 to 99) draws, decided on `position`'s state.
+    private func decideCommand(pick: Int, at position: Int, id: ProposalID) -> ClusterCommand {
+        let state = servers[position].state
+        let requestID = "r\(id)"
+        let services = state.services.keys.sorted()
         switch pick {
         case ..<45:
             var usage = state.usage()
             let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
             let specs = (0...random.next(below: 2)).map { _ in ServiceSpec(replicas: random.next(below: 5), cpu: 100 * (1 + random.next(below: 4))) }
-            command = .createServices(requestID: requestID, services: specs.map { spec in
+            return .createServices(requestID: requestID, services: specs.map { spec in
                 PlannedService(spec: spec, decision: Placement.place(count: spec.replicas, demand: spec.demand, capacity: state.capacity,
                                                                      usage: &usage, healthy: healthy))
             })
@@ -108,44 +119,62 @@ extension Simulation {
             for (node, count) in state.services[serviceID]?.placement ?? [:] { usage[node] = (usage[node] ?? .zero) + demand * -count }
             let decision = Placement.place(count: replicas, demand: demand, capacity: state.capacity, usage: &usage,
                                            healthy: Set(state.capacity.keys).subtracting(state.unhealthyNodes))
-            command = .scaleService(requestID: requestID, serviceID: serviceID, replicas: replicas, decision: decision)
+            return .scaleService(requestID: requestID, serviceID: serviceID, replicas: replicas, decision: decision)
         case ..<82:
             let patterns: [LoadPattern] = [.constant(random.next(below: 2_000)), .step(from: 100, to: 1_500, atMs: 500),
                                            .ramp(from: 0, to: 900, periodMs: 1_000), .sine(mean: 600, amplitude: 400, periodMs: 700),
                                            .spike(base: 100, peak: 3_000, periodMs: 900, durationMs: 100)]
-            command = .setServiceLoad(requestID: requestID, serviceID: services.randomElement(using: &random) ?? 1,
+            return .setServiceLoad(requestID: requestID, serviceID: services.randomElement(using: &random) ?? 1,
                                       load: ServiceLoad(pattern: patterns[random.next(below: patterns.count)], sinceMs: Int64(now / 1_000)))
         case ..<85:
             let serviceID = services.randomElement(using: &random) ?? 1
             let spec = random.chance(0.2) ? nil : AutoscalerSpec(cpuTarget: Double(20 + random.next(below: 70)), minReplicas: 1 + random.next(below: 2),
                                                                   maxReplicas: 3 + random.next(below: 5), intervalMs: 100)
-            command = .setAutoscaler(requestID: requestID, serviceID: serviceID, spec: spec)
+            return .setAutoscaler(requestID: requestID, serviceID: serviceID, spec: spec)
         case ..<88:
-            // A leader's autoscaler step, decided on this server's state (a stale one is refused when applied).
-            let serviceID = services.randomElement(using: &random) ?? 1
-            guard let service = state.services[serviceID], let autoscaler = service.autoscaler else { return makeCommand(at: position, id: id) }
-            let decision = autoscaler.step(averageCPU: AutoscalerState.averageCPU(of: service, nowMs: Int64(now / 1_000)),
-                                           replicas: service.spec.replicas, nowMs: Int64(now / 1_000))
-            var usage = state.usage()
-            for (node, count) in service.placement { usage[node] = (usage[node] ?? .zero) + service.spec.demand * -count }
-            let placement = decision.toReplicas == decision.fromReplicas ? nil
-                : Placement.place(count: decision.toReplicas, demand: service.spec.demand, capacity: state.capacity, usage: &usage,
-                                  healthy: Set(state.capacity.keys).subtracting(state.unhealthyNodes))
-            command = .autoscale(serviceID: serviceID, decision: decision, placement: placement)
+            return autoscalerStep(on: state)
+        case ..<90 where random.chance(0.5):
+            return containerCommand(on: state, requestID: requestID, id: id)
         case ..<90:
-            command = .deleteService(requestID: random.chance(0.1) ? "r\(max(1, id / 2))" : requestID,
-                                     serviceID: services.randomElement(using: &random) ?? 1)
+            return .deleteService(requestID: random.chance(0.1) ? "r\(max(1, id / 2))" : requestID,
+                                  serviceID: services.randomElement(using: &random) ?? 1)
         default:
             let node = state.capacity.keys.sorted().randomElement(using: &random) ?? 1
-            command = .setNodeHealth(node: node, isHealthy: random.chance(0.6), moves: [])
+            return .setNodeHealth(node: node, isHealthy: random.chance(0.6), moves: [])
         }
-        let data = ClusterCommandCodec.encode(command)
-        // Commands without a request ID (node health) can repeat byte for byte.
-        switch command {
-        case .setNodeHealth, .autoscale: resentCommands.insert(data)
-        default: break
+    }
+
+    /// A leader's autoscaler step, decided on `state` (a stale one is refused when applied).
+    private func autoscalerStep(on state: ClusterState) -> ClusterCommand {
+        let serviceID = state.services.keys.sorted().randomElement(using: &random) ?? 1
+        guard let service = state.services[serviceID], let autoscaler = service.autoscaler else {
+            return .placePending(moves: [])  // nothing to step: a harmless command instead
         }
-        if sentCommands.count < 64 { sentCommands.append(data) } else { sentCommands[random.next(below: 64)] = data }
-        return data
+        let decision = autoscaler.step(averageCPU: AutoscalerState.averageCPU(of: service, nowMs: Int64(now / 1_000)),
+                                       replicas: service.spec.replicas, nowMs: Int64(now / 1_000))
+        var usage = state.usage()
+        for (node, count) in service.placement { usage[node] = (usage[node] ?? .zero) + service.spec.demand * -count }
+        let placement = decision.toReplicas == decision.fromReplicas ? nil
+            : Placement.place(count: decision.toReplicas, demand: service.spec.demand, capacity: state.capacity, usage: &usage,
+                              healthy: Set(state.capacity.keys).subtracting(state.unhealthyNodes))
+        return .autoscale(serviceID: serviceID, decision: decision, placement: placement)
+    }
+
+    /// A container's create, start or stop, or delete, decided on `state`.
+    private func containerCommand(on state: ClusterState, requestID: String, id: ProposalID) -> ClusterCommand {
+        let containers = state.containers.keys.sorted()
+        switch random.next(below: 3) {
+        case 0:
+            var usage = state.usage()
+            let spec = ContainerSpec(name: "c\(id)", image: "golang:alpine", cmd: ["sh"])
+            let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
+            let node = Placement.place(count: 1, demand: spec.demand, capacity: state.capacity, usage: &usage, healthy: healthy).replicas.keys.first
+            return .createContainer(requestID: requestID, spec: spec, node: node, atMs: Int64(now / 1_000))
+        case 1:
+            return .setContainerRunning(requestID: requestID, containerID: containers.randomElement(using: &random) ?? 1,
+                                        isRunning: random.chance(0.5), atMs: Int64(now / 1_000))
+        default:
+            return .deleteContainer(requestID: requestID, containerID: containers.randomElement(using: &random) ?? 1)
+        }
     }
 }

@@ -35,6 +35,8 @@ public final class Simulation {
     /// Commands that may be sent more than once (retries, health changes): the log cannot
     /// tell two proposals of the same bytes apart.
     var resentCommands = Set<[UInt8]>()
+    /// The bytes of every command proposed, to notice repeats.
+    var sentBytes = Set<[UInt8]>()
     /// When each outstanding proposal was made, oldest first (for the clients' concurrency limit).
     var proposalTimes: [(id: ProposalID, time: UInt64)] = []
     var livenessTarget: LogIndex?

@@ -153,6 +153,35 @@ import Testing
         #expect(try orchestrator.json("GET", "/clusters/0/services/1/autoscaler").status == 404)
     }
 
+    @Test func seed001ContainersAreCreatedStartedAndStoppedThroughTheLog() throws {
+        let orchestrator = try OrchestratorHarness()
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        let created = try orchestrator.json("POST", "/clusters/0/containers", #"{"image": "golang:alpine", "cmd": ["sh", "-c", "while true; do sleep 1; done"]}"#)
+        #expect(created.status == 201, "\(created.text)")
+        let container = try #require(created.body as? [String: Any])
+        let id = try #require(container["id"] as? Int)
+        #expect(container["state"] as? String == "running" && container["node"] is String)
+        let stopped = try orchestrator.json("POST", "/clusters/0/containers/\(id)/stop")
+        #expect(stopped.status == 200 && (stopped.body as? [String: Any])?["state"] as? String == "stopped", "\(stopped.text)")
+        #expect((stopped.body as? [String: Any])?["keepsReservation"] as? Bool == true)
+        // Starting twice is not an error.
+        for _ in 0..<2 {
+            let started = try orchestrator.json("POST", "/clusters/0/containers/\(id)/start")
+            #expect(started.status == 200 && (started.body as? [String: Any])?["state"] as? String == "running", "\(started.text)")
+        }
+        let history = (try orchestrator.json("GET", "/clusters/0/containers/\(id)").body as? [String: Any])?["history"] as? [[String: Any]]
+        #expect(history?.map { $0["state"] as? String ?? "" } == ["created", "running", "stopped", "running"])
+        let all = try orchestrator.json("GET", "/clusters/0/containers")
+        #expect(((all.body as? [String: Any])?["metadata"] as? [String: Int])?["count"] == 1)
+        #expect(try orchestrator.json("POST", "/clusters/0/containers/99/start").status == 404)
+        #expect(try orchestrator.json("GET", "/clusters/0/containers/abc").status == 404)
+        let bad = try orchestrator.json("POST", "/clusters/0/containers", #"{"cmd": "sh"}"#)
+        #expect(bad.status == 400 && bad.text.contains("image"), "\(bad.text)")
+        #expect(try orchestrator.json("DELETE", "/clusters/0/containers/\(id)").status == 204)
+        #expect(try orchestrator.json("GET", "/clusters/0/containers/\(id)").status == 404)
+    }
+
     @Test func oneWayCutFromLeaderToFollowerKeepsLeaderAndTerm() throws {
         let orchestrator = try OrchestratorHarness()
         defer { orchestrator.stop() }

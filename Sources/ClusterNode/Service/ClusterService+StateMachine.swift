@@ -80,6 +80,8 @@ extension ClusterService {
         switch command {
         case .setNodeHealth(_, _, let moves)?, .placePending(let moves)?:
             changedServices += moves.map(\.serviceID)
+        case .createContainer?, .setContainerRunning?, .deleteContainer?:
+            break
         case .createServices?, .scaleService?, .deleteService?, .setServiceLoad?, .setAutoscaler?, .autoscale?, nil:
             if case .services(let ids) = outcome { changedServices += ids }
         }
@@ -105,7 +107,9 @@ extension ClusterService {
             for move in moves { add(move.decision, state.services[move.serviceID]?.spec.demand ?? ServiceSpec(replicas: 1).demand) }
         case .autoscale(let serviceID, _, let placement?):
             add(placement, state.services[serviceID]?.spec.demand ?? ServiceSpec(replicas: 1).demand)
-        case .deleteService, .setServiceLoad, .setAutoscaler, .autoscale:
+        case .createContainer(_, let spec, let node?, _):
+            delta[node] = (delta[node] ?? .zero) + spec.demand
+        case .deleteService, .setServiceLoad, .setAutoscaler, .autoscale, .createContainer, .setContainerRunning, .deleteContainer:
             break
         }
         return delta

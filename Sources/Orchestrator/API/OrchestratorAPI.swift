@@ -71,6 +71,13 @@ struct OrchestratorAPI: Sendable {
                 try toLeader(try cluster(request), request, path: "/services/" + (try request.parameter("sid")) + "/autoscaler")
             }
         }
+        // Seed 001's containers: the node serves them under /cluster/containers.
+        for (method, pattern) in [("POST", ""), ("GET", ""), ("GET", "/:cid"), ("POST", "/:cid/start"), ("POST", "/:cid/stop"), ("DELETE", "/:cid")] {
+            router.add(method, "/clusters/:id/containers" + pattern) { request in
+                let prefix = "/clusters/" + (try request.parameter("id"))
+                return try toLeader(try cluster(request), request, path: "/cluster" + String(request.path.dropFirst(prefix.count)))
+            }
+        }
         router.add("POST", "/clusters/:id/leader") { request in try toLeader(try cluster(request), request, path: "/leader") }
         router.add("POST", "/clusters/:id/partition") { request in try partition(try cluster(request), request) }
         router.add("POST", "/clusters/:id/heal") { request in try heal(try cluster(request), request) }
