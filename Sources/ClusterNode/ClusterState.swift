@@ -15,18 +15,18 @@ public struct ClusterState: Sendable {
     }
 
     /// Every service by ID.
-    public private(set) var services: [Int: ServiceRecord] = [:]
+    public internal(set) var services: [Int: ServiceRecord] = [:]
     /// The ID the next created service gets (IDs are assigned when applied, so alike everywhere).
-    public private(set) var nextServiceID = 1
+    public internal(set) var nextServiceID = 1
     /// Nodes the leader's reconcile loop marked unhealthy: nothing is placed on them.
-    public private(set) var unhealthyNodes: Set<UInt64> = []
+    public internal(set) var unhealthyNodes: Set<UInt64> = []
     /// Seed 001's containers by ID, and the ID the next one gets.
-    public private(set) var containers: [Int: ContainerRecord] = [:]
-    public private(set) var nextContainerID = 1
+    public internal(set) var containers: [Int: ContainerRecord] = [:]
+    public internal(set) var nextContainerID = 1
     /// The last log index applied.
-    public private(set) var appliedIndex: UInt64 = 0
+    public internal(set) var appliedIndex: UInt64 = 0
     /// Every member node's capacity (all alike); follows the membership entries applied.
-    public private(set) var capacity: [UInt64: NodeResources]
+    public internal(set) var capacity: [UInt64: NodeResources]
     /// What one node offers.
     public let nodeResources: NodeResources
     /// What applying one client request did, remembered by its request ID.
@@ -45,8 +45,9 @@ public struct ClusterState: Sendable {
     }
 
     /// Results of recent client requests, so a retried request is applied once (thesis §6.3).
-    private var requestResults: [String: RequestRecord] = [:]
-    private var requestOrder: [String] = []
+    /// (Internal, not private: the snapshot codec in ClusterState+Snapshot.swift restores these.)
+    var requestResults: [String: RequestRecord] = [:]
+    var requestOrder: [String] = []
     /// Requests remembered for de-duplication: a client retries within seconds, not after ten thousand others.
     static let maxRememberedRequests = 10_000
 
@@ -63,13 +64,13 @@ public struct ClusterState: Sendable {
 
     /// Resources in use per node, kept as services change (so reading it costs nothing
     /// however many services there are).
-    private var usageByNode: [UInt64: NodeResources] = [:]
+    var usageByNode: [UInt64: NodeResources] = [:]
 
     /// Resources in use per node according to the applied state.
     public func usage() -> [UInt64: NodeResources] { usageByNode }
 
     /// Replaces `old` placement by `new` for a service needing `demand` per replica.
-    private mutating func account(_ demand: NodeResources, removing old: [UInt64: Int], adding new: [UInt64: Int]) {
+    mutating func account(_ demand: NodeResources, removing old: [UInt64: Int], adding new: [UInt64: Int]) {
         for (node, count) in old { usageByNode[node] = (usageByNode[node] ?? .zero) + demand * -count }
         for (node, count) in new { usageByNode[node] = (usageByNode[node] ?? .zero) + demand * count }
         for (node, resources) in usageByNode where resources == .zero { usageByNode[node] = nil }
@@ -318,147 +319,5 @@ public struct ClusterState: Sendable {
             for forgotten in requestOrder.prefix(excess) { requestResults.removeValue(forKey: forgotten) }
             requestOrder.removeFirst(excess)
         }
-    }
-}
-
-/// The state machine as a snapshot: everything `apply` depends on, so that a node restored
-/// from it applies the entries after it exactly as a node that applied every entry.
-///
-///     version u8 (1), applied index u64, next service ID u64, node resources,
-///     capacity: count u32, node u64 ...; unhealthy: count u32, node u64 ...;
-///     services: count u32, then per service its record;
-///     remembered requests: count u32, then per request (oldest first) ID string, count u32, service IDs u64,
-///     fingerprint u64, index u64, term u64 (the last three from version 2)
-extension ClusterState {
-    /// 2 adds each remembered request's fingerprint, index and term; 3 each service's load
-    /// (a flag, then the pattern and its start); 4 each service's autoscaler (a flag, then
-    /// its settings, memory and recent steps); 5 the containers at the end (next container
-    /// ID u64, count u32, each record); 1 to 4 are still read.
-    static let snapshotVersion: UInt8 = 5
-
-    /// The bytes of this state for a snapshot.
-    public func snapshotData() -> [UInt8] {
-        var writer = ByteWriter()
-        writer.write(Self.snapshotVersion)
-        writer.write(appliedIndex)
-        writer.write(UInt64(nextServiceID))
-        writer.write(nodeResources)
-        writer.write(UInt32(capacity.count))
-        for node in capacity.keys.sorted() { writer.write(node) }
-        writer.write(UInt32(unhealthyNodes.count))
-        for node in unhealthyNodes.sorted() { writer.write(node) }
-        writer.write(UInt32(services.count))
-        for service in services.values.sorted(by: { $0.id < $1.id }) { writer.write(service) }
-        writer.write(UInt32(requestOrder.count))
-        for requestID in requestOrder {
-            writer.write(string: requestID)
-            let result = requestResults[requestID] ?? RequestRecord(fingerprint: 0, services: [], index: 0, term: 0)
-            writer.write(UInt32(result.services.count))
-            for id in result.services { writer.write(UInt64(id)) }
-            writer.write(result.fingerprint)
-            writer.write(result.index)
-            writer.write(result.term)
-        }
-        writer.write(UInt64(nextContainerID))
-        writer.write(UInt32(containers.count))
-        for record in containers.values.sorted(by: { $0.id < $1.id }) { writer.write(record) }
-        return writer.bytes
-    }
-
-    /// Restores a state from `snapshotData()` bytes; throws when they are not one.
-    public init(snapshotData bytes: [UInt8]) throws(ClusterCommandCodec.Malformed) {
-        var reader = ByteReader(bytes[...])
-        do {
-            let version = try reader.readByte()
-            guard (1...Self.snapshotVersion).contains(version) else {
-                throw ClusterCommandCodec.Malformed(description: "unknown snapshot format \(version)")
-            }
-            let applied = try reader.readUInt64()
-            let nextID = Int(try reader.readUInt64())
-            self.nodeResources = try reader.readResources()
-            var capacity: [UInt64: NodeResources] = [:]
-            for _ in 0..<(try reader.readCount(limit: bytes.count)) { capacity[try reader.readUInt64()] = nodeResources }
-            self.capacity = capacity
-            for _ in 0..<(try reader.readCount(limit: bytes.count)) { unhealthyNodes.insert(try reader.readUInt64()) }
-            for _ in 0..<(try reader.readCount(limit: bytes.count)) {
-                let id = Int(try reader.readUInt64())
-                let spec = try reader.readSpec()
-                let decision = try reader.readDecision()
-                var record = ServiceRecord(id: id, spec: spec, placement: decision.replicas, pending: decision.pending,
-                                           pendingReason: decision.pendingReason, index: try reader.readUInt64(),
-                                           term: try reader.readUInt64(), updatedIndex: try reader.readUInt64(),
-                                           requestID: try reader.readString())
-                if version >= 3, try reader.readByte() == 1 { record.load = try reader.readServiceLoad() }
-                if version >= 4 { record.autoscaler = try reader.readAutoscalerState(limit: bytes.count) }
-                services[id] = record
-                account(spec.demand, removing: [:], adding: record.placement)
-            }
-            for _ in 0..<(try reader.readCount(limit: bytes.count)) {
-                let requestID = try reader.readString()
-                var result: [Int] = []
-                for _ in 0..<(try reader.readCount(limit: bytes.count)) { result.append(Int(try reader.readUInt64())) }
-                var record = RequestRecord(fingerprint: 0, services: result, index: 0, term: 0)
-                if version >= 2 {
-                    record.fingerprint = try reader.readUInt64()
-                    record.index = try reader.readUInt64()
-                    record.term = try reader.readUInt64()
-                }
-                requestResults[requestID] = record
-                requestOrder.append(requestID)
-            }
-            if version >= 5 {
-                nextContainerID = Int(try reader.readUInt64())
-                for _ in 0..<(try reader.readCount(limit: bytes.count)) {
-                    let record = try reader.readContainerRecord(limit: bytes.count)
-                    containers[record.id] = record
-                    if let node = record.node, record.state != .exited { account(record.spec.demand, removing: [:], adding: [node: 1]) }
-                }
-            }
-            guard reader.isAtEnd else { throw ClusterCommandCodec.Malformed(description: "bytes left after the snapshot's state") }
-            self.appliedIndex = applied
-            self.nextServiceID = nextID
-        } catch let error as ClusterCommandCodec.Malformed {
-            throw error
-        } catch {
-            throw ClusterCommandCodec.Malformed(description: "snapshot state ends early")
-        }
-    }
-}
-
-extension ByteWriter {
-    mutating func write(_ service: ServiceRecord) {
-        write(UInt64(service.id))
-        write(service.spec)
-        write(Placement.Decision(replicas: service.placement, pending: service.pending, pendingReason: service.pendingReason))
-        write(service.index)
-        write(service.term)
-        write(service.updatedIndex)
-        write(string: service.requestID)
-        if let load = service.load {
-            write(UInt8(1))
-            write(load)
-        } else {
-            write(UInt8(0))
-        }
-        write(optional: service.autoscaler)
-    }
-
-    mutating func write(_ resources: NodeResources) {
-        write(UInt64(resources.slots))
-        write(UInt64(resources.cpuMillicores))
-        write(UInt64(resources.memoryMB))
-    }
-}
-
-extension ByteReader {
-    mutating func readResources() throws -> NodeResources {
-        NodeResources(slots: Int(try readUInt64()), cpuMillicores: Int(try readUInt64()), memoryMB: Int(try readUInt64()))
-    }
-
-    /// A count that cannot exceed `limit` (the input's size bounds any honest count).
-    mutating func readCount(limit: Int) throws -> Int {
-        let count = Int(try readUInt32())
-        guard count <= limit else { throw ClusterCommandCodec.Malformed(description: "count \(count) exceeds the input") }
-        return count
     }
 }
