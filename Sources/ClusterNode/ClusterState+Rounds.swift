@@ -50,6 +50,7 @@ extension ClusterState {
     /// the same applied index with different fingerprints for the same names have diverged.
     public func fingerprint(ofServices serviceIDs: some Sequence<Int>, containers containerIDs: [Int] = []) -> UInt64 {
         var writer = ByteWriter()
+        writer.bytes.reserveCapacity(256)
         writer.write(appliedIndex)
         writer.write(UInt64(nextServiceID))
         writer.write(UInt64(nextContainerID))
@@ -57,9 +58,12 @@ extension ClusterState {
             writer.write(UInt64(id))
             if let record = containers[id] { writer.write(record) } else { writer.write(UInt8(0)) }
         }
-        for node in capacity.keys.sorted() { writer.write(node) }
+        // (Capacity and health enter as order-free sums: no sorting, no allocation.)
+        writer.write(UInt64(capacity.count))
+        writer.write(capacity.keys.reduce(0) { $0 &+ Self.scramble($1) })
         writer.write(UInt8(0xff))
-        for node in unhealthyNodes.sorted() { writer.write(node) }
+        writer.write(UInt64(unhealthyNodes.count))
+        writer.write(unhealthyNodes.reduce(0) { $0 &+ Self.scramble($1) })
         writer.write(UInt8(0xfe))
         var ids = Array(serviceIDs)
         if ids.count > 1 { ids = Set(ids).sorted() }
@@ -68,6 +72,17 @@ extension ClusterState {
             if let service = services[id] { writer.write(service) } else { writer.write(UInt8(0)) }
         }
         return FNV1a.hash(writer.bytes)
+    }
+}
+
+extension ClusterState {
+    /// SplitMix64's finalizer: a sum of scrambled members identifies a set (a plain sum
+    /// would confuse {1, 4} with {2, 3}).
+    static func scramble(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
 

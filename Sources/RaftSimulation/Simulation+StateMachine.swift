@@ -92,7 +92,7 @@ extension Simulation {
         let data = ClusterCommandCodec.encode(decideCommand(pick: pick, at: position, id: id))
         // The same bytes proposed twice (a health change, an autoscaler step, two deletes
         // reusing one request ID) cannot be told apart in the log.
-        if !sentBytes.insert(data).inserted { resentCommands.insert(data) }
+        if !sentHashes.insert(FNV1a.hash(data)).inserted { resentCommands.insert(data) }
         if sentCommands.count < 64 { sentCommands.append(data) } else { sentCommands[random.next(below: 64)] = data }
         return data
     }

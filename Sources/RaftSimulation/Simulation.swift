@@ -35,8 +35,9 @@ public final class Simulation {
     /// Commands that may be sent more than once (retries, health changes): the log cannot
     /// tell two proposals of the same bytes apart.
     var resentCommands = Set<[UInt8]>()
-    /// The bytes of every command proposed, to notice repeats.
-    var sentBytes = Set<[UInt8]>()
+    /// A hash of every command proposed, to notice repeats (a collision only marks a command
+    /// as possibly repeated, which skips one check for it).
+    var sentHashes = Set<UInt64>()
     /// When each outstanding proposal was made, oldest first (for the clients' concurrency limit).
     var proposalTimes: [(id: ProposalID, time: UInt64)] = []
     var livenessTarget: LogIndex?
