@@ -196,3 +196,17 @@ extension ByteReader {
         ServiceLoad(pattern: try readLoadPattern(), sinceMs: Int64(bitPattern: try readUInt64()))
     }
 }
+
+extension ClusterState {
+    /// What the load model says the replicas on each node use now, in millicores (nodes
+    /// with no loaded replica are left out).
+    public func cpuInUse(atMs nowMs: Int64) -> [UInt64: Int] {
+        var inUse: [UInt64: Int] = [:]
+        for service in services.values {
+            guard let load = service.load else { continue }
+            let one = ContainerLoad(spec: service.spec, offered: load.millicores(atMs: nowMs), running: service.placedCount)
+            for (node, count) in service.placement { inUse[node, default: 0] += one.cpuMillicores * count }
+        }
+        return inUse
+    }
+}

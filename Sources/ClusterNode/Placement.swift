@@ -65,8 +65,12 @@ public enum Placement {
     /// Places `count` replicas needing `demand` each, given every node's capacity, what is
     /// already in use on it (committed plus this leader's uncommitted placements) and the
     /// nodes that may take replicas now. `usage` is updated with what was placed.
+    ///
+    /// `cpuInUse` is what the load model says each node's replicas use now (millicores): a
+    /// node busier than its reservations scores by its use, so new replicas go where the
+    /// CPU is actually free. It never decides whether a replica fits: reservations do.
     public static func place(count: Int, demand: NodeResources, capacity: [UInt64: NodeResources],
-                             usage: inout [UInt64: NodeResources], healthy: Set<UInt64>) -> Decision
+                             usage: inout [UInt64: NodeResources], healthy: Set<UInt64>, cpuInUse: [UInt64: Int] = [:]) -> Decision
     {
         precondition(count >= 0, "replica count \(count) is negative")
         var placed: [UInt64: Int] = [:]
@@ -78,8 +82,9 @@ public enum Placement {
                 let used = usage[node] ?? .zero
                 guard used.fits(demand, within: total) else { continue }
                 let after = used + demand
+                let busyCPU = max(after.cpuMillicores, (cpuInUse[node] ?? 0) + demand.cpuMillicores)
                 let free = (fraction(total.slots - after.slots, of: total.slots)
-                    + fraction(total.cpuMillicores - after.cpuMillicores, of: total.cpuMillicores)
+                    + fraction(total.cpuMillicores - busyCPU, of: total.cpuMillicores)
                     + fraction(total.memoryMB - after.memoryMB, of: total.memoryMB)) / 3
                 // Strictly greater: equal scores keep the lower node ID (candidates are sorted).
                 if best == nil || free > best!.score + 1e-12 { best = (node, free) }

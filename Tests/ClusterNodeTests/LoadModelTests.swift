@@ -113,4 +113,24 @@ import Testing
         #expect(view.load?.perReplica.cpuPercent == 400)
         #expect(ServiceView(record, nowMs: 2_050).load?.perReplica == view.load?.perReplica)
     }
+
+    @Test func newReplicasGoWhereTheCPUIsActuallyFree() throws {
+        // Two nodes with equal reservations; service 1's two replicas are busy, on 8001 only.
+        var state = ClusterState(members: [8001, 8002], nodeResources: .standard(slots: 20))
+        _ = state.apply(Self.entry(1, .createServices(requestID: "a", services: [PlannedService(spec: ServiceSpec(replicas: 2, cpu: 100),
+                                       decision: Placement.Decision(replicas: [8001: 2], pending: 0, pendingReason: nil))])))
+        _ = state.apply(Self.entry(2, .createServices(requestID: "b", services: [PlannedService(spec: ServiceSpec(replicas: 2, cpu: 100),
+                                       decision: Placement.Decision(replicas: [8002: 2], pending: 0, pendingReason: nil))])))
+        _ = state.apply(Self.entry(3, .setServiceLoad(requestID: "l", serviceID: 1, load: ServiceLoad(pattern: .constant(3_000), sinceMs: 0))))
+        let inUse = state.cpuInUse(atMs: 1_000)
+        #expect(inUse == [8001: 3_000])
+        var usage = state.usage()
+        let capacity = state.capacity
+        // By reservations alone the nodes tie and the lower ID wins; by use, 8002 is freer.
+        var tie = usage
+        #expect(Placement.place(count: 1, demand: ServiceSpec(replicas: 1).demand, capacity: capacity, usage: &tie, healthy: [8001, 8002]).replicas == [8001: 1])
+        let placed = Placement.place(count: 1, demand: ServiceSpec(replicas: 1).demand, capacity: capacity, usage: &usage,
+                                     healthy: [8001, 8002], cpuInUse: inUse)
+        #expect(placed.replicas == [8002: 1])
+    }
 }

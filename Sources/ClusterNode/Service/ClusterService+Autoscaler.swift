@@ -77,7 +77,8 @@ extension ClusterService {
                 remaining -= kept
             }
         }
-        var decision = Placement.place(count: remaining, demand: service.spec.demand, capacity: state.capacity, usage: &usage, healthy: healthy)
+        var decision = Placement.place(count: remaining, demand: service.spec.demand, capacity: state.capacity, usage: &usage,
+                                       healthy: healthy, cpuInUse: state.cpuInUse(atMs: LoadView.nowMs()))
         for (node, kept) in keep { decision.replicas[node, default: 0] += kept }
         return decision
     }

@@ -7,7 +7,8 @@ extension ClusterService {
     /// Creates one container; returns it once committed.
     func createContainer(_ spec: ContainerSpec, requestID: String) throws(NodeError) -> ContainerRecord {
         _ = try propose(requestID: requestID, summary: (0, 1)) { usage, state throws(NodeError) -> ClusterCommand? in
-            let placed = Placement.place(count: 1, demand: spec.demand, capacity: state.capacity, usage: &usage, healthy: placeableNodes(in: state))
+            let placed = Placement.place(count: 1, demand: spec.demand, capacity: state.capacity, usage: &usage, healthy: placeableNodes(in: state),
+                                         cpuInUse: state.cpuInUse(atMs: LoadView.nowMs()))
             return .createContainer(requestID: requestID, spec: spec, node: placed.replicas.keys.first, atMs: LoadView.nowMs())
         }
         return try committedContainer(of: requestID)

@@ -136,11 +136,12 @@ extension ClusterService {
         var moves: [ServiceMove] = []
         if !isHealthy {
             let healthy = placeableNodes(in: state).subtracting([node])
+            let inUse = state.cpuInUse(atMs: LoadView.nowMs())
             for service in state.services.values.sorted(by: { $0.id < $1.id }) {
                 guard let stranded = service.placement[node], stranded > 0 else { continue }
                 usage[node] = (usage[node] ?? .zero) + service.spec.demand * -stranded
                 var decision = Placement.place(count: stranded, demand: service.spec.demand, capacity: state.capacity,
-                                               usage: &usage, healthy: healthy)
+                                               usage: &usage, healthy: healthy, cpuInUse: inUse)
                 for (kept, count) in service.placement where kept != node { decision.replicas[kept, default: 0] += count }
                 decision.pending += service.pending
                 if decision.pending > 0 && decision.pendingReason == nil { decision.pendingReason = service.pendingReason }
@@ -154,10 +155,11 @@ extension ClusterService {
     /// The caller holds the lock.
     func placePendingCommand(usage: inout [UInt64: NodeResources], state: ClusterState) -> ClusterCommand? {
         let healthy = placeableNodes(in: state)
+        let inUse = state.cpuInUse(atMs: LoadView.nowMs())
         var moves: [ServiceMove] = []
         for service in state.services.values.sorted(by: { $0.id < $1.id }) where service.pending > 0 {
             var decision = Placement.place(count: service.pending, demand: service.spec.demand, capacity: state.capacity,
-                                           usage: &usage, healthy: healthy)
+                                           usage: &usage, healthy: healthy, cpuInUse: inUse)
             guard decision.placedCount > 0 else { continue }
             for (node, count) in service.placement { decision.replicas[node, default: 0] += count }
             moves.append(ServiceMove(serviceID: service.id, decision: decision))

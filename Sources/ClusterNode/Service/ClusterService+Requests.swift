@@ -208,9 +208,10 @@ extension ClusterService {
         let replicas = specs.reduce(0) { $0 + $1.replicas }
         let committed = try propose(requestID: requestID, summary: (specs.count, replicas)) { usage, state throws(NodeError) -> ClusterCommand? in
             let healthy = placeableNodes(in: state)
+            let inUse = state.cpuInUse(atMs: LoadView.nowMs())
             let planned = specs.map { spec in
                 PlannedService(spec: spec, decision: Placement.place(count: spec.replicas, demand: spec.demand, capacity: state.capacity,
-                                                                     usage: &usage, healthy: healthy))
+                                                                     usage: &usage, healthy: healthy, cpuInUse: inUse))
             }
             return .createServices(requestID: requestID, services: planned)
         }
