@@ -153,6 +153,39 @@ import Testing
         #expect(try orchestrator.json("GET", "/clusters/0/services/1/autoscaler").status == 404)
     }
 
+    @Test func aNewLeaderContinuesTheAutoscalerFromTheLastCommittedStep() throws {
+        let orchestrator = try OrchestratorHarness()
+        defer { orchestrator.stop() }
+        let summary = try orchestrator.waitForLeader()
+        let leader = Int((summary["leader"] as! String).split(separator: ":").last!)!
+        #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 2, "cpu": 100}}"#).status == 201)
+        #expect(try orchestrator.json("PUT", "/clusters/0/services/1/load", #"{"pattern": "constant", "millicores": 150}"#).status == 200)
+        // A target just under the load (75% on 2 replicas, target 70): the error stays small and
+        // the integral grows step by step, with a long cool-down so the count holds.
+        let set = try orchestrator.json("PUT", "/clusters/0/services/1/autoscaler",
+                                        #"{"cpuTarget": 70, "kp": 0, "ki": 0.001, "minReplicas": 1, "maxReplicas": 3, "intervalMs": 200, "cooldownMs": 60000}"#)
+        #expect(set.status == 200, "\(set.text)")
+        func decisions() throws -> [[String: Any]] {
+            (try orchestrator.json("GET", "/clusters/0/services/1/autoscaler").body as? [String: Any])?["decisions"] as? [[String: Any]] ?? []
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while try decisions().count < 3, Date() < deadline { usleep(100_000) }
+        let before = try decisions()
+        #expect(before.count >= 3)
+        let target = try orchestrator.nodes().map(\.port).first { $0 != leader }!
+        #expect(try orchestrator.json("POST", "/clusters/0/leader", #"{"node": \#(target)}"#).status == 200)
+        while try decisions().count < before.count + 3, Date() < deadline { usleep(100_000) }
+        let after = try decisions()
+        // Across the change of leader every step continues the last one's integral:
+        // integral(k+1) = integral(k) + error(k+1) × dt(k+1), never a restart from zero.
+        for (previous, next) in zip(after, after.dropFirst()) {
+            let dt = ((next["atMs"] as? Double ?? 0) - (previous["atMs"] as? Double ?? 0)) / 1_000
+            let expected = (previous["integral"] as? Double ?? .nan) + (next["error"] as? Double ?? .nan) * dt
+            #expect(abs((next["integral"] as? Double ?? .nan) - expected) < 1e-6, "\(previous) -> \(next)")
+        }
+        #expect(after.count >= before.count + 2)
+    }
+
     @Test func seed001ContainersAreCreatedStartedAndStoppedThroughTheLog() throws {
         let orchestrator = try OrchestratorHarness()
         defer { orchestrator.stop() }
