@@ -12,19 +12,22 @@ public struct SimulatedContainer: Codable, Sendable {
     /// Requested CPU (millicores) and memory (MB).
     public var cpuRequest: Int
     public var memoryRequest: Int
-    /// Simulated use now.
+    /// Use now, from the load model (its service's offered load shared by its running
+    /// replicas; no load set: no CPU and its memory request).
     public var cpuUsage: Int
     public var memoryUsage: Int
 }
 
-/// Runs the replicas placed on this node as simulated containers with simulated CPU and
-/// memory use (a bounded random walk around a share of their request). Thread-safe.
+/// Runs the replicas placed on this node as simulated containers whose CPU and memory use
+/// follow the load model (`ContainerLoad`), the same figures every node computes for the
+/// same moment. Thread-safe.
 public final class ContainerRuntime: @unchecked Sendable {
     public let nodeID: UInt64
     public let resources: NodeResources
     private let lock = NSLock()
     private var containers: [String: SimulatedContainer] = [:]
-    private var random = SystemRandomNumberGenerator()
+    /// Each service with containers here: its spec, its load and its placed count (all nodes).
+    private var services: [Int: ServiceRecord] = [:]
 
     init(nodeID: UInt64, resources: NodeResources) {
         self.nodeID = nodeID
@@ -38,6 +41,7 @@ public final class ContainerRuntime: @unchecked Sendable {
         lock.withLock {
             for (serviceID, record) in changes {
                 let wanted = record?.placement[nodeID] ?? 0
+                services[serviceID] = wanted > 0 ? record : nil
                 let prefix = "s\(serviceID)-n\(nodeID)-"
                 var ordinal = 0
                 while containers[prefix + String(ordinal)] != nil { ordinal += 1 }
@@ -53,25 +57,26 @@ public final class ContainerRuntime: @unchecked Sendable {
                         id: id, serviceID: service.id, name: service.spec.name ?? "service \(service.id)",
                         image: service.spec.image ?? "simulated:latest", status: "running", createdAt: Date().timeIntervalSince1970,
                         cpuRequest: service.spec.cpu, memoryRequest: service.spec.memory,
-                        cpuUsage: service.spec.cpu / 2, memoryUsage: service.spec.memory / 2)
+                        cpuUsage: 0, memoryUsage: service.spec.memory)
                     ordinal += 1
                 }
             }
         }
     }
 
-    /// Every container, with its simulated use refreshed.
+    /// Every container, with its use now.
     public func list() -> [SimulatedContainer] {
-        lock.withLock {
-            for id in containers.keys {
-                guard var container = containers[id] else { continue }
-                let cpuStep = max(1, container.cpuRequest / 10)
-                container.cpuUsage = min(container.cpuRequest, max(container.cpuRequest / 10, container.cpuUsage + Int.random(in: -cpuStep...cpuStep, using: &random)))
-                let memoryStep = max(1, container.memoryRequest / 20)
-                container.memoryUsage = min(container.memoryRequest, max(container.memoryRequest / 4, container.memoryUsage + Int.random(in: -memoryStep...memoryStep, using: &random)))
-                containers[id] = container
+        let nowMs = LoadView.nowMs()
+        return lock.withLock {
+            containers.values.sorted { $0.id < $1.id }.map { container in
+                var current = container
+                if let service = services[container.serviceID] {
+                    let use = ContainerLoad(spec: service.spec, offered: service.load?.millicores(atMs: nowMs) ?? 0, running: service.placedCount)
+                    current.cpuUsage = use.cpuMillicores
+                    current.memoryUsage = use.memoryMB
+                }
+                return current
             }
-            return containers.values.sorted { $0.id < $1.id }
         }
     }
 

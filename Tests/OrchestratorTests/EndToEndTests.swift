@@ -103,6 +103,11 @@ import Testing
             usleep(50_000)
         }
         #expect(shares.values.sorted() == [200, 200, 200, 200, 200], "\(shares)")
+        // Each node's simulated container reports the same figures.
+        for node in try orchestrator.nodes() {
+            let containers = (try orchestrator.json("GET", "/containers", port: node.port).body as? [String: Any])?["results"] as? [[String: Any]]
+            #expect(containers?.map { $0["cpuUsage"] as? Int } == [200], "\(String(describing: containers))")
+        }
         // Bad input names the problem; an unknown service is 404.
         let bad = try orchestrator.json("PUT", "/clusters/0/services/1/load", #"{"pattern": "sine", "mean": 5}"#)
         #expect(bad.status == 400 && bad.text.contains("amplitude"), "\(bad.text)")
