@@ -30,8 +30,7 @@ struct AutoscalerRequest: Decodable {
                                   minReplicas: request.minReplicas ?? base.minReplicas, maxReplicas: request.maxReplicas ?? base.maxReplicas,
                                   intervalMs: intervalMs, cooldownMs: request.cooldownMs ?? (current?.cooldownMs ?? 2 * intervalMs))
         try validate(spec)
-        if let id = request.requestId, id.isEmpty || id.utf8.count > 256 { throw .invalid("requestId must be a non-empty string of at most 256 bytes") }
-        return (spec, request.requestId)
+        return (spec, try NodeError.checkRequestID(request.requestId))
     }
 
     static func validate(_ spec: AutoscalerSpec) throws(NodeError) {
@@ -80,8 +79,7 @@ public struct AutoscalerView: Codable, Sendable {
         error = average - autoscaler.spec.cpuTarget
         avg_cpu_usage = average
         containers = service.placedCount
-        let one = service.load.map { ContainerLoad(spec: service.spec, offered: $0.millicores(atMs: nowMs), running: service.placedCount) } ?? .zero
-        cpu_usage = Array(repeating: one.cpuPercent, count: service.placedCount)
+        cpu_usage = Array(repeating: service.replicaLoad(atMs: nowMs).cpuPercent, count: service.placedCount)
         settings = autoscaler.spec
         integral = autoscaler.integral
         decisions = autoscaler.decisions

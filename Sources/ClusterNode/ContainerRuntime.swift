@@ -71,7 +71,7 @@ public final class ContainerRuntime: @unchecked Sendable {
             containers.values.sorted { $0.id < $1.id }.map { container in
                 var current = container
                 if let service = services[container.serviceID] {
-                    let use = ContainerLoad(spec: service.spec, offered: service.load?.millicores(atMs: nowMs) ?? 0, running: service.placedCount)
+                    let use = service.replicaLoad(atMs: nowMs)
                     current.cpuUsage = use.cpuMillicores
                     current.memoryUsage = use.memoryMB
                 }

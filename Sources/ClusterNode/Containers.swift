@@ -95,8 +95,7 @@ struct ContainerRequest: Decodable {
         guard cpu >= 1, cpu <= 256_000 else { throw .invalid("cpu must be millicores from 1 to 256000, got \(cpu)") }
         let memory = request.memory ?? ServiceSpec.defaultMemory
         guard memory >= 1, memory <= 1_048_576 else { throw .invalid("memory must be MB from 1 to 1048576, got \(memory)") }
-        if let id = request.requestId, id.isEmpty || id.utf8.count > 256 { throw .invalid("requestId must be a non-empty string of at most 256 bytes") }
-        return (ContainerSpec(name: request.name, image: image, cmd: cmd, cpu: cpu, memory: memory), request.requestId)
+        return (ContainerSpec(name: request.name, image: image, cmd: cmd, cpu: cpu, memory: memory), try NodeError.checkRequestID(request.requestId))
     }
 }
 

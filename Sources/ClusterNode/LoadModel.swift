@@ -148,10 +148,8 @@ extension LoadPattern {
         }
         var requestID: String?
         if let field = object["requestId"] {
-            guard case .string(let text) = field, !text.isEmpty, text.utf8.count <= 256 else {
-                throw .invalid("requestId must be a non-empty string of at most 256 bytes, got \(field.summary)")
-            }
-            requestID = text
+            guard case .string(let text) = field else { throw .invalid("requestId must be a non-empty string of at most 256 bytes, got \(field.summary)") }
+            requestID = try NodeError.checkRequestID(text)
         }
         return (pattern, requestID)
     }
@@ -197,16 +195,27 @@ extension ByteReader {
     }
 }
 
-extension ClusterState {
-    /// What the load model says the replicas on each node use now, in millicores (nodes
-    /// with no loaded replica are left out).
-    public func cpuInUse(atMs nowMs: Int64) -> [UInt64: Int] {
-        var inUse: [UInt64: Int] = [:]
-        for service in services.values {
-            guard let load = service.load else { continue }
-            let one = ContainerLoad(spec: service.spec, offered: load.millicores(atMs: nowMs), running: service.placedCount)
-            for (node, count) in service.placement { inUse[node, default: 0] += one.cpuMillicores * count }
-        }
-        return inUse
+extension ServiceRecord {
+    /// What one of its placed replicas uses at `nowMs` (no load set: no CPU, its memory request).
+    public func replicaLoad(atMs nowMs: Int64) -> ContainerLoad {
+        ContainerLoad(spec: spec, offered: load?.millicores(atMs: nowMs) ?? 0, running: placedCount)
     }
+}
+
+extension ClusterState {
+    /// What the replicas of loaded services use on each node at `nowMs` (nodes with no loaded
+    /// replica are left out).
+    public func replicaLoads(atMs nowMs: Int64) -> [UInt64: ContainerLoad] {
+        var loads: [UInt64: ContainerLoad] = [:]
+        for service in services.values where service.load != nil {
+            let one = service.replicaLoad(atMs: nowMs)
+            for (node, count) in service.placement {
+                for _ in 0..<count { loads[node] = (loads[node] ?? .zero) + one }
+            }
+        }
+        return loads
+    }
+
+    /// What the load model says the replicas on each node use now, in millicores.
+    public func cpuInUse(atMs nowMs: Int64) -> [UInt64: Int] { replicaLoads(atMs: nowMs).mapValues(\.cpuMillicores) }
 }

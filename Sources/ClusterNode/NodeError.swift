@@ -24,3 +24,12 @@ public enum NodeError: Error, Sendable, Equatable {
     /// Not accepted from this sender (a Raft message from another cluster, or not for this node).
     case forbidden(String)
 }
+
+extension NodeError {
+    /// A client's request ID (`requestId` in a body), checked in one place: nil or a
+    /// non-empty string of at most 256 bytes.
+    static func checkRequestID(_ id: String?) throws(NodeError) -> String? {
+        if let id, id.isEmpty || id.utf8.count > 256 { throw .invalid("requestId must be a non-empty string of at most 256 bytes") }
+        return id
+    }
+}

@@ -52,7 +52,7 @@ public struct ServiceView: Codable, Sendable {
         term = record.term
         updatedIndex = record.updatedIndex
         requestId = record.requestID
-        load = record.load.map { LoadView($0, spec: record.spec, running: record.placedCount, nowMs: nowMs) }
+        load = record.load.map { LoadView($0, of: record, nowMs: nowMs) }
         autoscaler = record.autoscaler.map { AutoscalerView(service: record, autoscaler: $0, nowMs: nowMs) }
     }
 }
@@ -76,7 +76,7 @@ public struct LoadView: Codable, Sendable {
     public var offeredMillicores: Int
     public var perReplica: ContainerLoad
 
-    public init(_ load: ServiceLoad, spec: ServiceSpec, running: Int, nowMs: Int64) {
+    public init(_ load: ServiceLoad, of record: ServiceRecord, nowMs: Int64) {
         switch load.pattern {
         case .constant(let value): (pattern, millicores) = ("constant", value)
         case .step(let from, let to, let atMs): (pattern, self.from, self.to, self.atMs) = ("step", from, to, atMs)
@@ -87,7 +87,7 @@ public struct LoadView: Codable, Sendable {
         }
         sinceMs = load.sinceMs
         offeredMillicores = load.millicores(atMs: nowMs)
-        perReplica = ContainerLoad(spec: spec, offered: offeredMillicores, running: running)
+        perReplica = record.replicaLoad(atMs: nowMs)
     }
 
     /// The wall clock in milliseconds since 1970 (every node of a cluster runs on one machine).

@@ -62,27 +62,6 @@ extension ClusterService {
         }
     }
 
-    /// Where `count` replicas of `service` go: existing ones stay where they are (lowest node
-    /// first), the rest are placed by `Placement`. `usage` is the leader's full view.
-    func placement(of service: ServiceRecord, count: Int, usage: inout [UInt64: NodeResources], state: ClusterState) -> Placement.Decision {
-        for (node, placed) in service.placement { usage[node] = (usage[node] ?? .zero) + service.spec.demand * -placed }
-        let healthy = placeableNodes(in: state)
-        var keep: [UInt64: Int] = [:]
-        var remaining = count
-        for (node, placed) in service.placement.sorted(by: { $0.key < $1.key }) where healthy.contains(node) {
-            let kept = min(placed, remaining)
-            if kept > 0 {
-                keep[node] = kept
-                usage[node] = (usage[node] ?? .zero) + service.spec.demand * kept
-                remaining -= kept
-            }
-        }
-        var decision = Placement.place(count: remaining, demand: service.spec.demand, capacity: state.capacity, usage: &usage,
-                                       healthy: healthy, cpuInUse: state.cpuInUse(atMs: LoadView.nowMs()))
-        for (node, kept) in keep { decision.replicas[node, default: 0] += kept }
-        return decision
-    }
-
     /// Sets (or with nil removes) a service's autoscaler.
     func setAutoscaler(_ serviceID: Int, spec: AutoscalerSpec?, requestID: String) throws(NodeError) -> ServiceRecord? {
         _ = try propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in

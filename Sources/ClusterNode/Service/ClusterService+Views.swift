@@ -33,7 +33,7 @@ extension ClusterService {
                 appliedIndex: state.appliedIndex, logLength: log.lastIndex.rawValue, lastEntries: entries,
                 capacity: NodeResources.standard(slots: configuration.capacity),
                 load: state.usage()[configuration.id] ?? NodeResources(slots: 0, cpuMillicores: 0, memoryMB: 0),
-                cpuUsage: cpuUsage, offeredLoad: offeredLoad(onNode: configuration.id, nowMs: LoadView.nowMs()),
+                cpuUsage: cpuUsage, offeredLoad: state.replicaLoads(atMs: LoadView.nowMs())[configuration.id] ?? .zero,
                 replicas: containerCount, services: state.services.count,
                 unhealthyNodes: state.unhealthyNodes.sorted().map(address),
                 connections: Dictionary(uniqueKeysWithValues: links.snapshot.map { (address($0.key), $0.value) }),
@@ -44,17 +44,6 @@ extension ClusterService {
                 leaders: Dictionary(uniqueKeysWithValues: leaderHistory.map { (String($0.key), address($0.value)) }),
                 pid: getpid(), dataDirectory: configuration.dataDirectory)
         }
-    }
-
-    /// What the replicas placed on `node` use under their services' loads at `nowMs` (under the lock).
-    func offeredLoad(onNode node: UInt64, nowMs: Int64) -> ContainerLoad {
-        var total = ContainerLoad.zero
-        for service in state.services.values {
-            guard let load = service.load, let here = service.placement[node], here > 0 else { continue }
-            let one = ContainerLoad(spec: service.spec, offered: load.millicores(atMs: nowMs), running: service.placedCount)
-            for _ in 0..<here { total = total + one }
-        }
-        return total
     }
 
     /// The leader's view of each follower (under the lock, with the core read).

@@ -49,36 +49,25 @@ struct OrchestratorAPI: Sendable {
             return HTTPResponse(status: .noContent)
         }
         router.add("GET", "/clusters/:id/stats") { request in JSONBody.response(stats(try cluster(request)), for: request) }
-        router.add("POST", "/clusters/:id/service") { request in try toLeader(try cluster(request), request, path: "/service") }
-        router.add("GET", "/clusters/:id/state") { request in try toLeader(try cluster(request), request, path: "/state") }
-        for pattern in ["/services", "/services/latest", "/services/latest/:image", "/services/name/:name", "/services/:sid"] {
-            router.add("GET", "/clusters/:id" + pattern) { request in
-                try toLeader(try cluster(request), request, path: String(request.path.dropFirst("/clusters/".count + (try request.parameter("id")).count)))
+        // Requests the cluster's leader answers: the node serves each at the path after
+        // "/clusters/:id" (seed 001's containers under "/cluster/containers", since a node's
+        // own "/containers" is seed 004's view of what runs on it).
+        let forwarded: [(methods: [String], pattern: String, nodePrefix: String)] = [
+            (["POST"], "/service", ""), (["GET"], "/state", ""), (["POST"], "/leader", ""),
+            (["GET"], "/services", ""), (["GET"], "/services/latest", ""), (["GET"], "/services/latest/:image", ""),
+            (["GET"], "/services/name/:name", ""), (["GET", "PATCH", "DELETE"], "/services/:sid", ""),
+            (["PUT", "GET"], "/services/:sid/load", ""), (["PUT", "PATCH", "DELETE", "GET"], "/services/:sid/autoscaler", ""),
+            (["POST", "GET"], "/containers", "/cluster"), (["GET", "DELETE"], "/containers/:cid", "/cluster"),
+            (["POST"], "/containers/:cid/start", "/cluster"), (["POST"], "/containers/:cid/stop", "/cluster"),
+        ]
+        for route in forwarded {
+            for method in route.methods {
+                router.add(method, "/clusters/:id" + route.pattern) { request in
+                    let prefix = "/clusters/" + (try request.parameter("id"))
+                    return try toLeader(try cluster(request), request, path: route.nodePrefix + String(request.path.dropFirst(prefix.count)))
+                }
             }
         }
-        for method in ["PATCH", "DELETE"] {
-            router.add(method, "/clusters/:id/services/:sid") { request in
-                try toLeader(try cluster(request), request, path: "/services/" + (try request.parameter("sid")))
-            }
-        }
-        for method in ["PUT", "GET"] {
-            router.add(method, "/clusters/:id/services/:sid/load") { request in
-                try toLeader(try cluster(request), request, path: "/services/" + (try request.parameter("sid")) + "/load")
-            }
-        }
-        for method in ["PUT", "PATCH", "DELETE", "GET"] {
-            router.add(method, "/clusters/:id/services/:sid/autoscaler") { request in
-                try toLeader(try cluster(request), request, path: "/services/" + (try request.parameter("sid")) + "/autoscaler")
-            }
-        }
-        // Seed 001's containers: the node serves them under /cluster/containers.
-        for (method, pattern) in [("POST", ""), ("GET", ""), ("GET", "/:cid"), ("POST", "/:cid/start"), ("POST", "/:cid/stop"), ("DELETE", "/:cid")] {
-            router.add(method, "/clusters/:id/containers" + pattern) { request in
-                let prefix = "/clusters/" + (try request.parameter("id"))
-                return try toLeader(try cluster(request), request, path: "/cluster" + String(request.path.dropFirst(prefix.count)))
-            }
-        }
-        router.add("POST", "/clusters/:id/leader") { request in try toLeader(try cluster(request), request, path: "/leader") }
         router.add("POST", "/clusters/:id/partition") { request in try partition(try cluster(request), request) }
         router.add("POST", "/clusters/:id/heal") { request in try heal(try cluster(request), request) }
         router.add("POST", "/clusters/:id/nodes/:node/:action") { request in try nodeFault(try cluster(request), request) }
