@@ -72,7 +72,11 @@ public struct AutoscalerView: Codable, Sendable {
 
     public init(service: ServiceRecord, autoscaler: AutoscalerState, nowMs: Int64) {
         let average = AutoscalerState.averageCPU(of: service, nowMs: nowMs)
-        status = autoscaler.decisions.last.map { $0.toReplicas != $0.fromReplicas ? "scaling" : "stable" } ?? "starting"
+        status = autoscaler.decisions.last.map { last in
+            let asked = min(autoscaler.spec.maxReplicas, max(autoscaler.spec.minReplicas, Int(last.output.rounded())))
+            if asked != last.toReplicas { return "cooling down" }  // the controller asks for a change it may not make yet
+            return last.toReplicas != last.fromReplicas ? "scaling" : "stable"
+        } ?? "starting"
         image = service.spec.image
         cpu_target = autoscaler.spec.cpuTarget
         constants = Constants(kp: autoscaler.spec.kp, kd: autoscaler.spec.kd, ki: autoscaler.spec.ki)
