@@ -167,8 +167,9 @@ public final class HTTPServer: @unchecked Sendable {
         else { return nil }
         connections[descriptor]?.isEvicted = true
         evictedCount += 1
-        // Its thread sees end of input at once and closes the descriptor (never reused before that).
-        shutdown(descriptor, Int32(SHUT_RDWR))
+        // Its thread sees end of input at once (an answer it is writing still goes out) and
+        // closes the descriptor (never reused before that).
+        shutdown(descriptor, Int32(SHUT_RD))
         return descriptor
     }
 
@@ -327,12 +328,16 @@ public final class HTTPServer: @unchecked Sendable {
         // Counted before the answer is written, so a client that has seen an answer sees it
         // counted (tests and metrics read this).
         lock.withLock { requestCount += 1 }
+        // Idle from here, before the client can see the answer: a client that got its answer
+        // finds the connection evictable (an eviction now only stops further reads, so the
+        // answer being written still arrives whole).
+        let isClosing = setBusy(client, false)
         do {
             try Socket.sendAll(client, response.serialized(keepAlive: keepAlive, includeBody: request.method != "HEAD"))
         } catch {
             return false
         }
-        return !setBusy(client, false) && keepAlive
+        return !isClosing && keepAlive
     }
 
     /// Before a body is read into memory, takes its bytes from the server's budget; when the
