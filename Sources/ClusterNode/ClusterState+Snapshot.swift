@@ -12,8 +12,12 @@ extension ClusterState {
     /// 2 adds each remembered request's fingerprint, index and term; 3 each service's load
     /// (a flag, then the pattern and its start); 4 each service's autoscaler (a flag, then
     /// its settings, memory and recent steps); 5 the containers at the end (next container
-    /// ID u64, count u32, each record); 1 to 4 are still read.
-    static let snapshotVersion: UInt8 = 5
+    /// ID u64, count u32, each record); 6 the published ports (in specs and records, as
+    /// commands of format 2 write them), each service's published port u32 (0: none) after
+    /// its autoscaler, each remembered request's rejection (an optional string) and, at the
+    /// end, the desired state's services (count u32, each spec); 1 to 5 are still read.
+    /// The port index is not stored: it is rebuilt from the services and containers.
+    static let snapshotVersion: UInt8 = 6
 
     /// The bytes of this state for a snapshot.
     public func snapshotData() -> [UInt8] {
@@ -37,10 +41,13 @@ extension ClusterState {
             writer.write(result.fingerprint)
             writer.write(result.index)
             writer.write(result.term)
+            writer.write(optional: result.rejection)
         }
         writer.write(UInt64(nextContainerID))
         writer.write(UInt32(containers.count))
         for record in containers.values.sorted(by: { $0.id < $1.id }) { writer.write(record) }
+        writer.write(UInt32(vitalServices.count))
+        for name in vitalServices.keys.sorted() { writer.write(vitalServices[name]!) }
         return writer.bytes
     }
 
@@ -61,7 +68,7 @@ extension ClusterState {
             for _ in 0..<(try reader.readCount(limit: bytes.count)) { unhealthyNodes.insert(try reader.readUInt64()) }
             for _ in 0..<(try reader.readCount(limit: bytes.count)) {
                 let id = Int(try reader.readUInt64())
-                let spec = try reader.readSpec()
+                let spec = try reader.readSpec(hasPorts: version >= 6)
                 let decision = try reader.readDecision()
                 var record = ServiceRecord(id: id, spec: spec, placement: decision.replicas, pending: decision.pending,
                                            pendingReason: decision.pendingReason, index: try reader.readUInt64(),
@@ -69,6 +76,7 @@ extension ClusterState {
                                            requestID: try reader.readString())
                 if version >= 3, try reader.readByte() == 1 { record.load = try reader.readServiceLoad() }
                 if version >= 4 { record.autoscaler = try reader.readAutoscalerState(limit: bytes.count) }
+                if version >= 6 { record.publishedPort = try reader.readOptionalPort() }
                 services[id] = record
                 account(spec.demand, removing: [:], adding: record.placement)
             }
@@ -82,18 +90,28 @@ extension ClusterState {
                     record.index = try reader.readUInt64()
                     record.term = try reader.readUInt64()
                 }
+                if version >= 6 { record.rejection = try reader.readOptionalString() }
                 requestResults[requestID] = record
                 requestOrder.append(requestID)
             }
             if version >= 5 {
                 nextContainerID = Int(try reader.readUInt64())
                 for _ in 0..<(try reader.readCount(limit: bytes.count)) {
-                    let record = try reader.readContainerRecord(limit: bytes.count)
+                    let record = try reader.readContainerRecord(limit: bytes.count, hasPorts: version >= 6)
                     containers[record.id] = record
-                    if let node = record.node, record.state != .exited { account(record.spec.demand, removing: [:], adding: [node: 1]) }
+                    if let node = record.node, record.state != .exited {
+                        account(record.spec.demand, removing: [:], adding: [node: 1])
+                    }
+                }
+            }
+            if version >= 6 {
+                for _ in 0..<(try reader.readCount(limit: bytes.count)) {
+                    let spec = try reader.readSpec(hasPorts: true)
+                    if let name = spec.name { vitalServices[name] = spec }
                 }
             }
             guard reader.isAtEnd else { throw ClusterCommandCodec.Malformed(description: "bytes left after the snapshot's state") }
+            ports = portIndexFromRecords().ports
             self.appliedIndex = applied
             self.nextServiceID = nextID
         } catch let error as ClusterCommandCodec.Malformed {
@@ -120,6 +138,7 @@ extension ByteWriter {
             write(UInt8(0))
         }
         write(optional: service.autoscaler)
+        write(UInt32(service.publishedPort ?? 0))
     }
 
     mutating func write(_ resources: NodeResources) {

@@ -23,6 +23,12 @@ public struct ClusterState: Sendable {
     /// Seed 001's containers by ID, and the ID the next one gets.
     public internal(set) var containers: [Int: ContainerRecord] = [:]
     public internal(set) var nextContainerID = 1
+    /// The desired-state file's services (seed 000's "vital" ones), by name: the leader's
+    /// reconcile loop keeps one service of each, as given.
+    public internal(set) var vitalServices: [String: ServiceSpec] = [:]
+    /// Who holds each published port on each node (derived from services and containers:
+    /// kept as they change, rebuilt when a snapshot is restored).
+    public internal(set) var ports: [UInt64: [Int: PortHolder]] = [:]
     /// The last log index applied.
     public internal(set) var appliedIndex: UInt64 = 0
     /// Every member node's capacity (all alike); follows the membership entries applied.
@@ -38,6 +44,9 @@ public struct ClusterState: Sendable {
         /// The log entry that carried it.
         public var index: UInt64
         public var term: UInt64
+        /// Why it changed nothing, when it could not apply (a pinned container that no
+        /// longer fits its node, say).
+        public var rejection: String? = nil
 
         /// True when a request with `fingerprint` is another request than this one (a key
         /// reused with another body). An unknown fingerprint (0) matches anything.
@@ -116,7 +125,7 @@ public struct ClusterState: Sendable {
             guard !earlier.isOtherRequest(than: command.requestFingerprint) else {
                 return .rejected("requestId \(requestID) was already used for a different request")
             }
-            if command.isContainerCommand { return earlier.services.first.map { .container($0) } ?? .rejected("container does not exist") }
+            if command.isContainerCommand { return earlier.services.first.map { .container($0) } ?? .rejected(earlier.rejection ?? "container does not exist") }
             return .services(earlier.services)
         }
         switch command {
@@ -125,11 +134,11 @@ public struct ClusterState: Sendable {
             for plan in planned {
                 let id = nextServiceID
                 nextServiceID += 1
-                let decision = fitting(plan.decision, demand: plan.spec.demand, excluding: nil)
-                services[id] = ServiceRecord(id: id, spec: plan.spec, placement: decision.replicas, pending: decision.pending,
-                                             pendingReason: decision.pendingReason, index: entry.index.rawValue,
-                                             term: entry.term.rawValue, updatedIndex: entry.index.rawValue, requestID: requestID)
-                account(plan.spec.demand, removing: [:], adding: decision.replicas)
+                var service = ServiceRecord(id: id, spec: plan.spec, placement: [:], pending: 0, pendingReason: nil, index: entry.index.rawValue,
+                                            term: entry.term.rawValue, updatedIndex: entry.index.rawValue, requestID: requestID)
+                service.publishedPort = freePort(for: plan.spec.publish, on: nil)
+                place(&service, plan.decision, at: entry.index.rawValue)
+                services[id] = service
                 created.append(id)
             }
             remember(command, at: entry, created)
@@ -140,21 +149,16 @@ public struct ClusterState: Sendable {
                 return .rejected("service \(serviceID) does not exist")
             }
             service.spec.replicas = replicas
-            let fitted = fitting(decision, demand: service.spec.demand, excluding: serviceID)
-            account(service.spec.demand, removing: service.placement, adding: fitted.replicas)
-            service.placement = fitted.replicas
-            service.pending = fitted.pending
-            service.pendingReason = fitted.pendingReason
-            service.updatedIndex = entry.index.rawValue
+            place(&service, decision, at: entry.index.rawValue)
             services[serviceID] = service
             remember(command, at: entry, [serviceID])
             return .services([serviceID])
         case .deleteService(_, let serviceID):
-            guard let removed = services.removeValue(forKey: serviceID) else {
+            guard var removed = services.removeValue(forKey: serviceID) else {
                 remember(command, at: entry, [])
                 return .rejected("service \(serviceID) does not exist")
             }
-            account(removed.spec.demand, removing: removed.placement, adding: [:])
+            place(&removed, Placement.Decision(replicas: [:], pending: 0, pendingReason: nil), at: entry.index.rawValue)
             remember(command, at: entry, [serviceID])
             return .services([serviceID])
         case .setNodeHealth(let node, let isHealthy, let moves):
@@ -190,9 +194,18 @@ public struct ClusterState: Sendable {
         case .autoscale(let serviceID, let decision, let placement):
             return applyAutoscale(serviceID, decision, placement, at: entry.index.rawValue)
         case .createContainer, .setContainerRunning, .deleteContainer:
-            let outcome = applyContainer(command, at: entry)
-            remember(command, at: entry, outcome.map { [$0] } ?? [])
-            return outcome.map { .container($0) } ?? .rejected("container does not exist")
+            switch applyContainer(command, at: entry) {
+            case .success(let id):
+                remember(command, at: entry, [id])
+                return .container(id)
+            case .failure(let refusal):
+                remember(command, at: entry, [], rejection: refusal.reason)
+                return .rejected(refusal.reason)
+            }
+        case .setDesiredState(_, let specs):
+            vitalServices = Dictionary(specs.compactMap { spec in spec.name.map { ($0, spec) } }, uniquingKeysWith: { _, last in last })
+            remember(command, at: entry, [])
+            return .none
         }
     }
 
@@ -205,40 +218,71 @@ public struct ClusterState: Sendable {
             exited.change(to: .exited, atMs: record.history.last?.atMs ?? 0)
             containers[id] = exited
             account(record.spec.demand, removing: [node: 1], adding: [:])
+            if let port = record.publicPort { release(port, on: node, by: .container(id)) }
         }
     }
 
-    /// A container command; returns the container's ID, or nil when it names none.
-    private mutating func applyContainer(_ command: ClusterCommand, at entry: Entry) -> Int? {
+    /// Why a container command changed nothing.
+    struct ContainerRefusal: Error {
+        var reason: String
+    }
+
+    /// A container command; returns the container's ID.
+    private mutating func applyContainer(_ command: ClusterCommand, at entry: Entry) -> Result<Int, ContainerRefusal> {
         switch command {
-        case .createContainer(let requestID, let spec, let node, let atMs):
+        case .createContainer(let requestID, let spec, let node, let pinned, let atMs):
             let id = nextContainerID
-            nextContainerID += 1
-            // Placed only where it fits now (a decision on a stale view is not trusted).
-            let fitted = node.flatMap { node in
-                fitting(Placement.Decision(replicas: [node: 1], pending: 0, pendingReason: nil), demand: spec.demand, excluding: nil).replicas[node] == 1 ? node : nil
+            // Placed only where it fits now, its port included (a decision on a stale view is not trusted).
+            var port: Int?
+            var refusal: String?
+            if let node {
+                port = freePort(for: spec.publish, on: node)
+                refusal = containerRefusal(spec, port: port, on: node, id: id)
             }
-            var record = ContainerRecord(id: id, spec: spec, node: fitted, state: .created, history: [.init(state: .created, atMs: atMs)],
+            if pinned, let reason = refusal ?? (node == nil ? "no node named" : nil) { return .failure(ContainerRefusal(reason: reason)) }
+            let placed = refusal == nil ? node : nil
+            nextContainerID += 1
+            var record = ContainerRecord(id: id, spec: spec, node: placed, state: .created, history: [.init(state: .created, atMs: atMs)],
                                          index: entry.index.rawValue, requestID: requestID)
-            if let fitted {
-                account(spec.demand, removing: [:], adding: [fitted: 1])
+            if let placed {
+                account(spec.demand, removing: [:], adding: [placed: 1])
+                if let port {
+                    record.publicPort = port
+                    hold(port, on: placed, by: .container(id))
+                }
                 record.change(to: .running, atMs: atMs)
             }
             containers[id] = record
-            return id
+            return .success(id)
         case .setContainerRunning(_, let id, let isRunning, let atMs):
-            guard var record = containers[id] else { return nil }
+            guard var record = containers[id] else { return .failure(ContainerRefusal(reason: "container \(id) does not exist")) }
             // Idempotent; a container placed nowhere, or whose node left, cannot run.
             if record.node != nil, record.state != .exited { record.change(to: isRunning ? .running : .stopped, atMs: atMs) }
             containers[id] = record
-            return id
+            return .success(id)
         case .deleteContainer(_, let id):
-            guard let record = containers.removeValue(forKey: id) else { return nil }
-            if let node = record.node, record.state != .exited { account(record.spec.demand, removing: [node: 1], adding: [:]) }
-            return id
+            guard let record = containers.removeValue(forKey: id) else { return .failure(ContainerRefusal(reason: "container \(id) does not exist")) }
+            if let node = record.node, record.state != .exited {
+                account(record.spec.demand, removing: [node: 1], adding: [:])
+                if let port = record.publicPort { release(port, on: node, by: .container(id)) }
+            }
+            return .success(id)
         default:
-            return nil
+            return .failure(ContainerRefusal(reason: "not a container command"))
         }
+    }
+
+    /// Why a container needing `spec` (publishing `port`) cannot go on `node` now, or nil when it can.
+    func containerRefusal(_ spec: ContainerSpec, port: Int?, on node: UInt64, id: Int) -> String? {
+        guard let total = capacity[node] else { return "\(address(node)) is not a member of the cluster" }
+        if spec.publish != .none {
+            guard let port else { return "no free port on \(address(node)) in \(PortRequest.automatic)" }
+            if let holder = ports[node]?[port], holder != .container(id) { return "port \(port) on \(address(node)) is taken by \(holder)" }
+        }
+        guard (usageByNode[node] ?? .zero).fits(spec.demand, within: total) else {
+            return "\(address(node)) has no room for it (it needs 1 slot, \(spec.cpu)m CPU, \(spec.memory) MB)"
+        }
+        return nil
     }
 
     /// One autoscaler step: its memory and history recorded, and the new count placed. A
@@ -255,12 +299,7 @@ public struct ClusterState: Sendable {
         service.autoscaler = autoscaler
         if let placement, decision.toReplicas != decision.fromReplicas {
             service.spec.replicas = decision.toReplicas
-            let fitted = fitting(placement, demand: service.spec.demand, excluding: serviceID)
-            account(service.spec.demand, removing: service.placement, adding: fitted.replicas)
-            service.placement = fitted.replicas
-            service.pending = fitted.pending
-            service.pendingReason = fitted.pendingReason
-            service.updatedIndex = index
+            place(&service, placement, at: index)
         }
         services[serviceID] = service
         return .services([serviceID])
@@ -269,49 +308,135 @@ public struct ClusterState: Sendable {
     private mutating func applyMoves(_ moves: [ServiceMove], at index: UInt64) {
         for move in moves {
             guard var service = services[move.serviceID] else { continue }
-            let fitted = fitting(move.decision, demand: service.spec.demand, excluding: move.serviceID)
-            account(service.spec.demand, removing: service.placement, adding: fitted.replicas)
-            service.placement = fitted.replicas
-            service.pending = fitted.pending
-            service.pendingReason = fitted.pendingReason
-            service.updatedIndex = index
+            place(&service, move.decision, at: index)
             services[move.serviceID] = service
         }
     }
 
-    /// The leader's decision, trimmed where a node would exceed its capacity or is unknown
-    /// (a defence that keeps "capacity is never exceeded" true of the applied state even if
-    /// a decision was made on a stale view); what is trimmed becomes pending.
-    private func fitting(_ decision: Placement.Decision, demand: NodeResources, excluding serviceID: Int?) -> Placement.Decision {
-        var usage = usageByNode
-        if let serviceID, let current = services[serviceID] {
-            for (node, count) in current.placement { usage[node] = (usage[node] ?? .zero) + current.spec.demand * -count }
+    /// Places `service` as `decision` says, as far as it fits: its reservations and its
+    /// published port move with it, and what does not fit is pending. The one way a
+    /// service's placement changes (the service itself is stored by the caller).
+    mutating func place(_ service: inout ServiceRecord, _ decision: Placement.Decision, at index: UInt64) {
+        let fitted = fitting(decision, for: service)
+        account(service.spec.demand, removing: service.placement, adding: fitted.replicas)
+        if let port = service.publishedPort {
+            for node in service.placement.keys where fitted.replicas[node] == nil { release(port, on: node, by: .service(service.id)) }
+            for node in fitted.replicas.keys { hold(port, on: node, by: .service(service.id)) }
         }
+        service.placement = fitted.replicas
+        service.pending = fitted.pending
+        service.pendingReason = fitted.pendingReason
+        service.updatedIndex = index
+    }
+
+    /// The leader's decision, trimmed where a node would exceed its capacity, is unknown, or
+    /// has the service's published port taken (a published service runs at most one replica
+    /// per node): a defence that keeps "capacity is never exceeded" and "a port has one
+    /// holder" true of the applied state even if a decision was made on a stale view; what
+    /// is trimmed becomes pending.
+    private func fitting(_ decision: Placement.Decision, for service: ServiceRecord) -> Placement.Decision {
+        var usage = usageByNode
+        for (node, count) in service.placement { usage[node] = (usage[node] ?? .zero) + service.spec.demand * -count }
+        let demand = service.spec.demand
         var kept: [UInt64: Int] = [:]
         var trimmed = 0
+        var portTaken: [String] = []
         for (node, count) in decision.replicas.sorted(by: { $0.key < $1.key }) {
             guard let total = capacity[node] else {
                 trimmed += count
                 continue
             }
+            var wanted = count
+            if service.spec.publish != .none {
+                guard let port = service.publishedPort, (ports[node]?[port]).map({ $0 == .service(service.id) }) ?? true else {
+                    trimmed += count
+                    portTaken.append(address(node))
+                    continue
+                }
+                wanted = min(count, 1)
+                trimmed += count - wanted
+            }
             var used = usage[node] ?? .zero
             var placed = 0
-            while placed < count, used.fits(demand, within: total) {
+            while placed < wanted, used.fits(demand, within: total) {
                 used = used + demand
                 placed += 1
             }
             if placed > 0 { kept[node] = placed }
-            trimmed += count - placed
+            trimmed += wanted - placed
         }
         guard trimmed > 0 else { return decision }
-        return Placement.Decision(replicas: kept, pending: decision.pending + trimmed,
-                                  pendingReason: decision.pendingReason ?? "insufficient capacity when applied: \(trimmed) replica(s) pending")
+        var reason = decision.pendingReason ?? "insufficient capacity when applied: \(trimmed) replica(s) pending"
+        if !portTaken.isEmpty {
+            reason = "port \(service.publishedPort.map(String.init) ?? "(none free)") is taken on \(portTaken.joined(separator: ", ")): \(trimmed) replica(s) pending"
+        }
+        return Placement.Decision(replicas: kept, pending: decision.pending + trimmed, pendingReason: reason)
     }
 
-    private mutating func remember(_ command: ClusterCommand, at entry: Entry, _ services: [Int]) {
+    /// The port `request` gets: a fixed one as asked, `.any` the lowest in the automatic
+    /// range free on `node` (nil: free on every node, so the service publishes one port
+    /// everywhere), nil for none or when none is free.
+    func freePort(for request: PortRequest, on node: UInt64?) -> Int? {
+        switch request {
+        case .none: return nil
+        case .fixed(let port): return port
+        case .any:
+            let taken: Set<Int>
+            if let node { taken = Set(ports[node].map { Array($0.keys) } ?? []) } else { taken = Set(ports.values.flatMap(\.keys)) }
+            return PortRequest.automatic.first { !taken.contains($0) }
+        }
+    }
+
+    /// The nodes of `healthy` that may take one more replica of `spec` (of `service`, once it
+    /// exists): every one when it publishes nothing; otherwise those where its port is free
+    /// and none of its replicas runs yet (a published service runs one replica per node).
+    public func eligibleNodes(_ healthy: Set<UInt64>, for spec: ServiceSpec, service: ServiceRecord?) -> Set<UInt64> {
+        guard spec.publish != .none else { return healthy }
+        let port: Int?
+        if let service { port = service.publishedPort } else if case .fixed(let fixed) = spec.publish { port = fixed } else { return healthy }
+        guard let port else { return [] }
+        return healthy.filter { node in
+            service?.placement[node] == nil && (ports[node]?[port]).map { holder in service.map { holder == .service($0.id) } ?? false } ?? true
+        }
+    }
+
+    /// The port index as the services' and containers' records say it should be, and how
+    /// many ports two records claim on one node (always 0 when every change kept the rules:
+    /// the simulation checks both against `ports`).
+    public func portIndexFromRecords() -> (ports: [UInt64: [Int: PortHolder]], conflicts: Int) {
+        var index: [UInt64: [Int: PortHolder]] = [:]
+        var conflicts = 0
+        func claim(_ port: Int, _ node: UInt64, _ holder: PortHolder) {
+            if index[node]?[port] != nil { conflicts += 1 }
+            index[node, default: [:]][port] = holder
+        }
+        for service in services.values {
+            guard let port = service.publishedPort else { continue }
+            for (node, count) in service.placement {
+                claim(port, node, .service(service.id))
+                if count > 1 { conflicts += 1 }
+            }
+        }
+        for record in containers.values {
+            if let port = record.publicPort, let node = record.node, record.state != .exited { claim(port, node, .container(record.id)) }
+        }
+        return (index, conflicts)
+    }
+
+    mutating func hold(_ port: Int, on node: UInt64, by holder: PortHolder) {
+        ports[node, default: [:]][port] = holder
+    }
+
+    mutating func release(_ port: Int, on node: UInt64, by holder: PortHolder) {
+        guard ports[node]?[port] == holder else { return }
+        ports[node]?[port] = nil
+        if ports[node]?.isEmpty == true { ports[node] = nil }
+    }
+
+    private mutating func remember(_ command: ClusterCommand, at entry: Entry, _ services: [Int], rejection: String? = nil) {
         guard let requestID = command.requestID else { return }
         requestResults[requestID] = RequestRecord(fingerprint: command.requestFingerprint, services: services,
-                                                  index: entry.index.rawValue, term: entry.term.rawValue)
+                                                  index: entry.index.rawValue, term: entry.term.rawValue, rejection: rejection)
         requestOrder.append(requestID)
         if requestOrder.count > Self.maxRememberedRequests + Self.maxRememberedRequests / 4 {
             // Forget the oldest quarter at once: amortized O(1) per request.

@@ -1,91 +1,154 @@
 import Foundation
 
-/// A simulated container: one replica of a service running on this node.
+/// A simulated container on this node: one replica of a service, or one container created
+/// on its own (seed 001's `POST /clusters/:id/containers`, seed 004's `POST /containers`).
 public struct SimulatedContainer: Codable, Sendable {
+    /// `s<service>-n<node>-<ordinal>` for a replica (stable while it stays on this node),
+    /// `c<id>` for a container created on its own.
     public var id: String
-    public var serviceID: Int
+    /// The service it is a replica of, or the container record it runs.
+    public var serviceID: Int?
+    public var containerID: Int?
     public var name: String
     public var image: String
-    public var status: String
-    /// When this node started it, in Unix seconds (the one time base of every answer).
+    public var cmd: [String]
+    /// The service it belongs to by name (a replica's service, or seed 004's `service`).
+    public var service: String?
+    /// created, running, stopped or exited.
+    public var state: String
+    /// When it was created, in Unix seconds: for a replica, when this node started it; for a
+    /// container, the leader's time in the entry that created it (the same on every node).
     public var createdAt: Double
     /// Requested CPU (millicores) and memory (MB).
     public var cpuRequest: Int
     public var memoryRequest: Int
-    /// Use now, from the load model (its service's offered load shared by its running
-    /// replicas; no load set: no CPU and its memory request).
+    /// The port it publishes on this node, and the one inside it.
+    public var publicPort: Int?
+    public var privatePort: Int
+    /// Use now, from the load model (a replica: its service's offered load shared by its
+    /// running replicas; a container on its own: idle, its memory request; not running: nothing).
     public var cpuUsage: Int
     public var memoryUsage: Int
+    public var rxBytesPerSecond: Int
+    public var txBytesPerSecond: Int
+
+    /// CPU use as a percentage of its request (what the autoscaler reads).
+    public var cpuPercent: Double { cpuRequest == 0 ? 0 : (Double(cpuUsage) * 1_000 / Double(cpuRequest)).rounded() / 10 }
 }
 
-/// Runs the replicas placed on this node as simulated containers whose CPU and memory use
+extension SimulatedContainer {
+    /// A container created on its own, as it runs on its node.
+    init(_ record: ContainerRecord) {
+        let isRunning = record.state == .running
+        self.init(id: "c\(record.id)", serviceID: nil, containerID: record.id, name: record.spec.name ?? "c\(record.id)", image: record.spec.image,
+                  cmd: record.spec.cmd, service: record.spec.service, state: record.state.rawValue,
+                  createdAt: Double(record.history.first?.atMs ?? 0) / 1_000, cpuRequest: record.spec.cpu, memoryRequest: record.spec.memory,
+                  publicPort: record.publicPort, privatePort: record.spec.privatePort,
+                  cpuUsage: 0, memoryUsage: isRunning ? record.spec.memory : 0, rxBytesPerSecond: 0, txBytesPerSecond: 0)
+    }
+}
+
+/// Runs what the replicated state places on this node as simulated containers: the
+/// replicas of services, and containers created on their own. CPU, memory and network use
 /// follow the load model (`ContainerLoad`), the same figures every node computes for the
 /// same moment. Thread-safe.
 public final class ContainerRuntime: @unchecked Sendable {
     public let nodeID: UInt64
     public let resources: NodeResources
     private let lock = NSLock()
-    private var containers: [String: SimulatedContainer] = [:]
-    /// Each service with containers here: its spec, its load and its placed count (all nodes).
+    private var replicas: [String: SimulatedContainer] = [:]
+    /// Each service with replicas here: its spec, its load and its placed count (all nodes).
     private var services: [Int: ServiceRecord] = [:]
+    /// Containers created on their own and placed here, by ID.
+    private var records: [Int: ContainerRecord] = [:]
 
     init(nodeID: UInt64, resources: NodeResources) {
         self.nodeID = nodeID
         self.resources = resources
     }
 
-    /// Starts and stops containers of the given services so that each has exactly its placed
-    /// count here (`nil` record: the service is gone). Only changed services are passed, so
-    /// the cost follows the change, not the number of services.
-    func reconcile(_ changes: [(serviceID: Int, record: ServiceRecord?)]) {
+    /// Starts and stops replicas so that each changed service has exactly its placed count
+    /// here (`nil` record: the service is gone), and follows the changed containers. Only
+    /// changes are passed, so the cost follows the change, not the number of services.
+    func reconcile(_ changes: [(serviceID: Int, record: ServiceRecord?)], _ containerChanges: [(containerID: Int, record: ContainerRecord?)] = []) {
         lock.withLock {
-            for (serviceID, record) in changes {
-                let wanted = record?.placement[nodeID] ?? 0
-                services[serviceID] = wanted > 0 ? record : nil
-                let prefix = "s\(serviceID)-n\(nodeID)-"
-                var ordinal = 0
-                while containers[prefix + String(ordinal)] != nil { ordinal += 1 }
-                // Ordinals are dense from 0: grow or shrink from the top.
-                while ordinal > wanted {
-                    ordinal -= 1
-                    containers[prefix + String(ordinal)] = nil
-                }
-                guard let service = record else { continue }
-                while ordinal < wanted {
-                    let id = prefix + String(ordinal)
-                    containers[id] = SimulatedContainer(
-                        id: id, serviceID: service.id, name: service.spec.name ?? "service \(service.id)",
-                        image: service.spec.image ?? "simulated:latest", status: "running", createdAt: Date().timeIntervalSince1970,
-                        cpuRequest: service.spec.cpu, memoryRequest: service.spec.memory,
-                        cpuUsage: 0, memoryUsage: service.spec.memory)
-                    ordinal += 1
-                }
+            for (serviceID, record) in changes { reconcileReplicas(of: serviceID, record) }
+            for (containerID, record) in containerChanges {
+                records[containerID] = record?.node == nodeID ? record : nil
             }
         }
     }
 
-    /// Every container, with its use now.
+    private func reconcileReplicas(of serviceID: Int, _ record: ServiceRecord?) {
+        let wanted = record?.placement[nodeID] ?? 0
+        services[serviceID] = wanted > 0 ? record : nil
+        let prefix = "s\(serviceID)-n\(nodeID)-"
+        var ordinal = 0
+        while replicas[prefix + String(ordinal)] != nil { ordinal += 1 }
+        // Ordinals are dense from 0: grow or shrink from the top.
+        while ordinal > wanted {
+            ordinal -= 1
+            replicas[prefix + String(ordinal)] = nil
+        }
+        guard let service = record else { return }
+        while ordinal < wanted {
+            let id = prefix + String(ordinal)
+            replicas[id] = SimulatedContainer(
+                id: id, serviceID: service.id, containerID: nil, name: id, image: service.spec.image ?? "simulated:latest", cmd: [],
+                service: service.spec.name ?? "service \(service.id)", state: "running", createdAt: Date().timeIntervalSince1970,
+                cpuRequest: service.spec.cpu, memoryRequest: service.spec.memory, publicPort: service.publishedPort,
+                privatePort: service.spec.privatePort, cpuUsage: 0, memoryUsage: 0, rxBytesPerSecond: 0, txBytesPerSecond: 0)
+            ordinal += 1
+        }
+    }
+
+    /// Every container here, with its use now, by ID.
     public func list() -> [SimulatedContainer] {
         let nowMs = LoadView.nowMs()
         return lock.withLock {
-            containers.values.sorted { $0.id < $1.id }.map { container in
-                var current = container
-                if let service = services[container.serviceID] {
+            var all = replicas.values.map { replica in
+                var current = replica
+                if let service = services[replica.serviceID ?? 0] {
                     let use = service.replicaLoad(atMs: nowMs)
+                    current.publicPort = service.publishedPort
                     current.cpuUsage = use.cpuMillicores
                     current.memoryUsage = use.memoryMB
+                    current.rxBytesPerSecond = use.rxBytesPerSecond
+                    current.txBytesPerSecond = use.txBytesPerSecond
                 }
                 return current
             }
+            for record in records.values { all.append(SimulatedContainer(record)) }
+            return all.sorted { $0.id < $1.id }
         }
     }
 
-    /// One container, if it runs here.
+    /// One container, if it is here.
     public func container(_ id: String) -> SimulatedContainer? { list().first { $0.id == id } }
 
     /// The node's simulated CPU use as a fraction of its capacity (the load it reports).
     public var load: Double {
         let used = list().reduce(0) { $0 + $1.cpuUsage }
         return resources.cpuMillicores == 0 ? 0 : Double(used) / Double(resources.cpuMillicores)
+    }
+
+    /// The node's simulated cores (1000 millicores each, at least one) and each one's use in
+    /// percent: every running container's CPU goes to the least busy core, the part above a
+    /// full core spilling to the next least busy (a scheduler balancing threads). The same
+    /// containers and load give the same figures on every node.
+    public static func coreUse(of containers: [SimulatedContainer], millicores: Int) -> [Int] {
+        let coreCount = max(1, (millicores + 999) / 1_000)
+        var busy = Array(repeating: 0, count: coreCount)
+        for container in containers where container.cpuUsage > 0 {
+            var left = container.cpuUsage
+            while left > 0 {
+                let core = busy.indices.min { busy[$0] < busy[$1] }!
+                guard busy[core] < 1_000 else { break }  // every core full: the rest waits
+                let taken = min(left, 1_000 - busy[core])
+                busy[core] += taken
+                left -= taken
+            }
+        }
+        return busy.map { ($0 + 5) / 10 }
     }
 }

@@ -13,13 +13,22 @@ public struct ContainerSpec: Codable, Sendable, Equatable {
     /// CPU (millicores) and memory (MB) reserved for it.
     public var cpu: Int
     public var memory: Int
+    /// Seed 004's service name, if given (a label: it does not join a service's replicas).
+    public var service: String? = nil
+    /// The port it publishes on its node, and the one inside it that maps to.
+    public var publish: PortRequest = .none
+    public var privatePort: Int = 80
 
-    public init(name: String? = nil, image: String, cmd: [String] = [], cpu: Int = ServiceSpec.defaultCPU, memory: Int = ServiceSpec.defaultMemory) {
+    public init(name: String? = nil, image: String, cmd: [String] = [], cpu: Int = ServiceSpec.defaultCPU, memory: Int = ServiceSpec.defaultMemory,
+                service: String? = nil, publish: PortRequest = .none, privatePort: Int = 80) {
         self.name = name
         self.image = image
         self.cmd = cmd
         self.cpu = cpu
         self.memory = memory
+        self.service = service
+        self.publish = publish
+        self.privatePort = privatePort
     }
 
     public var demand: NodeResources { NodeResources(slots: 1, cpuMillicores: cpu, memoryMB: memory) }
@@ -42,6 +51,8 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
     public var spec: ContainerSpec
     /// The node it is placed on; nil when it fit nowhere (then it stays `created`).
     public var node: UInt64?
+    /// The port it publishes on its node (held while it is placed and not exited).
+    public var publicPort: Int? = nil
     public var state: ContainerState
     /// Every change of state, oldest first (at most `maxHistory`).
     public var history: [Change]
@@ -59,16 +70,22 @@ public struct ContainerRecord: Codable, Sendable, Equatable {
 }
 
 /// The body of `POST /clusters/:id/containers`: `{"image": ..., "cmd": [...], "name": ...}`
-/// (`cmd` may be one string), optional `cpu` and `memory`, `requestId`.
+/// (`cmd` may be one string), optional `cpu` and `memory`, `service` (a name it carries),
+/// `publish` (true: any free port; or a port), `privatePort` (80 if not given), `node` (put
+/// it on this node or refuse: seed 004's create on a node), `requestId`.
 struct ContainerRequest: Decodable {
     var image: String?
     var cmd: JSONValue?
     var name: String?
     var cpu: Int?
     var memory: Int?
+    var service: String?
+    var publish: JSONValue?
+    var privatePort: Int?
+    var node: JSONValue?
     var requestId: String?
 
-    static func spec(from body: [UInt8]) throws(NodeError) -> (spec: ContainerSpec, requestID: String?) {
+    static func spec(from body: [UInt8]) throws(NodeError) -> (spec: ContainerSpec, node: UInt64?, requestID: String?) {
         let request: ContainerRequest
         do {
             request = try JSONBody.decodeStrictly(ContainerRequest.self, from: body)
@@ -90,12 +107,17 @@ struct ContainerRequest: Decodable {
         case let other?: throw .invalid("cmd must be a string or an array of strings, got \(other.summary)")
         }
         guard cmd.count <= 64, cmd.allSatisfy({ $0.utf8.count <= 1_024 }) else { throw .invalid("cmd has more than 64 parts or a part longer than 1024 bytes") }
-        if let name = request.name, name.isEmpty || name.utf8.count > 256 { throw .invalid("name must be a non-empty string of at most 256 bytes") }
+        for (field, value) in [("name", request.name), ("service", request.service)] {
+            if let value, value.isEmpty || value.utf8.count > 256 { throw .invalid("\(field) must be a non-empty string of at most 256 bytes") }
+        }
         let cpu = request.cpu ?? ServiceSpec.defaultCPU
         guard cpu >= 1, cpu <= 256_000 else { throw .invalid("cpu must be millicores from 1 to 256000, got \(cpu)") }
         let memory = request.memory ?? ServiceSpec.defaultMemory
         guard memory >= 1, memory <= 1_048_576 else { throw .invalid("memory must be MB from 1 to 1048576, got \(memory)") }
-        return (ContainerSpec(name: request.name, image: image, cmd: cmd, cpu: cpu, memory: memory), try NodeError.checkRequestID(request.requestId))
+        let spec = ContainerSpec(name: request.name, image: image, cmd: cmd, cpu: cpu, memory: memory, service: request.service,
+                                 publish: try PortRequest.parse(request.publish, field: "publish"),
+                                 privatePort: try PortRequest.privatePort(request.privatePort, field: "privatePort"))
+        return (spec, try request.node.map(NodeAPI.memberID), try NodeError.checkRequestID(request.requestId))
     }
 }
 
@@ -114,6 +136,11 @@ public struct ContainerView: Codable, Sendable {
     public var keepsReservation: Bool
     public var cpu: Int
     public var memory: Int
+    /// Seed 004's service name, if it was given.
+    public var service: String?
+    /// The port it publishes on its node (nil: none), and the one inside it.
+    public var publicPort: Int?
+    public var privatePort: Int
     public var index: UInt64
     public var requestId: String
 
@@ -129,6 +156,9 @@ public struct ContainerView: Codable, Sendable {
         keepsReservation = record.node != nil && record.state != .exited
         cpu = record.spec.cpu
         memory = record.spec.memory
+        service = record.spec.service
+        publicPort = record.publicPort
+        privatePort = record.spec.privatePort
         index = record.index
         requestId = record.requestID
     }
@@ -142,12 +172,16 @@ extension ByteWriter {
         for part in spec.cmd { write(string: part) }
         write(UInt64(spec.cpu))
         write(UInt64(spec.memory))
+        write(optional: spec.service)
+        write(spec.publish)
+        write(UInt32(spec.privatePort))
     }
 
     mutating func write(_ record: ContainerRecord) {
         write(UInt64(record.id))
         write(record.spec)
         write(record.node ?? 0)
+        write(UInt32(record.publicPort ?? 0))
         write(string: record.state.rawValue)
         write(UInt32(record.history.count))
         for change in record.history {
@@ -160,12 +194,20 @@ extension ByteWriter {
 }
 
 extension ByteReader {
-    mutating func readContainerSpec(limit: Int) throws -> ContainerSpec {
+    /// A container spec; `hasPorts` for the formats that carry its service and ports
+    /// (commands from format 2, snapshots from 6).
+    mutating func readContainerSpec(limit: Int, hasPorts: Bool) throws -> ContainerSpec {
         let name = try readOptionalString()
         let image = try readString()
         var cmd: [String] = []
         for _ in 0..<(try readCount(limit: limit)) { cmd.append(try readString()) }
-        return ContainerSpec(name: name, image: image, cmd: cmd, cpu: Int(try readUInt64()), memory: Int(try readUInt64()))
+        var spec = ContainerSpec(name: name, image: image, cmd: cmd, cpu: Int(try readUInt64()), memory: Int(try readUInt64()))
+        if hasPorts {
+            spec.service = try readOptionalString()
+            spec.publish = try readPortRequest()
+            spec.privatePort = Int(try readUInt32())
+        }
+        return spec
     }
 
     mutating func readContainerState() throws -> ContainerState {
@@ -174,16 +216,17 @@ extension ByteReader {
         return state
     }
 
-    mutating func readContainerRecord(limit: Int) throws -> ContainerRecord {
+    mutating func readContainerRecord(limit: Int, hasPorts: Bool) throws -> ContainerRecord {
         let id = Int(try readUInt64())
-        let spec = try readContainerSpec(limit: limit)
+        let spec = try readContainerSpec(limit: limit, hasPorts: hasPorts)
         let node = try readUInt64()
+        let publicPort = hasPorts ? try readOptionalPort() : nil
         let state = try readContainerState()
         var history: [ContainerRecord.Change] = []
         for _ in 0..<(try readCount(limit: limit)) {
             history.append(ContainerRecord.Change(state: try readContainerState(), atMs: Int64(bitPattern: try readUInt64())))
         }
-        return ContainerRecord(id: id, spec: spec, node: node == 0 ? nil : node, state: state, history: history,
+        return ContainerRecord(id: id, spec: spec, node: node == 0 ? nil : node, publicPort: publicPort, state: state, history: history,
                                index: try readUInt64(), requestID: try readString())
     }
 }

@@ -33,7 +33,7 @@ public enum NodeAPI {
         }
         addServiceRoutes(&router, node)
         addServiceQueryRoutes(&router, node)
-        addHostRoutes(&router, node)
+        addAgentRoutes(&router, node)
         return router
     }
 
@@ -105,6 +105,33 @@ public enum NodeAPI {
             return try onLeader(node, request) {
                 let services = try node.service.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
                 return JSONBody.response(ListEnvelope(services), for: request)
+            }
+        }
+        router.add("POST", "/services") { request in
+            try onLeader(node, request) {
+                let (spec, bodyRequestID) = try SimpleServiceRequest.spec(from: request.body)
+                let (records, _, _) = try node.service.createServices([spec], requestID: bodyRequestID ?? requestID(request))
+                guard let record = records.first else { throw NodeError.notFound("the service was deleted before this request's answer") }
+                return JSONBody.response(ServiceView(record), status: .created, for: request)
+            }
+        }
+        router.add("GET", "/services/running") { request in
+            try onLeader(node, request) {
+                let running = try node.service.readLinearizably { state in
+                    state.services.values.filter { $0.placedCount > 0 }.sorted { $0.id < $1.id }.map(ServiceView.init)
+                }
+                return JSONBody.response(ListEnvelope(running), for: request)
+            }
+        }
+        router.add("PUT", "/desired-state") { request in
+            try onLeader(node, request) {
+                let (specs, bodyRequestID) = try DesiredState.specs(from: request.body)
+                return JSONBody.response(try node.service.setDesiredState(specs, requestID: bodyRequestID ?? requestID(request)), for: request)
+            }
+        }
+        router.add("GET", "/desired-state") { request in
+            try onLeader(node, request) {
+                JSONBody.response(try node.service.readLinearizably { state in DesiredState.View(state) }, for: request)
             }
         }
         router.add("GET", "/services/latest") { request in
@@ -194,13 +221,7 @@ public enum NodeAPI {
     /// Seed 001's containers of the cluster, through the leader (under `/cluster/containers`
     /// on a node: `/containers` is seed 004's view of the containers on this node).
     private static func addClusterContainerRoutes(_ router: inout Router, _ node: Node) {
-        router.add("POST", "/cluster/containers") { request in
-            try onLeader(node, request) {
-                let (spec, bodyRequestID) = try ContainerRequest.spec(from: request.body)
-                let record = try node.service.createContainer(spec, requestID: bodyRequestID ?? requestID(request))
-                return JSONBody.response(ContainerView(record), status: .created, for: request)
-            }
-        }
+        router.add("POST", "/cluster/containers") { request in try createContainer(node, request) }
         router.add("GET", "/cluster/containers") { request in
             try onLeader(node, request) {
                 let all = try node.service.readLinearizably { state in state.containers.values.sorted { $0.id < $1.id }.map(ContainerView.init) }
@@ -224,9 +245,23 @@ public enum NodeAPI {
         }
         router.add("DELETE", "/cluster/containers/:cid") { request in
             try onLeader(node, request) {
-                try node.service.deleteContainer(try containerID(request), requestID: requestID(request))
+                let onNode = try request.query["node"].map { text throws(NodeError) in try memberID(.string(text)) }
+                try node.service.deleteContainer(try containerID(request), onNode: onNode, requestID: requestID(request))
                 return HTTPResponse(status: .noContent)
             }
+        }
+    }
+
+    /// `POST /cluster/containers` (seed 001's create; seed 004's, forwarded with `node` set):
+    /// 201 with the container, in seed 001's shape or, with `?view=docker`, Docker's.
+    static func createContainer(_ node: Node, _ request: HTTPRequest) throws -> HTTPResponse {
+        try onLeader(node, request) {
+            let (spec, pinnedTo, bodyRequestID) = try ContainerRequest.spec(from: request.body)
+            let record = try node.service.createContainer(spec, pinnedTo: pinnedTo, requestID: bodyRequestID ?? requestID(request))
+            if request.query["view"] == "docker" {
+                return JSONBody.response(DockerContainer(SimulatedContainer(record)), status: .created, for: request)
+            }
+            return JSONBody.response(ContainerView(record), status: .created, for: request)
         }
     }
 
@@ -235,7 +270,7 @@ public enum NodeAPI {
         return id
     }
 
-    private static func requestID(_ request: HTTPRequest) -> String { request.headers["idempotency-key"] ?? UUID().uuidString }
+    static func requestID(_ request: HTTPRequest) -> String { request.headers["idempotency-key"] ?? UUID().uuidString }
 
     /// Seed 002's autoscaler per service: `PUT` sets it, `PATCH` changes some settings (the
     /// others keep their values), `DELETE` stops it, `GET` shows it and its latest steps.
@@ -328,39 +363,6 @@ public enum NodeAPI {
             } catch {
                 throw HTTPError(.serviceUnavailable, "could not reach the leader \(address(leader)): \(error)", headers: HTTPHeaders([("Retry-After", "1")]))
             }
-        }
-    }
-
-    private static func addHostRoutes(_ router: inout Router, _ node: Node) {
-        /// Seed 004's host status over the simulated machine.
-        struct HostStatus: Codable {
-            var cpus: Int
-            var memory: Int
-            var free_memory: Int
-            var cpu_usage: Double
-            var net: [String: Int]
-            var nb_containers: Int
-        }
-        router.add("GET", "/status") { request in
-            let containers = node.containers.list()
-            let resources = node.containers.resources
-            let used = containers.reduce(0) { $0 + $1.memoryUsage }
-            let status = HostStatus(cpus: resources.cpuMillicores / 1_000, memory: resources.memoryMB, free_memory: max(0, resources.memoryMB - used),
-                                    cpu_usage: node.containers.load,
-                                    net: ["messages_sent": node.metrics[.messagesSent], "messages_received": node.metrics[.messagesReceived]],
-                                    nb_containers: containers.count)
-            return JSONBody.response(status, for: request)
-        }
-        router.add("GET", "/containers") { request in JSONBody.response(ListEnvelope(node.containers.list()), for: request) }
-        router.add("GET", "/container/:cid") { request in
-            guard let container = node.containers.container(try request.parameter("cid")) else { throw HTTPError(.notFound, "Not found") }
-            return JSONBody.response(container, for: request)
-        }
-        router.add("GET", "/container/:cid/status") { request in
-            struct ContainerStatus: Codable { var id: String; var status: String; var cpu_usage: Int; var memory_usage: Int; var cpu_request: Int; var memory_request: Int }
-            guard let container = node.containers.container(try request.parameter("cid")) else { throw HTTPError(.notFound, "Not found") }
-            return JSONBody.response(ContainerStatus(id: container.id, status: container.status, cpu_usage: container.cpuUsage, memory_usage: container.memoryUsage,
-                                                     cpu_request: container.cpuRequest, memory_request: container.memoryRequest), for: request)
         }
     }
 }

@@ -30,6 +30,12 @@ public struct ServiceView: Codable, Sendable {
     public var load: LoadView?
     /// The autoscaler and its latest steps, while one is set.
     public var autoscaler: AutoscalerView?
+    /// The port each replica publishes on its node (nil: none, or none was free), and the
+    /// port inside the replica it maps to.
+    public var publishedPort: Int?
+    public var privatePort: Int
+    /// A service of the desired-state file, which the reconcile loop keeps.
+    public var vital: Bool
 
     public init(_ record: ServiceRecord) { self.init(record, nowMs: LoadView.nowMs()) }
 
@@ -54,6 +60,9 @@ public struct ServiceView: Codable, Sendable {
         requestId = record.requestID
         load = record.load.map { LoadView($0, of: record, nowMs: nowMs) }
         autoscaler = record.autoscaler.map { AutoscalerView(service: record, autoscaler: $0, nowMs: nowMs) }
+        publishedPort = record.publishedPort
+        privatePort = record.spec.privatePort
+        vital = record.spec.vital
     }
 }
 
@@ -153,8 +162,10 @@ public struct EntryView: Codable, Sendable {
             return "stop autoscaling service \(id)"
         case .autoscale(let id, let decision, _):
             return "autoscaler of service \(id): \(decision.reason)"
-        case .createContainer(_, let spec, let node, _):
-            return "create container \(spec.name ?? spec.image) on \(node.map(address) ?? "no node (none fits)")"
+        case .createContainer(_, let spec, let node, let pinned, _):
+            return "create container \(spec.name ?? spec.image) on \(node.map(address) ?? "no node (none fits)")\(pinned ? " (asked there)" : "")"
+        case .setDesiredState(_, let services):
+            return "desired state: \(services.count) vital service(s) (\(services.compactMap(\.name).joined(separator: ", ")))"
         case .setContainerRunning(_, let id, let isRunning, _):
             return "\(isRunning ? "start" : "stop") container \(id)"
         case .deleteContainer(_, let id):

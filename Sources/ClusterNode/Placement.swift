@@ -69,8 +69,10 @@ public enum Placement {
     /// `cpuInUse` is what the load model says each node's replicas use now (millicores): a
     /// node busier than its reservations scores by its use, so new replicas go where the
     /// CPU is actually free. It never decides whether a replica fits: reservations do.
+    /// `onePerNode` (a service that publishes a port) puts at most one replica on a node.
     public static func place(count: Int, demand: NodeResources, capacity: [UInt64: NodeResources],
-                             usage: inout [UInt64: NodeResources], healthy: Set<UInt64>, cpuInUse: [UInt64: Int] = [:]) -> Decision
+                             usage: inout [UInt64: NodeResources], healthy: Set<UInt64>, cpuInUse: [UInt64: Int] = [:],
+                             onePerNode: Bool = false) -> Decision
     {
         precondition(count >= 0, "replica count \(count) is negative")
         var placed: [UInt64: Int] = [:]
@@ -80,7 +82,7 @@ public enum Placement {
             for node in candidates {
                 let total = capacity[node]!
                 let used = usage[node] ?? .zero
-                guard used.fits(demand, within: total) else { continue }
+                guard used.fits(demand, within: total), !onePerNode || placed[node] == nil else { continue }
                 let after = used + demand
                 let busyCPU = max(after.cpuMillicores, (cpuInUse[node] ?? 0) + demand.cpuMillicores)
                 let free = (fraction(total.slots - after.slots, of: total.slots)
@@ -97,7 +99,8 @@ public enum Placement {
         var reason: String?
         if pending > 0 {
             reason = candidates.isEmpty
-                ? "no healthy node to place on"
+                ? (onePerNode ? "no healthy node with the published port free and none of its replicas" : "no healthy node to place on")
+                : onePerNode ? "\(pending) replica(s) fit on no healthy node: a published service runs one replica per node with its port free"
                 : "insufficient capacity: \(pending) replica(s) fit on no healthy node (each needs 1 slot, \(demand.cpuMillicores)m CPU, \(demand.memoryMB) MB)"
         }
         return Decision(replicas: placed, pending: pending, pendingReason: reason)

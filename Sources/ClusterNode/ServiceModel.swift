@@ -14,13 +14,20 @@ public struct ServiceSpec: Codable, Sendable, Equatable {
     public var cpu: Int
     /// Memory per replica, in MB.
     public var memory: Int
+    /// The port each replica publishes on its node (seed 000's `publish`); none by default.
+    public var publish: PortRequest = .none
+    /// The port inside each replica that `publish` maps to.
+    public var privatePort: Int = 80
+    /// Set on the services of the desired-state file: the reconcile loop puts them back.
+    public var vital: Bool = false
 
     /// CPU (millicores) and memory (MB) of a replica that does not say.
     public static let defaultCPU = 100
     public static let defaultMemory = 64
 
     public init(containerID: Int? = nil, name: String? = nil, description: String? = nil, label: String? = nil,
-                image: String? = nil, replicas: Int, cpu: Int = defaultCPU, memory: Int = defaultMemory)
+                image: String? = nil, replicas: Int, cpu: Int = defaultCPU, memory: Int = defaultMemory,
+                publish: PortRequest = .none, privatePort: Int = 80, vital: Bool = false)
     {
         self.containerID = containerID
         self.name = name
@@ -30,6 +37,9 @@ public struct ServiceSpec: Codable, Sendable, Equatable {
         self.replicas = replicas
         self.cpu = cpu
         self.memory = memory
+        self.publish = publish
+        self.privatePort = privatePort
+        self.vital = vital
     }
 
     /// The resources one replica needs.
@@ -54,6 +64,8 @@ public struct ServiceRecord: Codable, Sendable, Equatable {
     public var load: ServiceLoad? = nil
     /// The autoscaler, while one is set.
     public var autoscaler: AutoscalerState? = nil
+    /// The port its replicas publish, once resolved (`spec.publish` `.any` is picked on apply).
+    public var publishedPort: Int? = nil
 
     public var placedCount: Int { placement.values.reduce(0, +) }
 }
@@ -77,10 +89,13 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
     /// One step of a service's autoscaler, with the placement of the new count when it changes.
     case autoscale(serviceID: Int, decision: AutoscalerDecision, placement: Placement.Decision?)
     /// One container (seed 001) on the node the leader picked (nil: none fits), created at `atMs`.
-    case createContainer(requestID: String, spec: ContainerSpec, node: UInt64?, atMs: Int64)
+    /// `pinned` (seed 004's create on a node): that node or nothing, the request is refused.
+    case createContainer(requestID: String, spec: ContainerSpec, node: UInt64?, pinned: Bool, atMs: Int64)
     /// A container's desired state: running or stopped, from `atMs`.
     case setContainerRunning(requestID: String, containerID: Int, isRunning: Bool, atMs: Int64)
     case deleteContainer(requestID: String, containerID: Int)
+    /// The desired-state file's services (each named, marked vital): the reconcile loop keeps them.
+    case setDesiredState(requestID: String, services: [ServiceSpec])
 
     /// What the client asked for, as a 64-bit FNV-1a hash of its canonical bytes (the
     /// leader's placement decision left out): a request ID reused with another request
@@ -106,9 +121,10 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
             writer.write(UInt8(5))
             writer.write(UInt64(serviceID))
             writer.write(optional: spec)
-        case .createContainer(_, let spec, _, _):
+        case .createContainer(_, let spec, let node, let pinned, _):
             writer.write(UInt8(6))
             writer.write(spec)
+            if pinned { writer.write(node ?? 0) }
         case .setContainerRunning(_, let containerID, let isRunning, _):
             writer.write(UInt8(7))
             writer.write(UInt64(containerID))
@@ -116,6 +132,9 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
         case .deleteContainer(_, let containerID):
             writer.write(UInt8(8))
             writer.write(UInt64(containerID))
+        case .setDesiredState(_, let services):
+            writer.write(UInt8(9))
+            for spec in services { writer.write(spec) }
         case .setNodeHealth, .placePending, .autoscale:
             return 0
         }
@@ -134,8 +153,8 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
     public var requestID: String? {
         switch self {
         case .createServices(let id, _), .scaleService(let id, _, _, _), .deleteService(let id, _), .setServiceLoad(let id, _, _),
-             .setAutoscaler(let id, _, _), .createContainer(let id, _, _, _), .setContainerRunning(let id, _, _, _),
-             .deleteContainer(let id, _): id
+             .setAutoscaler(let id, _, _), .createContainer(let id, _, _, _, _), .setContainerRunning(let id, _, _, _),
+             .deleteContainer(let id, _), .setDesiredState(let id, _): id
         case .setNodeHealth, .placePending, .autoscale: nil
         }
     }

@@ -8,8 +8,8 @@ import Transport
 ///     {"container": {"id": 5, "label": "web"}, "replicas": 25}
 ///
 /// Each container may also give `image`, `name`, `cpu` (millicores per replica) and
-/// `memory` (MB per replica). `requestId` (or the `Idempotency-Key` header) makes a retry
-/// apply once.
+/// `memory` (MB per replica), `publish` (true: any free port; or a port) and `privatePort`.
+/// `requestId` (or the `Idempotency-Key` header) makes a retry apply once.
 public struct ServiceRequest: Decodable, Sendable {
     struct Container: Decodable, Sendable {
         var id: Int?
@@ -20,6 +20,8 @@ public struct ServiceRequest: Decodable, Sendable {
         var replicas: Int?
         var cpu: Int?
         var memory: Int?
+        var publish: JSONValue?
+        var privatePort: Int?
     }
 
     var container: Container?
@@ -43,10 +45,15 @@ public struct ServiceRequest: Decodable, Sendable {
         return (try request.validated(), request.requestId)
     }
 
-    func validated() throws(NodeError) -> [ServiceSpec] {
+    /// `path.name`, or `name` alone for a body that is one service (seed 000's).
+    static func field(_ path: String, _ name: String) -> String { path.isEmpty ? name : path + "." + name }
+
+    /// The specs, checked; `single` names the one container in error messages ("" for a
+    /// body that is the service itself).
+    func validated(single: String = "container") throws(NodeError) -> [ServiceSpec] {
         let list: [(Container, String)]
         switch (container, containers) {
-        case (let one?, nil): list = [(one, "container")]
+        case (let one?, nil): list = [(one, single)]
         case (nil, let many?):
             guard !many.isEmpty else { throw .invalid("containers is empty; give at least one container") }
             guard many.count <= Self.maxServices else { throw .invalid("containers has \(many.count) entries; at most \(Self.maxServices)") }
@@ -60,29 +67,63 @@ public struct ServiceRequest: Decodable, Sendable {
             let replicas: Int
             switch (item.replicas, self.replicas) {
             case (let inner?, let outer?) where inner != outer:
-                throw .invalid("\(path).replicas (\(inner)) and replicas (\(outer)) disagree")
+                throw .invalid("\(Self.field(path, "replicas")) (\(inner)) and replicas (\(outer)) disagree")
             case (let inner?, _): replicas = inner
             case (nil, let outer?): replicas = outer
             case (nil, nil): throw .invalid("missing field replicas in \(path) (or at the top level)")
             }
             guard replicas >= 1, replicas <= Self.maxReplicas else {
-                throw .invalid("\(path).replicas must be a whole number from 1 to \(Self.maxReplicas), got \(replicas)")
+                throw .invalid("\(Self.field(path, "replicas")) must be a whole number from 1 to \(Self.maxReplicas), got \(replicas)")
             }
             let cpu = item.cpu ?? ServiceSpec.defaultCPU
-            guard cpu >= 1, cpu <= 256_000 else { throw .invalid("\(path).cpu must be millicores from 1 to 256000, got \(cpu)") }
+            guard cpu >= 1, cpu <= 256_000 else { throw .invalid("\(Self.field(path, "cpu")) must be millicores from 1 to 256000, got \(cpu)") }
             let memory = item.memory ?? ServiceSpec.defaultMemory
-            guard memory >= 1, memory <= 1_048_576 else { throw .invalid("\(path).memory must be MB from 1 to 1048576, got \(memory)") }
+            guard memory >= 1, memory <= 1_048_576 else { throw .invalid("\(Self.field(path, "memory")) must be MB from 1 to 1048576, got \(memory)") }
             for (field, value) in [("name", item.name), ("description", item.description), ("label", item.label), ("image", item.image)] {
-                if let value, value.utf8.count > 256 { throw .invalid("\(path).\(field) is longer than 256 bytes") }
+                if let value, value.utf8.count > 256 { throw .invalid("\(Self.field(path, field)) is longer than 256 bytes") }
             }
             for (field, value) in [("name", item.name), ("image", item.image)] where value?.trimmingCharacters(in: .whitespaces).isEmpty == true {
-                throw .invalid("\(path).\(field) is empty; leave it out or give one")
+                throw .invalid("\(Self.field(path, field)) is empty; leave it out or give one")
             }
-            if let id = item.id, id < 0 { throw .invalid("\(path).id must be a whole number of at least 0, got \(id)") }
+            if let id = item.id, id < 0 { throw .invalid("\(Self.field(path, "id")) must be a whole number of at least 0, got \(id)") }
             specs.append(ServiceSpec(containerID: item.id, name: item.name ?? item.description ?? item.label ?? item.id.map { "container \($0)" },
                                      description: item.description, label: item.label, image: item.image,
-                                     replicas: replicas, cpu: cpu, memory: memory))
+                                     replicas: replicas, cpu: cpu, memory: memory,
+                                     publish: try PortRequest.parse(item.publish, field: "\(Self.field(path, "publish"))"),
+                                     privatePort: try PortRequest.privatePort(item.privatePort, field: "\(Self.field(path, "privatePort"))")))
         }
         return specs
+    }
+}
+
+/// Seed 000's `POST /services` body: `{"image": "nginx", "publish": true | port}`, with
+/// optional `name`, `replicas` (1 if not given), `cpu`, `memory`, `privatePort`, `detached`
+/// (services always run detached here: `false` is refused) and `requestId`.
+struct SimpleServiceRequest: Decodable {
+    var image: String?
+    var publish: JSONValue?
+    var detached: Bool?
+    var name: String?
+    var replicas: Int?
+    var cpu: Int?
+    var memory: Int?
+    var privatePort: Int?
+    var requestId: String?
+
+    static func spec(from body: [UInt8]) throws(NodeError) -> (spec: ServiceSpec, requestID: String?) {
+        let request: SimpleServiceRequest
+        do {
+            request = try JSONBody.decodeStrictly(SimpleServiceRequest.self, from: body)
+        } catch {
+            throw .invalid(error.message)
+        }
+        guard let image = request.image, !image.trimmingCharacters(in: .whitespaces).isEmpty else {
+            throw .invalid(#"missing field image, e.g. {"image": "nginx", "publish": true}"#)
+        }
+        if request.detached == false { throw .invalid("detached must be true or left out: services run detached (nothing attaches to a simulated container)") }
+        let item = ServiceRequest.Container(name: request.name ?? image, image: image, replicas: request.replicas ?? 1, cpu: request.cpu,
+                                            memory: request.memory, publish: request.publish, privatePort: request.privatePort)
+        let specs = try ServiceRequest(container: item, requestId: request.requestId).validated(single: "")
+        return (specs[0], try NodeError.checkRequestID(request.requestId))
     }
 }

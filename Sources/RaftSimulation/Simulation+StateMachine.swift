@@ -52,7 +52,7 @@ extension Simulation {
         var touched: [Int] = []
         if case .services(let ids) = outcome { touched = ids }
         switch command {
-        case .createServices?, .createContainer?, .setContainerRunning?, .deleteContainer?, nil: break
+        case .createServices?, .createContainer?, .setContainerRunning?, .deleteContainer?, .setDesiredState?, nil: break
         case .scaleService(_, let serviceID, _, _)?, .deleteService(_, let serviceID)?, .setServiceLoad(_, let serviceID, _)?,
              .setAutoscaler(_, let serviceID, _)?, .autoscale(let serviceID, _, _)?:
             touched.append(serviceID)
@@ -67,7 +67,12 @@ extension Simulation {
         servers[position].isSnapshotDue = false
         guard let replica = servers[position].replica,
               let metadata = replica.snapshotDue(appliedIndex: servers[position].state.appliedIndex) else { return }
-        let snapshot = Snapshot(metadata: metadata, data: servers[position].state.snapshotData())
+        let state = servers[position].state
+        let rebuilt = state.portIndexFromRecords()
+        guard rebuilt.conflicts == 0, rebuilt.ports == state.ports else {
+            throw PropertyViolation(property: "Published ports", detail: "\(servers[position].id) at index \(state.appliedIndex): \(rebuilt.conflicts) port(s) claimed twice, or the port index differs from the records")
+        }
+        let snapshot = Snapshot(metadata: metadata, data: state.snapshotData())
         try checker.snapshotTaken(at: metadata.index, hash: FNV1a.hash(snapshot.data), by: servers[position].id)
         do {
             try replica.store(snapshot)
@@ -106,10 +111,15 @@ extension Simulation {
         case ..<45:
             var usage = state.usage()
             let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
-            let specs = (0...random.next(below: 2)).map { _ in ServiceSpec(replicas: random.next(below: 5), cpu: 100 * (1 + random.next(below: 4))) }
+            let specs = (0...random.next(below: 2)).map { _ in
+                // One in five publishes a port: one of three fixed ones (so they collide) or any.
+                ServiceSpec(replicas: random.next(below: 5), cpu: 100 * (1 + random.next(below: 4)),
+                            publish: random.chance(0.8) ? .none : random.chance(0.5) ? .any : .fixed(8_080 + random.next(below: 3)))
+            }
             return .createServices(requestID: requestID, services: specs.map { spec in
-                PlannedService(spec: spec, decision: Placement.place(count: spec.replicas, demand: spec.demand, capacity: state.capacity,
-                                                                     usage: &usage, healthy: healthy))
+                PlannedService(spec: spec, decision: Placement.place(count: spec.replicas, demand: spec.demand, capacity: state.capacity, usage: &usage,
+                                                                     healthy: state.eligibleNodes(healthy, for: spec, service: nil),
+                                                                     onePerNode: spec.publish != .none))
             })
         case ..<75:
             let serviceID = services.randomElement(using: &random) ?? 1
@@ -117,8 +127,10 @@ extension Simulation {
             var usage = state.usage()
             let demand = state.services[serviceID]?.spec.demand ?? ServiceSpec(replicas: 1).demand
             for (node, count) in state.services[serviceID]?.placement ?? [:] { usage[node] = (usage[node] ?? .zero) + demand * -count }
+            let spec = state.services[serviceID]?.spec ?? ServiceSpec(replicas: 1)
             let decision = Placement.place(count: replicas, demand: demand, capacity: state.capacity, usage: &usage,
-                                           healthy: Set(state.capacity.keys).subtracting(state.unhealthyNodes))
+                                           healthy: state.eligibleNodes(Set(state.capacity.keys).subtracting(state.unhealthyNodes), for: spec, service: nil),
+                                           onePerNode: spec.publish != .none)
             return .scaleService(requestID: requestID, serviceID: serviceID, replicas: replicas, decision: decision)
         case ..<82:
             let patterns: [LoadPattern] = [.constant(random.next(below: 2_000)), .step(from: 100, to: 1_500, atMs: 500),
@@ -135,6 +147,13 @@ extension Simulation {
             return autoscalerStep(on: state)
         case ..<90 where random.chance(0.5):
             return containerCommand(on: state, requestID: requestID, id: id)
+        case ..<90 where random.chance(0.1):
+            // The desired-state file: a few vital services, now and then another set.
+            let vital = (0..<random.next(below: 3)).map { index in
+                ServiceSpec(name: "vital-\(index)", image: "nginx:\(random.next(below: 2))", replicas: 1 + random.next(below: 3),
+                            publish: index == 0 ? .fixed(80) : .none, vital: true)
+            }
+            return .setDesiredState(requestID: requestID, services: vital)
         case ..<90:
             return .deleteService(requestID: random.chance(0.1) ? "r\(max(1, id / 2))" : requestID,
                                   serviceID: services.randomElement(using: &random) ?? 1)
@@ -166,10 +185,15 @@ extension Simulation {
         switch random.next(below: 3) {
         case 0:
             var usage = state.usage()
-            let spec = ContainerSpec(name: "c\(id)", image: "golang:alpine", cmd: ["sh"])
+            // Seed 001's (placed by the leader, publishing nothing) or seed 004's (on a node
+            // asked for, publishing a port: any, or one of three so that they collide).
+            let pinned = random.chance(0.4)
+            let spec = ContainerSpec(name: "c\(id)", image: "golang:alpine", cmd: ["sh"], service: pinned ? "web" : nil,
+                                     publish: pinned ? (random.chance(0.5) ? .any : .fixed(9_000 + random.next(below: 3))) : .none)
             let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
-            let node = Placement.place(count: 1, demand: spec.demand, capacity: state.capacity, usage: &usage, healthy: healthy).replicas.keys.first
-            return .createContainer(requestID: requestID, spec: spec, node: node, atMs: Int64(now / 1_000))
+            let node = pinned ? state.capacity.keys.sorted().randomElement(using: &random)
+                : Placement.place(count: 1, demand: spec.demand, capacity: state.capacity, usage: &usage, healthy: healthy).replicas.keys.first
+            return .createContainer(requestID: requestID, spec: spec, node: node, pinned: pinned, atMs: Int64(now / 1_000))
         case 1:
             return .setContainerRunning(requestID: requestID, containerID: containers.randomElement(using: &random) ?? 1,
                                         isRunning: random.chance(0.5), atMs: Int64(now / 1_000))

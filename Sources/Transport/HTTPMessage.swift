@@ -87,6 +87,11 @@ public struct HTTPRequest: Sendable {
         return value
     }
 
+    /// The fields of an `application/x-www-form-urlencoded` body (decoded like a query).
+    public static func formFields(_ body: [UInt8]) -> [String: String] {
+        split(target: "?" + String(decoding: body, as: UTF8.self)).1
+    }
+
     static func split(target: String) -> (String, [String: String]) {
         guard let mark = target.firstIndex(of: "?") else { return (target, [:]) }
         var query: [String: String] = [:]

@@ -1,7 +1,7 @@
 /// Any JSON value, for bodies whose shape is checked by hand (mixed-type maps such as
 /// `{"localhost:8002": 0, "localhost:8003": {"delayMs": 100}}`). Booleans, numbers and
 /// strings stay distinct: `1`, `true` and `"1"` are three different values.
-public enum JSONValue: Decodable, Sendable, Equatable {
+public enum JSONValue: Codable, Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double)
@@ -23,6 +23,18 @@ public enum JSONValue: Decodable, Sendable, Equatable {
             self = .array(value)
         } else {
             self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let values): try container.encode(values)
+        case .object(let fields): try container.encode(fields)
         }
     }
 

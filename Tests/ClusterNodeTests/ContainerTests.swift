@@ -10,7 +10,7 @@ import Testing
     @Test func aContainerIsPlacedStartedStoppedAndDeletedThroughTheLog() throws {
         var state = ClusterState(members: [8001, 8002], nodeResources: .standard(slots: 4))
         let spec = ContainerSpec(name: "worker", image: "golang:alpine", cmd: ["sh", "-c", "sleep 1"])
-        let create = ClusterCommand.createContainer(requestID: "c", spec: spec, node: 8002, atMs: 1_000)
+        let create = ClusterCommand.createContainer(requestID: "c", spec: spec, node: 8002, pinned: false, atMs: 1_000)
         #expect(try ClusterCommandCodec.decode(ClusterCommandCodec.encode(create)) == create)
         #expect(state.apply(Self.entry(1, create)) == .container(1))
         let created = try #require(state.containers[1])
@@ -41,9 +41,9 @@ import Testing
     @Test func aContainerThatFitsNowhereStaysCreatedAndOneOnALeavingNodeExits() throws {
         var state = ClusterState(members: [8001, 8002], nodeResources: .standard(slots: 1))
         let spec = ContainerSpec(image: "a")
-        _ = state.apply(Self.entry(1, .createContainer(requestID: "1", spec: spec, node: 8001, atMs: 1)))
+        _ = state.apply(Self.entry(1, .createContainer(requestID: "1", spec: spec, node: 8001, pinned: false, atMs: 1)))
         // The leader's view was stale: 8001 is full, so the second is not placed there.
-        _ = state.apply(Self.entry(2, .createContainer(requestID: "2", spec: spec, node: 8001, atMs: 2)))
+        _ = state.apply(Self.entry(2, .createContainer(requestID: "2", spec: spec, node: 8001, pinned: false, atMs: 2)))
         #expect(state.containers[2]?.node == nil && state.containers[2]?.state == .created)
         _ = state.apply(Self.entry(3, .setContainerRunning(requestID: "3", containerID: 2, isRunning: true, atMs: 3)))
         #expect(state.containers[2]?.state == .created)

@@ -183,7 +183,7 @@ import Transport
         (#"{"container": {"id": 5, "replicas": 2.5}}"#, "field container.replicas: expected a whole number, got 2.5"),
         (#"{"container": {"id": 5, "replicas": 99999999999999999999999}}"#, "field container.replicas: expected a whole number from"),
         (#"{"container": {"id": 5, "replicas": 1}, "cmd": "sh", "detached": true, "pad": "x"}"#, "unknown fields cmd, detached, pad"),
-        (#"{"container": {"id": 5, "replicas": 1, "publish": 80, "cpu_target": 50}}"#, "unknown fields container.publish, container.cpu_target"),
+        (#"{"container": {"id": 5, "replicas": 1, "publish": 80, "cpu_target": 50, "ports": 1}}"#, "unknown fields container.cpu_target, container.ports"),
         (#"{"container": {"id": -1, "replicas": 1}}"#, "container.id must be a whole number of at least 0"),
         (#"{"container": {"id": 1, "name": "", "replicas": 1}}"#, "container.name is empty"),
         (#"{"container": {"id": 1, "replicas": 1}, "container": {"id": 2}}"#, "invalid JSON body: duplicate field"),

@@ -105,7 +105,7 @@ import Testing
         #expect(shares.values.sorted() == [200, 200, 200, 200, 200], "\(shares)")
         // Each node's simulated container reports the same figures.
         for node in try orchestrator.nodes() {
-            let containers = (try orchestrator.json("GET", "/containers", port: node.port).body as? [String: Any])?["results"] as? [[String: Any]]
+            let containers = (try orchestrator.json("GET", "/runtime", port: node.port).body as? [String: Any])?["containers"] as? [[String: Any]]
             #expect(containers?.map { $0["cpuUsage"] as? Int } == [200], "\(String(describing: containers))")
         }
         // Bad input names the problem; an unknown service is 404.

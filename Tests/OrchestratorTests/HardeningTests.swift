@@ -336,7 +336,8 @@ import Transport
         let cases: [(String, String, String, Int?, String)] = [
             ("POST", "/clusters", #"{"nodes": 1, "port": 9000, "basePort": 9000, "bogus": true}"#, nil, "unknown fields port, basePort, bogus"),
             ("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 1}, "cmd": "sh", "detached": true}"#, nil, "unknown fields cmd, detached"),
-            ("POST", "/service", #"{"container": {"id": 1, "replicas": 1, "publish": 80}}"#, node, "unknown field container.publish"),
+            ("POST", "/service", #"{"container": {"id": 1, "replicas": 1, "ports": [80]}}"#, node, "unknown field container.ports"),
+            ("POST", "/containers", #"{"image": "nginx", "port": 80, "publish": 81}"#, node, "give port or publish, not both"),
             ("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 2.5}}"#, nil, "field container.replicas: expected a whole number, got 2.5"),
             ("POST", "/clusters/0/service", #"{"container": {"id": -3, "replicas": 1}}"#, nil, "container.id must be a whole number of at least 0"),
             ("POST", "/clusters/0/service", #"{"container": {"id": 1, "name": "", "replicas": 1}}"#, nil, "container.name is empty"),
@@ -360,8 +361,8 @@ import Transport
         #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 1, "replicas": 1}}"#).status == 201)
         let now = Date().timeIntervalSince1970
         let node = try orchestrator.nodes()[0].port
-        let containers = (try orchestrator.json("GET", "/containers", port: node).body as? [String: Any])?["results"] as? [[String: Any]] ?? []
-        let created = containers.first?["createdAt"] as? Double ?? 0
+        let containers = try orchestrator.json("GET", "/containers", port: node).body as? [[String: Any]] ?? []
+        let created = Double(containers.first?["Created"] as? Int ?? 0)
         #expect(abs(created - now) < 60, "createdAt \(created), now \(now)")
         let calls = (try orchestrator.json("GET", "/clusters/0/state").body as? [String: Any])?["calls"] as? [[String: Any]] ?? []
         let received = calls.first?["receivedAt"] as? Double ?? 0

@@ -98,10 +98,11 @@ extension ClusterService {
                 // A node left the cluster: its replicas go elsewhere.
                 return { [self] usage, state in markCommand(node: removed, isHealthy: false, usage: &usage, state: state) }
             }
-            if state.services.values.contains(where: { $0.pending > 0 }) {
-                return { [self] usage, state in placePendingCommand(usage: &usage, state: state) }
+            let hasPending = state.services.values.contains { $0.pending > 0 }
+            guard hasPending || !state.vitalServices.isEmpty else { return nil }
+            return { [self] usage, state in
+                (hasPending ? placePendingCommand(usage: &usage, state: state) : nil) ?? desiredStateCommand(usage: &usage, state: state)
             }
-            return nil
         }
         guard let decision else { return }
         do {
@@ -140,8 +141,9 @@ extension ClusterService {
             for service in state.services.values.sorted(by: { $0.id < $1.id }) {
                 guard let stranded = service.placement[node], stranded > 0 else { continue }
                 usage[node] = (usage[node] ?? .zero) + service.spec.demand * -stranded
-                var decision = Placement.place(count: stranded, demand: service.spec.demand, capacity: state.capacity,
-                                               usage: &usage, healthy: healthy, cpuInUse: inUse)
+                var decision = Placement.place(count: stranded, demand: service.spec.demand, capacity: state.capacity, usage: &usage,
+                                               healthy: state.eligibleNodes(healthy, for: service.spec, service: service), cpuInUse: inUse,
+                                               onePerNode: service.spec.publish != .none)
                 for (kept, count) in service.placement where kept != node { decision.replicas[kept, default: 0] += count }
                 decision.pending += service.pending
                 if decision.pending > 0 && decision.pendingReason == nil { decision.pendingReason = service.pendingReason }
@@ -151,6 +153,42 @@ extension ClusterService {
         return .setNodeHealth(node: node, isHealthy: isHealthy, moves: moves)
     }
 
+    /// One step towards the desired-state file's vital services, or nil when every one runs
+    /// as the file says: a missing one created, one that differs from the file deleted (the
+    /// next step creates it anew), one with another replica count scaled back. The caller
+    /// holds the lock.
+    func desiredStateCommand(usage: inout [UInt64: NodeResources], state: ClusterState) -> ClusterCommand? {
+        var vital: [String: [ServiceRecord]] = [:]
+        for service in state.services.values where service.spec.vital {
+            if let name = service.spec.name, state.vitalServices[name] != nil { vital[name, default: []].append(service) }
+        }
+        for name in state.vitalServices.keys.sorted() {
+            let wanted = state.vitalServices[name]!
+            let carriers = (vital[name] ?? []).sorted { $0.id < $1.id }
+            guard let current = carriers.first else {
+                let decision = Placement.place(count: wanted.replicas, demand: wanted.demand, capacity: state.capacity, usage: &usage,
+                                               healthy: state.eligibleNodes(placeableNodes(in: state), for: wanted, service: nil),
+                                               cpuInUse: state.cpuInUse(atMs: LoadView.nowMs()), onePerNode: wanted.publish != .none)
+                log.write("desired state: vital service \(name) is missing; creating it")
+                return .createServices(requestID: "vital-\(name)-\(state.appliedIndex)", services: [PlannedService(spec: wanted, decision: decision)])
+            }
+            if let extra = carriers.dropFirst().first {
+                log.write("desired state: vital service \(name) runs twice; deleting service \(extra.id)")
+                return .deleteService(requestID: "vital-\(name)-\(state.appliedIndex)", serviceID: extra.id)
+            }
+            if !DesiredState.matches(current.spec, wanted) {
+                log.write("desired state: service \(current.id) (\(name)) differs from the file; replacing it")
+                return .deleteService(requestID: "vital-\(name)-\(state.appliedIndex)", serviceID: current.id)
+            }
+            if current.spec.replicas != wanted.replicas {
+                log.write("desired state: service \(current.id) (\(name)) has \(current.spec.replicas) replicas, the file says \(wanted.replicas)")
+                return .scaleService(requestID: "vital-\(name)-\(state.appliedIndex)", serviceID: current.id, replicas: wanted.replicas,
+                                     decision: placement(of: current, count: wanted.replicas, usage: &usage, state: state))
+            }
+        }
+        return nil
+    }
+
     /// Places pending replicas where capacity now allows; nil when none fits anywhere.
     /// The caller holds the lock.
     func placePendingCommand(usage: inout [UInt64: NodeResources], state: ClusterState) -> ClusterCommand? {
@@ -158,8 +196,9 @@ extension ClusterService {
         let inUse = state.cpuInUse(atMs: LoadView.nowMs())
         var moves: [ServiceMove] = []
         for service in state.services.values.sorted(by: { $0.id < $1.id }) where service.pending > 0 {
-            var decision = Placement.place(count: service.pending, demand: service.spec.demand, capacity: state.capacity,
-                                           usage: &usage, healthy: healthy, cpuInUse: inUse)
+            var decision = Placement.place(count: service.pending, demand: service.spec.demand, capacity: state.capacity, usage: &usage,
+                                           healthy: state.eligibleNodes(healthy, for: service.spec, service: service), cpuInUse: inUse,
+                                           onePerNode: service.spec.publish != .none)
             guard decision.placedCount > 0 else { continue }
             for (node, count) in service.placement { decision.replicas[node, default: 0] += count }
             moves.append(ServiceMove(serviceID: service.id, decision: decision))

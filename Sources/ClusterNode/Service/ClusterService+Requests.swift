@@ -210,8 +210,9 @@ extension ClusterService {
             let healthy = placeableNodes(in: state)
             let inUse = state.cpuInUse(atMs: LoadView.nowMs())
             let planned = specs.map { spec in
-                PlannedService(spec: spec, decision: Placement.place(count: spec.replicas, demand: spec.demand, capacity: state.capacity,
-                                                                     usage: &usage, healthy: healthy, cpuInUse: inUse))
+                PlannedService(spec: spec, decision: Placement.place(count: spec.replicas, demand: spec.demand, capacity: state.capacity, usage: &usage,
+                                                                     healthy: state.eligibleNodes(healthy, for: spec, service: nil), cpuInUse: inUse,
+                                                                     onePerNode: spec.publish != .none))
             }
             return .createServices(requestID: requestID, services: planned)
         }
@@ -246,7 +247,8 @@ extension ClusterService {
             }
         }
         var decision = Placement.place(count: remaining, demand: service.spec.demand, capacity: state.capacity, usage: &usage,
-                                       healthy: healthy, cpuInUse: state.cpuInUse(atMs: LoadView.nowMs()))
+                                       healthy: state.eligibleNodes(healthy, for: service.spec, service: service),
+                                       cpuInUse: state.cpuInUse(atMs: LoadView.nowMs()), onePerNode: service.spec.publish != .none)
         for (node, kept) in keep { decision.replicas[node, default: 0] += kept }
         return decision
     }
@@ -277,6 +279,26 @@ extension ClusterService {
             throw NodeError.notFound("service \(serviceID) does not exist (it was deleted before this change applied)")
         }
         return ScaleResult(replicas: current?.spec.replicas ?? 0, index: applied.index, term: applied.term, service: current)
+    }
+
+    /// Removes one replica of a service from `node` (seed 004's delete of a replica's
+    /// container): the service has one replica fewer, the others stay where they are.
+    func removeReplica(of serviceID: Int, from node: UInt64, requestID: String) throws(NodeError) {
+        _ = try propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
+            guard let service = state.services[serviceID] else { throw .notFound("service \(serviceID) does not exist") }
+            guard let here = service.placement[node], here > 0 else { throw .notFound("service \(serviceID) has no replica on \(address(node))") }
+            var decision = Placement.Decision(replicas: service.placement, pending: service.pending, pendingReason: service.pendingReason)
+            decision.replicas[node] = here > 1 ? here - 1 : nil
+            return .scaleService(requestID: requestID, serviceID: serviceID, replicas: service.spec.replicas - 1, decision: decision)
+        }
+    }
+
+    /// Commits the desired-state file's vital services; answers the desired state then.
+    func setDesiredState(_ specs: [ServiceSpec], requestID: String) throws(NodeError) -> DesiredState.View {
+        _ = try propose(requestID: requestID, summary: (specs.count, 0)) { _, _ throws(NodeError) -> ClusterCommand? in
+            .setDesiredState(requestID: requestID, services: specs)
+        }
+        return lock.withLock { DesiredState.View(state) }
     }
 
     /// Removes a service.

@@ -45,8 +45,10 @@ extension ClusterService {
         }
         let changes = changedServices.map { (serviceID: $0, record: state.services[$0]) }
         changedServices.removeAll(keepingCapacity: true)
+        let containerChanges = changedContainers.map { (containerID: $0, record: state.containers[$0]) }
+        changedContainers.removeAll(keepingCapacity: true)
         lock.unlock()
-        if !changes.isEmpty { containers.reconcile(changes) }
+        if !changes.isEmpty || !containerChanges.isEmpty { containers.reconcile(changes, containerChanges) }
         for (waiter, result) in proposalResults { waiter.deliver(result) }
         for (waiter, result) in readResults { waiter.deliver(result) }
     }
@@ -56,6 +58,7 @@ extension ClusterService {
     private func restored(replacing previous: ClusterState, by restored: borrowing ClusterState) {
         let covered = restored.appliedIndex
         changedServices += Array(previous.services.keys) + Array(restored.services.keys)
+        changedContainers += Array(previous.containers.keys) + Array(restored.containers.keys)
         for index in decodedCommands.keys where index <= covered { decodedCommands[index] = nil }
         for index in speculativeUsage.keys where index <= covered { speculativeUsage[index] = nil }
     }
@@ -81,6 +84,8 @@ extension ClusterService {
         case .setNodeHealth(_, _, let moves)?, .placePending(let moves)?:
             changedServices += moves.map(\.serviceID)
         case .createContainer?, .setContainerRunning?, .deleteContainer?:
+            if case .container(let id) = outcome { changedContainers.append(id) }
+        case .setDesiredState?:
             break
         case .createServices?, .scaleService?, .deleteService?, .setServiceLoad?, .setAutoscaler?, .autoscale?, nil:
             if case .services(let ids) = outcome { changedServices += ids }
@@ -107,9 +112,9 @@ extension ClusterService {
             for move in moves { add(move.decision, state.services[move.serviceID]?.spec.demand ?? ServiceSpec(replicas: 1).demand) }
         case .autoscale(let serviceID, _, let placement?):
             add(placement, state.services[serviceID]?.spec.demand ?? ServiceSpec(replicas: 1).demand)
-        case .createContainer(_, let spec, let node?, _):
+        case .createContainer(_, let spec, let node?, _, _):
             delta[node] = (delta[node] ?? .zero) + spec.demand
-        case .deleteService, .setServiceLoad, .setAutoscaler, .autoscale, .createContainer, .setContainerRunning, .deleteContainer:
+        case .deleteService, .setServiceLoad, .setAutoscaler, .autoscale, .createContainer, .setContainerRunning, .deleteContainer, .setDesiredState:
             break
         }
         return delta

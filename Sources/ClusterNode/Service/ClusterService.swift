@@ -53,6 +53,8 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     var serviceCallOrder: [String] = []
     /// Services changed by entries applied in the current round (their containers follow).
     var changedServices: [Int] = []
+    /// Containers (seed 001/004) changed by the entries applied in this round.
+    var changedContainers: [Int] = []
     /// When each peer last answered one of this node's Raft messages (an append, heartbeat
     /// or snapshot answer: proof that both directions work), in monotonic seconds.
     var lastAcknowledged: [UInt64: Double] = [:]

@@ -8,6 +8,8 @@ struct OrchestratorAPI: Sendable {
     let supervisor: ClusterSupervisor
     let defaults: ClusterSettings
     let searchFrom: Int
+    /// The desired-state file (`--desired-state`) every new cluster gets, if one was given.
+    var desiredState: [UInt8]? = nil
 
     /// One node as a cluster summary shows it.
     struct NodeSummary: Codable {
@@ -54,7 +56,8 @@ struct OrchestratorAPI: Sendable {
         // own "/containers" is seed 004's view of what runs on it).
         let forwarded: [(methods: [String], pattern: String, nodePrefix: String)] = [
             (["POST"], "/service", ""), (["GET"], "/state", ""), (["POST"], "/leader", ""),
-            (["GET"], "/services", ""), (["GET"], "/services/latest", ""), (["GET"], "/services/latest/:image", ""),
+            (["GET", "POST"], "/services", ""), (["GET"], "/services/running", ""), (["GET"], "/services/latest", ""), (["GET"], "/services/latest/:image", ""),
+            (["PUT", "GET"], "/desired-state", ""), (["DELETE"], "/services/:sid/replicas/:member", ""),
             (["GET"], "/services/name/:name", ""), (["GET", "PATCH", "DELETE"], "/services/:sid", ""),
             (["PUT", "GET"], "/services/:sid/load", ""), (["PUT", "PATCH", "DELETE", "GET"], "/services/:sid/autoscaler", ""),
             (["POST", "GET"], "/containers", "/cluster"), (["GET", "DELETE"], "/containers/:cid", "/cluster"),
@@ -104,6 +107,8 @@ struct OrchestratorAPI: Sendable {
             var unhealthyAfterMs: Int?
             var electionJitterMs: Int?
             var snapshotEveryEntries: Int?
+            /// The cluster's desired-state file inline (else the orchestrator's `--desired-state`).
+            var desiredState: JSONValue?
         }
         let body = request.body.isEmpty ? Create() : try JSONBody.decode(Create.self, from: request)
         var settings = ClusterSettings(nodes: body.nodes ?? defaults.nodes, heartbeatMs: body.heartbeatMs ?? defaults.heartbeatMs,
@@ -117,9 +122,29 @@ struct OrchestratorAPI: Sendable {
                 throw HTTPError(.badRequest, "id must be 1 to 64 letters, digits, - or _, got \(JSONText.quote(id))")
             }
         }
+        var desired = desiredState
+        if let inline = body.desiredState {
+            desired = Array(try JSONEncoder().encode(inline))
+            do {
+                try DesiredState.check(desired!)
+            } catch {
+                throw HTTPError(.badRequest, "desiredState: \(error.httpError.message)")
+            }
+        }
         let highest = supervisor.highestUsedPort ?? searchFrom - 1
         let cluster = try supervisor.createCluster(id: body.id, settings: settings, basePort: nil, searchFrom: max(searchFrom, highest + 1))
+        if let desired { try applyDesiredState(desired, to: cluster) }
         return JSONBody.response(summary(cluster), status: .created, for: request)
+    }
+
+    /// Commits a desired-state file in a new cluster once it has a leader (its reconcile
+    /// loop then creates the vital services); throws when the leader refuses it.
+    func applyDesiredState(_ bytes: [UInt8], to cluster: ManagedCluster) throws {
+        let response = try cluster.client.sendToLeader(method: "PUT", path: "/desired-state", body: bytes, patienceSeconds: 15, clusterID: cluster.id)
+        guard response.status == .ok else {
+            throw SupervisorError.leaderDidNotAnswer("cluster \(cluster.id) refused its desired state (\(response.status.rawValue)): \(response.bodyText)")
+        }
+        supervisor.log.write("cluster \(cluster.id): desired state committed (\(response.bodyText.prefix(300)))")
     }
 
     func summary(_ cluster: ManagedCluster) -> ClusterSummary {

@@ -8,9 +8,11 @@ enum ServeCommand {
         usage: orchestrator [serve] [--config FILE] [--port 8000] [--nodes 5] [--heartbeat-ms 50]
                             [--election-timeout-ms 500] [--capacity 100] [--unhealthy-after-ms 3000]
                             [--snapshot-every 10000] [--data-dir data] [--keep-data] [--host 127.0.0.1]
+                            [--desired-state Config/services.json]
           Serves the orchestrator API and starts cluster 0 with its nodes on the ports after --port.
           Settings come from Config/orchestrator.json (or --config), then these flags.
           A run starts from fresh data unless --keep-data (or "keepData": true) is given.
+          --desired-state names a file of vital services that every cluster started keeps running.
           --watch-parent stops everything when standard input closes (for scripts and tests).
         """
 
@@ -26,6 +28,8 @@ enum ServeCommand {
         var snapshotEveryEntries: Int? = nil
         var dataDirectory = "data"
         var keepData = false
+        /// A desired-state file (vital services) for every cluster started.
+        var desiredStateFile: String? = nil
     }
 
     /// The settings: `Config/orchestrator.json` (or `--config`), then the flags over it.
@@ -51,12 +55,14 @@ enum ServeCommand {
         settings.dataDirectory = arguments.options["data-dir"] ?? settings.dataDirectory
         settings.host = arguments.options["host"] ?? settings.host
         settings.keepData = settings.keepData || arguments.has("keep-data")
+        settings.desiredStateFile = arguments.options["desired-state"] ?? settings.desiredStateFile
         return settings
     }
 
     static func run(_ words: [String]) throws -> Int32 {
         let arguments = try CommandLineArguments.parse(
-            words, options: ["config", "port", "nodes", "heartbeat-ms", "election-timeout-ms", "capacity", "unhealthy-after-ms", "data-dir", "host", "snapshot-every"],
+            words, options: ["config", "port", "nodes", "heartbeat-ms", "election-timeout-ms", "capacity", "unhealthy-after-ms", "data-dir", "host", "snapshot-every",
+                              "desired-state"],
             flags: ["keep-data", "watch-parent", "help"])
         if arguments.has("help") {
             print(usage)
@@ -82,7 +88,16 @@ enum ServeCommand {
         } catch {
             throw CommandLineArguments.Problem(description: "\(configPath): \(error.description)")
         }
-        let api = OrchestratorAPI(supervisor: supervisor, defaults: defaults, searchFrom: settings.port + 1)
+        var api = OrchestratorAPI(supervisor: supervisor, defaults: defaults, searchFrom: settings.port + 1)
+        if let path = settings.desiredStateFile {
+            guard let data = FileManager.default.contents(atPath: path) else { throw CommandLineArguments.Problem(description: "desired-state file \(path) cannot be read") }
+            do {
+                try DesiredState.check(Array(data))
+            } catch {
+                throw CommandLineArguments.Problem(description: "desired-state file \(path): \(error.httpError.message)")
+            }
+            api.desiredState = Array(data)
+        }
         let limits = ServerLimits()  // 2,048 connections, 1,024 per client address, 1 MiB bodies
         let server = HTTPServer(host: settings.host, port: settings.port, limits: limits, router: api.router())
         do {
@@ -122,6 +137,14 @@ enum ServeCommand {
             print("cluster 0 ready: leader \(NodeAddress(port: leader)) (term \(term)) elected \(String(format: "%.2f", Date().timeIntervalSince(started))) s after start")
         } else {
             print("cluster 0: no leader yet after 10 s; see the node logs above")
+        }
+        if let desired = api.desiredState {
+            do {
+                try api.applyDesiredState(desired, to: cluster)
+                print("cluster 0: desired state from \(settings.desiredStateFile ?? "") committed; its vital services are kept running")
+            } catch {
+                print("cluster 0: desired state not committed: \(error)")
+            }
         }
         fflush(nil)
         while true { sleep(3_600) }
