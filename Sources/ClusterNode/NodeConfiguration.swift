@@ -32,6 +32,9 @@ public struct NodeConfiguration: Sendable {
     /// How long the leader waits without hearing from a node before marking it unhealthy
     /// and placing its replicas elsewhere.
     public var unhealthyAfterSeconds = 3.0
+    /// Pre-vote (thesis §9.6) and check-quorum (§6.2): on unless an experiment compares without them.
+    public var isPreVoteEnabled = true
+    public var isCheckQuorumEnabled = true
 
     /// A configuration with the defaults (H = 50 ms, T = 500 ms, capacity 100, fsync on).
     public init(clusterID: String, port: Int, members: [UInt64], dataDirectory: String) {
@@ -53,6 +56,8 @@ public struct NodeConfiguration: Sendable {
         settings.electionJitterTicks = electionJitterMilliseconds.map { max(1, $0 / tick) }
         settings.snapshotThresholdEntries = max(1, snapshotEveryEntries)
         settings.compactionTrailingEntries = max(0, snapshotTrailingEntries)
+        settings.isPreVoteEnabled = isPreVoteEnabled
+        settings.isCheckQuorumEnabled = isCheckQuorumEnabled
         return settings
     }
 }

@@ -10,6 +10,7 @@ do {
     case "nemesis": status = try NemesisCommand.run(Array(words.dropFirst()))
     case "simulate": status = try SimulateCommand.run(Array(words.dropFirst()))
     case "bench": status = try BenchCommand.run(Array(words.dropFirst()))
+    case "experiment": status = try ExperimentCommand.run(Array(words.dropFirst()))
     case "help", "--help", "-h": print(Usage.text); status = 0
     case nil, "serve": status = try ServeCommand.run(Array(words.dropFirst(words.first == "serve" ? 1 : 0)))
     default:

@@ -43,6 +43,7 @@ extension ClusterService {
             if let onNode, record.node != onNode { throw .notFound("container c\(containerID) is not on \(address(onNode))") }
             return .deleteContainer(requestID: requestID, containerID: containerID)
         }
+        try requireApplied(requestID, to: containerID, "container \(containerID)")
     }
 
     /// The container a committed request created or changed, as it is now.

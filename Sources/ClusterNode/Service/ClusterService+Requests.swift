@@ -291,6 +291,7 @@ extension ClusterService {
             decision.replicas[node] = here > 1 ? here - 1 : nil
             return .scaleService(requestID: requestID, serviceID: serviceID, replicas: service.spec.replicas - 1, decision: decision)
         }
+        try requireApplied(requestID, to: serviceID, "service \(serviceID)")
     }
 
     /// Commits the desired-state file's vital services; answers the desired state then.
@@ -306,6 +307,17 @@ extension ClusterService {
         _ = try propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
             guard state.services[serviceID] != nil else { throw .notFound("Not found") }
             return .deleteService(requestID: requestID, serviceID: serviceID)
+        }
+        try requireApplied(requestID, to: serviceID, "service \(serviceID)")
+    }
+
+    /// Throws "not found" when the committed request `requestID` changed nothing: another
+    /// request removed `what` between this one's decision and its commit (two concurrent
+    /// deletes: one answers 204, the other 404, as if one came after the other).
+    func requireApplied(_ requestID: String, to id: Int, _ what: String) throws(NodeError) {
+        let applied = lock.withLock { state.record(ofRequest: requestID) }
+        guard let applied, applied.services == [id] else {
+            throw .notFound(applied?.rejection ?? "\(what) does not exist (it was removed before this request applied)")
         }
     }
 }

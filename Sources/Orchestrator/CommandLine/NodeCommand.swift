@@ -9,7 +9,7 @@ enum NodeCommand {
                                  [--heartbeat-ms 50] [--election-timeout-ms 500] [--capacity 100]
                                  [--commit-timeout-ms 5000] [--unhealthy-after-ms 3000] [--election-jitter-ms T]
                                  [--snapshot-every 10000] [--snapshot-trailing 1000]
-                                 [--log FILE] [--no-fsync] [--watch-parent]
+                                 [--log FILE] [--no-fsync] [--no-pre-vote] [--no-check-quorum] [--watch-parent]
           --members       the cluster's first members, the same for every node; a node not among
                           them starts as an outsider and waits for the leader to add it
           --snapshot-every  snapshot the state machine every N applied entries, keeping
@@ -39,6 +39,8 @@ enum NodeCommand {
         configuration.snapshotTrailingEntries = try arguments.integer("snapshot-trailing", default: 1_000, in: ClusterLimits.snapshotTrailingEntries)
         configuration.commitTimeoutSeconds = Double(try arguments.integer("commit-timeout-ms", default: 5_000, in: ClusterLimits.commitTimeoutMilliseconds)) / 1_000
         configuration.isFsyncEnabled = !arguments.has("no-fsync")
+        configuration.isPreVoteEnabled = !arguments.has("no-pre-vote")
+        configuration.isCheckQuorumEnabled = !arguments.has("no-check-quorum")
         if arguments.options["election-jitter-ms"] != nil {
             configuration.electionJitterMilliseconds = try arguments.integer("election-jitter-ms", default: 0, in: ClusterLimits.electionJitterMilliseconds)
         }
@@ -52,7 +54,7 @@ enum NodeCommand {
     static func run(_ words: [String]) throws -> Int32 {
         let arguments = try CommandLineArguments.parse(
             words, options: ["port", "members", "data-dir", "cluster", "heartbeat-ms", "election-timeout-ms", "capacity", "commit-timeout-ms", "unhealthy-after-ms", "election-jitter-ms", "host", "snapshot-every", "snapshot-trailing", "log"],
-            flags: ["no-fsync", "watch-parent", "help"])
+            flags: ["no-fsync", "no-pre-vote", "no-check-quorum", "watch-parent", "help"])
         if arguments.has("help") {
             print(usage)
             return 0

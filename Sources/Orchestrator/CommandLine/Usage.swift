@@ -13,6 +13,7 @@ enum Usage {
           bench commit      commit latency and throughput through the leader at several concurrencies
           bench scale       idle CPU and memory per node with many clusters, commit latency beside them
           bench compaction  service changes with each node's data directory size: snapshots keep it bounded
+          experiment run    run an experiment file: clusters side by side, one workload, one fault schedule, a report
           help              this text
         """
 }

@@ -13,6 +13,9 @@ struct ClusterSettings: Codable, Sendable {
     var electionJitterMs: Int? = nil
     /// A snapshot every this many applied entries (nil: the node's default, 10,000).
     var snapshotEveryEntries: Int? = nil
+    /// Pre-vote and check-quorum (nil: on).
+    var preVote: Bool? = nil
+    var checkQuorum: Bool? = nil
 
     /// Checks every setting against `ClusterLimits` and the rules between them; the error
     /// names the setting (as the API spells it) and its bounds.
