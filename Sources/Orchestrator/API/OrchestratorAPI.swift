@@ -10,6 +10,8 @@ struct OrchestratorAPI: Sendable {
     let searchFrom: Int
     /// The desired-state file (`--desired-state`) every new cluster gets, if one was given.
     var desiredState: [UInt8]? = nil
+    /// Experiments started through the API.
+    let experiments = ExperimentRegistry()
 
     /// One node as a cluster summary shows it.
     struct NodeSummary: Codable {
@@ -71,6 +73,7 @@ struct OrchestratorAPI: Sendable {
                 }
             }
         }
+        addExperimentRoutes(&router)
         router.add("POST", "/clusters/:id/partition") { request in try partition(try cluster(request), request) }
         router.add("POST", "/clusters/:id/heal") { request in try heal(try cluster(request), request) }
         router.add("POST", "/clusters/:id/nodes/:node/:action") { request in try nodeFault(try cluster(request), request) }

@@ -49,6 +49,8 @@ struct ExperimentPlan: Codable, Sendable {
         /// For lossy: the loss fraction; for slow: the delay in ms.
         var loss: Double?
         var delayMs: Int?
+        /// Repeats the fault every this many seconds until the end (a leader killed over and over).
+        var every: Double? = nil
     }
 
     struct RandomFaults: Codable, Sendable {
@@ -130,6 +132,7 @@ struct ExperimentPlan: Codable, Sendable {
             }
             if ["kill", "pause"].contains(fault.action), fault.node == nil { throw fail("faults[\(index)]: \(fault.action) needs node (a position)") }
             if let loss = fault.loss, !(0...1).contains(loss) { throw fail("faults[\(index)].loss must be from 0 to 1, got \(loss)") }
+            if let every = fault.every, !(0.2...3_600).contains(every) { throw fail("faults[\(index)].every must be from 0.2 to 3600 seconds, got \(every)") }
         }
         if let random = randomFaults, !(0.2...600).contains(random.every) { throw fail("randomFaults.every must be from 0.2 to 600 seconds, got \(random.every)") }
         if let repetitions, !(1...100).contains(repetitions) { throw fail("repetitions must be from 1 to 100, got \(repetitions)") }
@@ -155,7 +158,17 @@ struct ExperimentPlan: Codable, Sendable {
 
     /// The fault schedule: the file's, or random faults drawn from the seed.
     func schedule() -> [Fault] {
-        var all = faults ?? []
+        var all: [Fault] = []
+        for fault in faults ?? [] {
+            var at = fault.at
+            repeat {
+                var one = fault
+                one.at = at
+                one.every = nil
+                all.append(one)
+                at += fault.every ?? seconds
+            } while at < seconds
+        }
         if let random = randomFaults {
             var generator = SplitMix64(seed: random.seed)
             var at = 0.0

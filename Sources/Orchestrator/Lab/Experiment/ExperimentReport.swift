@@ -11,6 +11,8 @@ enum ExperimentReport {
         var convergenceSeconds: Double?
         var verdict: HistoryChecker.Verdict
         var summary: Summary? = nil
+        /// Each node process's CPU use over the run (user + system time over wall time, % of one core).
+        var cpuPerNodePercent: [String: Double] = [:]
     }
 
     /// One cluster's figures over one repetition.

@@ -110,6 +110,10 @@ final class ExperimentRunner: @unchecked Sendable {
         }
         let recorder = HistoryRecorder()
         update { $0.state = "running" }
+        // Each node's CPU time from here to the end of the run.
+        let cpuAtStart = Dictionary(uniqueKeysWithValues: runs.flatMap(\.cluster.nodes).compactMap { node in
+            node.pid.flatMap { pid in MachineFacts.cpuSeconds(of: pid).map { (node.port, (pid, $0)) } }
+        })
         let end = Date().addingTimeInterval(plan.seconds)
         let group = DispatchGroup()
         func spawn(_ body: @escaping @Sendable () -> Void) {
@@ -138,6 +142,11 @@ final class ExperimentRunner: @unchecked Sendable {
             say("  \(plan.name) #\(repetition): \(Int(elapsed)) of \(Int(plan.seconds)) s, \(now.operations) operations\(now.currentFault.map { ", fault: \($0)" } ?? "")")
         }
         group.wait()
+        let cpuPerNode = Dictionary(uniqueKeysWithValues: runs.flatMap(\.cluster.nodes).compactMap { node -> (Int, Double)? in
+            // Only nodes that ran the whole time (a killed or restarted one is another process).
+            guard let pid = node.pid, let (startPID, since) = cpuAtStart[node.port], startPID == pid, let now = MachineFacts.cpuSeconds(of: pid) else { return nil }
+            return (node.port, 100 * (now - since) / max(0.1, recorder.nowMs / 1_000))
+        })
         update { $0.state = "healing" }
         let healedAt = recorder.nowMs
         parallelMap(runs) { [self] run in heal(run, recorder, detail: "heal at the end") }.forEach { _ in }
@@ -155,8 +164,10 @@ final class ExperimentRunner: @unchecked Sendable {
             }
             verdict.problems += acknowledgedWritesPresent(run, operations)
             verdict.passed = verdict.problems.isEmpty
-            clusters.append(ExperimentReport.ClusterResult(name: run.name, id: run.cluster.id, settings: run.cluster.settings,
-                                                           convergenceSeconds: converged.map { $0 - healedAt / 1_000 }, verdict: verdict))
+            var result = ExperimentReport.ClusterResult(name: run.name, id: run.cluster.id, settings: run.cluster.settings,
+                                                        convergenceSeconds: converged.map { $0 - healedAt / 1_000 }, verdict: verdict)
+            for node in run.cluster.nodes { result.cpuPerNodePercent[String(node.port)] = cpuPerNode[node.port].map { ($0 * 100).rounded() / 100 } }
+            clusters.append(result)
         }
         let history = recorder.snapshot
         let path = outputDirectory + "/history-\(repetition).json"

@@ -37,7 +37,7 @@ enum ReportPage {
     }
 
     private static func comparisonTable(_ results: ExperimentReport.Results) -> String {
-        var table = "<h2>Comparison</h2><table><tr><th>cluster</th><th>nodes</th><th>H / T / jitter (ms)</th><th>pre-vote, check-quorum</th><th>ok ops/s</th><th>p50 ms</th><th>p99 ms</th><th>availability</th><th>leader changes</th><th>failover median / max ms</th><th>unknown</th><th>verdict</th></tr>\n"
+        var table = "<h2>Comparison</h2><table><tr><th>cluster</th><th>nodes</th><th>H / T / jitter (ms)</th><th>pre-vote, check-quorum</th><th>ok ops/s</th><th>p50 ms</th><th>p99 ms</th><th>availability</th><th>leader changes</th><th>failover median / max ms</th><th>unknown</th><th>CPU per node</th><th>verdict</th></tr>\n"
         for repetition in results.repetitions {
             for cluster in repetition.clusters {
                 let summary = cluster.summary
@@ -50,6 +50,7 @@ enum ReportPage {
                     + "<td>\(String(format: "%.1f", summary?.throughputPerSecond ?? 0))</td><td>\(summary?.latencyP50Ms.map { String(format: "%.1f", $0) } ?? "-")</td>"
                     + "<td>\(summary?.latencyP99Ms.map { String(format: "%.1f", $0) } ?? "-")</td><td>\(Int((summary?.availability ?? 0) * 100))%</td>"
                     + "<td>\(summary?.leaderChanges ?? 0)</td><td>\(failover)</td><td>\(summary?.unknown ?? 0)</td>"
+                    + "<td>\(cluster.cpuPerNodePercent.isEmpty ? "-" : String(format: "%.1f%%", cluster.cpuPerNodePercent.values.reduce(0, +) / Double(cluster.cpuPerNodePercent.count)))</td>"
                     + "<td class=\"\(cluster.verdict.passed ? "pass" : "fail")\">\(cluster.verdict.passed ? "passed" : "failed")</td></tr>\n"
             }
         }
