@@ -18,8 +18,10 @@ public struct NodeConfiguration: Sendable {
     public var electionTimeoutMilliseconds = 500
     /// The election timeout is drawn from [T, T + jitter); nil is [T, 2T).
     public var electionJitterMilliseconds: Int? = nil
-    /// One Raft tick: H and T are whole numbers of ticks.
-    public var tickMilliseconds = 10
+    /// One Raft tick in microseconds: H and T are whole numbers of ticks.
+    public var tickMicroseconds = 10_000
+    /// The election timeout may have no randomness (`electionJitterMilliseconds` 0).
+    public var allowsFixedElectionTimeout = false
     /// Replica slots per node (with 4 CPUs and 8 GB each).
     public var capacity = 100
     /// fdatasync before acting on writes (turn off only to measure what it costs).
@@ -49,11 +51,12 @@ public struct NodeConfiguration: Sendable {
 
     /// The Raft settings these timings give.
     public var raftSettings: RaftSettings {
-        let tick = max(1, tickMilliseconds)
-        var settings = RaftSettings(electionTicks: max(2, electionTimeoutMilliseconds / tick),
-                                    heartbeatTicks: max(1, heartbeatMilliseconds / tick))
+        let tick = max(1, tickMicroseconds)
+        func ticks(_ milliseconds: Int) -> Int { milliseconds * 1_000 / tick }
+        var settings = RaftSettings(electionTicks: max(2, ticks(electionTimeoutMilliseconds)), heartbeatTicks: max(1, ticks(heartbeatMilliseconds)))
         if settings.electionTicks <= settings.heartbeatTicks { settings.electionTicks = settings.heartbeatTicks + 1 }
-        settings.electionJitterTicks = electionJitterMilliseconds.map { max(1, $0 / tick) }
+        settings.electionJitterTicks = electionJitterMilliseconds.map { max(1, ticks($0)) }
+        settings.allowsFixedElectionTimeout = allowsFixedElectionTimeout
         settings.snapshotThresholdEntries = max(1, snapshotEveryEntries)
         settings.compactionTrailingEntries = max(0, snapshotTrailingEntries)
         settings.isPreVoteEnabled = isPreVoteEnabled

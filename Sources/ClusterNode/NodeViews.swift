@@ -183,6 +183,8 @@ public struct NodeDefinition: Codable, Sendable {
     public var state: String
     public var term: UInt64
     public var leader: String?
+    /// When its role or term last changed, in Unix seconds (as the node applied it).
+    public var roleSince: Double? = nil
 }
 
 /// What the leader knows of one follower.

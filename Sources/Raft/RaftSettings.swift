@@ -43,6 +43,9 @@ public struct RaftSettings: Sendable, Equatable {
     /// Check-quorum (thesis §6.2): a leader that has not heard from a majority for T steps down,
     /// and followers that heard from a leader within T refuse to vote.
     public var isCheckQuorumEnabled: Bool = true
+    /// Allows one tick of jitter (every server times out after exactly T): split votes may
+    /// repeat for ever. Only for experiments that show why timeouts are randomized.
+    public var allowsFixedElectionTimeout: Bool = false
 
     public init() {}
 
@@ -58,7 +61,7 @@ public struct RaftSettings: Sendable, Equatable {
         guard electionTicks > heartbeatTicks else {
             throw RaftSettingsError("electionTicks (\(electionTicks)) must exceed heartbeatTicks (\(heartbeatTicks))")
         }
-        if let jitter = electionJitterTicks, jitter < 2 {
+        if let jitter = electionJitterTicks, jitter < 2, !(allowsFixedElectionTimeout && jitter == 1) {
             // One tick of jitter is no randomness at all: every server times out together and
             // split votes can repeat for ever.
             throw RaftSettingsError("electionJitterTicks must be at least 2 (randomized timeouts avoid endless split votes), got \(jitter)")

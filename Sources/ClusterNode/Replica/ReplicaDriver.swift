@@ -167,7 +167,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         exit(70)
     }
 
-    private var tickSeconds: Double { Double(configuration.tickMilliseconds) / 1_000 }
+    private var tickSeconds: Double { Double(configuration.tickMicroseconds) / 1_000_000 }
 
     /// The queued inputs with the ticks that passed in front of them, or nil when there is
     /// nothing to do. Ticks are counted against the clock; after a long pause (SIGSTOP) a few

@@ -1,3 +1,4 @@
+import Foundation
 import Raft
 
 /// What the core's events and outcomes mean to the node: its event log, its leader
@@ -8,8 +9,14 @@ extension ClusterService {
         metrics.record(event)
         if let line = Self.logLine(for: event) { log.write(line) }
         switch event {
-        case .becameLeader(let term): leaderHistory[term.rawValue] = configuration.id
-        case .becameFollower(let term, let leader?): leaderHistory[term.rawValue] = leader.rawValue
+        case .becameLeader(let term):
+            leaderHistory[term.rawValue] = configuration.id
+            roleChangedAt = Date().timeIntervalSince1970
+        case .becameFollower(let term, let leader):
+            if let leader { leaderHistory[term.rawValue] = leader.rawValue }
+            roleChangedAt = Date().timeIntervalSince1970
+        case .becameCandidate, .becamePreCandidate:
+            roleChangedAt = Date().timeIntervalSince1970
         default: break
         }
         if leaderHistory.count > Self.maxLeaderHistory, let oldest = leaderHistory.keys.min() { leaderHistory[oldest] = nil }

@@ -5,10 +5,11 @@ import Transport
 extension ClusterService {
     /// `GET /`.
     func definition() -> NodeDefinition {
-        withCore { core in
+        let since = lock.withLock { roleChangedAt }
+        return withCore { core in
             NodeDefinition(id: configuration.id, address: address(configuration.id), cluster: configuration.clusterID,
                            peers: core.membership.members.map(\.rawValue).sorted().filter { $0 != configuration.id }.map(address),
-                           state: core.role.apiName, term: core.currentTerm.rawValue, leader: core.leaderID.map { address($0.rawValue) })
+                           state: core.role.apiName, term: core.currentTerm.rawValue, leader: core.leaderID.map { address($0.rawValue) }, roleSince: since)
         }
     }
 

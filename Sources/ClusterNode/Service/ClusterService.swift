@@ -65,6 +65,8 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     var leadingSinceTerm: UInt64 = 0
     /// The leader this node knew in each term (term → leader), newest terms kept.
     var leaderHistory: [UInt64: UInt64] = [:]
+    /// When this node's role or term last changed (Unix seconds), for timing elections from outside.
+    var roleChangedAt = Date().timeIntervalSince1970
     /// True while a snapshot of the state machine is being written in the background.
     var isSnapshotting = false
     /// Terms of leader history kept: enough for any experiment's reports, bounded.

@@ -112,6 +112,10 @@ struct OrchestratorAPI: Sendable {
             var snapshotEveryEntries: Int?
             /// The cluster's desired-state file inline (else the orchestrator's `--desired-state`).
             var desiredState: JSONValue?
+            var preVote: Bool?
+            var checkQuorum: Bool?
+            var tickUs: Int?
+            var fixedElectionTimeout: Bool?
         }
         let body = request.body.isEmpty ? Create() : try JSONBody.decode(Create.self, from: request)
         var settings = ClusterSettings(nodes: body.nodes ?? defaults.nodes, heartbeatMs: body.heartbeatMs ?? defaults.heartbeatMs,
@@ -119,6 +123,10 @@ struct OrchestratorAPI: Sendable {
                                        unhealthyAfterMs: body.unhealthyAfterMs ?? defaults.unhealthyAfterMs)
         settings.electionJitterMs = body.electionJitterMs
         settings.snapshotEveryEntries = body.snapshotEveryEntries ?? defaults.snapshotEveryEntries
+        settings.preVote = body.preVote
+        settings.checkQuorum = body.checkQuorum
+        settings.tickUs = body.tickUs
+        settings.fixedElectionTimeout = body.fixedElectionTimeout
         try settings.validate()
         if let id = body.id {
             guard !id.isEmpty, id.count <= 64, id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {

@@ -10,6 +10,7 @@ enum NodeCommand {
                                  [--commit-timeout-ms 5000] [--unhealthy-after-ms 3000] [--election-jitter-ms T]
                                  [--snapshot-every 10000] [--snapshot-trailing 1000]
                                  [--log FILE] [--no-fsync] [--no-pre-vote] [--no-check-quorum] [--watch-parent]
+                                 [--tick-us 10000] [--fixed-election-timeout]
           --members       the cluster's first members, the same for every node; a node not among
                           them starts as an outsider and waits for the leader to add it
           --snapshot-every  snapshot the state machine every N applied entries, keeping
@@ -40,6 +41,8 @@ enum NodeCommand {
         configuration.commitTimeoutSeconds = Double(try arguments.integer("commit-timeout-ms", default: 5_000, in: ClusterLimits.commitTimeoutMilliseconds)) / 1_000
         configuration.isFsyncEnabled = !arguments.has("no-fsync")
         configuration.isPreVoteEnabled = !arguments.has("no-pre-vote")
+        configuration.tickMicroseconds = try arguments.integer("tick-us", default: 10_000, in: ClusterLimits.tickMicroseconds)
+        configuration.allowsFixedElectionTimeout = arguments.has("fixed-election-timeout")
         configuration.isCheckQuorumEnabled = !arguments.has("no-check-quorum")
         if arguments.options["election-jitter-ms"] != nil {
             configuration.electionJitterMilliseconds = try arguments.integer("election-jitter-ms", default: 0, in: ClusterLimits.electionJitterMilliseconds)
@@ -53,8 +56,8 @@ enum NodeCommand {
 
     static func run(_ words: [String]) throws -> Int32 {
         let arguments = try CommandLineArguments.parse(
-            words, options: ["port", "members", "data-dir", "cluster", "heartbeat-ms", "election-timeout-ms", "capacity", "commit-timeout-ms", "unhealthy-after-ms", "election-jitter-ms", "host", "snapshot-every", "snapshot-trailing", "log"],
-            flags: ["no-fsync", "no-pre-vote", "no-check-quorum", "watch-parent", "help"])
+            words, options: ["port", "members", "data-dir", "cluster", "tick-us", "heartbeat-ms", "election-timeout-ms", "capacity", "commit-timeout-ms", "unhealthy-after-ms", "election-jitter-ms", "host", "snapshot-every", "snapshot-trailing", "log"],
+            flags: ["no-fsync", "no-pre-vote", "no-check-quorum", "fixed-election-timeout", "watch-parent", "help"])
         if arguments.has("help") {
             print(usage)
             return 0

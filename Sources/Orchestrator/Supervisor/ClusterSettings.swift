@@ -16,6 +16,9 @@ struct ClusterSettings: Codable, Sendable {
     /// Pre-vote and check-quorum (nil: on).
     var preVote: Bool? = nil
     var checkQuorum: Bool? = nil
+    /// One Raft tick in microseconds (nil: 10,000), and whether `electionJitterMs` may be 0.
+    var tickUs: Int? = nil
+    var fixedElectionTimeout: Bool? = nil
 
     /// Checks every setting against `ClusterLimits` and the rules between them; the error
     /// names the setting (as the API spells it) and its bounds.
@@ -33,8 +36,20 @@ struct ClusterSettings: Codable, Sendable {
         }
         try check("capacity", capacity, ClusterLimits.capacity)
         try check("unhealthyAfterMs", unhealthyAfterMs, ClusterLimits.unhealthyAfterMilliseconds)
+        let tick = tickUs ?? 10_000
+        try check("tickUs", tick, ClusterLimits.tickMicroseconds)
+        // Timings are whole ticks: a heartbeat of at least one, a random range of at least two.
+        guard heartbeatMs * 1_000 >= tick else { throw .invalidSettings("heartbeatMs (\(heartbeatMs)) must be at least one tick (\(tick) µs)") }
+        guard electionTimeoutMs * 1_000 >= 2 * tick else { throw .invalidSettings("electionTimeoutMs (\(electionTimeoutMs)) must be at least two ticks (\(tick) µs each)") }
         if let jitter = electionJitterMs {
             try check("electionJitterMs", jitter, ClusterLimits.electionJitterMilliseconds.lowerBound...electionTimeoutMs)
+            if jitter == 0 {
+                guard fixedElectionTimeout == true else {
+                    throw .invalidSettings("electionJitterMs 0 (no randomness: split votes can repeat for ever) needs fixedElectionTimeout: true")
+                }
+            } else if jitter * 1_000 < 2 * tick {
+                throw .invalidSettings("electionJitterMs (\(jitter)) must be at least two ticks (\(tick) µs each), or 0 with fixedElectionTimeout")
+            }
         }
         if let every = snapshotEveryEntries { try check("snapshotEveryEntries", every, ClusterLimits.snapshotEveryEntries) }
     }

@@ -164,6 +164,8 @@ final class ClusterSupervisor: @unchecked Sendable {
         arguments += ["--capacity", String(settings.capacity), "--unhealthy-after-ms", String(settings.unhealthyAfterMs), "--watch-parent"]
         if let jitter = settings.electionJitterMs { arguments += ["--election-jitter-ms", String(jitter)] }
         if settings.preVote == false { arguments.append("--no-pre-vote") }
+        if let tick = settings.tickUs { arguments += ["--tick-us", String(tick)] }
+        if settings.fixedElectionTimeout == true { arguments.append("--fixed-election-timeout") }
         if settings.checkQuorum == false { arguments.append("--no-check-quorum") }
         if let every = settings.snapshotEveryEntries {
             arguments += ["--snapshot-every", String(every), "--snapshot-trailing", String(max(1, every / 10))]

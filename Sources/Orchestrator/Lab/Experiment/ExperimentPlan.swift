@@ -20,6 +20,10 @@ struct ExperimentPlan: Codable, Sendable {
         var electionJitterMs: Int?
         var preVote: Bool?
         var checkQuorum: Bool?
+        /// One Raft tick in microseconds (100 to 10,000; 10,000 by default): 1 ms ranges need 100.
+        var tickUs: Int?
+        /// Allows electionJitterMs 0: every server times out after exactly the timeout.
+        var fixedElectionTimeout: Bool?
         var capacity: Int?
         var snapshotEveryEntries: Int?
         /// Every link's delay and loss from the start (a slow or lossy network).
@@ -147,6 +151,8 @@ struct ExperimentPlan: Codable, Sendable {
         settings.snapshotEveryEntries = cluster.snapshotEveryEntries
         settings.preVote = cluster.preVote
         settings.checkQuorum = cluster.checkQuorum
+        settings.tickUs = cluster.tickUs
+        settings.fixedElectionTimeout = cluster.fixedElectionTimeout
         return settings
     }
 

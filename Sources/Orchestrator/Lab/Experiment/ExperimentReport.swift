@@ -30,6 +30,8 @@ enum ExperimentReport {
         var highestTerm: UInt64
         /// Crash (or pause, or partition) of the leader to a new leader seen, per leader fault.
         var failoversMs: [Double]
+        /// Leader faults after which no new leader was seen before the next fault or the end.
+        var failoversWithoutLeader: Int
     }
 
     struct Repetition: Codable, Sendable {
@@ -110,13 +112,16 @@ enum ExperimentReport {
         return result
     }
 
-    /// For each fault that took the leader away: milliseconds until another node was seen leading.
-    static func failovers(of cluster: String, in history: History) -> [Double] {
-        let roles = history.roles.filter { $0.cluster == cluster }
-        return history.faults.filter { $0.cluster == cluster && ["kill-leader", "pause-leader", "partition-leader"].contains($0.action) }.compactMap { fault in
-            guard let old = fault.detail.split(separator: " ").compactMap({ Int($0) }).first else { return nil }
-            guard let next = roles.first(where: { $0.atMs > fault.atMs && $0.role == "leader" && $0.node != old }) else { return nil }
-            return next.atMs - fault.atMs
+    /// For each fault that took a leader away: milliseconds until the node's own record says
+    /// another node became leader (nil: none did before the next leader fault).
+    static func failovers(of cluster: String, in history: History) -> [Double?] {
+        let roles = history.roles.filter { $0.cluster == cluster }.sorted { $0.atMs < $1.atMs }
+        let faults = history.faults.filter { $0.cluster == cluster && ["kill-leader", "pause-leader", "partition-leader"].contains($0.action) }
+            .compactMap { fault in fault.detail.split(separator: " ").compactMap({ Int($0) }).first.map { (fault.atMs, $0) } }
+        return faults.enumerated().map { position, fault in
+            let limit = position + 1 < faults.count ? faults[position + 1].0 : .infinity
+            guard let next = roles.first(where: { $0.atMs > fault.0 && $0.atMs < limit && $0.role == "leader" && $0.node != fault.1 }) else { return nil }
+            return next.atMs - fault.0
         }
     }
 
@@ -137,7 +142,8 @@ enum ExperimentReport {
                        latencyP50Ms: percentile(latencies, 0.5), latencyP99Ms: percentile(latencies, 0.99),
                        availability: Double(perSecond.filter { $0.ok > 0 }.count) / Double(perSecond.count),
                        leaderChanges: max(0, changes - 1), highestTerm: history.roles.filter { $0.cluster == cluster }.compactMap(\.term).max() ?? 0,
-                       failoversMs: failovers(of: cluster, in: history))
+                       failoversMs: failovers(of: cluster, in: history).compactMap { $0 },
+                       failoversWithoutLeader: failovers(of: cluster, in: history).filter { $0 == nil }.count)
     }
 
     // MARK: - Files

@@ -266,7 +266,10 @@ final class ExperimentRunner: @unchecked Sendable {
         while Date() < end, !cancelled {
             for node in run.cluster.nodes {
                 let definition = try? run.cluster.client.definition(of: node.port, timeoutSeconds: 0.1)
-                recorder.observe(History.RoleChange(atMs: recorder.nowMs, cluster: run.name, node: node.port, role: definition?.state ?? "down",
+                // The node's own time of the change (when it has one after the start), not when we asked.
+                let since = definition?.roleSince.map { ($0 - recorder.started.timeIntervalSince1970) * 1_000 }
+                let at = since.map { max(0, min($0, recorder.nowMs)) } ?? recorder.nowMs
+                recorder.observe(History.RoleChange(atMs: at, cluster: run.name, node: node.port, role: definition?.state ?? "down",
                                                     term: definition?.term, leader: definition?.leader))
             }
             usleep(25_000)

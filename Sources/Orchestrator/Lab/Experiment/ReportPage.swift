@@ -25,6 +25,10 @@ enum ReportPage {
             page += "<p class=\"warn\">The machine's CPU was above 90% busy for \(results.saturatedSeconds) s of the run: the clusters competed for \(results.machine.cores) cores, and timings in those seconds (short timeouts most of all) are distorted rather than properties of the settings.</p>\n"
         }
         page += comparisonTable(results)
+        let failovers = results.repetitions.flatMap(\.clusters).map { ($0.name, $0.summary?.failoversMs ?? []) }.filter { !$0.1.isEmpty }
+        if !failovers.isEmpty {
+            page += "<h3>Failover time, every cluster (leader fault to a new leader, per the nodes' own clocks)</h3>\n" + cdf(failovers, chartWidth: width)
+        }
         for repetition in results.repetitions {
             if results.repetitions.count > 1 { page += "<h2>Repetition \(repetition.number)</h2>\n" }
             page += "<h3>Machine CPU use</h3>\n" + lineChart(seconds: plan.seconds, yLabel: "% busy", series: [("CPU busy", repetition.history.cpu.map { ($0.atMs / 1_000, $0.busyPercent) })],
@@ -43,7 +47,8 @@ enum ReportPage {
                 let summary = cluster.summary
                 let settings = cluster.settings
                 let failovers = summary?.failoversMs ?? []
-                let failover = failovers.isEmpty ? "-" : "\(Int(ExperimentReport.percentile(failovers, 0.5) ?? 0)) / \(Int(failovers.max() ?? 0))"
+                var failover = failovers.isEmpty ? "-" : "\(Int(ExperimentReport.percentile(failovers, 0.5) ?? 0)) / \(Int(failovers.max() ?? 0))"
+                if let missing = summary?.failoversWithoutLeader, missing > 0 { failover += " (\(missing) without a new leader)" }
                 table += "<tr><td>\(escape(cluster.name))\(results.repetitions.count > 1 ? " #\(repetition.number)" : "")</td><td>\(settings.nodes)</td>"
                     + "<td>\(settings.heartbeatMs) / \(settings.electionTimeoutMs) / \(settings.electionJitterMs.map(String.init) ?? "\(settings.electionTimeoutMs)")</td>"
                     + "<td>\(settings.preVote ?? true ? "on" : "off"), \(settings.checkQuorum ?? true ? "on" : "off")</td>"
@@ -87,7 +92,7 @@ enum ReportPage {
         ], shaded: shaded)
         section += "<h3>Who led, in which term</h3>\n" + timeline(history.roles.filter { $0.cluster == cluster.name }, seconds: plan.seconds, shaded: shaded)
         if let failovers = cluster.summary?.failoversMs, !failovers.isEmpty {
-            section += "<h3>Failover time (leader fault to a new leader seen), CDF of \(failovers.count)</h3>\n" + cdf(failovers)
+            section += "<h3>Failover time (leader fault to a new leader seen), CDF of \(failovers.count)</h3>\n" + cdf([(cluster.name, failovers)])
         }
         return section
     }
@@ -156,19 +161,23 @@ enum ReportPage {
         return svg + "</svg>\n"
     }
 
-    static func cdf(_ values: [Double]) -> String {
-        let sorted = values.sorted()
-        let top = (sorted.last ?? 1) * 1.05
-        let chartWidth = 500.0
+    /// Cumulative distributions, one line per series (Figure 16 of the Raft paper draws these).
+    static func cdf(_ series: [(String, [Double])], chartWidth: Double = 500) -> String {
+        let top = (series.flatMap(\.1).max() ?? 1) * 1.05
         func px(_ value: Double) -> Double { left + (chartWidth - left - 10) * value / max(top, 0.001) }
         func py(_ fraction: Double) -> Double { height - bottom - (height - bottom - 10) * fraction }
         var svg = "<svg width=\"\(Int(chartWidth))\" height=\"\(Int(height))\" xmlns=\"http://www.w3.org/2000/svg\">"
         svg += "<line x1=\"\(left)\" y1=\"\(height - bottom)\" x2=\"\(chartWidth - 10)\" y2=\"\(height - bottom)\" stroke=\"#888\"/><line x1=\"\(left)\" y1=\"10\" x2=\"\(left)\" y2=\"\(height - bottom)\" stroke=\"#888\"/>"
-        var points = "\(px(0)),\(py(0))"
-        for (index, value) in sorted.enumerated() {
-            points += " \(px(value)),\(py(Double(index) / Double(sorted.count))) \(px(value)),\(py(Double(index + 1) / Double(sorted.count)))"
+        for (position, (name, values)) in series.enumerated() where !values.isEmpty {
+            let sorted = values.sorted()
+            var points = "\(px(0)),\(py(0))"
+            for (index, value) in sorted.enumerated() {
+                points += " \(px(value)),\(py(Double(index) / Double(sorted.count))) \(px(value)),\(py(Double(index + 1) / Double(sorted.count)))"
+            }
+            let color = colors[position % colors.count]
+            svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.5\" points=\"\(points)\"/>"
+            svg += "<text x=\"\(chartWidth - 150)\" y=\"\(height - bottom - 12 - 13 * Double(series.count - 1 - position))\" font-size=\"11\" fill=\"\(color)\">\(escape(name)) (\(sorted.count))</text>"
         }
-        svg += "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"\(points)\"/>"
         svg += "<text x=\"4\" y=\"18\" font-size=\"10\">100%</text><text x=\"\(chartWidth - 80)\" y=\"\(height - 8)\" font-size=\"10\">\(Int(top)) ms</text>"
         return svg + "<text x=\"\(left)\" y=\"\(height - 8)\" font-size=\"10\">0 ms</text></svg>\n"
     }
