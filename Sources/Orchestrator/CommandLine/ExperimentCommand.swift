@@ -5,6 +5,7 @@ import Foundation
 enum ExperimentCommand {
     static let usage = """
         usage: orchestrator experiment run FILE [--out DIR] [--base-port 20000]
+               orchestrator experiment report DIR      (renders DIR/report.html again from its results and history)
           Starts every cluster of FILE at once (their own node processes, data in a temporary
           directory), gives each the same workload and the same faults at the same offsets,
           heals, checks the history and writes DIR/report.html, results.json, CSVs and the
@@ -15,6 +16,21 @@ enum ExperimentCommand {
 
     static func run(_ words: [String]) throws -> Int32 {
         let arguments = try CommandLineArguments.parse(words, options: ["out", "base-port"], flags: ["help"])
+        if arguments.positional.first == "report", arguments.positional.count == 2 {
+            // Renders the report again from a run's results.json and history files.
+            let directory = arguments.positional[1]
+            let saved = try JSONDecoder().decode(ExperimentReport.Results.self, from: Data(contentsOf: URL(fileURLWithPath: directory + "/results.json")))
+            var repetitions = saved.repetitions
+            for index in repetitions.indices {
+                let path = directory + "/history-\(repetitions[index].number).json"
+                repetitions[index].history = try JSONDecoder().decode(History.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+            }
+            var results = ExperimentReport.Results(plan: saved.plan, machine: saved.machine, repetitions: repetitions, cancelled: saved.cancelled)
+            results.saturatedSeconds = saved.saturatedSeconds
+            try ExperimentReport.write(results, to: directory)
+            print("report: \(directory)/report.html")
+            return 0
+        }
         if arguments.has("help") || arguments.positional.first != "run" {
             print(usage)
             return arguments.has("help") ? 0 : 2

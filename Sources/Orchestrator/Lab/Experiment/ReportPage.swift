@@ -104,14 +104,14 @@ enum ReportPage {
     static let left = 50.0
     static let bottom = 25.0
 
-    private static func x(_ seconds: Double, of total: Double) -> Double { left + (width - left - 10) * seconds / max(total, 0.001) }
+    private static func x(_ seconds: Double, of total: Double) -> Double { ((left + (width - left - 10) * seconds / max(total, 0.001)) * 10).rounded() / 10 }
 
     static func lineChart(seconds: Double, yLabel: String, series: [(String, [(Double, Double)])], shaded: [(Double, Double, String)], yMax: Double? = nil) -> String {
         let top = yMax ?? max(1, series.flatMap { $0.1.map(\.1) }.max() ?? 1) * 1.1
         func y(_ value: Double) -> Double { height - bottom - (height - bottom - 10) * value / top }
         var svg = "<svg width=\"\(Int(width))\" height=\"\(Int(height))\" viewBox=\"0 0 \(Int(width)) \(Int(height))\" xmlns=\"http://www.w3.org/2000/svg\">"
         for (start, end, label) in shaded {
-            svg += "<rect x=\"\(x(start, of: seconds))\" y=\"10\" width=\"\(max(1, x(end, of: seconds) - x(start, of: seconds)))\" height=\"\(height - bottom - 10)\" fill=\"#f3c4c4\" opacity=\"0.45\"><title>\(escape(label))</title></rect>"
+            svg += "<rect x=\"\(x(start, of: seconds))\" y=\"10\" width=\"\(String(format: "%.1f", max(1, x(end, of: seconds) - x(start, of: seconds))))\" height=\"\(height - bottom - 10)\" fill=\"#f3c4c4\" opacity=\"0.45\"><title>\(escape(label))</title></rect>"
         }
         svg += axes(seconds: seconds, top: top, yLabel: yLabel)
         for (index, (name, points)) in series.enumerated() where !points.isEmpty {
@@ -141,17 +141,23 @@ enum ReportPage {
         let chartHeight = Double(nodes.count) * rowHeight + 35
         var svg = "<svg width=\"\(Int(width))\" height=\"\(Int(chartHeight))\" xmlns=\"http://www.w3.org/2000/svg\">"
         for (start, end, label) in shaded {
-            svg += "<rect x=\"\(x(start, of: seconds))\" y=\"5\" width=\"\(max(1, x(end, of: seconds) - x(start, of: seconds)))\" height=\"\(chartHeight - 30)\" fill=\"#f3c4c4\" opacity=\"0.45\"><title>\(escape(label))</title></rect>"
+            svg += "<rect x=\"\(x(start, of: seconds))\" y=\"5\" width=\"\(String(format: "%.1f", max(1, x(end, of: seconds) - x(start, of: seconds))))\" height=\"\(chartHeight - 30)\" fill=\"#f3c4c4\" opacity=\"0.45\"><title>\(escape(label))</title></rect>"
         }
         let fill = ["leader": "#1f4e79", "candidate": "#ff7f0e", "follower": "#9ecae1", "learner": "#c7e9c0", "down": "#bbbbbb"]
         for (row, node) in nodes.enumerated() {
             let y = 5 + Double(row) * rowHeight
             svg += "<text x=\"2\" y=\"\(y + 15)\" font-size=\"10\">\(node)</text>"
-            let changes = roles.filter { $0.node == node }
+            // One bar per stretch in one role (a follower whose term or leader changed stays one bar).
+            var changes: [History.RoleChange] = []
+            for change in roles.filter({ $0.node == node }).sorted(by: { $0.atMs < $1.atMs }) {
+                if let last = changes.last, last.role == change.role, change.role != "leader" || last.term == change.term { continue }
+                changes.append(change)
+            }
             for (index, change) in changes.enumerated() {
                 let start = change.atMs / 1_000
                 let end = index + 1 < changes.count ? changes[index + 1].atMs / 1_000 : seconds
-                svg += "<rect x=\"\(x(start, of: seconds))\" y=\"\(y)\" width=\"\(max(0.5, x(end, of: seconds) - x(start, of: seconds)))\" height=\"\(rowHeight - 4)\" fill=\"\(fill[change.role] ?? "#eee")\"><title>\(change.role) term \(change.term.map(String.init) ?? "-") from \(ExperimentReport.format(start)) s</title></rect>"
+                let tip = change.role == "follower" ? "" : "<title>\(change.role) term \(change.term.map(String.init) ?? "-") from \(ExperimentReport.format(start)) s</title>"
+                svg += "<rect x=\"\(x(start, of: seconds))\" y=\"\(y)\" width=\"\(String(format: "%.1f", max(0.5, x(end, of: seconds) - x(start, of: seconds))))\" height=\"\(rowHeight - 4)\" fill=\"\(fill[change.role] ?? "#eee")\">\(tip)</rect>"
                 if change.role == "leader", let term = change.term {
                     svg += "<text x=\"\(x(start, of: seconds) + 2)\" y=\"\(y + 13)\" font-size=\"10\" fill=\"#fff\">t\(term)</text>"
                 }
@@ -163,15 +169,19 @@ enum ReportPage {
 
     /// Cumulative distributions, one line per series (Figure 16 of the Raft paper draws these).
     static func cdf(_ series: [(String, [Double])], chartWidth: Double = 500) -> String {
-        let top = (series.flatMap(\.1).max() ?? 1) * 1.05
-        func px(_ value: Double) -> Double { left + (chartWidth - left - 10) * value / max(top, 0.001) }
-        func py(_ fraction: Double) -> Double { height - bottom - (height - bottom - 10) * fraction }
+        // The axis ends a little past the 98th percentile: a few outliers (a stalled process)
+        // would otherwise squeeze every curve against the left edge; they are counted instead.
+        let all = series.flatMap(\.1)
+        let top = min(all.max() ?? 1, (ExperimentReport.percentile(all, 0.98) ?? 1) * 1.3) * 1.05
+        let beyond = all.filter { $0 > top }.count
+        func px(_ value: Double) -> Double { ((left + (chartWidth - left - 10) * value / max(top, 0.001)) * 10).rounded() / 10 }
+        func py(_ fraction: Double) -> Double { ((height - bottom - (height - bottom - 10) * fraction) * 10).rounded() / 10 }
         var svg = "<svg width=\"\(Int(chartWidth))\" height=\"\(Int(height))\" xmlns=\"http://www.w3.org/2000/svg\">"
         svg += "<line x1=\"\(left)\" y1=\"\(height - bottom)\" x2=\"\(chartWidth - 10)\" y2=\"\(height - bottom)\" stroke=\"#888\"/><line x1=\"\(left)\" y1=\"10\" x2=\"\(left)\" y2=\"\(height - bottom)\" stroke=\"#888\"/>"
         for (position, (name, values)) in series.enumerated() where !values.isEmpty {
             let sorted = values.sorted()
             var points = "\(px(0)),\(py(0))"
-            for (index, value) in sorted.enumerated() {
+            for (index, value) in sorted.enumerated() where value <= top {
                 points += " \(px(value)),\(py(Double(index) / Double(sorted.count))) \(px(value)),\(py(Double(index + 1) / Double(sorted.count)))"
             }
             let color = colors[position % colors.count]
@@ -179,6 +189,7 @@ enum ReportPage {
             svg += "<text x=\"\(chartWidth - 150)\" y=\"\(height - bottom - 12 - 13 * Double(series.count - 1 - position))\" font-size=\"11\" fill=\"\(color)\">\(escape(name)) (\(sorted.count))</text>"
         }
         svg += "<text x=\"4\" y=\"18\" font-size=\"10\">100%</text><text x=\"\(chartWidth - 80)\" y=\"\(height - 8)\" font-size=\"10\">\(Int(top)) ms</text>"
+        if beyond > 0 { svg += "<text x=\"\(chartWidth - 260)\" y=\"\(height - 8)\" font-size=\"10\">(\(beyond) value(s) beyond the axis)</text>" }
         return svg + "<text x=\"\(left)\" y=\"\(height - 8)\" font-size=\"10\">0 ms</text></svg>\n"
     }
 }
