@@ -59,8 +59,8 @@ final class ExperimentRunner: @unchecked Sendable {
         let lock = NSLock()
         /// Services created and acknowledged, for scale, read and delete to work on.
         var services: [Int] = []
-        /// Nodes killed or paused by a fault (port → "killed" / "paused").
-        var down: [Int: String] = [:]
+        /// Applies the faults (set once the run's recorder exists).
+        var driver: FaultDriver!
         init(name: String, plan: ExperimentPlan.Cluster, cluster: ManagedCluster) {
             self.name = name
             self.plan = plan
@@ -105,10 +105,14 @@ final class ExperimentRunner: @unchecked Sendable {
         defer { for run in runs { supervisor.removeCluster(run.cluster.id, deleteData: true) } }
         if let failure = created.first(where: { (try? $0.get()) == nil }), case .failure(let error) = failure { throw error }
         for run in runs {
-            setDefaultLinks(run)
+            FaultDriver.setDefaultLinks(run.cluster.ports, http, delayMs: run.plan.linkDelayMs ?? 0, loss: run.plan.linkLoss ?? 0)
             guard run.cluster.client.waitForLeader(timeoutSeconds: 15) != nil else { throw LabError("cluster \(run.name) elected no leader within 15 s") }
         }
         let recorder = HistoryRecorder()
+        for run in runs {
+            run.driver = FaultDriver(name: run.name, nodes: LocalNodes(cluster: run.cluster, supervisor: supervisor), http: http, recorder: recorder,
+                                     linkDelayMs: run.plan.linkDelayMs ?? 0, linkLoss: run.plan.linkLoss ?? 0, keepsMajority: plan.randomFaults != nil)
+        }
         update { $0.state = "running" }
         // Each node's CPU time from here to the end of the run.
         let cpuAtStart = Dictionary(uniqueKeysWithValues: runs.flatMap(\.cluster.nodes).compactMap { node in
@@ -148,24 +152,23 @@ final class ExperimentRunner: @unchecked Sendable {
             return (node.port, 100 * (now - since) / max(0.1, recorder.nowMs / 1_000))
         })
         update { $0.state = "healing" }
-        let healedAt = recorder.nowMs
-        parallelMap(runs) { [self] run in heal(run, recorder, detail: "heal at the end") }.forEach { _ in }
-        let convergence = parallelMap(runs) { [self] run in waitForConvergence(run, seconds: plan.settleSeconds ?? 10) }
+        parallelMap(runs) { run in run.driver.heal(detail: "heal at the end") }.forEach { _ in }
+        let convergence = parallelMap(runs) { [self] run in ClusterChecks.waitForConvergence(run.cluster.ports, http, seconds: plan.settleSeconds ?? 10) }
         update { $0.state = "checking" }
         var clusters: [ExperimentReport.ClusterResult] = []
         for (run, converged) in zip(runs, convergence) {
-            let leaders = collectLeaders(run)
-            recorder.record(leaders: leaders, of: run.name)
+            recorder.record(leaders: ClusterChecks.leadersByTerm(run.cluster.ports, http), of: run.name)
             let history = recorder.snapshot
             let operations = history.operations.filter { $0.cluster == run.name }
             var verdict = HistoryChecker.check(operations, leadersByTerm: history.leadersByTerm[run.name] ?? [:])
             if converged == nil {
                 verdict.problems.append("nodes did not agree within \(Int(plan.settleSeconds ?? 10)) s of healing")
             }
-            verdict.problems += acknowledgedWritesPresent(run, operations)
+            verdict.problems += ClusterChecks.acknowledgedWritesPresent(run.cluster.ports, http, operations)
+            verdict.problems += ClusterChecks.logsAgree(run.cluster.ports, http).problems
             verdict.passed = verdict.problems.isEmpty
             var result = ExperimentReport.ClusterResult(name: run.name, id: run.cluster.id, settings: run.cluster.settings,
-                                                        convergenceSeconds: converged.map { $0 - healedAt / 1_000 }, verdict: verdict)
+                                                        convergenceSeconds: converged, verdict: verdict)
             for node in run.cluster.nodes { result.cpuPerNodePercent[String(node.port)] = cpuPerNode[node.port].map { ($0 * 100).rounded() / 100 } }
             clusters.append(result)
         }
@@ -289,17 +292,6 @@ final class ExperimentRunner: @unchecked Sendable {
         }
     }
 
-    /// Every term's leader as each node remembers it (`leaders` in its stats).
-    private func collectLeaders(_ run: Run) -> [String: Set<String>] {
-        var leaders: [String: Set<String>] = [:]
-        for node in run.cluster.nodes {
-            guard let response = try? http.send("GET", host: "127.0.0.1", port: node.port, path: "/stats", timeoutSeconds: 2),
-                  let stats = try? JSONBody.decode(NodeStats.self, from: response.body) else { continue }
-            for (term, leader) in stats.leaders { leaders[term, default: []].insert(leader) }
-        }
-        return leaders
-    }
-
     // MARK: - Faults
 
     private func applyFaults(_ runs: [Run], _ recorder: HistoryRecorder, until end: Date) {
@@ -310,130 +302,7 @@ final class ExperimentRunner: @unchecked Sendable {
             update { $0.currentFault = "\(fault.action) at \(fault.at) s" }
             say("  fault at \(fault.at) s: \(fault.action)")
             // The same fault to every cluster at the same moment.
-            parallelMap(runs) { [self] run in apply(fault, to: run, recorder) }.forEach { _ in }
+            parallelMap(runs) { run in run.driver.apply(fault) }.forEach { _ in }
         }
-    }
-
-    private func leaderPort(_ run: Run) -> Int? { run.cluster.client.waitForLeader(timeoutSeconds: 1, askTimeoutSeconds: 0.1)?.port }
-
-    private func apply(_ fault: ExperimentPlan.Fault, to run: Run, _ recorder: HistoryRecorder) {
-        let nodes = run.cluster.nodes
-        func record(_ detail: String) {
-            recorder.record(fault: History.Fault(atMs: recorder.nowMs, cluster: run.name, action: fault.action, detail: detail))
-        }
-        let target: NodeProcess? = switch fault.action {
-        case "kill-leader", "pause-leader", "partition-leader", "cut-leader-follower": leaderPort(run).flatMap { port in nodes.first { $0.port == port } }
-        default: fault.node.map { nodes[$0] }
-        }
-        run.cluster.client.forgetLeader()
-        switch fault.action {
-        case "kill-leader", "kill":
-            guard let target else { return record("no leader to kill") }
-            target.killNow()
-            run.lock.withLock { run.down[target.port] = "killed" }
-            record("kill -9 \(target.port)")
-        case "pause-leader", "pause":
-            guard let target, target.send(SIGSTOP) else { return record("nothing to pause") }
-            target.markStatus(.paused)
-            run.lock.withLock { run.down[target.port] = "paused" }
-            record("pause \(target.port)")
-        case "resume", "restart":
-            let wanted = fault.action == "resume" ? "paused" : "killed"
-            let ports = run.lock.withLock { run.down.filter { $0.value == wanted }.map(\.key) }
-            for port in ports { bringBack(port, run) }
-            recorder.endFaults(of: run.name, matching: { $0.hasPrefix(wanted == "paused" ? "pause" : "kill") }, at: recorder.nowMs)
-            record("\(fault.action) \(ports.sorted())")
-        case "partition-leader":
-            guard let target else { return record("no leader to partition") }
-            let minority = Set([target.port] + nodes.map(\.port).filter { $0 != target.port }.prefix((nodes.count - 1) / 2))
-            setLinks(run) { from, to in minority.contains(from) == minority.contains(to) ? nil : "0" }
-            record("leader \(target.port) in minority \(minority.sorted())")
-        case "cut-leader-follower":
-            guard let target, let follower = nodes.first(where: { $0.port != target.port }) else { return record("no leader") }
-            setLinks(run) { from, to in from == target.port && to == follower.port ? "0" : nil }
-            record("one-way cut \(target.port) -> \(follower.port)")
-        case "lossy", "slow":
-            let loss = fault.action == "lossy" ? fault.loss ?? 0.3 : run.plan.linkLoss ?? 0
-            let delay = fault.action == "slow" ? fault.delayMs ?? 100 : run.plan.linkDelayMs ?? 0
-            setLinks(run) { _, _ in #"{"up": true, "delayMs": \#(delay), "loss": \#(loss)}"# }
-            record("every link: loss \(loss), delay \(delay) ms")
-        default:
-            heal(run, recorder, detail: "heal")
-        }
-    }
-
-    private func bringBack(_ port: Int, _ run: Run) {
-        guard let node = run.cluster.nodes.first(where: { $0.port == port }), let state = run.lock.withLock({ run.down.removeValue(forKey: port) }) else { return }
-        if state == "paused" {
-            _ = node.send(SIGCONT)
-            node.markStatus(.running)
-        } else {
-            node.terminate()
-            try? supervisor.start(node, in: run.cluster)
-            try? supervisor.waitUntilReady([node], seconds: 15)
-        }
-    }
-
-    /// Every node back and every link to the cluster's default.
-    private func heal(_ run: Run, _ recorder: HistoryRecorder, detail: String) {
-        for port in run.lock.withLock({ Array(run.down.keys) }).sorted() { bringBack(port, run) }
-        setDefaultLinks(run)
-        recorder.endFaults(of: run.name, matching: { _ in true }, at: recorder.nowMs)
-        recorder.record(fault: History.Fault(atMs: recorder.nowMs, cluster: run.name, action: "heal", detail: detail, endMs: recorder.nowMs))
-    }
-
-    private func setDefaultLinks(_ run: Run) {
-        let value = #"{"up": true, "delayMs": \#(run.plan.linkDelayMs ?? 0), "loss": \#(run.plan.linkLoss ?? 0)}"#
-        setLinks(run) { _, _ in value }
-    }
-
-    /// Sets the links `value` names (nil: leave it), node by node.
-    private func setLinks(_ run: Run, _ value: (Int, Int) -> String?) {
-        let ports = run.cluster.nodes.map(\.port)
-        for from in ports {
-            let entries = ports.filter { $0 != from }.compactMap { to in value(from, to).map { "\"\(to)\": \($0)" } }
-            guard !entries.isEmpty else { continue }
-            _ = try? http.send("POST", host: "127.0.0.1", port: from, path: "/connections", headers: HTTPHeaders([("Content-Type", "application/json")]),
-                               body: Array(("{" + entries.joined(separator: ", ") + "}").utf8), timeoutSeconds: 2)
-        }
-    }
-
-    // MARK: - Checks after healing
-
-    /// Seconds since the start when every node answered with one term, one leader and the
-    /// same applied commit index; nil if that did not happen in time.
-    private func waitForConvergence(_ run: Run, seconds: Double) -> Double? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            let stats = run.cluster.nodes.compactMap { node -> NodeStats? in
-                guard let response = try? http.send("GET", host: "127.0.0.1", port: node.port, path: "/stats", timeoutSeconds: 0.5) else { return nil }
-                return try? JSONBody.decode(NodeStats.self, from: response.body)
-            }
-            if stats.count == run.cluster.nodes.count, Set(stats.map(\.term)).count == 1, Set(stats.map(\.leader)).count == 1, stats[0].leader != nil,
-               Set(stats.map(\.commitIndex)).count == 1, stats.allSatisfy({ $0.appliedIndex == $0.commitIndex })
-            {
-                return run.cluster.createdAt.distance(to: Date())
-            }
-            usleep(50_000)
-        }
-        return nil
-    }
-
-    /// Every acknowledged create is on every node after healing, unless a delete of it may have applied.
-    private func acknowledgedWritesPresent(_ run: Run, _ operations: [History.Operation]) -> [String] {
-        let mayBeDeleted = Set(operations.filter { $0.kind == "delete" && $0.outcome != .failed }.compactMap(\.service))
-        let created = Set(operations.filter { $0.kind == "create" && $0.outcome == .ok }.compactMap(\.service)).subtracting(mayBeDeleted)
-        var problems: [String] = []
-        for node in run.cluster.nodes {
-            guard let response = try? http.send("GET", host: "127.0.0.1", port: node.port, path: "/services?local=true", timeoutSeconds: 5),
-                  let list = try? JSONBody.decode(ListEnvelope<ServiceView>.self, from: response.body)
-            else {
-                problems.append("node \(node.port): could not read its services")
-                continue
-            }
-            let missing = created.subtracting(list.results.map(\.id))
-            if !missing.isEmpty { problems.append("node \(node.port): \(missing.count) acknowledged service(s) missing: \(missing.sorted().prefix(10))") }
-        }
-        return problems
     }
 }
