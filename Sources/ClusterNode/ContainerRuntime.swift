@@ -19,6 +19,9 @@ public struct SimulatedContainer: Codable, Sendable {
     /// When it was created, in Unix seconds: for a replica, when this node started it; for a
     /// container, the leader's time in the entry that created it (the same on every node).
     public var createdAt: Double
+    /// When it last started running and when it stopped or exited (Unix seconds; nil: not yet).
+    public var startedAt: Double? = nil
+    public var finishedAt: Double? = nil
     /// Requested CPU (millicores) and memory (MB).
     public var cpuRequest: Int
     public var memoryRequest: Int
@@ -42,7 +45,10 @@ extension SimulatedContainer {
         let isRunning = record.state == .running
         self.init(id: "c\(record.id)", serviceID: nil, containerID: record.id, name: record.spec.name ?? "c\(record.id)", image: record.spec.image,
                   cmd: record.spec.cmd, service: record.spec.service, state: record.state.rawValue,
-                  createdAt: Double(record.history.first?.atMs ?? 0) / 1_000, cpuRequest: record.spec.cpu, memoryRequest: record.spec.memory,
+                  createdAt: Double(record.history.first?.atMs ?? 0) / 1_000,
+                  startedAt: record.history.last(where: { $0.state == .running }).map { Double($0.atMs) / 1_000 },
+                  finishedAt: isRunning ? nil : record.history.last(where: { $0.state == .stopped || $0.state == .exited }).map { Double($0.atMs) / 1_000 },
+                  cpuRequest: record.spec.cpu, memoryRequest: record.spec.memory,
                   publicPort: record.publicPort, privatePort: record.spec.privatePort,
                   cpuUsage: 0, memoryUsage: isRunning ? record.spec.memory : 0, rxBytesPerSecond: 0, txBytesPerSecond: 0)
     }
@@ -61,6 +67,13 @@ public final class ContainerRuntime: @unchecked Sendable {
     private var services: [Int: ServiceRecord] = [:]
     /// Containers created on their own and placed here, by ID.
     private var records: [Int: ContainerRecord] = [:]
+    /// Replicas that left this node (scaled down, moved, their service deleted), newest
+    /// last, kept as `exited` with the time for `GET /containers?all`.
+    private var exited: [SimulatedContainer] = []
+    static let maxExited = 100
+    /// Each service's running replica ordinals here, and the replicas to stop first.
+    private var ordinals: [Int: Set<Int>] = [:]
+    private var stopFirst: Set<String> = []
 
     init(nodeID: UInt64, resources: NodeResources) {
         self.nodeID = nodeID
@@ -83,24 +96,41 @@ public final class ContainerRuntime: @unchecked Sendable {
         let wanted = record?.placement[nodeID] ?? 0
         services[serviceID] = wanted > 0 ? record : nil
         let prefix = "s\(serviceID)-n\(nodeID)-"
-        var ordinal = 0
-        while replicas[prefix + String(ordinal)] != nil { ordinal += 1 }
-        // Ordinals are dense from 0: grow or shrink from the top.
-        while ordinal > wanted {
-            ordinal -= 1
-            replicas[prefix + String(ordinal)] = nil
+        var running = ordinals[serviceID] ?? []
+        // Fewer: the ones a client asked to remove (seed 004's DELETE) go first, then the highest.
+        while running.count > wanted {
+            let asked = running.filter { stopFirst.contains(prefix + String($0)) }.min()
+            let ordinal = asked ?? running.max()!
+            running.remove(ordinal)
+            stopFirst.remove(prefix + String(ordinal))
+            if var gone = replicas.removeValue(forKey: prefix + String(ordinal)) {
+                gone.state = "exited"
+                gone.finishedAt = Date().timeIntervalSince1970
+                exited.append(gone)
+                if exited.count > Self.maxExited { exited.removeFirst(exited.count - Self.maxExited) }
+            }
         }
+        defer { ordinals[serviceID] = running.isEmpty ? nil : running }
         guard let service = record else { return }
-        while ordinal < wanted {
+        // More: the lowest free ordinals.
+        var ordinal = 0
+        while running.count < wanted {
+            while running.contains(ordinal) { ordinal += 1 }
             let id = prefix + String(ordinal)
+            exited.removeAll { $0.id == id }  // the same ordinal running again is that container again
+            let now = Date().timeIntervalSince1970
             replicas[id] = SimulatedContainer(
                 id: id, serviceID: service.id, containerID: nil, name: id, image: service.spec.image ?? "simulated:latest", cmd: [],
-                service: service.spec.name ?? "service \(service.id)", state: "running", createdAt: Date().timeIntervalSince1970,
+                service: service.spec.name ?? "service \(service.id)", state: "running", createdAt: now, startedAt: now,
                 cpuRequest: service.spec.cpu, memoryRequest: service.spec.memory, publicPort: service.publishedPort,
                 privatePort: service.spec.privatePort, cpuUsage: 0, memoryUsage: 0, rxBytesPerSecond: 0, txBytesPerSecond: 0)
-            ordinal += 1
+            running.insert(ordinal)
         }
     }
+
+    /// Marks a replica's container to be the one that stops when its service has one
+    /// replica fewer here (seed 004's DELETE of that container).
+    func stopFirst(_ id: String) { lock.withLock { _ = stopFirst.insert(id) } }
 
     /// Every container here, with its use now, by ID.
     public func list() -> [SimulatedContainer] {
@@ -119,7 +149,17 @@ public final class ContainerRuntime: @unchecked Sendable {
                 return current
             }
             for record in records.values { all.append(SimulatedContainer(record)) }
+            all += exited
             return all.sorted { $0.id < $1.id }
+        }
+    }
+
+    /// Forgets an exited replica's container (it is no longer listed); false if there is none.
+    func forgetExited(_ id: String) -> Bool {
+        lock.withLock {
+            let before = exited.count
+            exited.removeAll { $0.id == id }
+            return exited.count < before
         }
     }
 

@@ -44,7 +44,10 @@ extension NodeAPI {
                     return HTTPResponse(status: .noContent)
                 }
             }
+            // A replica that already left this node: only this node's memory of it goes.
+            if container.state == "exited", node.containers.forgetExited(id) { return HTTPResponse(status: .noContent) }
             guard let serviceID = container.serviceID else { throw HTTPError(.notFound, "not found") }
+            node.containers.stopFirst(id)  // this one, not another replica of the service, is the one that goes
             var forwarded = HTTPRequest(method: "DELETE", target: "/services/\(serviceID)/replicas/\(node.configuration.id)", headers: request.headers)
             forwarded.remoteAddress = request.remoteAddress
             forwarded.pathParameters = ["sid": String(serviceID), "member": String(node.configuration.id)]
@@ -221,7 +224,12 @@ struct DockerContainer: Codable {
         var running: Bool
         var paused: Bool
         var exitCode: Int
-        enum CodingKeys: String, CodingKey { case status = "Status", running = "Running", paused = "Paused", exitCode = "ExitCode" }
+        /// Unix seconds (nil: not yet).
+        var startedAt: Double?
+        var finishedAt: Double?
+        enum CodingKeys: String, CodingKey {
+            case status = "Status", running = "Running", paused = "Paused", exitCode = "ExitCode", startedAt = "StartedAt", finishedAt = "FinishedAt"
+        }
     }
 
     struct Config: Codable {
@@ -270,7 +278,8 @@ struct DockerContainer: Codable {
         name = container.name
         created = Int(container.createdAt)
         image = container.image
-        state = State(status: container.state, running: container.state == "running", paused: false, exitCode: 0)
+        state = State(status: container.state, running: container.state == "running", paused: false, exitCode: 0,
+                      startedAt: container.startedAt, finishedAt: container.finishedAt)
         config = Config(image: container.image, cmd: container.cmd, labels: DockerContainerSummary.labels(of: container), exposedPorts: [exposed: [:]])
         hostConfig = HostConfig(nanoCpus: container.cpuRequest * 1_000_000, memory: container.memoryRequest * 1_048_576)
         networkSettings = NetworkSettings(ports: [exposed: container.publicPort.map { [PortBinding(hostIp: "127.0.0.1", hostPort: String($0))] } ?? []])

@@ -130,6 +130,16 @@ import Transport
         #expect(try orchestrator.json("DELETE", "/container/\(replica)", port: follower).status == 204)
         let after = try orchestrator.json("GET", "/clusters/0/services/1").body as? [String: Any]
         #expect(after?["replicas"] as? Int == 5 && (after?["placement"] as? [String: Int])?["localhost:\(follower)"] ?? 0 == here - 1)
+        // The node remembers the replica that left as exited, with when; the default list shows running ones only.
+        let all = try eventually({ try orchestrator.json("GET", "/containers?all=1", port: follower).body as? [[String: Any]] ?? [] }) { list in
+            list.contains { $0["State"] as? String == "exited" }
+        }
+        let exited = try #require(all.first { $0["State"] as? String == "exited" }?["Id"] as? String)
+        #expect(exited == replica, "the container deleted is the one that exited")
+        let running = try orchestrator.json("GET", "/containers", port: follower).body as? [[String: Any]] ?? []
+        #expect(!running.contains { $0["Id"] as? String == exited })
+        let inspected = try orchestrator.json("GET", "/container/\(exited)", port: follower).body as? [String: Any]
+        #expect(((inspected?["State"] as? [String: Any])?["FinishedAt"] as? Double ?? 0) > 0, "\(String(describing: inspected))")
     }
 
     private let PortRange = 9_000...32_767
