@@ -49,7 +49,7 @@ public enum DesiredState {
             item.replicas = item.replicas ?? 1
             return item
         }
-        var specs: [ServiceSpec] = items.isEmpty ? [] : try ServiceRequest(containers: defaulted).validated()
+        var specs: [ServiceSpec] = items.isEmpty ? [] : try ServiceRequest(containers: defaulted).validated(list: "services")
         for index in specs.indices { specs[index].vital = true }
         return (specs, try NodeError.checkRequestID(file.requestId))
     }

@@ -70,7 +70,7 @@ extension NodeAPI {
     /// as the cluster's create request, pinned to `nodeID`: `port` becomes `publish` (none
     /// given: any free port, as seed 004 allocates one).
     static func pinnedCreate(_ request: HTTPRequest, on nodeID: UInt64) throws -> HTTPRequest {
-        var fields: [String: Any]
+        var fields: [String: JSONValue]
         // Form fields when the body is not JSON (curl -d sends either as a form's type).
         let contentType = request.headers["content-type"]?.lowercased() ?? ""
         let looksLikeJSON = request.body.first { ![UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t")].contains($0) } == UInt8(ascii: "{")
@@ -79,28 +79,27 @@ extension NodeAPI {
             for (name, value) in HTTPRequest.formFields(request.body) {
                 // Form values are text: numbers where the field is a number, so that the
                 // JSON checks name a wrong value ("port must be ...").
-                if ["port", "cpu", "memory", "privatePort"].contains(name), let number = Int(value) { fields[name] = number } else { fields[name] = value }
+                if ["port", "cpu", "memory", "privatePort"].contains(name), let number = Int(value) { fields[name] = .number(Double(number)) } else { fields[name] = .string(value) }
             }
         } else {
             guard !request.body.isEmpty else { throw HTTPError(.badRequest, #"request body is empty; expected JSON like {"image": "nginx", "service": "web"} or form fields image, service, port"#) }
-            _ = try JSONBody.decodeStrictly(JSONValue.self, from: request.body)  // a syntax error named as such
-            guard let object = try? JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any] else {
+            guard case .object(let object) = try JSONBody.decodeStrictly(JSONValue.self, from: request.body) else {
                 throw HTTPError(.badRequest, "the body must be a JSON object")
             }
             fields = object
         }
         guard fields["node"] == nil else { throw HTTPError(.badRequest, "unknown field node: a container created on a node goes on that node") }
         switch (fields.removeValue(forKey: "port"), fields["publish"]) {
-        case (let port?, nil): fields["publish"] = port
-        case (nil, nil): fields["publish"] = true
+        case (.number(let port)?, nil) where port == port.rounded() && (1...65_535).contains(port): fields["publish"] = .number(port)
+        case (let port?, nil): throw HTTPError(.badRequest, "port must be a port from 1 to 65535 (leave it out for any free one), got \(port.summary)")
+        case (nil, nil): fields["publish"] = .bool(true)
         case (_?, _?): throw HTTPError(.badRequest, "give port or publish, not both")
         case (nil, _?): break
         }
-        fields["node"] = Int(nodeID)
-        let body = try JSONSerialization.data(withJSONObject: fields)
+        fields["node"] = .number(Double(nodeID))
         var headers = request.headers
         headers.set("Content-Type", "application/json")
-        var forwarded = HTTPRequest(method: "POST", target: "/cluster/containers?view=docker", headers: headers, body: Array(body))
+        var forwarded = HTTPRequest(method: "POST", target: "/cluster/containers?view=docker", headers: headers, body: Array(try JSONEncoder().encode(fields)))
         forwarded.remoteAddress = request.remoteAddress
         return forwarded
     }

@@ -50,14 +50,14 @@ public struct ServiceRequest: Decodable, Sendable {
 
     /// The specs, checked; `single` names the one container in error messages ("" for a
     /// body that is the service itself).
-    func validated(single: String = "container") throws(NodeError) -> [ServiceSpec] {
+    func validated(single: String = "container", list listName: String = "containers") throws(NodeError) -> [ServiceSpec] {
         let list: [(Container, String)]
         switch (container, containers) {
         case (let one?, nil): list = [(one, single)]
         case (nil, let many?):
             guard !many.isEmpty else { throw .invalid("containers is empty; give at least one container") }
             guard many.count <= Self.maxServices else { throw .invalid("containers has \(many.count) entries; at most \(Self.maxServices)") }
-            list = many.enumerated().map { ($0.element, "containers[\($0.offset)]") }
+            list = many.enumerated().map { ($0.element, "\(listName)[\($0.offset)]") }
         case (.some, .some): throw .invalid("give either container or containers, not both")
         case (nil, nil):
             throw .invalid(#"missing field container (or containers), e.g. {"container": {"id": 5, "replicas": 25}}"#)
