@@ -90,14 +90,15 @@ final class ClusterBenchmarks: @unchecked Sendable {
         Self.progress("\(nodes) nodes: first leader \(String(format: "%.2f", startup)) s after spawning")
         var elections: [Double] = []
         var writes: [Double] = []
+        // The experiments' fault driver kills and restarts the leader, and records each fault.
+        let driver = FaultDriver(name: cluster.id, nodes: LocalNodes(cluster: cluster, supervisor: supervisor), http: client, recorder: HistoryRecorder())
         for round in 1...rounds {
             guard let (oldLeader, oldTerm) = try leader(of: cluster, timeout: 10) else { throw LabError("no leader before round \(round)") }
             // Let the cluster settle: a write through the current leader, then a random phase
             // against the heartbeat so the kill does not always land right after one.
             guard write(to: oldLeader, timeout: 5) else { throw LabError("no write before round \(round)") }
             usleep(UInt32(100_000 + Int.random(in: 0..<50_000)))
-            let victim = cluster.nodes.first { $0.port == oldLeader }!
-            victim.killNow()
+            driver.apply(ExperimentPlan.Fault(at: 0, action: "kill", node: cluster.ports.firstIndex(of: oldLeader)))
             let killedAt = Date()
             guard let (newLeader, _) = try leader(of: cluster, excluding: oldLeader, newerThan: oldTerm, timeout: 10) else {
                 throw LabError("no new leader within 10 s in round \(round)")
@@ -110,8 +111,8 @@ final class ClusterBenchmarks: @unchecked Sendable {
             }
             writes.append(Date().timeIntervalSince(killedAt) * 1_000)
             Self.progress("\(nodes) nodes, round \(round)/\(rounds): leader elected after \(Int(elections.last!)) ms, write committed after \(Int(writes.last!)) ms")
-            try supervisor.start(victim, in: cluster)
-            try supervisor.waitUntilReady([victim], seconds: 10)
+            driver.apply(ExperimentPlan.Fault(at: 0, action: "restart"))
+            guard cluster.nodes.first(where: { $0.port == oldLeader })?.status == .running else { throw LabError("node \(oldLeader) did not restart in round \(round)") }
         }
         supervisor.removeCluster(cluster.id, deleteData: true)
         return FailoverRow(nodes: nodes, rounds: rounds, startToLeaderSeconds: startup, electionMilliseconds: Summary(elections), writeMilliseconds: Summary(writes))
