@@ -200,6 +200,11 @@ public struct HTTPResponse: Sendable {
     public var status: HTTPStatus
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// A body written as it is produced (server-sent events): after the head, the server
+    /// calls this on the connection's thread with a writer that returns false once the
+    /// client is gone (or too slow: the socket's send timeout); the connection closes when
+    /// it returns. No Content-Length; `body` is ignored.
+    public var stream: (@Sendable (_ write: ([UInt8]) -> Bool) -> Void)? = nil
 
     public init(status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status

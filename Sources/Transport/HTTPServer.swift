@@ -331,6 +331,18 @@ public final class HTTPServer: @unchecked Sendable {
         // Idle from here, before the client can see the answer: a client that got its answer
         // finds the connection evictable (an eviction now only stops further reads, so the
         // answer being written still arrives whole).
+        if let stream = response.stream {
+            // Streamed until the handler ends it or the client goes: the connection stays busy
+            // (never evicted as idle) and closes afterwards.
+            var head = response
+            head.body = []
+            var bytes = head.serialized(keepAlive: false, includeBody: false)
+            if let range = bytes.firstRange(of: Array("Content-Length: 0\r\n".utf8)) { bytes.removeSubrange(range) }
+            guard (try? Socket.sendAll(client, bytes)) != nil else { return false }
+            if request.method != "HEAD" { stream { chunk in (try? Socket.sendAll(client, chunk)) != nil } }
+            _ = setBusy(client, false)
+            return false
+        }
         let isClosing = setBusy(client, false)
         do {
             try Socket.sendAll(client, response.serialized(keepAlive: keepAlive, includeBody: request.method != "HEAD"))

@@ -12,6 +12,8 @@ struct OrchestratorAPI: Sendable {
     var desiredState: [UInt8]? = nil
     /// Experiments started through the API.
     let experiments = ExperimentRegistry()
+    /// Live events for `GET /events` and `GET /clusters/:id/events`.
+    let events = EventHub()
 
     /// One node as a cluster summary shows it.
     struct NodeSummary: Codable {
@@ -50,6 +52,7 @@ struct OrchestratorAPI: Sendable {
             let cluster = try cluster(request)
             supervisor.log.write("cluster \(cluster.id) deleted (asked by \(request.remoteAddress ?? "a client")): stopping nodes \(cluster.ports), removing \(cluster.dataDirectory)")
             supervisor.removeCluster(cluster.id, deleteData: true)
+            events.publish("cluster", cluster: cluster.id, ["change": "deleted"])
             return HTTPResponse(status: .noContent)
         }
         router.add("GET", "/clusters/:id/stats") { request in JSONBody.response(stats(try cluster(request)), for: request) }
@@ -74,6 +77,8 @@ struct OrchestratorAPI: Sendable {
             }
         }
         addExperimentRoutes(&router)
+        router.add("GET", "/events") { request in try events.response(for: request, cluster: nil) }
+        router.add("GET", "/clusters/:id/events") { request in try events.response(for: request, cluster: try cluster(request).id) }
         router.add("POST", "/clusters/:id/partition") { request in try partition(try cluster(request), request) }
         router.add("POST", "/clusters/:id/heal") { request in try heal(try cluster(request), request) }
         router.add("POST", "/clusters/:id/nodes/:node/:action") { request in try nodeFault(try cluster(request), request) }
@@ -145,6 +150,7 @@ struct OrchestratorAPI: Sendable {
         let highest = supervisor.highestUsedPort ?? searchFrom - 1
         let cluster = try supervisor.createCluster(id: body.id, settings: settings, basePort: nil, searchFrom: max(searchFrom, highest + 1))
         if let desired { try applyDesiredState(desired, to: cluster) }
+        events.publish("cluster", cluster: cluster.id, ["change": "created", "nodes": cluster.ports])
         return JSONBody.response(summary(cluster), status: .created, for: request)
     }
 
@@ -263,7 +269,12 @@ struct OrchestratorAPI: Sendable {
         let query = request.target.firstIndex(of: "?").map { String(request.target[$0...]) } ?? ""
         var headers = HTTPHeaders([("Content-Type", request.headers["content-type"] ?? "application/json")])
         if let key = request.headers["idempotency-key"] { headers.add("Idempotency-Key", key) }
-        return try sendToLeader(cluster, method: request.method, path: path + query, headers: headers, body: request.body)
+        let response = try sendToLeader(cluster, method: request.method, path: path + query, headers: headers, body: request.body)
+        if request.method != "GET", (200..<300).contains(response.status.rawValue) {
+            // A change of the desired state (services, containers, loads, autoscalers, leader).
+            events.publish("change", cluster: cluster.id, ["method": request.method, "path": request.path, "status": response.status.rawValue])
+        }
+        return response
     }
 
     /// Sends one request to the cluster's leader (see `toLeader`).
@@ -305,11 +316,13 @@ struct OrchestratorAPI: Sendable {
         let described = Dictionary(grouping: groups.keys, by: { groups[$0]! }).sorted { $0.key < $1.key }.map { $0.value.sorted() }
         supervisor.log.write("fault: cluster \(cluster.id) partitioned into \(described) (asked by \(request.remoteAddress ?? "a client"))")
         let result = applyLinks(cluster) { from, to in groups[from] == groups[to] ? "1" : "0" }
+        events.publish("fault", cluster: cluster.id, ["action": "partition", "groups": described])
         return JSONBody.response(result, for: request)
     }
 
     private func heal(_ cluster: ManagedCluster, _ request: HTTPRequest) throws -> HTTPResponse {
         supervisor.log.write("fault: cluster \(cluster.id) healed, every link restored (asked by \(request.remoteAddress ?? "a client"))")
+        events.publish("fault", cluster: cluster.id, ["action": "heal"])
         return JSONBody.response(applyLinks(cluster) { _, _ in #"{"up": true, "delayMs": 0, "loss": 0}"# }, for: request)
     }
 
@@ -359,6 +372,7 @@ struct OrchestratorAPI: Sendable {
         default:
             throw HTTPError(.notFound, "unknown action \(action) (kill, stop, pause, resume, restart, isolate)")
         }
+        events.publish("fault", cluster: cluster.id, ["action": action, "node": node.port])
         return JSONBody.response(summary(cluster), for: request)
     }
 }

@@ -98,6 +98,7 @@ enum ServeCommand {
             }
             api.desiredState = Array(data)
         }
+        EventWatcher(hub: api.events, supervisor: supervisor).start()
         let limits = ServerLimits()  // 2,048 connections, 1,024 per client address, 1 MiB bodies
         let server = HTTPServer(host: settings.host, port: settings.port, limits: limits, router: api.router())
         do {
