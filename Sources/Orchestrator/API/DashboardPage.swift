@@ -16,7 +16,8 @@ h1{font-size:18px;margin:0 0 8px}h2{font-size:15px;margin:0 0 6px}
 table.links{border-collapse:collapse;margin-top:8px}table.links td,table.links th{border:1px solid #ddd;padding:2px 6px;text-align:center}
 td.link{cursor:pointer}td.up{background:#d9f2d9}td.cut{background:#f4c7c7}td.slow{background:#fff0c2}td.lossy{background:#ffd9b3}
 .row{display:flex;gap:16px;flex-wrap:wrap;margin-top:8px}.box{flex:1;min-width:280px}
-.log{height:140px;overflow:auto;font:11px monospace;background:#f6f6f6;border:1px solid #ddd;padding:4px}
+.log{height:140px;overflow:auto;font:11px monospace;background:#f6f6f6;border:1px solid #ddd;padding:4px;white-space:pre-wrap}
+td.unknown{background:#eee;color:#777}
 .services td,.services th{padding:2px 6px;text-align:left}
 #error{color:#b00}
 </style></head><body>
@@ -43,6 +44,7 @@ async function call(method, path, body) {
   return text ? JSON.parse(text) : {};
 }
 function linkClass(state) {
+  if (state === undefined || state === null) return "unknown";
   if (state === 1 || state === true) return "up";
   if (state === 0 || state === false) return "cut";
   if (state && state.up === false) return "cut";
@@ -50,7 +52,7 @@ function linkClass(state) {
   if (state && state.delayMs > 0) return "slow";
   return "up";
 }
-function nextLink(cls) { return {up: {up: false}, cut: {up: true, delayMs: 200}, slow: {up: true, loss: 0.3}, lossy: {up: true}}[cls]; }
+function nextLink(cls) { return {up: {up: false}, cut: {up: true, delayMs: 200}, slow: {up: true, loss: 0.3}, lossy: {up: true}, unknown: {up: true}}[cls]; }
 function render(id) {
   const c = clusters.get(id); if (!c || !c.stats) return;
   const s = c.stats;
