@@ -33,8 +33,10 @@ import Testing
         let hub = EventHub(capacity: 1_000)
         var router = Router()
         router.add("GET", "/events") { request in try hub.response(for: request, cluster: nil) }
+        // A long write timeout: a publisher that waited on the stalled subscriber would take at
+        // least that long, so the bound below tells coupling from a slow machine.
         var limits = ServerLimits()
-        limits.writeTimeoutSeconds = 1
+        limits.writeTimeoutSeconds = 60
         let server = HTTPServer(port: OrchestratorHarness.freePortRun(1), limits: limits, router: router)
         try server.start()
         defer { server.stop(graceSeconds: 0) }
@@ -53,7 +55,7 @@ import Testing
         let started = Date()
         for number in 1...5_000 { hub.publish("test", cluster: nil, ["n": number, "padding": padding]) }
         let publishing = Date().timeIntervalSince(started)
-        #expect(publishing < 2, "publishing took \(publishing) s with a stalled subscriber")
+        #expect(publishing < 30, "publishing took \(publishing) s with a stalled subscriber")
         // The reader sees the newest event (skipping what left the ring while it read).
         var received = ""
         var chunk = [UInt8](repeating: 0, count: 65_536)
