@@ -25,9 +25,7 @@ extension ClusterState {
         let port: Int?
         if let service { port = service.publishedPort } else if case .fixed(let fixed) = spec.publish { port = fixed } else { return healthy }
         guard let port else { return [] }
-        return healthy.filter { node in
-            service?.placement[node] == nil && (ports[node]?[port]).map { holder in service.map { holder == .service($0.id) } ?? false } ?? true
-        }
+        return healthy.filter { node in service?.placement[node] == nil && isPortFree(port, on: node, for: service.map { .service($0.id) }) }
     }
 
     /// The port index as the services' and containers' records say it should be, and how
@@ -51,6 +49,12 @@ extension ClusterState {
             if let port = record.publicPort, let node = record.node, record.state != .exited { claim(port, node, .container(record.id)) }
         }
         return (index, conflicts)
+    }
+
+    /// Whether `port` on `node` is free for `holder`: held by nobody, or by `holder` itself.
+    public func isPortFree(_ port: Int, on node: UInt64, for holder: PortHolder?) -> Bool {
+        guard let current = ports[node]?[port] else { return true }
+        return current == holder
     }
 
     mutating func hold(_ port: Int, on node: UInt64, by holder: PortHolder) {

@@ -277,7 +277,7 @@ public struct ClusterState: Sendable {
         guard let total = capacity[node] else { return "\(address(node)) is not a member of the cluster" }
         if spec.publish != .none {
             guard let port else { return "no free port on \(address(node)) in \(PortRequest.automatic)" }
-            if let holder = ports[node]?[port], holder != .container(id) { return "port \(port) on \(address(node)) is taken by \(holder)" }
+            if !isPortFree(port, on: node, for: .container(id)), let holder = ports[node]?[port] { return "port \(port) on \(address(node)) is taken by \(holder)" }
         }
         guard (usageByNode[node] ?? .zero).fits(spec.demand, within: total) else {
             return "\(address(node)) has no room for it (it needs 1 slot, \(spec.cpu)m CPU, \(spec.memory) MB)"
@@ -348,7 +348,7 @@ public struct ClusterState: Sendable {
             }
             var wanted = count
             if service.spec.publish != .none {
-                guard let port = service.publishedPort, (ports[node]?[port]).map({ $0 == .service(service.id) }) ?? true else {
+                guard let port = service.publishedPort, isPortFree(port, on: node, for: .service(service.id)) else {
                     trimmed += count
                     portTaken.append(address(node))
                     continue

@@ -136,22 +136,25 @@ public final class ContainerRuntime: @unchecked Sendable {
     public func list() -> [SimulatedContainer] {
         let nowMs = LoadView.nowMs()
         return lock.withLock {
-            var all = replicas.values.map { replica in
-                var current = replica
-                if let service = services[replica.serviceID ?? 0] {
-                    let use = service.replicaLoad(atMs: nowMs)
-                    current.publicPort = service.publishedPort
-                    current.cpuUsage = use.cpuMillicores
-                    current.memoryUsage = use.memoryMB
-                    current.rxBytesPerSecond = use.rxBytesPerSecond
-                    current.txBytesPerSecond = use.txBytesPerSecond
-                }
-                return current
-            }
+            var all = replicas.values.map { withUse($0, atMs: nowMs) }
             for record in records.values { all.append(SimulatedContainer(record)) }
             all += exited
             return all.sorted { $0.id < $1.id }
         }
+    }
+
+    /// A running replica with its service's load now (the caller holds the lock).
+    private func withUse(_ replica: SimulatedContainer, atMs nowMs: Int64) -> SimulatedContainer {
+        var current = replica
+        if let service = services[replica.serviceID ?? 0] {
+            let use = service.replicaLoad(atMs: nowMs)
+            current.publicPort = service.publishedPort
+            current.cpuUsage = use.cpuMillicores
+            current.memoryUsage = use.memoryMB
+            current.rxBytesPerSecond = use.rxBytesPerSecond
+            current.txBytesPerSecond = use.txBytesPerSecond
+        }
+        return current
     }
 
     /// Forgets an exited replica's container (it is no longer listed); false if there is none.
@@ -164,11 +167,18 @@ public final class ContainerRuntime: @unchecked Sendable {
     }
 
     /// One container, if it is here.
-    public func container(_ id: String) -> SimulatedContainer? { list().first { $0.id == id } }
+    public func container(_ id: String) -> SimulatedContainer? {
+        let nowMs = LoadView.nowMs()
+        return lock.withLock {
+            if let replica = replicas[id] { return withUse(replica, atMs: nowMs) }
+            if id.hasPrefix("c"), let number = Int(id.dropFirst()), let record = records[number] { return SimulatedContainer(record) }
+            return exited.first { $0.id == id }
+        }
+    }
 
-    /// The node's simulated CPU use as a fraction of its capacity (the load it reports).
-    public var load: Double {
-        let used = list().reduce(0) { $0 + $1.cpuUsage }
+    /// The CPU use of `containers` (this node's, as `list()` gave them) as a fraction of its capacity.
+    public func load(of containers: [SimulatedContainer]) -> Double {
+        let used = containers.reduce(0) { $0 + $1.cpuUsage }
         return resources.cpuMillicores == 0 ? 0 : Double(used) / Double(resources.cpuMillicores)
     }
 

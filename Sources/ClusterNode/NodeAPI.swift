@@ -64,7 +64,7 @@ public enum NodeAPI {
         router.add("POST", "/service") { request in
             try onLeader(node, request) {
                 let (specs, bodyRequestID) = try ServiceRequest.specs(from: request.body)
-                let requestID = bodyRequestID ?? request.headers["idempotency-key"] ?? UUID().uuidString
+                let requestID = bodyRequestID ?? NodeAPI.requestID(request)
                 let (records, index, term) = try node.service.createServices(specs, requestID: requestID)
                 let answer = CreatedServices(index: index, term: term, requestId: requestID, leader: address(node.configuration.id),
                                              services: records.map(ServiceView.init))
@@ -176,7 +176,7 @@ public enum NodeAPI {
                 guard scale.replicas >= 0, scale.replicas <= ServiceRequest.maxReplicas else {
                     throw HTTPError(.badRequest, "replicas must be a whole number from 0 to \(ServiceRequest.maxReplicas), got \(scale.replicas)")
                 }
-                let requestID = scale.requestId ?? request.headers["idempotency-key"] ?? UUID().uuidString
+                let requestID = scale.requestId ?? NodeAPI.requestID(request)
                 let result = try node.service.scaleService(id, replicas: scale.replicas, requestID: requestID)
                 return JSONBody.response(ScaledService(requestId: requestID, replicas: result.replicas, index: result.index, term: result.term,
                                                        service: result.service.map(ServiceView.init)), for: request)
@@ -186,7 +186,7 @@ public enum NodeAPI {
             try onLeader(node, request) {
                 let id = try serviceID(request)
                 let (pattern, bodyRequestID) = try LoadPattern.parse(request.body)
-                let requestID = bodyRequestID ?? request.headers["idempotency-key"] ?? UUID().uuidString
+                let requestID = bodyRequestID ?? NodeAPI.requestID(request)
                 let result = try node.service.setLoad(id, pattern: pattern, requestID: requestID)
                 return JSONBody.response(LoadSet(requestId: requestID, index: result.index, term: result.term,
                                                  service: result.service.map { ServiceView($0) }), for: request)
@@ -204,7 +204,7 @@ public enum NodeAPI {
         addClusterContainerRoutes(&router, node)
         router.add("DELETE", "/services/:sid") { request in
             try onLeader(node, request) {
-                let requestID = request.headers["idempotency-key"] ?? UUID().uuidString
+                let requestID = NodeAPI.requestID(request)
                 try node.service.deleteService(try serviceID(request), requestID: requestID)
                 return HTTPResponse(status: .noContent)
             }
@@ -283,7 +283,7 @@ public enum NodeAPI {
                     guard let current else { throw HTTPError(.notFound, "Not found") }
                     if method == "PATCH", current.autoscaler == nil { throw HTTPError(.notFound, "service \(id) has no autoscaler; PUT one first") }
                     let (spec, bodyRequestID) = try AutoscalerRequest.spec(from: request.body, over: method == "PATCH" ? current.autoscaler?.spec : nil)
-                    let requestID = bodyRequestID ?? request.headers["idempotency-key"] ?? UUID().uuidString
+                    let requestID = bodyRequestID ?? NodeAPI.requestID(request)
                     guard let service = try node.service.setAutoscaler(id, spec: spec, requestID: requestID), let autoscaler = service.autoscaler else {
                         throw HTTPError(.notFound, "service \(id) was deleted before this change applied")
                     }
@@ -293,7 +293,7 @@ public enum NodeAPI {
         }
         router.add("DELETE", "/services/:sid/autoscaler") { request in
             try onLeader(node, request) {
-                let requestID = request.headers["idempotency-key"] ?? UUID().uuidString
+                let requestID = NodeAPI.requestID(request)
                 _ = try node.service.setAutoscaler(try serviceID(request), spec: nil, requestID: requestID)
                 return HTTPResponse(status: .noContent)
             }

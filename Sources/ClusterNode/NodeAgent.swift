@@ -11,7 +11,7 @@ extension NodeAPI {
         }
         router.add("GET", "/runtime") { request in
             let containers = node.containers.list()
-            return JSONBody.response(RuntimeView(node: address(node.configuration.id), resources: node.containers.resources, load: node.containers.load,
+            return JSONBody.response(RuntimeView(node: address(node.configuration.id), resources: node.containers.resources, load: node.containers.load(of: containers),
                                                  cores: ContainerRuntime.coreUse(of: containers, millicores: node.containers.resources.cpuMillicores),
                                                  containers: containers), for: request)
         }

@@ -18,7 +18,7 @@ extension ClusterService {
                 return .createContainer(requestID: requestID, spec: spec, node: pinnedTo, pinned: true, atMs: LoadView.nowMs())
             }
             var healthy = placeableNodes(in: state)
-            if case .fixed(let port) = spec.publish { healthy = healthy.filter { state.ports[$0]?[port] == nil } }
+            if case .fixed(let port) = spec.publish { healthy = healthy.filter { state.isPortFree(port, on: $0, for: nil) } }
             let placed = Placement.place(count: 1, demand: spec.demand, capacity: state.capacity, usage: &usage, healthy: healthy,
                                          cpuInUse: state.cpuInUse(atMs: LoadView.nowMs()))
             return .createContainer(requestID: requestID, spec: spec, node: placed.replicas.keys.first, pinned: false, atMs: LoadView.nowMs())

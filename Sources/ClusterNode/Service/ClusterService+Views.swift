@@ -15,8 +15,9 @@ extension ClusterService {
 
     /// `GET /stats`: Raft facts with the term they are true for, the last log entries, load and links.
     func stats(links: LinkTable, lastEntryCount: Int = 10) -> NodeStats {
-        let containerCount = containers.list().count
-        let cpuUsage = containers.load
+        let running = containers.list()
+        let containerCount = running.count
+        let cpuUsage = containers.load(of: running)
         lock.lock()
         defer { lock.unlock() }
         let isLeader = withCore { $0.isLeader }

@@ -7,6 +7,18 @@ private final class ResultSlots<R>: @unchecked Sendable {
     init(count: Int) { results = Array(repeating: nil, count: count) }
 }
 
+/// Starts `body` on a thread of its own, counted in `group` until it returns (for loops that
+/// block: clients, samplers, fault schedules).
+func startThread(in group: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
+    group.enter()
+    let thread = Thread {
+        body()
+        group.leave()
+    }
+    thread.stackSize = 512 * 1024
+    thread.start()
+}
+
 /// Runs `body` for every element on its own thread and returns the results in order: for
 /// a handful of blocking network calls that must overlap (GCD would run two at a time on
 /// two cores).

@@ -84,9 +84,9 @@ final class Nemesis: @unchecked Sendable {
         let schedule = ExperimentPlan(name: "nemesis", seconds: options.seconds, clusters: [], randomFaults: .init(seed: options.seed, every: 1.25)).schedule()
         let end = recorder.started.addingTimeInterval(options.seconds)
         let group = DispatchGroup()
-        for number in 0..<options.clients { spawn(group) { self.clientLoop(number, recorder) } }
-        spawn(group) { self.monitorLoop(ports, recorder) }
-        spawn(group) {
+        for number in 0..<options.clients { startThread(in: group) { self.clientLoop(number, recorder) } }
+        startThread(in: group) { self.monitorLoop(ports, recorder) }
+        startThread(in: group) {
             for fault in schedule {
                 while Date() < recorder.started.addingTimeInterval(fault.at) { usleep(5_000) }
                 guard Date() < end else { break }
@@ -119,14 +119,6 @@ final class Nemesis: @unchecked Sendable {
         return Report(seed: options.seed, seconds: options.seconds, faults: faults, requests: lock.withLock { outcomes },
                       acknowledgedServices: history.operations.filter { $0.outcome == .ok }.count, convergenceSeconds: convergence,
                       committedIndex: logs.through, leaderTerms: leaders.count, problems: problems)
-    }
-
-    private func spawn(_ group: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
-        group.enter()
-        Thread {
-            body()
-            group.leave()
-        }.start()
     }
 
     private var running: Bool { lock.withLock { isRunning } }

@@ -130,6 +130,7 @@ enum ExperimentReport {
         let ok = operations.filter { $0.outcome == .ok }
         let latencies = ok.compactMap(\.latencyMs)
         let perSecond = seconds(of: cluster, in: history, seconds: span)
+        let failovers = failovers(of: cluster, in: history)
         let leaders = history.roles.filter { $0.cluster == cluster && $0.role == "leader" }
         var changes = 0
         var lastLeader: (Int, UInt64?)?
@@ -142,8 +143,7 @@ enum ExperimentReport {
                        latencyP50Ms: percentile(latencies, 0.5), latencyP99Ms: percentile(latencies, 0.99),
                        availability: Double(perSecond.filter { $0.ok > 0 }.count) / Double(perSecond.count),
                        leaderChanges: max(0, changes - 1), highestTerm: history.roles.filter { $0.cluster == cluster }.compactMap(\.term).max() ?? 0,
-                       failoversMs: failovers(of: cluster, in: history).compactMap { $0 },
-                       failoversWithoutLeader: failovers(of: cluster, in: history).filter { $0 == nil }.count)
+                       failoversMs: failovers.compactMap { $0 }, failoversWithoutLeader: failovers.filter { $0 == nil }.count)
     }
 
     // MARK: - Files

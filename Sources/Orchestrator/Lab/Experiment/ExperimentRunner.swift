@@ -116,19 +116,11 @@ final class ExperimentRunner: @unchecked Sendable {
         update { $0.state = "running" }
         // Each node's CPU time from here to the end of the run.
         let cpuAtStart = Dictionary(uniqueKeysWithValues: runs.flatMap(\.cluster.nodes).compactMap { node in
-            node.pid.flatMap { pid in MachineFacts.cpuSeconds(of: pid).map { (node.port, (pid, $0)) } }
+            node.pid.flatMap { pid in ClusterBenchmarks.cpuSeconds(pid).map { (node.port, (pid, $0)) } }
         })
         let end = Date().addingTimeInterval(plan.seconds)
         let group = DispatchGroup()
-        func spawn(_ body: @escaping @Sendable () -> Void) {
-            group.enter()
-            let thread = Thread {
-                body()
-                group.leave()
-            }
-            thread.stackSize = 512 * 1024
-            thread.start()
-        }
+        func spawn(_ body: @escaping @Sendable () -> Void) { startThread(in: group, body) }
         for run in runs {
             for client in 0..<(plan.workload?.clients ?? 2) { spawn { self.clientLoop(run, client, recorder, until: end) } }
             spawn { self.sampleRoles(run, recorder, until: end) }
@@ -148,17 +140,17 @@ final class ExperimentRunner: @unchecked Sendable {
         group.wait()
         let cpuPerNode = Dictionary(uniqueKeysWithValues: runs.flatMap(\.cluster.nodes).compactMap { node -> (Int, Double)? in
             // Only nodes that ran the whole time (a killed or restarted one is another process).
-            guard let pid = node.pid, let (startPID, since) = cpuAtStart[node.port], startPID == pid, let now = MachineFacts.cpuSeconds(of: pid) else { return nil }
+            guard let pid = node.pid, let (startPID, since) = cpuAtStart[node.port], startPID == pid, let now = ClusterBenchmarks.cpuSeconds(pid) else { return nil }
             return (node.port, 100 * (now - since) / max(0.1, recorder.nowMs / 1_000))
         })
         update { $0.state = "healing" }
         parallelMap(runs) { run in run.driver.heal(detail: "heal at the end") }.forEach { _ in }
         let convergence = parallelMap(runs) { [self] run in ClusterChecks.waitForConvergence(run.cluster.ports, http, seconds: plan.settleSeconds ?? 10) }
         update { $0.state = "checking" }
+        for run in runs { recorder.record(leaders: ClusterChecks.leadersByTerm(run.cluster.ports, http), of: run.name) }
+        let history = recorder.snapshot
         var clusters: [ExperimentReport.ClusterResult] = []
         for (run, converged) in zip(runs, convergence) {
-            recorder.record(leaders: ClusterChecks.leadersByTerm(run.cluster.ports, http), of: run.name)
-            let history = recorder.snapshot
             let operations = history.operations.filter { $0.cluster == run.name }
             var verdict = HistoryChecker.check(operations, leadersByTerm: history.leadersByTerm[run.name] ?? [:])
             if converged == nil {
@@ -172,7 +164,6 @@ final class ExperimentRunner: @unchecked Sendable {
             for node in run.cluster.nodes { result.cpuPerNodePercent[String(node.port)] = cpuPerNode[node.port].map { ($0 * 100).rounded() / 100 } }
             clusters.append(result)
         }
-        let history = recorder.snapshot
         let path = outputDirectory + "/history-\(repetition).json"
         try JSONEncoder().encode(history).write(to: URL(fileURLWithPath: path))
         return ExperimentReport.Repetition(number: repetition, history: history, clusters: clusters)

@@ -19,14 +19,6 @@ struct MachineFacts: Codable, Sendable {
                             date: ISO8601DateFormatter().string(from: Date()))
     }
 
-    /// A process's user + system CPU time in seconds (from /proc/PID/stat), nil when it is gone.
-    static func cpuSeconds(of pid: Int32) -> Double? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-    }
-
     /// All cores' busy and total jiffies from the first line of /proc/stat.
     static func cpuTimes() -> (busy: UInt64, total: UInt64)? {
         guard let stat = try? String(contentsOfFile: "/proc/stat", encoding: .utf8), let line = stat.split(separator: "\n").first else { return nil }
