@@ -24,9 +24,7 @@ public enum NodeAPI {
             }
             return JSONBody.response(node.service.logPage(from: try number("from", 1), to: try number("to", UInt64.max)), for: request)
         }
-        router.add("GET", "/metrics") { _ in
-            HTTPResponse(headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4")]), body: Array(node.service.metricsText().utf8))
-        }
+        router.add("GET", "/metrics") { _ in node.service.metricsText().response }
         router.add("POST", "/raft/messages") { request in
             try node.receive(request.body, clusterID: request.headers["x-cluster-id"])
             return HTTPResponse(status: .noContent)
@@ -34,6 +32,10 @@ public enum NodeAPI {
         addServiceRoutes(&router, node)
         addServiceQueryRoutes(&router, node)
         addAgentRoutes(&router, node)
+        let requests = node.service.metrics.requests
+        router.observer = { request, route, status, seconds in
+            requests.observe(method: request.method, route: route, status: status, seconds: seconds)
+        }
         return router
     }
 

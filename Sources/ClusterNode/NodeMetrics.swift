@@ -1,5 +1,6 @@
 import Foundation
 import Raft
+import Transport
 
 /// Counters of one node, for `/metrics` and `/stats`. Thread-safe: every change is one
 /// locked increment.
@@ -18,6 +19,16 @@ final class NodeMetrics: @unchecked Sendable {
     private var commitSeconds = 0.0
     var recoveredEntries: UInt64 = 0
     var truncatedBytes = 0
+    /// From a client's proposal to its commit (as the leader saw it).
+    let commitLatency = Histogram()
+    /// Each fdatasync of the write-ahead log.
+    let fsyncDuration = Histogram()
+    /// From this node's first campaign (pre-vote or vote) after losing its leader until it
+    /// knows a leader again, itself or another.
+    let electionDuration = Histogram()
+    /// Every HTTP request this node answered.
+    let requests = RequestMetrics()
+    private var electionStartedAt: Double?
 
     func increment(_ counter: Counter, by amount: Int = 1) { lock.withLock { counters[counter, default: 0] += amount } }
     subscript(counter: Counter) -> Int { lock.withLock { counters[counter] ?? 0 } }
@@ -27,6 +38,7 @@ final class NodeMetrics: @unchecked Sendable {
             counters[.fsyncs, default: 0] += 1
             fsyncSeconds += seconds
         }
+        fsyncDuration.observe(seconds)
     }
 
     func recordCommit(seconds: Double) {
@@ -34,9 +46,19 @@ final class NodeMetrics: @unchecked Sendable {
             counters[.commits, default: 0] += 1
             commitSeconds += seconds
         }
+        commitLatency.observe(seconds)
     }
 
-    func record(_ event: RaftEvent) {
+    func record(_ event: RaftEvent, now: Double = monotonicSeconds()) {
+        switch event {
+        case .becamePreCandidate, .becameCandidate:
+            lock.withLock { if electionStartedAt == nil { electionStartedAt = now } }
+        case .becameLeader, .becameFollower(_, _?):
+            if let started = lock.withLock({ () -> Double? in defer { electionStartedAt = nil }; return electionStartedAt }) {
+                electionDuration.observe(now - started)
+            }
+        default: break
+        }
         switch event {
         case .becameLeader: increment(.leaderships)
         case .becameCandidate: increment(.elections)

@@ -1,5 +1,6 @@
 import Foundation
 import Raft
+import Transport
 
 /// A node named as users see it: `localhost:8001`.
 func address(_ node: UInt64) -> String { NodeAddress(id: node).description }
@@ -185,6 +186,8 @@ public struct NodeDefinition: Codable, Sendable {
     public var leader: String?
     /// When its role or term last changed, in Unix seconds (as the node applied it).
     public var roleSince: Double? = nil
+    /// How many times this process became leader since it started.
+    public var leaderships: Int? = nil
 }
 
 /// What the leader knows of one follower.
@@ -234,6 +237,9 @@ public struct NodeStats: Codable, Sendable {
     public var leaders: [String: String]
     public var pid: Int32
     public var dataDirectory: String
+    /// Seconds from proposal to commit of the client requests this node led, as a
+    /// histogram since it started (subtract an earlier one for an interval).
+    public var commitLatency: HistogramSnapshot?
 }
 
 extension RaftNode.Role {

@@ -15,24 +15,43 @@ public struct Router: Sendable {
 
     private struct Route: Sendable {
         var method: String
+        var pattern: String
         var segments: [Segment]
         var handler: HTTPHandler
     }
 
     private var routes: [Route] = []
 
+    /// Told of every answered request: the request (with its path parameters), the pattern
+    /// of the route that answered (nil when none matched), the status and the handler's
+    /// seconds. For request metrics.
+    public var observer: (@Sendable (_ request: HTTPRequest, _ route: String?, _ status: HTTPStatus, _ seconds: Double) -> Void)?
+
     public init() {}
+
+    /// Every route's method and pattern (`/clusters/:id/stats`), in the order added.
+    public var registered: [(method: String, pattern: String)] { routes.map { ($0.method, $0.pattern) } }
 
     /// Adds a route. `HEAD` is served by the `GET` route of the same path.
     public mutating func add(_ method: String, _ pattern: String, _ handler: @escaping HTTPHandler) {
         let segments = Self.segments(of: pattern).map { part -> Segment in
             part.hasPrefix(":") ? .parameter(String(part.dropFirst())) : .literal(part)
         }
-        routes.append(Route(method: method.uppercased(), segments: segments, handler: handler))
+        routes.append(Route(method: method.uppercased(), pattern: "/" + Self.segments(of: pattern).joined(separator: "/"), segments: segments, handler: handler))
     }
 
     /// Answers a request: the matching handler's response, or a JSON error.
     public func respond(to request: HTTPRequest) -> HTTPResponse {
+        guard let observer else { return answer(request).response }
+        let started = monotonicSeconds()
+        let (response, route, parameters) = answer(request)
+        var seen = request
+        seen.pathParameters = parameters
+        observer(seen, route, response.status, monotonicSeconds() - started)
+        return response
+    }
+
+    private func answer(_ request: HTTPRequest) -> (response: HTTPResponse, route: String?, parameters: [String: String]) {
         let parts = Self.segments(of: request.path).map { percentDecode($0, plusIsSpace: false) }
         var allowed: [String] = []
         let method = request.method == "HEAD" ? "GET" : request.method
@@ -45,21 +64,21 @@ public struct Router: Sendable {
             var request = request
             request.pathParameters = parameters
             do {
-                return try route.handler(request)
+                return (try route.handler(request), route.pattern, parameters)
             } catch let error as HTTPError {
-                return error.response
+                return (error.response, route.pattern, parameters)
             } catch let error as any HTTPResponseError {
-                return error.httpError.response
+                return (error.httpError.response, route.pattern, parameters)
             } catch {
-                return .error(.internalServerError, "internal error: \(error)")
+                return (.error(.internalServerError, "internal error: \(error)"), route.pattern, parameters)
             }
         }
         if !allowed.isEmpty {
             let allow = Array(Set(allowed + (allowed.contains("GET") ? ["HEAD"] : []))).sorted().joined(separator: ", ")
-            return .error(.methodNotAllowed, "method \(request.method) not allowed on \(request.path) (allowed: \(allow))",
-                          headers: HTTPHeaders([("Allow", allow)]))
+            return (.error(.methodNotAllowed, "method \(request.method) not allowed on \(request.path) (allowed: \(allow))",
+                           headers: HTTPHeaders([("Allow", allow)])), nil, [:])
         }
-        return .error(.notFound, "no route for \(request.method) \(request.path)")
+        return (.error(.notFound, "no route for \(request.method) \(request.path)"), nil, [:])
     }
 
     private static func segments(of path: String) -> [String] {

@@ -9,12 +9,7 @@ import Transport
 /// our own HTTP client) against a real orchestrator: the dashboard shows the cluster, and
 /// clicks cut a link, kill the leader and submit a service.
 enum Browser {
-    static func find(_ name: String) -> String? {
-        for directory in ["/usr/bin", "/usr/local/bin", "/usr/lib/chromium"] where FileManager.default.isExecutableFile(atPath: directory + "/" + name) {
-            return directory + "/" + name
-        }
-        return nil
-    }
+    static func find(_ name: String) -> String? { TestTools.find(name) }
 
     static var isAvailable: Bool { find("chromedriver") != nil && (find("chromium") != nil || find("chromium-browser") != nil) }
 }

@@ -9,7 +9,8 @@ extension ClusterService {
         return withCore { core in
             NodeDefinition(id: configuration.id, address: address(configuration.id), cluster: configuration.clusterID,
                            peers: core.membership.members.map(\.rawValue).sorted().filter { $0 != configuration.id }.map(address),
-                           state: core.role.apiName, term: core.currentTerm.rawValue, leader: core.leaderID.map { address($0.rawValue) }, roleSince: since)
+                           state: core.role.apiName, term: core.currentTerm.rawValue, leader: core.leaderID.map { address($0.rawValue) }, roleSince: since,
+                           leaderships: metrics[.leaderships])
         }
     }
 
@@ -44,7 +45,7 @@ extension ClusterService {
                 learners: core.membership.learners.sorted().map { address($0.rawValue) },
                 snapshotIndex: core.snapshot?.metadata.index.rawValue ?? 0, firstLogIndex: log.firstIndex.rawValue,
                 leaders: Dictionary(uniqueKeysWithValues: leaderHistory.map { (String($0.key), address($0.value)) }),
-                pid: getpid(), dataDirectory: configuration.dataDirectory)
+                pid: getpid(), dataDirectory: configuration.dataDirectory, commitLatency: metrics.commitLatency.snapshot)
         }
     }
 
@@ -80,7 +81,7 @@ extension ClusterService {
     func recentServiceCalls() -> [ServiceCall] { lock.withLock { serviceCallOrder.compactMap { serviceCalls[$0] } } }
 
     /// The Prometheus text of this node.
-    func metricsText() -> String {
+    func metricsText() -> MetricsText {
         let applied = lock.withLock { state.appliedIndex }
         let (role, term, commit, last, progress) = withCore { core -> (String, UInt64, UInt64, UInt64, [(UInt64, UInt64)]) in
             let progress = core.membership.members.sorted().compactMap { member in core.progress(of: member).map { (member.rawValue, $0.matchIndex.rawValue) } }
@@ -101,10 +102,14 @@ extension ClusterService {
         let durations = metrics.durations
         text.counter("node_fsync_seconds_total", "Seconds spent in fdatasync.", durations.fsync, labels: labels)
         text.counter("node_commit_wait_seconds_total", "Seconds clients waited for commits (divide by node_commits_total for the mean).", durations.commit, labels: labels)
+        text.histogram("raft_commit_duration_seconds", "Seconds from a client's proposal to its commit, on the leader that proposed it.", metrics.commitLatency.snapshot, labels: labels)
+        text.histogram("raft_fsync_duration_seconds", "Seconds of each fdatasync of the write-ahead log.", metrics.fsyncDuration.snapshot, labels: labels)
+        text.histogram("raft_election_duration_seconds", "Seconds from this node's first campaign after losing its leader until it knew a leader again.", metrics.electionDuration.snapshot, labels: labels)
+        metrics.requests.write(into: &text, labels: labels)
         for (peer, match) in progress where peer != configuration.id {
             text.gauge("raft_follower_match_index", "Leader's match index for each follower.", Double(match), labels: labels.merging(["peer": address(peer)]) { $1 })
         }
-        return text.rendered
+        return text
     }
 
     private func snakeCase(_ name: String) -> String {

@@ -14,6 +14,10 @@ struct OrchestratorAPI: Sendable {
     let experiments = ExperimentRegistry()
     /// Live events for `GET /events` and `GET /clusters/:id/events`.
     let events = EventHub()
+    /// `http_request_duration_seconds` of this API.
+    let requests = RequestMetrics()
+    /// Per-cluster counts for `GET /metrics`.
+    let clusterMetrics = ClusterMetrics()
 
     /// One node as a cluster summary shows it.
     struct NodeSummary: Codable {
@@ -52,6 +56,7 @@ struct OrchestratorAPI: Sendable {
             let cluster = try cluster(request)
             supervisor.log.write("cluster \(cluster.id) deleted (asked by \(request.remoteAddress ?? "a client")): stopping nodes \(cluster.ports), removing \(cluster.dataDirectory)")
             supervisor.removeCluster(cluster.id, deleteData: true)
+            clusterMetrics.forget(cluster: cluster.id)
             events.publish("cluster", cluster: cluster.id, ["change": "deleted"])
             return HTTPResponse(status: .noContent)
         }
@@ -86,18 +91,8 @@ struct OrchestratorAPI: Sendable {
         router.add("POST", "/clusters/:id/partition") { request in try partition(try cluster(request), request) }
         router.add("POST", "/clusters/:id/heal") { request in try heal(try cluster(request), request) }
         router.add("POST", "/clusters/:id/nodes/:node/:action") { request in try nodeFault(try cluster(request), request) }
-        router.add("GET", "/metrics") { _ in
-            var text = MetricsText()
-            let clusters = supervisor.allClusters
-            text.gauge("orchestrator_clusters", "Clusters managed.", Double(clusters.count))
-            for cluster in clusters {
-                for node in cluster.nodes {
-                    text.gauge("orchestrator_node_up", "1 when the node process runs.", node.status == .running ? 1 : 0,
-                               labels: ["cluster": cluster.id, "node": "localhost:\(node.port)", "process": node.status.rawValue])
-                }
-            }
-            return HTTPResponse(headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4")]), body: Array(text.rendered.utf8))
-        }
+        router.add("GET", "/metrics") { _ in metricsText().response }
+        router.observer = { request, route, status, seconds in observe(request, route: route, status: status, seconds: seconds) }
         return router
     }
 

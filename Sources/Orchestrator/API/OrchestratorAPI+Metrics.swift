@@ -1,0 +1,98 @@
+import ClusterNode
+import Foundation
+import Transport
+
+/// What the orchestrator counts for `GET /metrics` beyond its request histograms: API
+/// requests per cluster, and leader changes per cluster accumulated from each node's own
+/// count of leaderships (a node that restarts counts from zero again; a leadership won
+/// and lost by a node killed between two scrapes is missed).
+final class ClusterMetrics: @unchecked Sendable {
+    private let lock = NSLock()
+    private var requests: [String: [String: Int]] = [:]  // cluster → status class → count
+    private var leaderships: [String: Int] = [:]  // "cluster/port" → the node's last count
+    private var leaderChanges: [String: Int] = [:]
+
+    func countRequest(cluster: String, status: HTTPStatus) {
+        lock.withLock { requests[cluster, default: [:]]["\(status.rawValue / 100)xx", default: 0] += 1 }
+    }
+
+    /// Adds what a node reports now to its cluster's leader changes.
+    func observeLeaderships(cluster: String, port: Int, count: Int) {
+        lock.withLock {
+            let key = "\(cluster)/\(port)"
+            let last = leaderships[key] ?? 0
+            leaderChanges[cluster, default: 0] += count >= last ? count - last : count
+            leaderships[key] = count
+        }
+    }
+
+    /// Forgets a deleted cluster's series.
+    func forget(cluster: String) {
+        lock.withLock {
+            requests[cluster] = nil
+            leaderChanges[cluster] = nil
+            leaderships = leaderships.filter { !$0.key.hasPrefix(cluster + "/") }
+        }
+    }
+
+    func values(cluster: String) -> (requests: [String: Int], leaderChanges: Int) {
+        lock.withLock { (requests[cluster] ?? [:], leaderChanges[cluster] ?? 0) }
+    }
+}
+
+extension OrchestratorAPI {
+    /// Node states in `orchestrator_cluster_nodes`: the roles, then why a node plays none.
+    static let nodeStates = ["leader", "follower", "candidate", "paused", "stopped", "unreachable"]
+
+    /// `GET /metrics`: every cluster in one scrape. Nodes are asked for their role
+    /// concurrently, a quarter second at most each.
+    func metricsText() -> MetricsText {
+        var text = MetricsText()
+        let clusters = supervisor.allClusters
+        text.gauge("orchestrator_clusters", "Clusters managed.", Double(clusters.count))
+        let views = parallelMap(clusters) { cluster in (cluster, cluster.client.definitions(timeoutSeconds: 0.25)) }
+        for (cluster, definitions) in views {
+            let labels = ["cluster": cluster.id]
+            var states = Dictionary(uniqueKeysWithValues: Self.nodeStates.map { ($0, 0) })
+            var term: UInt64 = 0
+            for node in cluster.nodes {
+                let answered = definitions.first { $0.port == node.port }?.definition
+                text.gauge("orchestrator_node_up", "1 when the node process runs.", node.status == .running ? 1 : 0,
+                           labels: ["cluster": cluster.id, "node": "localhost:\(node.port)", "process": node.status.rawValue])
+                if let answered {
+                    states[answered.state, default: 0] += 1
+                    term = max(term, answered.term)
+                    if let count = answered.leaderships { clusterMetrics.observeLeaderships(cluster: cluster.id, port: node.port, count: count) }
+                } else {
+                    switch node.status {
+                    case .paused: states["paused", default: 0] += 1
+                    case .running: states["unreachable", default: 0] += 1
+                    case .stopped, .killed, .exited: states["stopped", default: 0] += 1
+                    }
+                }
+            }
+            for (state, count) in states.sorted(by: { $0.key < $1.key }) {
+                text.gauge("orchestrator_cluster_nodes", "Nodes of the cluster by what they are now: a Raft role, or paused, stopped or unreachable.",
+                           Double(count), labels: labels.merging(["state": state]) { $1 })
+            }
+            text.gauge("orchestrator_cluster_term", "Highest Raft term a node of the cluster reports.", Double(term), labels: labels)
+            let counted = clusterMetrics.values(cluster: cluster.id)
+            text.counter("orchestrator_cluster_leader_changes_total", "Times a node of the cluster became leader, from the nodes' own counts.",
+                         Double(counted.leaderChanges), labels: labels)
+            for code in ["2xx", "3xx", "4xx", "5xx"] {
+                text.counter("orchestrator_cluster_api_requests_total", "API requests about the cluster (paths under /clusters/:id), by status class.",
+                             Double(counted.requests[code] ?? 0), labels: labels.merging(["code": code]) { $1 })
+            }
+        }
+        requests.write(into: &text)
+        return text
+    }
+
+    /// Counts every answered request by route, and per cluster where the path names one.
+    func observe(_ request: HTTPRequest, route: String?, status: HTTPStatus, seconds: Double) {
+        requests.observe(method: request.method, route: route, status: status, seconds: seconds)
+        if let id = request.pathParameters["id"], route?.hasPrefix("/clusters/:id") == true, supervisor.cluster(id) != nil {
+            clusterMetrics.countRequest(cluster: id, status: status)
+        }
+    }
+}
