@@ -52,8 +52,8 @@ final class WebDriver {
     func open(_ url: String) throws { try call("POST", "/session/\(session)/url", #"{"url": "\#(url)"}"#) }
 
     /// Runs `script` in the page and returns its value.
-    func run(_ script: String) throws -> Any? {
-        let body = try JSONSerialization.data(withJSONObject: ["script": script, "args": []])
+    func run(_ script: String, _ arguments: String...) throws -> Any? {
+        let body = try JSONSerialization.data(withJSONObject: ["script": script, "args": arguments])
         return try call("POST", "/session/\(session)/execute/sync", String(decoding: body, as: UTF8.self))["value"]
     }
 
@@ -124,6 +124,41 @@ final class WebDriver {
         _ = try browser.run("const i = document.querySelector('.new-replicas'); i.value = '4'; document.querySelector('.submit-service').click();")
         #expect(try browser.wait("[...document.querySelectorAll('tr[data-service] td.placement')].some(td => td.textContent.includes('×'))", seconds: 5) != nil)
         try browser.screenshot(to: shots + "/4-service.png")
+
+        // The timeline shows both leaders' terms and the kill; the commit rate and latency show.
+        #expect(try browser.wait("document.querySelectorAll('svg.timeline rect[data-role=\"leader\"]').length >= 2 && document.querySelectorAll('svg.timeline line.fault').length >= 1", seconds: 5) != nil)
+        #expect(try browser.wait("document.querySelector('.rate').textContent.includes('commits/s')", seconds: 10) != nil)
+
+        // Partition by groups: two followers in group B are cut from the rest, both ways.
+        let living = try orchestrator.nodes().filter { $0.port != leader }.map(\.port)
+        let groupB = Array(living.prefix(2))
+        for port in groupB {
+            _ = try browser.run("const s = document.querySelector('.node[data-node=\"\(port)\"] select.group'); s.value = 'B'; s.dispatchEvent(new Event('change'));")
+        }
+        _ = try browser.run("document.querySelector('button.partition').click()")
+        let other = try #require(living.first { !groupB.contains($0) })
+        #expect(try browser.wait("document.querySelector('td.link[data-from=\"\(groupB[0])\"][data-to=\"\(other)\"]').dataset.state === 'cut'", seconds: 5) != nil)
+        let cutTable = try orchestrator.json("GET", "/connections", port: groupB[0]).body as? [String: Any]
+        #expect(cutTable?["localhost:\(other)"] as? Int == 0 && cutTable?["localhost:\(groupB[1])"] as? Int == 1, "\(String(describing: cutTable))")
+        try browser.screenshot(to: shots + "/5-partitioned.png")
+
+        // An experiment started from the page runs, and its report opens from the list.
+        let plan = #"{"name": "page", "seconds": 2, "clusters": [{"name": "one", "nodes": 3}], "workload": {"clients": 1}, "faults": []}"#
+        _ = try browser.run("document.getElementById('experiments').open = true; document.getElementById('plan').value = arguments[0]; document.getElementById('startExperiment').click();", plan)
+        #expect(try browser.wait("!!document.querySelector('#experimentList a[href$=\"/report\"]')", seconds: 40) != nil)
+        let href = try browser.run("return document.querySelector('#experimentList a').getAttribute('href')") as? String
+        let report = try orchestrator.client.send("GET", host: "127.0.0.1", port: orchestrator.port, path: try #require(href))
+        #expect(report.status == .ok && report.bodyText.contains("<svg"))
+        try browser.screenshot(to: shots + "/6-experiment.png")
+
+        // Heal, then grow the cluster to six nodes by click (the prompt answered by the test).
+        _ = try browser.run("document.querySelector('.cluster h2 button').click()")
+        #expect(try browser.wait("document.querySelector('td.link[data-from=\"\(groupB[0])\"][data-to=\"\(other)\"]').dataset.state === 'up'", seconds: 5) != nil)
+        _ = try browser.run("window.prompt = () => '6'; document.querySelector('button.resize').click();")
+        #expect(try browser.wait("document.querySelectorAll('#cluster-0 .node').length === 6 && document.querySelectorAll('#cluster-0 .node.leader').length === 1", seconds: 30) != nil)
+        #expect(try orchestrator.nodes().count == 6)
+        try browser.screenshot(to: shots + "/7-resized.png")
+
         let errors = try browser.consoleErrors()
         #expect(errors.isEmpty, "console errors: \(errors)")
         print("dashboard screenshots: \(shots)")

@@ -12,7 +12,7 @@ final class EventWatcher: @unchecked Sendable {
     let http: HTTPClient
     private var roles: [String: String] = [:]  // "cluster/port" → "role term leader"
     private var leaders: [String: String] = [:]  // cluster → leader address
-    private var commits: [String: (index: UInt64, time: Date)] = [:]
+    private var commits: [String: (index: UInt64, time: Date, port: Int, latency: HistogramSnapshot?)] = [:]
     private var links: [Int: String] = [:]  // port → its link table's JSON
 
     init(hub: EventHub, supervisor: ClusterSupervisor) {
@@ -80,9 +80,18 @@ final class EventWatcher: @unchecked Sendable {
             let now = Date()
             if let last = commits[cluster.id], stats.commitIndex != last.index {
                 let rate = Double(stats.commitIndex &- last.index) / max(0.001, now.timeIntervalSince(last.time))
-                hub.publish("commit", cluster: cluster.id, ["commitIndex": stats.commitIndex, "term": stats.term, "perSecond": (rate * 10).rounded() / 10])
+                var fields: [String: Any] = ["commitIndex": stats.commitIndex, "term": stats.term, "perSecond": (rate * 10).rounded() / 10]
+                // Client commit latency over the interval, from the leader's histogram (not
+                // across a change of leader: the new one's counts began elsewhere).
+                if let latency = stats.commitLatency, last.port == port, let earlier = last.latency {
+                    let interval = latency.since(earlier)
+                    if interval.count > 0, let p50 = interval.quantile(0.5), let p99 = interval.quantile(0.99) {
+                        fields["latencyMs"] = ["p50": (p50 * 10_000).rounded() / 10, "p99": (p99 * 10_000).rounded() / 10, "requests": interval.count]
+                    }
+                }
+                hub.publish("commit", cluster: cluster.id, fields)
             }
-            commits[cluster.id] = (stats.commitIndex, now)
+            commits[cluster.id] = (stats.commitIndex, now, port, stats.commitLatency)
         }
         for node in cluster.nodes where node.status == .running {
             guard let response = try? http.send("GET", host: "127.0.0.1", port: node.port, path: "/connections", timeoutSeconds: 0.3),

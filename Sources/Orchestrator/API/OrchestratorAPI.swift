@@ -203,6 +203,9 @@ struct OrchestratorAPI: Sendable {
         /// Row: from, column: to; 1 up, 0 cut, or the link's faults.
         var links: [String: [String: LinkState]]
         var services: [ServiceView]
+        /// Why `services` is empty although there may be services: no leader, or the
+        /// leader could not read them (a minority leader cannot confirm it still leads).
+        var servicesError: String?
     }
 
     /// A node's stats, or why they could not be had.
@@ -250,14 +253,24 @@ struct OrchestratorAPI: Sendable {
         let stale = claimants.filter { $0.term < (leader?.term ?? 0) }.map { StaleLeader(address: $0.address, term: $0.term) }
         var links: [String: [String: LinkState]] = [:]
         for stats in accessible { links[stats.address] = stats.connections }
+        // A failed read leaves the list empty and says why; the node reports above still stand.
         var services: [ServiceView] = []
-        if let leader, let response = try? supervisor.client.get(host: "127.0.0.1", port: Int(leader.id), path: "/services", timeoutSeconds: 1),
-           response.status == .ok, let list = try? JSONBody.decode(ListEnvelope<ServiceView>.self, from: response.body)
-        {
-            services = list.results  // a failed read leaves the list empty; the node reports above still stand
+        var servicesError: String? = "no leader"
+        if let leader {
+            do {
+                let response = try supervisor.client.get(host: "127.0.0.1", port: Int(leader.id), path: "/services", timeoutSeconds: 1)
+                if response.status == .ok {
+                    services = try JSONBody.decode(ListEnvelope<ServiceView>.self, from: response.body).results
+                    servicesError = nil
+                } else {
+                    servicesError = "the leader answered \(response.status.rawValue): " + ((try? JSONBody.decode([String: String].self, from: response.body))?["error"] ?? response.bodyText)
+                }
+            } catch {
+                servicesError = "the leader did not answer: \(error)"
+            }
         }
         return ClusterStats(cluster: cluster.id, leader: leader?.address, term: leader?.term, staleLeaders: stale,
-                            nodes: reports, links: links, services: services)
+                            nodes: reports, links: links, services: services, servicesError: servicesError)
     }
 
     // MARK: - Leader requests
