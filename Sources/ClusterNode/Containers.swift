@@ -111,9 +111,9 @@ struct ContainerRequest: Decodable {
             if let value, value.isEmpty || value.utf8.count > 256 { throw .invalid("\(field) must be a non-empty string of at most 256 bytes") }
         }
         let cpu = request.cpu ?? ServiceSpec.defaultCPU
-        guard cpu >= 1, cpu <= 256_000 else { throw .invalid("cpu must be millicores from 1 to 256000, got \(cpu)") }
+        guard ServiceRequest.cpuMillicores.contains(cpu) else { throw .invalid("cpu must be millicores from 1 to \(ServiceRequest.cpuMillicores.upperBound), got \(cpu)") }
         let memory = request.memory ?? ServiceSpec.defaultMemory
-        guard memory >= 1, memory <= 1_048_576 else { throw .invalid("memory must be MB from 1 to 1048576, got \(memory)") }
+        guard ServiceRequest.memoryMB.contains(memory) else { throw .invalid("memory must be MB from 1 to \(ServiceRequest.memoryMB.upperBound), got \(memory)") }
         let spec = ContainerSpec(name: request.name, image: image, cmd: cmd, cpu: cpu, memory: memory, service: request.service,
                                  publish: try PortRequest.parse(request.publish, field: "publish"),
                                  privatePort: try PortRequest.privatePort(request.privatePort, field: "privatePort"))

@@ -32,6 +32,7 @@ public enum NodeAPI {
         addServiceRoutes(&router, node)
         addServiceQueryRoutes(&router, node)
         addAgentRoutes(&router, node)
+        router.serveOpenAPI(NodeAPIDocument.document())
         let requests = node.service.metrics.requests
         router.observer = { request, route, status, seconds in
             requests.observe(method: request.method, route: route, status: status, seconds: seconds)
@@ -66,7 +67,7 @@ public enum NodeAPI {
         router.add("POST", "/service") { request in
             try onLeader(node, request) {
                 let (specs, bodyRequestID) = try ServiceRequest.specs(from: request.body)
-                let requestID = bodyRequestID ?? NodeAPI.requestID(request)
+                let requestID = try bodyRequestID ?? NodeAPI.requestID(request)
                 let (records, index, term) = try node.service.createServices(specs, requestID: requestID)
                 let answer = CreatedServices(index: index, term: term, requestId: requestID, leader: address(node.configuration.id),
                                              services: records.map(ServiceView.init))
@@ -85,6 +86,9 @@ public enum NodeAPI {
             try onLeader(node, request) {
                 struct Add: Decodable { var node: JSONValue }
                 let target = try memberID(try JSONBody.decode(Add.self, from: request).node)
+                if !node.service.membershipView().voters.contains(address(target)), !node.service.membershipView().learners.contains(address(target)) {
+                    try checkAnswersAsMember(node, target)
+                }
                 return JSONBody.response(try node.service.addMember(target), for: request)
             }
         }
@@ -178,7 +182,7 @@ public enum NodeAPI {
                 guard scale.replicas >= 0, scale.replicas <= ServiceRequest.maxReplicas else {
                     throw HTTPError(.badRequest, "replicas must be a whole number from 0 to \(ServiceRequest.maxReplicas), got \(scale.replicas)")
                 }
-                let requestID = scale.requestId ?? NodeAPI.requestID(request)
+                let requestID = try NodeError.checkRequestID(scale.requestId) ?? NodeAPI.requestID(request)
                 let result = try node.service.scaleService(id, replicas: scale.replicas, requestID: requestID)
                 return JSONBody.response(ScaledService(requestId: requestID, replicas: result.replicas, index: result.index, term: result.term,
                                                        service: result.service.map(ServiceView.init)), for: request)
@@ -188,7 +192,7 @@ public enum NodeAPI {
             try onLeader(node, request) {
                 let id = try serviceID(request)
                 let (pattern, bodyRequestID) = try LoadPattern.parse(request.body)
-                let requestID = bodyRequestID ?? NodeAPI.requestID(request)
+                let requestID = try bodyRequestID ?? NodeAPI.requestID(request)
                 let result = try node.service.setLoad(id, pattern: pattern, requestID: requestID)
                 return JSONBody.response(LoadSet(requestId: requestID, index: result.index, term: result.term,
                                                  service: result.service.map { ServiceView($0) }), for: request)
@@ -206,7 +210,7 @@ public enum NodeAPI {
         addClusterContainerRoutes(&router, node)
         router.add("DELETE", "/services/:sid") { request in
             try onLeader(node, request) {
-                let requestID = NodeAPI.requestID(request)
+                let requestID = try NodeAPI.requestID(request)
                 try node.service.deleteService(try serviceID(request), requestID: requestID)
                 return HTTPResponse(status: .noContent)
             }
@@ -260,6 +264,9 @@ public enum NodeAPI {
         try onLeader(node, request) {
             let (spec, pinnedTo, bodyRequestID) = try ContainerRequest.spec(from: request.body)
             let record = try node.service.createContainer(spec, pinnedTo: pinnedTo, requestID: bodyRequestID ?? requestID(request))
+            guard request.query["view"] == nil || request.query["view"] == "docker" else {
+                throw HTTPError(.badRequest, "view must be docker (Docker's inspect shape) or left out, got \(JSONText.quote(request.query["view"] ?? ""))")
+            }
             if request.query["view"] == "docker" {
                 return JSONBody.response(DockerContainer(SimulatedContainer(record)), status: .created, for: request)
             }
@@ -272,7 +279,14 @@ public enum NodeAPI {
         return id
     }
 
-    static func requestID(_ request: HTTPRequest) -> String { request.headers["idempotency-key"] ?? UUID().uuidString }
+    /// The request's `Idempotency-Key` (checked like a body's `requestId`), or a fresh UUID.
+    static func requestID(_ request: HTTPRequest) throws(NodeError) -> String {
+        do {
+            return try NodeError.checkRequestID(request.headers["idempotency-key"]) ?? UUID().uuidString
+        } catch {
+            throw .invalid("Idempotency-Key must be a non-empty string of at most 256 bytes")
+        }
+    }
 
     /// Seed 002's autoscaler per service: `PUT` sets it, `PATCH` changes some settings (the
     /// others keep their values), `DELETE` stops it, `GET` shows it and its latest steps.
@@ -285,7 +299,7 @@ public enum NodeAPI {
                     guard let current else { throw HTTPError(.notFound, "Not found") }
                     if method == "PATCH", current.autoscaler == nil { throw HTTPError(.notFound, "service \(id) has no autoscaler; PUT one first") }
                     let (spec, bodyRequestID) = try AutoscalerRequest.spec(from: request.body, over: method == "PATCH" ? current.autoscaler?.spec : nil)
-                    let requestID = bodyRequestID ?? NodeAPI.requestID(request)
+                    let requestID = try bodyRequestID ?? NodeAPI.requestID(request)
                     guard let service = try node.service.setAutoscaler(id, spec: spec, requestID: requestID), let autoscaler = service.autoscaler else {
                         throw HTTPError(.notFound, "service \(id) was deleted before this change applied")
                     }
@@ -295,7 +309,7 @@ public enum NodeAPI {
         }
         router.add("DELETE", "/services/:sid/autoscaler") { request in
             try onLeader(node, request) {
-                let requestID = NodeAPI.requestID(request)
+                let requestID = try NodeAPI.requestID(request)
                 _ = try node.service.setAutoscaler(try serviceID(request), spec: nil, requestID: requestID)
                 return HTTPResponse(status: .noContent)
             }
@@ -326,6 +340,21 @@ public enum NodeAPI {
         var services: [ServiceView]
     }
 
+    /// A node joins only if it runs and belongs to this cluster: a learner nobody runs would
+    /// stay in the membership and the request would wait for it to catch up in vain.
+    private static func checkAnswersAsMember(_ node: Node, _ target: UInt64) throws(NodeError) {
+        let definition: NodeDefinition
+        do {
+            let response = try node.client.send("GET", host: "127.0.0.1", port: Int(target), path: "/", timeoutSeconds: 1)
+            definition = try JSONBody.decode(NodeDefinition.self, from: response.body)
+        } catch {
+            throw .rejected("\(address(target)) does not answer as a node (\(error)); start it with --cluster \(node.configuration.clusterID) first")
+        }
+        guard definition.cluster == node.configuration.clusterID else {
+            throw .rejected("\(address(target)) is a node of cluster \(definition.cluster), not \(node.configuration.clusterID)")
+        }
+    }
+
     /// A node named in a body: its port, or "localhost:PORT".
     static func memberID(_ value: JSONValue) throws(NodeError) -> UInt64 {
         switch value {
@@ -344,6 +373,8 @@ public enum NodeAPI {
     /// Runs `body` here when this node leads; otherwise forwards the request to the leader
     /// (once: a forwarded request is never forwarded again) or answers 503 naming none.
     static func onLeader(_ node: Node, _ request: HTTPRequest, _ body: () throws -> HTTPResponse) throws -> HTTPResponse {
+        // A malformed Idempotency-Key is refused even where a body's requestId takes precedence.
+        if request.headers["idempotency-key"] != nil { _ = try requestID(request) }
         do {
             return try body()
         } catch NodeError.notLeader(let knownLeader) {

@@ -31,6 +31,9 @@ public struct ServiceRequest: Decodable, Sendable {
 
     /// Replicas one request may ask for per service: more than any experiment on one machine needs.
     public static let maxReplicas = 100_000
+    /// What one replica or container may ask for: CPU in millicores, memory in MB.
+    public static let cpuMillicores = 1...256_000
+    public static let memoryMB = 1...1_048_576
     /// Services one request may create.
     public static let maxServices = 1_000
 
@@ -76,9 +79,9 @@ public struct ServiceRequest: Decodable, Sendable {
                 throw .invalid("\(Self.field(path, "replicas")) must be a whole number from 1 to \(Self.maxReplicas), got \(replicas)")
             }
             let cpu = item.cpu ?? ServiceSpec.defaultCPU
-            guard cpu >= 1, cpu <= 256_000 else { throw .invalid("\(Self.field(path, "cpu")) must be millicores from 1 to 256000, got \(cpu)") }
+            guard Self.cpuMillicores.contains(cpu) else { throw .invalid("\(Self.field(path, "cpu")) must be millicores from 1 to \(Self.cpuMillicores.upperBound), got \(cpu)") }
             let memory = item.memory ?? ServiceSpec.defaultMemory
-            guard memory >= 1, memory <= 1_048_576 else { throw .invalid("\(Self.field(path, "memory")) must be MB from 1 to 1048576, got \(memory)") }
+            guard Self.memoryMB.contains(memory) else { throw .invalid("\(Self.field(path, "memory")) must be MB from 1 to \(Self.memoryMB.upperBound), got \(memory)") }
             for (field, value) in [("name", item.name), ("description", item.description), ("label", item.label), ("image", item.image)] {
                 if let value, value.utf8.count > 256 { throw .invalid("\(Self.field(path, field)) is longer than 256 bytes") }
             }

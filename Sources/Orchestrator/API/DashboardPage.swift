@@ -238,7 +238,11 @@ for (const type of ["role", "leader", "commit", "links", "fault", "change", "clu
     c.log.push(time + " " + type + " " + detail); if (c.log.length > 500) c.log.splice(0, c.log.length - 500);
     if (type === "role") c.roles.push({time: data.time, node: String(data.node), role: data.process !== "running" ? (data.process === "paused" ? "paused" : "down") : data.role, term: data.term});
     if (type === "fault" || type === "change") c.faults.push({time: data.time, text: time + " " + type + " " + detail});
-    if (type === "commit") { c.rates.push({perSecond: data.perSecond, latencyMs: data.latencyMs}); if (c.rates.length > 60) c.rates.shift(); }
+    if (type === "commit") {  // only the rate changes: no need to ask the nodes again
+      c.rates.push({perSecond: data.perSecond, latencyMs: data.latencyMs}); if (c.rates.length > 60) c.rates.shift();
+      const rate = c.el && c.el.querySelector(".rate"); if (rate) rate.replaceWith(rateView(c));
+      return;
+    }
     const horizon = Date.now() / 1000 - 2 * windowSeconds;
     if (c.roles.length > 2000 || (c.roles[0] && c.roles[0].time < horizon)) c.roles = c.roles.filter((r, i, all) => r.time >= horizon || !all.slice(i + 1).some(o => o.node === r.node && o.time < horizon));
     if (c.faults.length > 200) c.faults.splice(0, c.faults.length - 200);
@@ -247,7 +251,9 @@ for (const type of ["role", "leader", "commit", "links", "fault", "change", "clu
 }
 loadClusters();
 loadExperiments();
-setInterval(() => { for (const id of clusters.keys()) refresh(id); }, 3000);
+// Events drive refreshes; this catches what no event reports (loads, CPU) without asking
+// 20 clusters' nodes more than every 10 s.
+setInterval(() => { for (const id of clusters.keys()) refresh(id); }, 10000);
 </script></body></html>
 """#
 }

@@ -41,6 +41,19 @@ struct OrchestratorAPI: Sendable {
         var dataDirectory: String
     }
 
+    /// Requests the cluster's leader answers: the node serves each at the path after
+    /// "/clusters/:id" (seed 001's containers under "/cluster/containers", since a node's
+    /// own "/containers" is seed 004's view of what runs on it).
+    static let forwarded: [(methods: [String], pattern: String, nodePrefix: String)] = [
+        (["POST"], "/service", ""), (["GET"], "/state", ""), (["POST"], "/leader", ""),
+        (["GET", "POST"], "/services", ""), (["GET"], "/services/running", ""), (["GET"], "/services/latest", ""), (["GET"], "/services/latest/:image", ""),
+        (["PUT", "GET"], "/desired-state", ""), (["DELETE"], "/services/:sid/replicas/:member", ""),
+        (["GET"], "/services/name/:name", ""), (["GET", "PATCH", "DELETE"], "/services/:sid", ""),
+        (["PUT", "GET"], "/services/:sid/load", ""), (["PUT", "PATCH", "DELETE", "GET"], "/services/:sid/autoscaler", ""),
+        (["POST", "GET"], "/containers", "/cluster"), (["GET", "DELETE"], "/containers/:cid", "/cluster"),
+        (["POST"], "/containers/:cid/start", "/cluster"), (["POST"], "/containers/:cid/stop", "/cluster"),
+    ]
+
     func router() -> Router {
         var router = Router()
         router.add("GET", "/") { request in
@@ -61,19 +74,7 @@ struct OrchestratorAPI: Sendable {
             return HTTPResponse(status: .noContent)
         }
         router.add("GET", "/clusters/:id/stats") { request in JSONBody.response(stats(try cluster(request)), for: request) }
-        // Requests the cluster's leader answers: the node serves each at the path after
-        // "/clusters/:id" (seed 001's containers under "/cluster/containers", since a node's
-        // own "/containers" is seed 004's view of what runs on it).
-        let forwarded: [(methods: [String], pattern: String, nodePrefix: String)] = [
-            (["POST"], "/service", ""), (["GET"], "/state", ""), (["POST"], "/leader", ""),
-            (["GET", "POST"], "/services", ""), (["GET"], "/services/running", ""), (["GET"], "/services/latest", ""), (["GET"], "/services/latest/:image", ""),
-            (["PUT", "GET"], "/desired-state", ""), (["DELETE"], "/services/:sid/replicas/:member", ""),
-            (["GET"], "/services/name/:name", ""), (["GET", "PATCH", "DELETE"], "/services/:sid", ""),
-            (["PUT", "GET"], "/services/:sid/load", ""), (["PUT", "PATCH", "DELETE", "GET"], "/services/:sid/autoscaler", ""),
-            (["POST", "GET"], "/containers", "/cluster"), (["GET", "DELETE"], "/containers/:cid", "/cluster"),
-            (["POST"], "/containers/:cid/start", "/cluster"), (["POST"], "/containers/:cid/stop", "/cluster"),
-        ]
-        for route in forwarded {
+        for route in Self.forwarded {
             for method in route.methods {
                 router.add(method, "/clusters/:id" + route.pattern) { request in
                     let prefix = "/clusters/" + (try request.parameter("id"))
@@ -93,6 +94,7 @@ struct OrchestratorAPI: Sendable {
         router.add("POST", "/clusters/:id/nodes/:node/:action") { request in try nodeFault(try cluster(request), request) }
         router.add("GET", "/metrics") { _ in metricsText().response }
         router.observer = { request, route, status, seconds in observe(request, route: route, status: status, seconds: seconds) }
+        router.serveOpenAPI(OrchestratorAPIDocument.document(forwarded: Self.forwarded))
         return router
     }
 

@@ -8,11 +8,13 @@ enum ServeCommand {
         usage: orchestrator [serve] [--config FILE] [--port 8000] [--nodes 5] [--heartbeat-ms 50]
                             [--election-timeout-ms 500] [--capacity 100] [--unhealthy-after-ms 3000]
                             [--snapshot-every 10000] [--data-dir data] [--keep-data] [--host 127.0.0.1]
-                            [--desired-state Config/services.json]
+                            [--desired-state Config/services.json] [--max-nodes 200]
           Serves the orchestrator API and starts cluster 0 with its nodes on the ports after --port.
           Settings come from Config/orchestrator.json (or --config), then these flags.
           A run starts from fresh data unless --keep-data (or "keepData": true) is given.
           --desired-state names a file of vital services that every cluster started keeps running.
+          --max-nodes bounds the node processes of all clusters together (POST /clusters and
+          resizes beyond it answer 409).
           --watch-parent stops everything when standard input closes (for scripts and tests).
         """
 
@@ -30,6 +32,8 @@ enum ServeCommand {
         var keepData = false
         /// A desired-state file (vital services) for every cluster started.
         var desiredStateFile: String? = nil
+        /// Node processes of all clusters together, at most.
+        var maxNodes: Int? = nil
     }
 
     /// The settings: `Config/orchestrator.json` (or `--config`), then the flags over it.
@@ -56,13 +60,14 @@ enum ServeCommand {
         settings.host = arguments.options["host"] ?? settings.host
         settings.keepData = settings.keepData || arguments.has("keep-data")
         settings.desiredStateFile = arguments.options["desired-state"] ?? settings.desiredStateFile
+        settings.maxNodes = try arguments.integer("max-nodes", default: settings.maxNodes ?? 200, in: 1...2_000)
         return settings
     }
 
     static func run(_ words: [String]) throws -> Int32 {
         let arguments = try CommandLineArguments.parse(
             words, options: ["config", "port", "nodes", "heartbeat-ms", "election-timeout-ms", "capacity", "unhealthy-after-ms", "data-dir", "host", "snapshot-every",
-                              "desired-state"],
+                              "desired-state", "max-nodes"],
             flags: ["keep-data", "watch-parent", "help"])
         if arguments.has("help") {
             print(usage)
@@ -80,6 +85,7 @@ enum ServeCommand {
             FileHandle.standardError.write(Data("orchestrator: \((error as? DirectoryLock.Refused)?.description ?? error.localizedDescription)\n".utf8))
             return 1
         }
+        supervisor.maxNodes = settings.maxNodes ?? 200
         var defaults = ClusterSettings(nodes: settings.nodes, heartbeatMs: settings.heartbeatMs, electionTimeoutMs: settings.electionTimeoutMs,
                                        capacity: settings.capacity, unhealthyAfterMs: settings.unhealthyAfterMs)
         defaults.snapshotEveryEntries = settings.snapshotEveryEntries

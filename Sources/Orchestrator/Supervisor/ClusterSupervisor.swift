@@ -65,6 +65,9 @@ final class ClusterSupervisor: @unchecked Sendable {
     private var clusters: [String: ManagedCluster] = [:]
     private var order: [String] = []
     private var reservedPorts: Set<Int> = []
+    /// Node processes this orchestrator runs at most, over every cluster (experiments' too):
+    /// one client must not be able to start processes until the machine gives out.
+    var maxNodes = Int.max
     let client: HTTPClient
     /// This orchestrator's hold on its data root: a second orchestrator on the same folder
     /// is refused instead of deleting the first one's data.
@@ -127,6 +130,8 @@ final class ClusterSupervisor: @unchecked Sendable {
                     break
                 }
             }
+            let running = clusters.values.reduce(0) { $0 + $1.nodes.count }
+            guard running + ports.count <= maxNodes else { throw SupervisorError.tooManyNodes(running: running, asked: ports.count, limit: maxNodes) }
             reservedPorts.formUnion(ports)
             return (id, ports)
         }
@@ -211,6 +216,8 @@ final class ClusterSupervisor: @unchecked Sendable {
     func addNode(to cluster: ManagedCluster) throws -> NodeProcess {
         let firstCandidate = (highestUsedPort ?? cluster.initialPorts[0]) + 1
         let port = try lock.withLock { () throws -> Int in
+            let running = clusters.values.reduce(0) { $0 + $1.nodes.count }
+            guard running + 1 <= maxNodes else { throw SupervisorError.tooManyNodes(running: running, asked: 1, limit: maxNodes) }
             var candidate = firstCandidate
             while reservedPorts.contains(candidate) || !Self.isPortFree(candidate) {
                 candidate += 1

@@ -16,6 +16,8 @@ enum SupervisorError: Error, CustomStringConvertible, HTTPResponseError {
     case leaderDidNotAnswer(String)
     /// No node of the cluster leads now (an election, or a majority down).
     case noLeader(String)
+    /// Starting these nodes would take the orchestrator over its limit of node processes.
+    case tooManyNodes(running: Int, asked: Int, limit: Int)
 
     var description: String {
         switch self {
@@ -29,12 +31,14 @@ enum SupervisorError: Error, CustomStringConvertible, HTTPResponseError {
         case .directoryInUse(let directory, let pid): "data directory \(directory) is in use by process \(pid); not deleting it"
         case .cannotDelete(let path, let reason): "cannot delete \(path): \(reason)"
         case .invalidSettings(let problem), .leaderDidNotAnswer(let problem), .noLeader(let problem): problem
+        case .tooManyNodes(let running, let asked, let limit):
+            "\(asked) more node process\(asked == 1 ? "" : "es") would make \(running + asked); the limit is \(limit) (orchestrator --max-nodes); delete or shrink a cluster first"
         }
     }
 
     var httpError: HTTPError {
         switch self {
-        case .clusterExists, .portTaken, .directoryInUse: HTTPError(.conflict, description)
+        case .clusterExists, .portTaken, .directoryInUse, .tooManyNodes: HTTPError(.conflict, description)
         case .noFreePorts: HTTPError(.serviceUnavailable, description)
         case .exitedDuringStart, .cannotDelete: HTTPError(.internalServerError, description)
         case .didNotAnswer, .leaderDidNotAnswer: HTTPError(.gatewayTimeout, description)
