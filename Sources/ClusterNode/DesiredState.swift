@@ -77,8 +77,11 @@ public enum DesiredState {
 
         public var services: [Entry]
         public var appliedIndex: UInt64
+        /// The leader's term when this was read.
+        public var term: UInt64
 
-        init(_ state: ClusterState) {
+        init(_ state: ClusterState, term: UInt64) {
+            self.term = term
             services = state.vitalServices.keys.sorted().map { name in
                 let wanted = state.vitalServices[name]!
                 let current = state.vitalService(named: name)

@@ -137,7 +137,7 @@ public enum NodeAPI {
         }
         router.add("GET", "/desired-state") { request in
             try onLeader(node, request) {
-                JSONBody.response(try node.service.readLinearizably { state in DesiredState.View(state) }, for: request)
+                JSONBody.response(try node.service.readLinearizably { state in DesiredState.View(state, term: node.service.currentTerm) }, for: request)
             }
         }
         router.add("GET", "/services/latest") { request in

@@ -163,7 +163,7 @@ public enum NodeAPIDocument {
         "Runtime": Schema.object(["node": Schema.string, "resources": Schema.ref("NodeResources"), "load": Schema.number, "cores": Schema.array(Schema.integer),
                                   "containers": Schema.array(Schema.any)], required: ["node", "resources", "load", "cores", "containers"]),
         "Membership": Schema.object(["voters": Schema.array(Schema.string), "learners": Schema.array(Schema.string), "index": uint, "isCommitted": Schema.boolean,
-                                     "leader": Schema.string, "milliseconds": Schema.number], required: ["voters", "learners", "index", "isCommitted"]),
+                                     "leader": Schema.string, "term": uint, "milliseconds": Schema.number], required: ["voters", "learners", "index", "isCommitted", "term"]),
         "NodeChoice": Schema.object(["node": nodeName], required: ["node"], description: #"A node by port or "localhost:PORT"."#),
         "Transfer": Schema.object(["from": Schema.string, "to": Schema.string, "term": uint, "milliseconds": Schema.number], required: ["from", "to", "term", "milliseconds"]),
         "State": Schema.object(["leader": Schema.string, "term": uint, "calls": Schema.array(Schema.any), "services": Schema.array(Schema.ref("Service"))],
@@ -175,8 +175,8 @@ public enum NodeAPIDocument {
                                                     "serviceId": Schema.integer, "placed": Schema.integer,
                                                     "status": Schema.enumeration(["kept", "missing", "scaling", "replacing"])],
                                                    required: ["name", "replicas", "publish", "placed", "status"])),
-            "appliedIndex": uint,
-        ], required: ["services", "appliedIndex"]),
+            "appliedIndex": uint, "term": uint,
+        ], required: ["services", "appliedIndex", "term"]),
     ]
 
     public static let pathParameters: [String: (schema: JSONValue, description: String)] = [

@@ -240,7 +240,10 @@ extension Router {
         let compact = (try? JSONBody.encode(rendered)) ?? []
         let pretty = (try? JSONBody.encode(rendered, pretty: true)) ?? []
         add("GET", "/openapi.json") { request in
-            HTTPResponse(headers: HTTPHeaders([("Content-Type", "application/json")]), body: request.wantsPrettyJSON ? pretty : compact)
+            // Any origin may read the document (a Swagger UI served elsewhere); the API's other
+            // routes send no CORS headers, so no page elsewhere can drive them.
+            HTTPResponse(headers: HTTPHeaders([("Content-Type", "application/json"), ("Access-Control-Allow-Origin", "*")]),
+                         body: request.wantsPrettyJSON ? pretty : compact)
         }
     }
 }

@@ -40,11 +40,13 @@ public struct Router: Sendable {
         routes.append(Route(method: method.uppercased(), pattern: "/" + Self.segments(of: pattern).joined(separator: "/"), segments: segments, handler: handler))
     }
 
-    /// Answers a request: the matching handler's response, or a JSON error.
+    /// Answers a request: the matching handler's response, or a JSON error (indented too
+    /// when `?pretty` asks, like every JSON answer).
     public func respond(to request: HTTPRequest) -> HTTPResponse {
-        guard let observer else { return answer(request).response }
+        guard let observer else { return Self.prettyError(answer(request).response, for: request) }
         let started = monotonicSeconds()
-        let (response, route, parameters) = answer(request)
+        var (response, route, parameters) = answer(request)
+        response = Self.prettyError(response, for: request)
         var seen = request
         seen.pathParameters = parameters
         observer(seen, route, response.status, monotonicSeconds() - started)
@@ -79,6 +81,15 @@ public struct Router: Sendable {
                            headers: HTTPHeaders([("Allow", allow)])), nil, [:])
         }
         return (.error(.notFound, "no route for \(request.method) \(request.path)"), nil, [:])
+    }
+
+    private static func prettyError(_ response: HTTPResponse, for request: HTTPRequest) -> HTTPResponse {
+        guard response.status.rawValue >= 400, request.wantsPrettyJSON, response.headers["content-type"]?.hasPrefix("application/json") == true,
+              let value = try? JSONBody.decode(JSONValue.self, from: response.body), let pretty = try? JSONBody.encode(value, pretty: true)
+        else { return response }
+        var indented = response
+        indented.body = pretty
+        return indented
     }
 
     private static func segments(of path: String) -> [String] {

@@ -107,7 +107,7 @@ import Testing
         var fewer = specs[0]
         fewer.replicas = 1  // scaled down by a client: the loop scales it back
         _ = state.apply(Self.entry(2, Self.create("vital-web", fewer, on: [8001: 1])))
-        let view = DesiredState.View(state)
+        let view = DesiredState.View(state, term: 1)
         #expect(view.services.map(\.status) == ["missing", "scaling"])
         for bad in [#"{"services": [{"image": "x"}]}"#, #"{"services": [{"name": "a", "image": "x"}, {"name": "a", "image": "y"}]}"#,
                     #"{"services": [{"name": "a"}]}"#, #"{"servics": []}"#] {

@@ -13,16 +13,21 @@ extension ClusterService {
         public var index: UInt64
         public var isCommitted: Bool
         public var leader: String?
+        /// This node's term when it answered.
+        public var term: UInt64
         /// Milliseconds the change took (for a change just made).
         public var milliseconds: Double?
     }
+
+    /// This node's current term.
+    var currentTerm: UInt64 { withCore { $0.currentTerm.rawValue } }
 
     func membershipView(milliseconds: Double? = nil) -> MembershipView {
         withCore { core in
             MembershipView(voters: core.membership.voters.sorted().map { address($0.rawValue) },
                            learners: core.membership.learners.sorted().map { address($0.rawValue) },
                            index: core.membershipIndex.rawValue, isCommitted: core.membershipIndex <= core.commitIndex,
-                           leader: core.leaderID.map { address($0.rawValue) }, milliseconds: milliseconds)
+                           leader: core.leaderID.map { address($0.rawValue) }, term: core.currentTerm.rawValue, milliseconds: milliseconds)
         }
     }
 

@@ -299,7 +299,8 @@ extension ClusterService {
         _ = try propose(requestID: requestID, summary: (specs.count, 0)) { _, _ throws(NodeError) -> ClusterCommand? in
             .setDesiredState(requestID: requestID, services: specs)
         }
-        return lock.withLock { DesiredState.View(state) }
+        let term = currentTerm
+        return lock.withLock { DesiredState.View(state, term: term) }
     }
 
     /// Removes a service.
