@@ -37,6 +37,8 @@ public struct NodeConfiguration: Sendable {
     /// Pre-vote (thesis §9.6) and check-quorum (§6.2): on unless an experiment compares without them.
     public var isPreVoteEnabled = true
     public var isCheckQuorumEnabled = true
+    /// A fresh cluster's lowest-ID voter campaigns at once (`RaftSettings.isFastFirstElectionEnabled`).
+    public var isFastFirstElectionEnabled = true
 
     /// A configuration with the defaults (H = 50 ms, T = 500 ms, capacity 100, fsync on).
     public init(clusterID: String, port: Int, members: [UInt64], dataDirectory: String) {
@@ -61,6 +63,7 @@ public struct NodeConfiguration: Sendable {
         settings.compactionTrailingEntries = max(0, snapshotTrailingEntries)
         settings.isPreVoteEnabled = isPreVoteEnabled
         settings.isCheckQuorumEnabled = isCheckQuorumEnabled
+        settings.isFastFirstElectionEnabled = isFastFirstElectionEnabled
         return settings
     }
 }

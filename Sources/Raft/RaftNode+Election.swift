@@ -80,6 +80,7 @@ extension RaftNode {
         }
         roleState = .leader
         leaderID = id
+        isFreshStart = false
         heartbeatElapsed = 0
         electionElapsed = 0
         var progress: [NodeID: Progress] = [:]

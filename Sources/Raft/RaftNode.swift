@@ -125,6 +125,10 @@ public struct RaftNode: Sendable {
     var answeredReadContext: UInt64 = 0
     var answeredLeader: NodeID?
     var randomizedElectionTimeout = 0
+    /// True until this server, started with nothing (no term, entry or snapshot), learns of
+    /// a leader or of a term it has not reached (`isFastFirstElectionEnabled`).
+    public internal(set) var isFreshStart = false
+    var freshTicks = 0
     /// Entries up to here have been handed out as committed.
     var emittedCommitIndex: LogIndex
     /// The lowest log index changed during the current step, to hand out for persisting.
@@ -161,7 +165,9 @@ public struct RaftNode: Sendable {
         self.emittedCommitIndex = max(log.snapshotIndex, snapshot?.metadata.index ?? 0)
         self.commitIndex = max(emittedCommitIndex, min(hardState.commitIndex, log.lastIndex))
         updateConfigurations(from: log.firstIndex)
+        isFreshStart = settings.isFastFirstElectionEnabled && hardState.currentTerm == 0 && log.lastIndex == 0 && snapshot == nil
         resetElectionTimer()
+        if isFirstCandidate { randomizedElectionTimeout = 1 }
         checkInvariants()
     }
 
@@ -273,7 +279,11 @@ public struct RaftNode: Sendable {
     mutating func resetElectionTimer() {
         electionElapsed = 0
         randomizedElectionTimeout = settings.electionTicks + random.next(below: settings.electionJitterTicks ?? settings.electionTicks)
+        if isFirstCandidate { randomizedElectionTimeout = settings.heartbeatTicks }
     }
+
+    /// The voter that starts a fresh cluster's first election at once.
+    var isFirstCandidate: Bool { isFreshStart && leaderID == nil && membership.voters.min() == id }
 
     /// True when this server may start elections: a voter, or a voter whose removal is not
     /// committed yet. The second may have to lead once more to commit its own removal: the
@@ -288,6 +298,12 @@ public struct RaftNode: Sendable {
 
     private mutating func tick() {
         guard leaderState != nil else {
+            if isFreshStart {
+                // Eager campaigns last one election timeout: a server that still hears nobody
+                // (the others down, or its answers cut) falls back to its ordinary timeout.
+                freshTicks += 1
+                if freshTicks > settings.electionTicks { isFreshStart = false }
+            }
             electionElapsed += 1
             ticksSinceHeartbeatAnswer += 1
             if isPromotable, electionElapsed >= randomizedElectionTimeout {
@@ -345,6 +361,9 @@ public struct RaftNode: Sendable {
         guard envelope.to == id, from != id else { return }
 
         if message.term > currentTerm {
+            // Others have run a term this server has not: not a first start (a granted
+            // pre-vote only carries the term this server would campaign in).
+            if case .requestVoteResponse(let response) = message, response.isPreVote, response.isGranted {} else { isFreshStart = false }
             switch message {
             case .requestVote(let request):
                 // Thesis §4.2.3 / §9.6: a server that heard from a live leader within the
@@ -401,6 +420,7 @@ public struct RaftNode: Sendable {
         if leaderState != nil { stepDownAsLeader(newLeader: leader) }
         roleState = .follower
         leaderID = leader
+        if leader != nil { isFreshStart = false }
         resetElectionTimer()
         if !wasFollowing { output.events.append(.becameFollower(term: currentTerm, leader: leader)) }
     }

@@ -46,6 +46,13 @@ public struct RaftSettings: Sendable, Equatable {
     /// Allows one tick of jitter (every server times out after exactly T): split votes may
     /// repeat for ever. Only for experiments that show why timeouts are randomized.
     public var allowsFixedElectionTimeout: Bool = false
+    /// A cluster's first election without waiting an election timeout: while a server has
+    /// never had a term, an entry or a snapshot, and knows no leader, the voter with the
+    /// lowest ID campaigns after one tick and again every heartbeat interval (the others may
+    /// not be up yet), for one election timeout at most; every other voter keeps its
+    /// randomized timeout, so if that one is down they elect as usual. Hearing a higher term
+    /// (a cluster that already ran) or a leader ends it. Elections are safe at any time; this only changes when the first one starts.
+    public var isFastFirstElectionEnabled: Bool = false
 
     public init() {}
 

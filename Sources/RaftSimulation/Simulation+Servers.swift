@@ -16,6 +16,7 @@ extension Simulation {
         var settings = options.settings
         settings.isPreVoteEnabled = profile.isPreVoteEnabled
         settings.isCheckQuorumEnabled = profile.isCheckQuorumEnabled
+        settings.isFastFirstElectionEnabled = profile.isFastFirstElectionEnabled
         settings.maxEntriesPerAppend = profile.maxEntriesPerAppend
         settings.maxInflightAppends = profile.maxInflightAppends
         settings.electionJitterTicks = profile.electionJitterTicks

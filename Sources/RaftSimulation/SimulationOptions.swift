@@ -56,6 +56,9 @@ struct FaultProfile: CustomStringConvertible {
     var isMembershipChanging: Bool
     /// Write-ahead log segment size: small ones make the real log rotate and compact.
     var walSegmentBytes: Int
+    /// The first election at once on a fresh cluster, in half the runs (and then also for a
+    /// server that crashed before it wrote anything).
+    var isFastFirstElectionEnabled: Bool
 
     init(options: SimulationOptions, random: inout SplitMix64) {
         nodeCount = options.nodeCount ?? (3 + random.next(below: 5))
@@ -83,9 +86,11 @@ struct FaultProfile: CustomStringConvertible {
         spareCount = isMembershipChanging ? 1 + completenessRandom.next(below: 2) : 0
         var storageRandom = SplitMix64(seed: options.seed ^ 0x0057_0BA6_E000_0011)
         walSegmentBytes = [512, 4_096, 4 * 1024 * 1024][storageRandom.next(below: 3)]
+        var startRandom = SplitMix64(seed: options.seed ^ 0x00FA_57F1_25E0_0005)
+        isFastFirstElectionEnabled = startRandom.next(below: 2) == 0
     }
 
     var description: String {
-        "nodes=\(nodeCount) drop=\(dropRate) duplicate=\(duplicateRate) delay=\(minimumDelayMicroseconds)+\(delayJitterMicroseconds)us faultEvery~\(meanFaultIntervalMilliseconds)ms weights=\(weights) sticky=\(stickyClientRate) preVote=\(isPreVoteEnabled) checkQuorum=\(isCheckQuorumEnabled) batch=\(maxEntriesPerAppend) window=\(maxInflightAppends) jitter=\(electionJitterTicks.map(String.init) ?? "T") snapshotEvery=\(snapshotThresholdEntries.map(String.init) ?? "never") trail=\(compactionTrailingEntries) chunk=\(snapshotChunkBytes) spares=\(spareCount) membershipChanges=\(isMembershipChanging) segment=\(walSegmentBytes)"
+        "nodes=\(nodeCount) drop=\(dropRate) duplicate=\(duplicateRate) delay=\(minimumDelayMicroseconds)+\(delayJitterMicroseconds)us faultEvery~\(meanFaultIntervalMilliseconds)ms weights=\(weights) sticky=\(stickyClientRate) preVote=\(isPreVoteEnabled) checkQuorum=\(isCheckQuorumEnabled) batch=\(maxEntriesPerAppend) window=\(maxInflightAppends) jitter=\(electionJitterTicks.map(String.init) ?? "T") snapshotEvery=\(snapshotThresholdEntries.map(String.init) ?? "never") trail=\(compactionTrailingEntries) chunk=\(snapshotChunkBytes) spares=\(spareCount) membershipChanges=\(isMembershipChanging) segment=\(walSegmentBytes) fastFirstElection=\(isFastFirstElectionEnabled)"
     }
 }

@@ -276,3 +276,82 @@ import Testing
         #expect(cluster.proposalOutcomes == [.committed(1, index: 2)])
     }
 }
+
+/// A fresh cluster's first election (`isFastFirstElectionEnabled`).
+@Suite struct FastFirstElectionTests {
+    static var settings: RaftSettings {
+        var settings = ScriptedCluster.settings
+        settings.electionTicks = 50
+        settings.heartbeatTicks = 5
+        settings.isFastFirstElectionEnabled = true
+        return settings
+    }
+
+    @Test func theLowestVoterLeadsAfterOneTickInsteadOfAnElectionTimeout() {
+        var cluster = ScriptedCluster(size: 5, settings: Self.settings)
+        cluster.tickAll(times: 1)
+        #expect(cluster.leader == 1)
+        #expect(cluster.ids.allSatisfy { cluster.node($0).currentTerm == 1 })
+        // Without it, nobody has even campaigned after one tick, nor before T.
+        var slow = Self.settings
+        slow.isFastFirstElectionEnabled = false
+        var usual = ScriptedCluster(size: 5, settings: slow)
+        usual.tickAll(times: 49)
+        #expect(usual.leader == nil)
+    }
+
+    @Test func itRetriesEveryHeartbeatUntilAMajorityIsUpThenStops() {
+        var cluster = ScriptedCluster(size: 3, settings: Self.settings)
+        cluster.isolate(2)
+        cluster.isolate(3)  // the others are not up yet
+        cluster.tickAll(times: 12)
+        #expect(cluster.leader == nil)
+        let tries = cluster.events[1, default: []].filter { if case .becamePreCandidate = $0 { true } else { false } }.count
+        #expect(tries >= 2, "campaigned \(tries) times in 12 ticks")
+        cluster.heal()
+        cluster.tickAll(times: 5)
+        #expect(cluster.leader == 1)
+        #expect(!cluster.node(1).isFreshStart)
+    }
+
+    @Test func withTheFirstVoterDownTheOthersElectAfterTheirUsualTimeout() {
+        var cluster = ScriptedCluster(size: 3, settings: Self.settings)
+        cluster.isolate(1)
+        cluster.tickAll(times: 49)
+        #expect(cluster.leader == nil || cluster.leader == 1)
+        #expect(cluster.node(2).role == .follower && cluster.node(3).role == .follower)
+        cluster.tickAll(times: 60)
+        #expect(cluster.leader == 2 || cluster.leader == 3)
+    }
+
+    @Test func aWipedServerThatHearsAHigherTermIsNoLongerFresh() {
+        // A wiped server rejoining a running cluster starts as if fresh. The refusals of its
+        // first pre-vote carry the cluster's higher term, and that ends its eager campaigning
+        // (without pre-vote, the leader's next heartbeat ends it; and eagerness lasts one
+        // election timeout at most, see below).
+        var settings = Self.settings
+        settings.isCheckQuorumEnabled = false
+        var cluster = ScriptedCluster(size: 3, settings: settings)
+        cluster.elect(2)
+        cluster.elect(3)
+        cluster.elect(2)
+        cluster.nodes[1] = RaftNode(id: 1, membership: cluster.node(2).membership, settings: settings, randomSeed: 9)
+        #expect(cluster.node(1).isFreshStart)
+        cluster.cut(2, 1)  // no heartbeat tells it of the leader: only the answers' term can
+        cluster.tick(1)
+        cluster.deliverAll()
+        #expect(!cluster.node(1).isFreshStart)
+        #expect(cluster.node(1).currentTerm == cluster.node(2).currentTerm)
+    }
+
+    @Test func eagerCampaignsLastOneElectionTimeout() {
+        // The others never come up: after T ticks of campaigning every heartbeat, the first
+        // voter campaigns only on its ordinary randomized timeout.
+        var cluster = ScriptedCluster(size: 3, settings: Self.settings)
+        cluster.isolate(1)
+        cluster.tickAll(times: 250)
+        let campaigns = cluster.events[1, default: []].filter { if case .becamePreCandidate = $0 { true } else { false } }.count
+        #expect(!cluster.node(1).isFreshStart)
+        #expect(campaigns >= 8 && campaigns <= 10 + 200 / 50 + 1, "\(campaigns) campaigns in 250 ticks (T 50, H 5)")
+    }
+}

@@ -122,6 +122,7 @@ struct OrchestratorAPI: Sendable {
             var checkQuorum: Bool?
             var tickUs: Int?
             var fixedElectionTimeout: Bool?
+            var fastFirstElection: Bool?
         }
         let body = request.body.isEmpty ? Create() : try JSONBody.decode(Create.self, from: request)
         var settings = ClusterSettings(nodes: body.nodes ?? defaults.nodes, heartbeatMs: body.heartbeatMs ?? defaults.heartbeatMs,
@@ -133,6 +134,7 @@ struct OrchestratorAPI: Sendable {
         settings.checkQuorum = body.checkQuorum
         settings.tickUs = body.tickUs
         settings.fixedElectionTimeout = body.fixedElectionTimeout
+        settings.fastFirstElection = body.fastFirstElection
         try settings.validate()
         if let id = body.id {
             guard !id.isEmpty, id.count <= 64, id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {

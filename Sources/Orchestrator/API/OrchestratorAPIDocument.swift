@@ -26,6 +26,7 @@ enum OrchestratorAPIDocument {
             "nodes": Schema.integer, "heartbeatMs": Schema.integer, "electionTimeoutMs": Schema.integer, "capacity": Schema.integer,
             "unhealthyAfterMs": Schema.integer, "electionJitterMs": Schema.integer, "snapshotEveryEntries": Schema.integer,
             "preVote": Schema.boolean, "checkQuorum": Schema.boolean, "tickUs": Schema.integer, "fixedElectionTimeout": Schema.boolean,
+            "fastFirstElection": Schema.boolean,
         ], required: ["nodes", "heartbeatMs", "electionTimeoutMs", "capacity", "unhealthyAfterMs"]),
         "ClusterSummary": Schema.object([
             "id": Schema.string,
@@ -41,7 +42,7 @@ enum OrchestratorAPIDocument {
             "heartbeatMs": Schema.integer(1...10_000), "electionTimeoutMs": Schema.integer(2...60_000), "capacity": Schema.integer(1...10_000),
             "unhealthyAfterMs": Schema.integer(1...600_000), "electionJitterMs": Schema.integer(0...60_000), "snapshotEveryEntries": Schema.integer(0...10_000_000),
             "desiredState": Schema.ref("DesiredStateFile"), "preVote": Schema.boolean, "checkQuorum": Schema.boolean, "tickUs": Schema.integer(100...10_000),
-            "fixedElectionTimeout": Schema.boolean,
+            "fixedElectionTimeout": Schema.boolean, "fastFirstElection": Schema.boolean,
         ], description: "Every field optional: the orchestrator's settings fill the rest."),
         "Resize": Schema.object(["nodes": Schema.integer(1...15)], required: ["nodes"]),
         "ResizeResult": Schema.object(["cluster": Schema.ref("ClusterSummary"), "steps": Schema.array(Schema.string), "milliseconds": Schema.number],

@@ -9,7 +9,7 @@ enum NodeCommand {
                                  [--heartbeat-ms 50] [--election-timeout-ms 500] [--capacity 100]
                                  [--commit-timeout-ms 5000] [--unhealthy-after-ms 3000] [--election-jitter-ms T]
                                  [--snapshot-every 10000] [--snapshot-trailing 1000]
-                                 [--log FILE] [--no-fsync] [--no-pre-vote] [--no-check-quorum] [--watch-parent]
+                                 [--log FILE] [--no-fsync] [--no-pre-vote] [--no-check-quorum] [--no-fast-first-election] [--watch-parent]
                                  [--tick-us 10000] [--fixed-election-timeout]
           --members       the cluster's first members, the same for every node; a node not among
                           them starts as an outsider and waits for the leader to add it
@@ -44,6 +44,7 @@ enum NodeCommand {
         configuration.tickMicroseconds = try arguments.integer("tick-us", default: 10_000, in: ClusterLimits.tickMicroseconds)
         configuration.allowsFixedElectionTimeout = arguments.has("fixed-election-timeout")
         configuration.isCheckQuorumEnabled = !arguments.has("no-check-quorum")
+        configuration.isFastFirstElectionEnabled = !arguments.has("no-fast-first-election")
         if arguments.options["election-jitter-ms"] != nil {
             configuration.electionJitterMilliseconds = try arguments.integer("election-jitter-ms", default: 0, in: ClusterLimits.electionJitterMilliseconds)
         }
@@ -57,7 +58,7 @@ enum NodeCommand {
     static func run(_ words: [String]) throws -> Int32 {
         let arguments = try CommandLineArguments.parse(
             words, options: ["port", "members", "data-dir", "cluster", "tick-us", "heartbeat-ms", "election-timeout-ms", "capacity", "commit-timeout-ms", "unhealthy-after-ms", "election-jitter-ms", "host", "snapshot-every", "snapshot-trailing", "log"],
-            flags: ["no-fsync", "no-pre-vote", "no-check-quorum", "fixed-election-timeout", "watch-parent", "help"])
+            flags: ["no-fsync", "no-pre-vote", "no-check-quorum", "no-fast-first-election", "fixed-election-timeout", "watch-parent", "help"])
         if arguments.has("help") {
             print(usage)
             return 0

@@ -19,6 +19,8 @@ struct ClusterSettings: Codable, Sendable {
     /// One Raft tick in microseconds (nil: 10,000), and whether `electionJitterMs` may be 0.
     var tickUs: Int? = nil
     var fixedElectionTimeout: Bool? = nil
+    /// The first election at once on a fresh cluster (nil: on); off waits an election timeout.
+    var fastFirstElection: Bool? = nil
 
     /// Checks every setting against `ClusterLimits` and the rules between them; the error
     /// names the setting (as the API spells it) and its bounds.

@@ -172,6 +172,7 @@ final class ClusterSupervisor: @unchecked Sendable {
         if let tick = settings.tickUs { arguments += ["--tick-us", String(tick)] }
         if settings.fixedElectionTimeout == true { arguments.append("--fixed-election-timeout") }
         if settings.checkQuorum == false { arguments.append("--no-check-quorum") }
+        if settings.fastFirstElection == false { arguments.append("--no-fast-first-election") }
         if let every = settings.snapshotEveryEntries {
             arguments += ["--snapshot-every", String(every), "--snapshot-trailing", String(max(1, every / 10))]
         }

@@ -24,6 +24,8 @@ struct ExperimentPlan: Codable, Sendable {
         var tickUs: Int?
         /// Allows electionJitterMs 0: every server times out after exactly the timeout.
         var fixedElectionTimeout: Bool?
+        /// The first election at once on a fresh cluster (on by default).
+        var fastFirstElection: Bool?
         var capacity: Int?
         var snapshotEveryEntries: Int?
         /// Every link's delay and loss from the start (a slow or lossy network).
@@ -153,6 +155,7 @@ struct ExperimentPlan: Codable, Sendable {
         settings.checkQuorum = cluster.checkQuorum
         settings.tickUs = cluster.tickUs
         settings.fixedElectionTimeout = cluster.fixedElectionTimeout
+        settings.fastFirstElection = cluster.fastFirstElection
         return settings
     }
 
