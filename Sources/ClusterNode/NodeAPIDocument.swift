@@ -3,17 +3,9 @@ import Transport
 /// The node's API as an OpenAPI 3.1 document (`GET /openapi.json`): every route the node's
 /// router registers, with its parameters, body and every answer it can give. The
 /// orchestrator's document reuses these operations for the routes it forwards to a leader.
-public enum NodeAPIDocument {
-    typealias Operation = OpenAPIDocument.Operation
-    typealias Answer = OpenAPIDocument.Answer
-    typealias Body = OpenAPIDocument.Body
-    typealias Parameter = OpenAPIDocument.Parameter
-
+public enum NodeAPIDocument: APIDescription {
     // MARK: - Answers shared by many operations
 
-    static let error = Schema.ref("Error")
-    static func fail(_ status: Int, _ why: String) -> Answer { Answer(status, why, .json(error)) }
-    static let retryAfter = ["Retry-After": "Seconds to wait before retrying."]
     /// Through the leader: no leader, a leader moving, a cut link to it, an overloaded node.
     static let unavailable = Answer(503, "No leader now, leadership is moving, this node cannot reach the leader, or the node is overloaded; retry after Retry-After.",
                                     .json(error), headers: retryAfter)
@@ -21,7 +13,6 @@ public enum NodeAPIDocument {
     static let badRequest = fail(400, "The body, a query parameter or a field is invalid; the error names it.")
     static let notFound = fail(404, "No such service, container or resource.")
     static let keyReused = fail(422, "The request ID (Idempotency-Key or requestId) was already used for a different request.")
-    static let tooLarge = fail(413, "The body exceeds the server's limit.")
     static let conflict = fail(409, "Refused by the cluster's state: no room, a port taken, a replica count over the limit.")
 
     /// A linearizable read through the leader.
@@ -37,7 +28,6 @@ public enum NodeAPIDocument {
                   answers: [ok] + extra + [badRequest, tooLarge] + (keyed ? [keyReused] : []) + [unavailable, timedOut])
     }
 
-    static let pretty = Parameter("pretty", Schema.anyOf(Schema.string, Schema.boolean), "Indent the JSON answer (any value but false or 0).")
     /// A request ID, in a body (`requestId`) or the `Idempotency-Key` header.
     static let requestID: JSONValue = .object(["type": .string("string"), "minLength": .number(1), "maxLength": .number(256)])
     static let idempotencyKey = Parameter("Idempotency-Key", requestID,
@@ -49,7 +39,6 @@ public enum NodeAPIDocument {
 
     static let port = Schema.integer(1...65_535)
     static let nodeName: JSONValue = Schema.anyOf(port, Schema.string)
-    static let uint = JSONValue.object(["type": .string("integer"), "minimum": .number(0)])
     static let linkState = Schema.oneOf(Schema.integer(0...1), Schema.object(["up": Schema.boolean, "delayMs": Schema.integer, "loss": Schema.number], required: ["up", "delayMs", "loss"]))
 
     public static let schemas: [String: JSONValue] = [

@@ -247,3 +247,22 @@ extension Router {
         }
     }
 }
+
+/// What every API description (the node's, the orchestrator's) writes with: the operation
+/// types and the answers and parameters every route shares.
+public protocol APIDescription {}
+
+extension APIDescription {
+    public typealias Operation = OpenAPIDocument.Operation
+    public typealias Answer = OpenAPIDocument.Answer
+    public typealias Body = OpenAPIDocument.Body
+    public typealias Parameter = OpenAPIDocument.Parameter
+
+    /// `{"error": ...}`, every error answer's body.
+    public static var error: JSONValue { Schema.ref("Error") }
+    public static func fail(_ status: Int, _ why: String) -> Answer { Answer(status, why, .json(error)) }
+    public static var retryAfter: [String: String] { ["Retry-After": "Seconds to wait before retrying."] }
+    public static var tooLarge: Answer { fail(413, "The body exceeds the server's limit.") }
+    public static var pretty: Parameter { Parameter("pretty", Schema.anyOf(Schema.string, Schema.boolean), "Indent the JSON answer (any value but false or 0).") }
+    public static var uint: JSONValue { .object(["type": .string("integer"), "minimum": .number(0)]) }
+}

@@ -4,20 +4,9 @@ import Transport
 /// The orchestrator's API as an OpenAPI 3.1 document (`GET /openapi.json`). Routes the
 /// orchestrator forwards to a cluster's leader take the node's own description, with the
 /// cluster's `id` and the forwarding's own failures added: the two documents cannot drift.
-enum OrchestratorAPIDocument {
-    typealias Operation = OpenAPIDocument.Operation
-    typealias Answer = OpenAPIDocument.Answer
-    typealias Body = OpenAPIDocument.Body
-    typealias Parameter = OpenAPIDocument.Parameter
-
-    static let error = Schema.ref("Error")
-    static func fail(_ status: Int, _ why: String) -> Answer { Answer(status, why, .json(error)) }
-    static let retryAfter = ["Retry-After": "Seconds to wait before retrying."]
+enum OrchestratorAPIDocument: APIDescription {
     static let unknownCluster = fail(404, "No such cluster (or node, or experiment).")
     static let badRequest = fail(400, "The body or a field is invalid; the error names it.")
-    static let tooLarge = fail(413, "The body exceeds the server's limit.")
-    static let pretty = Parameter("pretty", Schema.anyOf(Schema.string, Schema.boolean), "Indent the JSON answer (any value but false or 0).")
-    static let uint = JSONValue.object(["type": .string("integer"), "minimum": .number(0)])
     static let member = Schema.anyOf(Schema.integer(1...65_535), Schema.string)
 
     static let schemas: [String: JSONValue] = NodeAPIDocument.schemas.merging([
