@@ -43,8 +43,22 @@ public final class Node: @unchecked Sendable {
     /// Stops the threads; queued work is dropped, written state stays on disk.
     public func stop() { replica.stop() }
 
+    /// Which peer sends on each open connection that carried Raft messages.
+    private let connectionsLock = NSLock()
+    private var peerConnections: [UInt64: UInt64] = [:]
+
+    /// A connection closed: when it was the last one a peer sent Raft messages on, the peer's
+    /// process most likely died, and the core hears of it (`RaftNode.peerUnreachable`).
+    public func connectionClosed(_ connection: UInt64) {
+        let lost = connectionsLock.withLock { () -> UInt64? in
+            guard let peer = peerConnections.removeValue(forKey: connection) else { return nil }
+            return peerConnections.values.contains(peer) ? nil : peer
+        }
+        if let lost { replica.submit(.peerUnreachable(NodeID(lost))) }
+    }
+
     /// Accepts a batch of Raft messages posted by a peer of this cluster.
-    func receive(_ body: [UInt8], clusterID: String?) throws(NodeError) {
+    func receive(_ body: [UInt8], clusterID: String?, connection: UInt64? = nil) throws(NodeError) {
         guard clusterID == configuration.clusterID else {
             throw .forbidden("raft messages are accepted only from members of cluster \(configuration.clusterID)")
         }
@@ -58,6 +72,9 @@ public final class Node: @unchecked Sendable {
         // learnt of yet (the cluster header keeps other clusters out).
         for envelope in envelopes where envelope.to.rawValue != configuration.id {
             throw .forbidden("message from \(envelope.from) to \(envelope.to): not addressed to this node (\(configuration.id))")
+        }
+        if let connection, let sender = envelopes.first?.from.rawValue {
+            connectionsLock.withLock { peerConnections[connection] = sender }
         }
         service.noteAcknowledgements(envelopes)
         replica.receive(envelopes)

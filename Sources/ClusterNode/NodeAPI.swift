@@ -26,7 +26,7 @@ public enum NodeAPI {
         }
         router.add("GET", "/metrics") { _ in node.service.metricsText().response }
         router.add("POST", "/raft/messages") { request in
-            try node.receive(request.body, clusterID: request.headers["x-cluster-id"])
+            try node.receive(request.body, clusterID: request.headers["x-cluster-id"], connection: request.connectionID)
             return HTTPResponse(status: .noContent)
         }
         addServiceRoutes(&router, node)

@@ -10,7 +10,7 @@ final class NodeMetrics: @unchecked Sendable {
         case messagesSent, messagesReceived, messagesFailed, messagesDroppedByLinks, inputsDropped
         case appliedEntries, fsyncs, commits, leaderships, elections, preVotes, quorumLosses
         case proposals, proposalsFailed, forwardedRequests, leaderTransfers
-        case membershipChanges, snapshotsSent, snapshotsInstalled, snapshotsTaken, compactions
+        case membershipChanges, snapshotsSent, snapshotsInstalled, snapshotsTaken, compactions, leadersUnreachable
     }
 
     private let lock = NSLock()
@@ -69,6 +69,7 @@ final class NodeMetrics: @unchecked Sendable {
         case .snapshotSendStarted: increment(.snapshotsSent)
         case .snapshotInstalled: increment(.snapshotsInstalled)
         case .compacted: increment(.compactions)
+        case .leaderUnreachable: increment(.leadersUnreachable)
         case .becameFollower, .transferAbandoned: break
         }
     }

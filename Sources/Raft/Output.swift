@@ -104,4 +104,6 @@ public enum RaftEvent: Hashable, Sendable {
     case snapshotInstalled(index: LogIndex)
     /// The log was compacted through `index`.
     case compacted(through: LogIndex)
+    /// This follower heard that its leader's connection closed and no longer trusts it.
+    case leaderUnreachable(leader: NodeID, term: Term)
 }

@@ -74,6 +74,21 @@ extension RaftNode {
 
     /// §5.2, §8: takes office, and appends a no-op of the new term so that entries of
     /// earlier terms can be committed (and reads served) as soon as possible.
+    /// A follower whose leader's connection closed stops trusting that leader and campaigns
+    /// within one heartbeat interval instead of an election timeout: failover after a crash
+    /// the network announces. Only with pre-vote (thesis §9.6): a follower wrong about its
+    /// leader (a connection closed for another reason) then asks, is refused by the others
+    /// that still hear the leader inside their lease (§6.2), raises no term and disrupts
+    /// nothing; the leader's next message restores it. Followers that saw the close too are
+    /// no longer inside a lease, so they grant the first campaign's pre-votes at once.
+    mutating func peerUnreachable(_ peer: NodeID) {
+        guard settings.isPreVoteEnabled, leaderState == nil, leaderID == peer else { return }
+        leaderID = nil
+        output.events.append(.leaderUnreachable(leader: peer, term: currentTerm))
+        guard isPromotable else { return }
+        randomizedElectionTimeout = electionElapsed + 1 + random.next(below: max(1, settings.heartbeatTicks))
+    }
+
     mutating func becomeLeader() {
         guard case .candidate = roleState else {
             preconditionFailure("becomeLeader from \(role) in term \(currentTerm)")

@@ -22,6 +22,10 @@ public struct RaftNode: Sendable {
         /// The driver durably stored a snapshot of the state machine at an applied index:
         /// keep it for followers that fall behind, and compact the log up to it.
         case snapshotTaken(Snapshot)
+        /// The transport saw the connection `peer` sends on close: its process most likely
+        /// died (kill -9 and crashes close every socket at once; pauses and partitions close
+        /// nothing). See `peerUnreachable(_:)`.
+        case peerUnreachable(NodeID)
     }
 
     /// A command to replicate, with the caller's identifier for its outcome.
@@ -220,6 +224,7 @@ public struct RaftNode: Sendable {
         case .transferLeadership(let target): transferLeadership(to: target)
         case .changeMembership(let id, let change): changeMembership(id, change)
         case .snapshotTaken(let snapshot): snapshotTaken(snapshot)
+        case .peerUnreachable(let peer): peerUnreachable(peer)
         }
         return finishStep(before: before)
     }

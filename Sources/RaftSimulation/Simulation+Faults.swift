@@ -59,6 +59,7 @@ extension Simulation {
         default:
             dropRate = [0, 0.01, 0.05, 0.15, 0.3][random.next(below: 5)]
             duplicateRate = [0, 0.02, 0.1][random.next(below: 3)]
+            closeConnectionSpuriously()
         }
     }
 

@@ -254,7 +254,29 @@ extension Simulation {
         servers[position] = server
         checker.crashed(server.id)
         report.crashes += 1
+        announceClose(of: server.id)
         try checkCommittedSurvivesCrash()
+    }
+
+    /// A crash the network announces (its sockets close, as kill -9 does to a process): the
+    /// other servers hear that the crashed one's connection closed, each after its own small
+    /// delay; in runs where crashes are silent (a machine that lost power) they hear nothing.
+    /// Now and then a live server's connection closes too (a reconnect), which must be
+    /// harmless.
+    func announceClose(of id: NodeID) {
+        guard profile.isCrashAnnounced else { return }
+        for other in servers.indices where servers[other].isRunning && servers[other].id != id {
+            queue.schedule(.connectionClosed(other, peer: id), at: now + UInt64(50 + random.next(below: 2_000)))
+        }
+    }
+
+    /// A connection of a live server closes without its process dying.
+    func closeConnectionSpuriously() {
+        let running = servers.indices.filter { servers[$0].isRunning }
+        guard profile.isCrashAnnounced, running.count >= 2 else { return }
+        let peer = running[random.next(below: running.count)]
+        let listener = running.filter { $0 != peer }[random.next(below: running.count - 1)]
+        queue.schedule(.connectionClosed(listener, peer: servers[peer].id), at: now + UInt64(random.next(below: 1_000)))
     }
 
     /// A server whose removal committed is stopped for good, as the orchestrator does (a
@@ -291,6 +313,7 @@ extension Simulation: ReplicaNetwork {
         case .transferLeadership(let target): "transfer to \(target)"
         case .changeMembership(_, let change): "\(change)"
         case .snapshotTaken(let snapshot): "snapshot taken at \(snapshot.metadata.index)"
+        case .peerUnreachable(let peer): "the connection from \(peer) closed"
         }
     }
 }

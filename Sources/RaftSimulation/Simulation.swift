@@ -72,6 +72,8 @@ public final class Simulation {
         case decommission(NodeID)
         case endFaultPhase
         case livenessProbe
+        /// The server at the position hears that the connection `peer` sent on closed.
+        case connectionClosed(Int, peer: NodeID)
     }
 
     struct Link: Hashable {
@@ -183,6 +185,13 @@ public final class Simulation {
             queue.schedule(.livenessProbe, at: now)
         case .livenessProbe:
             try probeLiveness()
+        case .connectionClosed(let position, let peer):
+            guard servers[position].isRunning else { return }
+            if let resume = servers[position].pausedUntil, resume > now {
+                queue.schedule(.connectionClosed(position, peer: peer), at: resume)
+                return
+            }
+            try step(position, .peerUnreachable(peer))
         }
     }
 

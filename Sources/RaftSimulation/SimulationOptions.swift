@@ -59,6 +59,9 @@ struct FaultProfile: CustomStringConvertible {
     /// The first election at once on a fresh cluster, in half the runs (and then also for a
     /// server that crashed before it wrote anything).
     var isFastFirstElectionEnabled: Bool
+    /// Crashes the network announces (the others hear the crashed server's connection
+    /// close, and now and then a live server's), in half the runs; silent in the rest.
+    var isCrashAnnounced: Bool
 
     init(options: SimulationOptions, random: inout SplitMix64) {
         nodeCount = options.nodeCount ?? (3 + random.next(below: 5))
@@ -88,9 +91,10 @@ struct FaultProfile: CustomStringConvertible {
         walSegmentBytes = [512, 4_096, 4 * 1024 * 1024][storageRandom.next(below: 3)]
         var startRandom = SplitMix64(seed: options.seed ^ 0x00FA_57F1_25E0_0005)
         isFastFirstElectionEnabled = startRandom.next(below: 2) == 0
+        isCrashAnnounced = startRandom.next(below: 2) == 0
     }
 
     var description: String {
-        "nodes=\(nodeCount) drop=\(dropRate) duplicate=\(duplicateRate) delay=\(minimumDelayMicroseconds)+\(delayJitterMicroseconds)us faultEvery~\(meanFaultIntervalMilliseconds)ms weights=\(weights) sticky=\(stickyClientRate) preVote=\(isPreVoteEnabled) checkQuorum=\(isCheckQuorumEnabled) batch=\(maxEntriesPerAppend) window=\(maxInflightAppends) jitter=\(electionJitterTicks.map(String.init) ?? "T") snapshotEvery=\(snapshotThresholdEntries.map(String.init) ?? "never") trail=\(compactionTrailingEntries) chunk=\(snapshotChunkBytes) spares=\(spareCount) membershipChanges=\(isMembershipChanging) segment=\(walSegmentBytes) fastFirstElection=\(isFastFirstElectionEnabled)"
+        "nodes=\(nodeCount) drop=\(dropRate) duplicate=\(duplicateRate) delay=\(minimumDelayMicroseconds)+\(delayJitterMicroseconds)us faultEvery~\(meanFaultIntervalMilliseconds)ms weights=\(weights) sticky=\(stickyClientRate) preVote=\(isPreVoteEnabled) checkQuorum=\(isCheckQuorumEnabled) batch=\(maxEntriesPerAppend) window=\(maxInflightAppends) jitter=\(electionJitterTicks.map(String.init) ?? "T") snapshotEvery=\(snapshotThresholdEntries.map(String.init) ?? "never") trail=\(compactionTrailingEntries) chunk=\(snapshotChunkBytes) spares=\(spareCount) membershipChanges=\(isMembershipChanging) segment=\(walSegmentBytes) fastFirstElection=\(isFastFirstElectionEnabled) crashAnnounced=\(isCrashAnnounced)"
     }
 }

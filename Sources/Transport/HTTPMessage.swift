@@ -56,6 +56,9 @@ public struct HTTPRequest: Sendable {
     public var pathParameters: [String: String] = [:]
     /// The peer's address as "ip:port", when known.
     public var remoteAddress: String?
+    /// The server's number for the connection this request came on (see
+    /// `HTTPServer.onConnectionClosed`); nil for a request not read by a server.
+    public var connectionID: UInt64?
 
     public init(method: String, target: String, isHTTP11: Bool = true, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.method = method

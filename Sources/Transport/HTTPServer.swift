@@ -41,6 +41,15 @@ public final class HTTPServer: @unchecked Sendable {
     private var acceptThreadDone = true
     private var requestCount = 0
     private var refusedCount = 0
+    private var lastConnectionID: UInt64 = 0
+    private var connectionClosed: (@Sendable (UInt64) -> Void)?
+
+    /// Called with a connection's number (`HTTPRequest.connectionID`) once it is closed, by
+    /// either side: a node learns that a peer's process died from the close of the connection
+    /// that peer sends on.
+    public func onConnectionClosed(_ handler: @escaping @Sendable (_ connection: UInt64) -> Void) {
+        lock.withLock { connectionClosed = handler }
+    }
 
     /// A server for `router` on `host:port` (port 0 picks a free port; read `port` after `start`).
     public init(host: String = "127.0.0.1", port: Int, limits: ServerLimits = ServerLimits(), router: Router) {
@@ -239,10 +248,18 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func serve(_ client: Int32) {
         var reservedBodyBytes = 0
+        let connectionID = lock.withLock { () -> UInt64 in
+            lastConnectionID += 1
+            return lastConnectionID
+        }
         defer {
             releaseBody(&reservedBodyBytes)
-            lock.withLock { _ = connections.removeValue(forKey: client) }
+            let closed = lock.withLock { () -> (@Sendable (UInt64) -> Void)? in
+                connections.removeValue(forKey: client)
+                return connectionClosed
+            }
             close(client)
+            closed?(connectionID)
         }
         Socket.setNoDelay(client)
         Socket.setTimeout(client, option: SO_SNDTIMEO, seconds: limits.writeTimeoutSeconds)
@@ -269,6 +286,7 @@ public final class HTTPServer: @unchecked Sendable {
             switch event {
             case .request(var request):
                 request.remoteAddress = remoteAddress
+                request.connectionID = connectionID
                 guard answer(request, on: client, isEndOfInput: isEndOfInput, reservedBodyBytes: &reservedBodyBytes) else { return }
                 if offset > 0 {
                     buffer.removeFirst(offset)

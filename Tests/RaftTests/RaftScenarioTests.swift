@@ -355,3 +355,54 @@ import Testing
         #expect(campaigns >= 8 && campaigns <= 10 + 200 / 50 + 1, "\(campaigns) campaigns in 250 ticks (T 50, H 5)")
     }
 }
+
+/// A crash the network announces (`peerUnreachable`): failover within a heartbeat interval,
+/// and a connection closed by mistake disrupts nothing.
+@Suite struct AnnouncedCrashTests {
+    static var settings: RaftSettings { RaftSettings(electionTicks: 50, heartbeatTicks: 5) }
+
+    @Test func followersThatHearTheLeadersConnectionCloseElectWithinAHeartbeatInterval() {
+        var cluster = ScriptedCluster(size: 5, settings: Self.settings)
+        cluster.elect(1)
+        let term = cluster.node(1).currentTerm
+        cluster.isolate(1)  // the process died
+        for id: NodeID in [2, 3, 4, 5] { cluster.step(id, .peerUnreachable(1)) }
+        cluster.tickAll(times: 2 * Self.settings.heartbeatTicks)
+        let leader = cluster.nodes.values.filter { $0.isLeader && $0.id != 1 }.first
+        #expect(leader != nil, "no new leader within two heartbeat intervals")
+        #expect(leader.map { $0.currentTerm.rawValue } == term.rawValue + 1)
+    }
+
+    @Test func aSilentCrashStillWaitsForTheElectionTimeout() {
+        var cluster = ScriptedCluster(size: 5, settings: Self.settings)
+        cluster.elect(1)
+        cluster.isolate(1)
+        cluster.tickAll(times: 2 * Self.settings.heartbeatTicks)
+        #expect(!cluster.nodes.values.contains { $0.isLeader && $0.id != 1 })
+        cluster.tickAll(times: 3 * Self.settings.electionTicks)
+        #expect(cluster.nodes.values.contains { $0.isLeader && $0.id != 1 })
+    }
+
+    @Test func aConnectionClosedWhileTheLeaderLivesDisruptsNothing() {
+        var cluster = ScriptedCluster(size: 5, settings: Self.settings)
+        cluster.elect(1)
+        let term = cluster.node(1).currentTerm
+        cluster.step(2, .peerUnreachable(1))
+        #expect(cluster.node(2).leaderID == nil)
+        cluster.tickAll(times: 4 * Self.settings.heartbeatTicks)
+        #expect(cluster.leader == 1)
+        #expect(cluster.ids.allSatisfy { cluster.node($0).currentTerm == term })
+        #expect(cluster.node(2).leaderID == 1)
+        // It did ask, and was refused by the followers inside their lease.
+        #expect(cluster.events[2, default: []].contains { if case .becamePreCandidate = $0 { true } else { false } })
+    }
+
+    @Test func withoutPreVoteTheCloseIsIgnored() {
+        var settings = Self.settings
+        settings.isPreVoteEnabled = false
+        var cluster = ScriptedCluster(size: 3, settings: settings)
+        cluster.elect(1)
+        cluster.step(2, .peerUnreachable(1))
+        #expect(cluster.node(2).leaderID == 1)
+    }
+}

@@ -38,6 +38,7 @@ extension ClusterService {
         case .snapshotSendStarted(let peer, let index): "sending snapshot at index \(index) to \(address(peer.rawValue))"
         case .snapshotInstalled(let index): "installed the leader's snapshot at index \(index)"
         case .compacted(let index): "log compacted through index \(index)"
+        case .leaderUnreachable(let leader, let term): "term \(term): the connection from leader \(address(leader.rawValue)) closed; campaigning within a heartbeat interval"
         }
     }
 

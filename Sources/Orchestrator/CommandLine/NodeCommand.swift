@@ -89,6 +89,7 @@ enum NodeCommand {
         limits.maxBodyBytesByPath = ["/raft/messages": NodeLimits.maxRaftBodyBytes]
         limits.maxBodyBytesInFlight = NodeLimits.maxBodyBytesInFlight
         let server = HTTPServer(host: arguments.options["host"] ?? "127.0.0.1", port: port, limits: limits, router: NodeAPI.router(for: node))
+        server.onConnectionClosed { connection in node.connectionClosed(connection) }
         do {
             try server.start()
         } catch {
