@@ -86,6 +86,7 @@ extension RaftNode {
         leaderID = nil
         output.events.append(.leaderUnreachable(leader: peer, term: currentTerm))
         guard isPromotable else { return }
+        leaderLostTicks = settings.electionTicks
         randomizedElectionTimeout = electionElapsed + 1 + random.next(below: max(1, settings.heartbeatTicks))
     }
 
@@ -96,6 +97,7 @@ extension RaftNode {
         roleState = .leader
         leaderID = id
         isFreshStart = false
+        leaderLostTicks = 0
         heartbeatElapsed = 0
         electionElapsed = 0
         var progress: [NodeID: Progress] = [:]

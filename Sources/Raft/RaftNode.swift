@@ -133,6 +133,9 @@ public struct RaftNode: Sendable {
     /// a leader or of a term it has not reached (`isFastFirstElectionEnabled`).
     public internal(set) var isFreshStart = false
     var freshTicks = 0
+    /// Ticks left in which this follower, having heard its leader's connection close,
+    /// retries its campaign within a heartbeat interval rather than an election timeout.
+    var leaderLostTicks = 0
     /// Entries up to here have been handed out as committed.
     var emittedCommitIndex: LogIndex
     /// The lowest log index changed during the current step, to hand out for persisting.
@@ -284,7 +287,13 @@ public struct RaftNode: Sendable {
     mutating func resetElectionTimer() {
         electionElapsed = 0
         randomizedElectionTimeout = settings.electionTicks + random.next(below: settings.electionJitterTicks ?? settings.electionTicks)
-        if isFirstCandidate { randomizedElectionTimeout = settings.heartbeatTicks }
+        if isFirstCandidate {
+            randomizedElectionTimeout = settings.heartbeatTicks
+        } else if leaderLostTicks > 0, leaderID == nil {
+            // Two survivors may ask each other before either heard of the close, and both be
+            // refused: they retry within a heartbeat interval, not an election timeout.
+            randomizedElectionTimeout = 1 + random.next(below: max(1, settings.heartbeatTicks))
+        }
     }
 
     /// The voter that starts a fresh cluster's first election at once.
@@ -303,6 +312,7 @@ public struct RaftNode: Sendable {
 
     private mutating func tick() {
         guard leaderState != nil else {
+            if leaderLostTicks > 0 { leaderLostTicks -= 1 }
             if isFreshStart {
                 // Eager campaigns last one election timeout: a server that still hears nobody
                 // (the others down, or its answers cut) falls back to its ordinary timeout.
@@ -425,7 +435,10 @@ public struct RaftNode: Sendable {
         if leaderState != nil { stepDownAsLeader(newLeader: leader) }
         roleState = .follower
         leaderID = leader
-        if leader != nil { isFreshStart = false }
+        if leader != nil {
+            isFreshStart = false
+            leaderLostTicks = 0
+        }
         resetElectionTimer()
         if !wasFollowing { output.events.append(.becameFollower(term: currentTerm, leader: leader)) }
     }

@@ -406,3 +406,23 @@ import Testing
         #expect(cluster.node(2).leaderID == 1)
     }
 }
+
+extension AnnouncedCrashTests {
+    @Test func survivorsWhoseCampaignsSplitTheVoteRetryWithinAHeartbeatInterval() {
+        // Of three servers the leader dies and both survivors hear of it at once. Where both
+        // campaign on the same tick, each votes for itself and the vote splits; they must try
+        // again within a heartbeat interval, not an election timeout. Over many seeds some
+        // runs split, so every one must still elect within a few heartbeat intervals.
+        var slow: [UInt64] = []
+        for seed in UInt64(1)...40 {
+            var cluster = ScriptedCluster(size: 3, settings: Self.settings, seed: seed)
+            cluster.elect(1)
+            cluster.isolate(1)
+            cluster.step(2, .peerUnreachable(1))
+            cluster.step(3, .peerUnreachable(1))
+            cluster.tickAll(times: 4 * Self.settings.heartbeatTicks)
+            if !cluster.nodes.values.contains(where: { $0.isLeader && $0.id != 1 }) { slow.append(seed) }
+        }
+        #expect(slow.isEmpty, "no leader within four heartbeat intervals for seeds \(slow)")
+    }
+}
