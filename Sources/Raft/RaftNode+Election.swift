@@ -39,6 +39,9 @@ extension RaftNode {
                                                           isPreVote: request.isPreVote)), to: candidate)
             if !request.isPreVote {
                 votedFor = candidate
+                // Its vote given to another, a follower that heard its leader's connection close
+                // waits for that candidate as usual instead of campaigning against it.
+                if candidate != id { leaderLostTicks = 0 }
                 resetElectionTimer()
             }
         } else {

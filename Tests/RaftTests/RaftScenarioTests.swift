@@ -426,3 +426,36 @@ extension AnnouncedCrashTests {
         #expect(slow.isEmpty, "no leader within four heartbeat intervals for seeds \(slow)")
     }
 }
+
+extension AnnouncedCrashTests {
+    @Test func aSurvivorThatVotedForAnotherDoesNotCampaignAgainstIt() {
+        // Of five, the leader dies and all four survivors hear of it. Server 2 campaigns first
+        // and wins; its first messages are still on their way when the others' short timers
+        // run out. Having voted for 2, they must wait for it (an ordinary timeout) instead of
+        // campaigning: a second campaign here would find the others outside any lease and
+        // depose the new leader.
+        var cluster = ScriptedCluster(size: 5, settings: Self.settings)
+        cluster.elect(1)
+        cluster.isolate(1)
+        for id: NodeID in [2, 3, 4, 5] { cluster.step(id, .peerUnreachable(1)) }
+        var ticks = 0
+        while !cluster.node(2).isLeader, ticks < 2 * Self.settings.heartbeatTicks {
+            cluster.tick(2)
+            ticks += 1
+            while !cluster.inFlight.isEmpty, !cluster.node(2).isLeader { cluster.deliverAll(limit: 1) }
+        }
+        #expect(cluster.node(2).isLeader)
+        cluster.inFlight.removeAll { $0.from == 2 }  // the new leader's first messages, delayed
+        for id: NodeID in [3, 4, 5] { cluster.cut(2, id) }
+        let before = [3, 4, 5].map { cluster.events[NodeID($0), default: []].count }
+        for _ in 0...Self.settings.heartbeatTicks {
+            for id: NodeID in [3, 4, 5] { cluster.tick(id) }
+            cluster.deliverAll()
+        }
+        let campaigned = [3, 4, 5].enumerated().filter { position, id in
+            cluster.events[NodeID(UInt64(id)), default: []].dropFirst(before[position]).contains { if case .becamePreCandidate = $0 { true } else { false } }
+        }.map { $0.element }
+        #expect(campaigned.isEmpty, "servers \(campaigned) campaigned against the leader they voted for")
+        #expect(cluster.node(2).isLeader)
+    }
+}

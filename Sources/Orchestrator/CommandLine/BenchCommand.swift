@@ -9,7 +9,7 @@ enum BenchCommand {
         usage: orchestrator bench raft [--entries N] [--json]
                orchestrator bench http [--seconds S] [--connections 1,16,64] [--json]
                orchestrator bench http --serve PORT
-               orchestrator bench failover [--nodes 3,5] [--rounds 10] [--jitter-ms 500] [--json]
+               orchestrator bench failover [--nodes 3,5] [--rounds 10] [--jitter-ms 500] [--fault kill|pause] [--json]
                orchestrator bench commit [--nodes 3,5] [--clients 1,8,32,128] [--seconds 5] [--json]
                orchestrator bench scale [--clusters 20] [--nodes 5] [--seconds 60] [--json]
                orchestrator bench compaction [--changes 100000] [--clients 16] [--snapshot-every 10000] [--json]
@@ -18,7 +18,7 @@ enum BenchCommand {
           http   our HTTP server loaded by our HTTP client on loopback: GET and a 200-byte
                  JSON echo at 1, 16 and 64 keep-alive connections; --serve runs only the
                  server (for wrk)
-          failover  kill -9 the leader, time until a new leader and until a write commits again
+          failover  kill -9 (or SIGSTOP) the leader, time until a new leader and until a write commits again
           commit    service submissions through the leader, fsync on: latency and throughput
           scale     many clusters at once: idle CPU and memory per node, elections while idle,
                     commit latency in one cluster as more run beside it
@@ -119,7 +119,7 @@ enum BenchCommand {
     }
 
     private static func cluster(_ kind: String, _ words: [String]) throws -> Int32 {
-        let arguments = try CommandLineArguments.parse(words, options: ["nodes", "rounds", "clients", "seconds", "clusters", "jitter-ms", "changes", "snapshot-every"], flags: ["json"])
+        let arguments = try CommandLineArguments.parse(words, options: ["nodes", "rounds", "clients", "seconds", "clusters", "jitter-ms", "changes", "snapshot-every", "fault"], flags: ["json"])
         warnIfDebug()
         let json = arguments.has("json")
         let benchmarks = try ClusterBenchmarks()
@@ -133,13 +133,15 @@ enum BenchCommand {
         switch kind {
         case "failover":
             let rounds = try arguments.integer("rounds", default: 10, in: 1...1_000)
+            let fault = arguments.options["fault"] ?? "kill"
+            guard ["kill", "pause"].contains(fault) else { throw CommandLineArguments.Problem(description: "--fault takes kill or pause, got \"\(fault)\"") }
             var rows: [ClusterBenchmarks.FailoverRow] = []
             for nodes in try list(arguments.options["nodes"], default: [3, 5], name: "nodes", range: ClusterLimits.nodes) {
                 let jitter = arguments.options["jitter-ms"] == nil ? nil : try arguments.integer("jitter-ms", default: 500, in: 20...500)
-                rows.append(try benchmarks.failover(nodes: nodes, rounds: rounds, jitterMs: jitter))
+                rows.append(try benchmarks.failover(nodes: nodes, rounds: rounds, jitterMs: jitter, fault: fault))
             }
             if json { try emit(rows); return 0 }
-            print("kill -9 of the leader (H = 50 ms, T = 500 ms, timeout in [T, T + \(arguments.options["jitter-ms"] ?? "500") ms), \(rounds) rounds per size), times in ms")
+            print("\(fault == "kill" ? "kill -9" : "SIGSTOP") of the leader (H = 50 ms, T = 500 ms, timeout in [T, T + \(arguments.options["jitter-ms"] ?? "500") ms), \(rounds) rounds per size), times in ms")
             print("nodes  start->leader   elected: median   p90   max   write committed: median   p90   max")
             for row in rows {
                 print(pad(String(row.nodes), 5) + pad(String(format: "%.2f s", row.startToLeaderSeconds), 15)

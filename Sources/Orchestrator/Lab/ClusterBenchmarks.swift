@@ -85,7 +85,10 @@ final class ClusterBenchmarks: @unchecked Sendable {
         }
     }
 
-    func failover(nodes: Int, rounds: Int, jitterMs: Int?) throws -> FailoverRow {
+    /// `fault`: kill (-9; the node's sockets close, so survivors hear of it) or pause (SIGSTOP;
+    /// nothing closes, so only the election timeout tells). The node is restarted or resumed
+    /// after each round.
+    func failover(nodes: Int, rounds: Int, jitterMs: Int?, fault: String = "kill") throws -> FailoverRow {
         let (cluster, startup) = try startCluster(nodes: nodes, id: "failover-\(nodes)", jitterMs: jitterMs)
         Self.progress("\(nodes) nodes: first leader \(String(format: "%.2f", startup)) s after spawning")
         var elections: [Double] = []
@@ -98,7 +101,7 @@ final class ClusterBenchmarks: @unchecked Sendable {
             // against the heartbeat so the kill does not always land right after one.
             guard write(to: oldLeader, timeout: 5) else { throw LabError("no write before round \(round)") }
             usleep(UInt32(100_000 + Int.random(in: 0..<50_000)))
-            driver.apply(ExperimentPlan.Fault(at: 0, action: "kill", node: cluster.ports.firstIndex(of: oldLeader)))
+            driver.apply(ExperimentPlan.Fault(at: 0, action: fault, node: cluster.ports.firstIndex(of: oldLeader)))
             let killedAt = Date()
             guard let (newLeader, _) = try leader(of: cluster, excluding: oldLeader, newerThan: oldTerm, timeout: 10) else {
                 throw LabError("no new leader within 10 s in round \(round)")
@@ -111,7 +114,7 @@ final class ClusterBenchmarks: @unchecked Sendable {
             }
             writes.append(Date().timeIntervalSince(killedAt) * 1_000)
             Self.progress("\(nodes) nodes, round \(round)/\(rounds): leader elected after \(Int(elections.last!)) ms, write committed after \(Int(writes.last!)) ms")
-            driver.apply(ExperimentPlan.Fault(at: 0, action: "restart"))
+            driver.apply(ExperimentPlan.Fault(at: 0, action: fault == "kill" ? "restart" : "resume"))
             guard cluster.nodes.first(where: { $0.port == oldLeader })?.status == .running else { throw LabError("node \(oldLeader) did not restart in round \(round)") }
         }
         supervisor.removeCluster(cluster.id, deleteData: true)
