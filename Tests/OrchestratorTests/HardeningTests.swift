@@ -172,6 +172,15 @@ import Transport
         #expect(retriedBody?["replicas"] as? Int == 5 && retriedBody?["index"] as? Int == body?["index"] as? Int, "\(retried.text)")
         #expect((retriedBody?["service"] as? [String: Any])?["replicas"] as? Int == 1, "\(retried.text)")
         #expect(try orchestrator.json("PATCH", "/clusters/0/services/\(id)", #"{"replicas": 4, "requestId": "scale-1"}"#).status == 422)
+        // A retried delete answers as the first did (it once found its own deletion: 404, and an
+        // experiment's checker caught that as a lost acknowledged write); a new key finds it gone.
+        func delete(key: String) throws -> Int {
+            try orchestrator.client.send("DELETE", host: "127.0.0.1", port: orchestrator.port, path: "/clusters/0/services/\(id)",
+                                         headers: HTTPHeaders([("Idempotency-Key", key)])).status.rawValue
+        }
+        #expect(try delete(key: "delete-1") == 204)
+        #expect(try delete(key: "delete-1") == 204)
+        #expect(try delete(key: "delete-2") == 404)
     }
 }
 

@@ -22,11 +22,23 @@ final class OrchestratorHarness: @unchecked Sendable {
         return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("orchestrator").path
     }
 
-    /// A base port with `count` free ports after it.
+    /// Port ranges handed out in this test process: tests run in parallel, and a range free
+    /// when checked may not be bound yet when another test checks, so none is given twice.
+    private static let reservedLock = NSLock()
+    nonisolated(unsafe) private static var reserved: [Range<Int>] = []
+
+    /// A base port with `count` free ports after it, overlapping no range given before.
     static func freePortRun(_ count: Int) -> Int {
         while true {
             let base = Int.random(in: 20_000...60_000)
-            let isFree = (base..<(base + count)).allSatisfy { port in
+            let range = base..<(base + count)
+            let isNew = reservedLock.withLock { () -> Bool in
+                guard !reserved.contains(where: { $0.overlaps(range) }) else { return false }
+                reserved.append(range)
+                return true
+            }
+            guard isNew else { continue }
+            let isFree = range.allSatisfy { port in
                 let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
                 defer { close(descriptor) }
                 var address = sockaddr_in()

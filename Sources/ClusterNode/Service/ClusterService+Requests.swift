@@ -64,6 +64,18 @@ extension ClusterService {
             lock.unlock()
             throw .failed(.notLeader(leader: leader))
         }
+        if isClientCall, let earlier = state.record(ofRequest: requestID) {
+            // A retry of a request already applied: its outcome then stands. Deciding again on
+            // today's state would be wrong (a retried delete would find its own deletion and
+            // answer 404); the same key with different content is still refused.
+            var usage = state.usage()
+            if case .success(let decided?) = Self.decide(makeCommand, &usage, state), state.isReused(requestID, withOtherThan: decided.requestFingerprint) {
+                lock.unlock()
+                throw .failed(Self.reusedRequestID(requestID))
+            }
+            lock.unlock()
+            return (earlier.index, earlier.term)
+        }
         let command: ClusterCommand
         let fingerprint: UInt64
         let data: [UInt8]

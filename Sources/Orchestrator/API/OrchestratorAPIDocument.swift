@@ -107,7 +107,7 @@ enum OrchestratorAPIDocument: APIDescription {
                                        answers: [Answer(200, "OK", .json(Schema.ref("ClusterList")))]),
             "POST /clusters": Operation("Start a cluster of node processes on free ports.", tags: clusters, query: [pretty],
                                         body: Body("Its settings (all optional).", .json(Schema.ref("CreateCluster")), required: false),
-                                        answers: [Answer(201, "Started, with a leader.", .json(Schema.ref("ClusterSummary")),
+                                        answers: [Answer(201, "Started: every node answers (its first leader follows within a quarter second or so; GET /clusters/{id} shows it).", .json(Schema.ref("ClusterSummary")),
                                                          links: ["GetCluster": (operation: "GET /clusters/:id", parameters: ["id": "$response.body#/id"]),
                                                                  "DeleteCluster": (operation: "DELETE /clusters/:id", parameters: ["id": "$response.body#/id"])]),
                                                   badRequest, fail(409, "A cluster of that ID exists, a port is taken, or the orchestrator's limit of node processes (--max-nodes) would be passed."), tooLarge,
