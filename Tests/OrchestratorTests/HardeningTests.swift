@@ -148,6 +148,18 @@ import Transport
         #expect(unhealthy.isEmpty)
     }
 
+    @Test func linkFaultsOnALoneNodeSucceedWithNothingToCut() throws {
+        // Found by schemathesis: isolating the only node posted it an empty link table, which
+        // it refused, and the orchestrator answered 502.
+        let orchestrator = try OrchestratorHarness(nodes: 1)
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        let port = try #require(try orchestrator.nodes().first?.port)
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(port)/isolate").status == 200)
+        #expect(try orchestrator.json("POST", "/clusters/0/partition", #"{"groups": [[\#(port)]]}"#).status == 200)
+        #expect(try orchestrator.json("POST", "/clusters/0/heal").status == 200)
+    }
+
     @Test func scaleAnswersWhatThisRequestSetAndKeyReuseIsRefused() throws {
         let orchestrator = try OrchestratorHarness(nodes: 3)
         defer { orchestrator.stop() }

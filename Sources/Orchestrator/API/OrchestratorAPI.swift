@@ -345,7 +345,10 @@ struct OrchestratorAPI: Sendable {
     /// Posts to every node its new outgoing links, `value(from, to)` as JSON text.
     private func applyLinks(_ cluster: ManagedCluster, value: @escaping @Sendable (Int, Int) -> String) -> FaultResult {
         let outcomes = parallelMap(cluster.nodes) { node -> (String, String?) in
-            let body = "{" + cluster.ports.filter { $0 != node.port }.map { "\"localhost:\($0)\": \(value(node.port, $0))" }.joined(separator: ", ") + "}"
+            let peers = cluster.ports.filter { $0 != node.port }
+            // A node alone in its cluster has no link to set (and a node refuses an empty table).
+            guard !peers.isEmpty else { return ("localhost:\(node.port)", nil) }
+            let body = "{" + peers.map { "\"localhost:\($0)\": \(value(node.port, $0))" }.joined(separator: ", ") + "}"
             do {
                 let response = try supervisor.client.postJSON(host: "127.0.0.1", port: node.port, path: "/connections", body: Array(body.utf8), timeoutSeconds: 1, isIdempotent: true)
                 return ("localhost:\(node.port)", response.status == .ok ? nil : "answered \(response.status.rawValue): \(response.bodyText)")
