@@ -154,6 +154,12 @@ final class WebDriver {
         // Heal, then grow the cluster to six nodes by click (the prompt answered by the test).
         _ = try browser.run("document.querySelector('.cluster h2 button').click()")
         #expect(try browser.wait("document.querySelector('td.link[data-from=\"\(groupB[0])\"][data-to=\"\(other)\"]').dataset.state === 'up'", seconds: 5) != nil)
+        // Pause a follower by click: it shows paused (not down), then resumes.
+        let pausedNode = groupB[1]
+        _ = try browser.run("document.querySelector('.node[data-node=\"\(pausedNode)\"] button[data-action=\"pause\"]').click()")
+        #expect(try browser.wait("document.querySelector('.node[data-node=\"\(pausedNode)\"]').dataset.role === 'paused'", seconds: 5) != nil)
+        _ = try browser.run("document.querySelector('.node[data-node=\"\(pausedNode)\"] button[data-action=\"resume\"]').click()")
+        #expect(try browser.wait("['follower', 'leader', 'candidate'].includes(document.querySelector('.node[data-node=\"\(pausedNode)\"]').dataset.role)", seconds: 5) != nil)
         _ = try browser.run("window.prompt = () => '6'; document.querySelector('button.resize').click();")
         #expect(try browser.wait("document.querySelectorAll('#cluster-0 .node').length === 6 && document.querySelectorAll('#cluster-0 .node.leader').length === 1", seconds: 30) != nil)
         #expect(try orchestrator.nodes().count == 6)

@@ -11,7 +11,7 @@ h1{font-size:18px;margin:0 0 8px}h2{font-size:15px;margin:0 0 6px}
 .nodes{display:flex;gap:8px;flex-wrap:wrap}
 .node{border:2px solid #aaa;border-radius:6px;padding:6px;min-width:150px}
 .node.leader{border-color:#1f4e79;background:#e6eef7}.node.candidate{border-color:#ff7f0e}
-.node.down{border-color:#999;background:#eee;color:#777}.node.learner{border-color:#2ca02c}
+.node.down{border-color:#999;background:#eee;color:#777}.node.paused{border-color:#9467bd;background:#f1ecf7;color:#555}.node.learner{border-color:#2ca02c}
 .role{font-weight:bold}.node button{font-size:11px;margin:2px 2px 0 0}
 table.links{border-collapse:collapse;margin-top:8px}table.links td,table.links th{border:1px solid #ddd;padding:2px 6px;text-align:center}
 td.link{cursor:pointer}td.up{background:#d9f2d9}td.cut{background:#f4c7c7}td.slow{background:#fff0c2}td.lossy{background:#ffd9b3}
@@ -132,7 +132,9 @@ function render(id) {
   const ports = [];
   for (const n of s.nodes) {
     const address = n.address; const port = address.split(":")[1]; ports.push(address);
-    const role = n.accessible === false ? "down" : n.state;
+    const leaderStats = s.nodes.find(x => x.address === s.leader) || {};
+    const role = n.accessible === false ? (n.process === "paused" ? "paused" : "down")
+      : ((leaderStats.learners || []).includes(address) ? "learner" : n.state);
     const box = $("div", {class: "node " + role, "data-node": port, "data-role": role});
     box.append($("div", {}, $("b", {}, address), " ", $("span", {class: "role"}, role)));
     if (n.accessible !== false) {
