@@ -32,6 +32,7 @@ extension ClusterService {
                 switch envelope.message {
                 case .appendEntriesResponse, .heartbeatResponse, .installSnapshotResponse:
                     lastAcknowledged[envelope.from.rawValue] = now
+                    heardSinceLeading.insert(envelope.from.rawValue)
                 default:
                     break
                 }
@@ -66,7 +67,25 @@ extension ClusterService {
     func placeableNodes(in state: ClusterState) -> Set<UInt64> {
         let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
         guard withCore({ $0.isLeader }) else { return healthy }
-        return healthy.filter(keepingUp(within: placementSilenceSeconds, now: monotonicSeconds()))
+        let heard = heardSinceLeading.union([configuration.id])
+        return healthy.filter(heard.contains).filter(keepingUp(within: placementSilenceSeconds, now: monotonicSeconds()))
+    }
+
+    /// Right after an election the leader has heard from only the peers that voted for it: a
+    /// client's change waits until every other healthy member answered too, or two heartbeat
+    /// intervals passed (a member that is down never answers), so that placement sees the
+    /// whole live cluster. Bounded and short: at most 2 H plus 20 ms, once per leadership.
+    func settleAfterElection() {
+        let window = 2 * Double(configuration.heartbeatMilliseconds) / 1_000 + 0.02
+        while true {
+            let waiting = lock.withLock { () -> Bool in
+                guard withCore({ $0.isLeader }), monotonicSeconds() - leadingSince < window else { return false }
+                let members = Set(state.capacity.keys).subtracting(state.unhealthyNodes).subtracting([configuration.id])
+                return !members.isSubset(of: heardSinceLeading)
+            }
+            guard waiting else { return }
+            usleep(2_000)
+        }
     }
 
     /// One pass: at most one decision is proposed (and waited for) per pass.

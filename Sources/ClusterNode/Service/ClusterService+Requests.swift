@@ -16,6 +16,7 @@ extension ClusterService {
                  makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?)
         throws(NodeError) -> (index: UInt64, term: UInt64)?
     {
+        if isClientCall { settleAfterElection() }
         do {
             return try proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
         } catch {

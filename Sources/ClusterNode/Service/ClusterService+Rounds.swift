@@ -1,5 +1,6 @@
 import Foundation
 import Raft
+import Transport
 
 /// What the core's events and outcomes mean to the node: its event log, its leader
 /// history, and the answers to waiting clients.
@@ -11,6 +12,8 @@ extension ClusterService {
         switch event {
         case .becameLeader(let term):
             leaderHistory[term.rawValue] = configuration.id
+            heardSinceLeading = []
+            leadingSince = monotonicSeconds()
             roleChangedAt = Date().timeIntervalSince1970
         case .becameFollower(let term, let leader):
             if let leader { leaderHistory[term.rawValue] = leader.rawValue }

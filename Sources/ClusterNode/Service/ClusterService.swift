@@ -58,6 +58,12 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     /// When each peer last answered one of this node's Raft messages (an append, heartbeat
     /// or snapshot answer: proof that both directions work), in monotonic seconds.
     var lastAcknowledged: [UInt64: Double] = [:]
+    /// Peers that answered this node since it became leader, and when that was (monotonic):
+    /// new replicas go only to peers heard in this leadership (a node killed a moment before
+    /// the election never answers), and a client's change waits a moment after an election
+    /// for the live peers' first answers (`settleAfterElection`).
+    var heardSinceLeading: Set<UInt64> = []
+    var leadingSince = 0.0
     /// This node's commit index over the last grace period, oldest first (monotonic seconds),
     /// to tell whether a follower's log keeps up.
     var commitSamples: [(time: Double, index: UInt64)] = []
