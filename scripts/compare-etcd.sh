@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Commit throughput and latency of ours and etcd, one outside client (wrk), one run,
+# alternating: 3 nodes each, fsync on, writes to the leader, at several connection counts.
+# Needs Debian's etcd-server and wrk (apt-get install etcd-server wrk) and a release build:
+#
+#     swift build -c release --product orchestrator
+#     scripts/compare-etcd.sh [seconds per cell, default 10] [connections, default "1 8 32 128"]
+#
+# Ours: POST /service (a service of one replica, committed and applied) to the leader.
+# etcd: POST /v3/kv/put of a 100-byte value to the leader (etcd's own default: fsync on).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-10}"
+connections="${2:-1 8 32 128}"
+for tool in etcd wrk; do command -v "$tool" > /dev/null || { echo "needs $tool (apt-get install etcd-server wrk)"; exit 2; }; done
+binary=.build/release/orchestrator
+[ -x "$binary" ] || { echo "needs $binary (swift build -c release --product orchestrator)"; exit 2; }
+work=$(mktemp -d /tmp/compare-etcd.XXXXXX)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done; wait 2> /dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+# etcd: three members on 127.0.0.1:23791-23793 (clients) and 23801-23803 (peers).
+cluster="e1=http://127.0.0.1:23801,e2=http://127.0.0.1:23802,e3=http://127.0.0.1:23803"
+for n in 1 2 3; do
+    etcd --name "e$n" --data-dir "$work/etcd-$n" --listen-client-urls "http://127.0.0.1:2379$n" --advertise-client-urls "http://127.0.0.1:2379$n" \
+         --listen-peer-urls "http://127.0.0.1:2380$n" --initial-advertise-peer-urls "http://127.0.0.1:2380$n" \
+         --initial-cluster "$cluster" --initial-cluster-state new --heartbeat-interval 50 --election-timeout 500 > "$work/etcd-$n.log" 2>&1 &
+    pids+=($!)
+done
+# Ours: an orchestrator with one cluster of three nodes, H 50 ms, T 500 ms (the defaults).
+"$binary" --port 23700 --nodes 3 --data-dir "$work/ours" > "$work/ours.log" 2>&1 &
+pids+=($!)
+
+leader_etcd=""
+for _ in $(seq 1 200); do
+    for n in 1 2 3; do
+        status=$(curl -s -m 1 -X POST "http://127.0.0.1:2379$n/v3/maintenance/status" -d '{}' || true)
+        member=$(echo "$status" | sed -n 's/.*"member_id":"\([0-9]*\)".*/\1/p'); leader=$(echo "$status" | sed -n 's/.*"leader":"\([0-9]*\)".*/\1/p')
+        if [ -n "$member" ] && [ "$member" = "$leader" ]; then leader_etcd="http://127.0.0.1:2379$n"; fi
+    done
+    [ -n "$leader_etcd" ] && break
+    sleep 0.1
+done
+[ -n "$leader_etcd" ] || { echo "etcd elected no leader; see $work"; exit 1; }
+leader_ours=""
+for _ in $(seq 1 200); do
+    leader_ours=$(curl -s -m 1 http://127.0.0.1:23700/clusters/0 | sed -n 's/.*"leader":"localhost:\([0-9]*\)".*/\1/p')
+    [ -n "$leader_ours" ] && break
+    sleep 0.1
+done
+[ -n "$leader_ours" ] || { echo "our cluster elected no leader; see $work"; exit 1; }
+
+cat > "$work/ours.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"container": {"name": "bench", "replicas": 1}}'
+LUA
+value=$(head -c 100 /dev/zero | tr '\0' 'x' | base64 -w0)
+cat > "$work/etcd.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"key": "$(printf bench | base64)", "value": "$value"}'
+LUA
+
+# "requests/s p50 p99" from wrk's --latency output.
+measure() {
+    local output
+    output=$(wrk -t1 -c"$2" -d"${seconds}s" --latency -s "$3" "$1" 2>&1)
+    local rate p50 p99
+    rate=$(echo "$output" | awk '/Requests\/sec/ {print $2}')
+    p50=$(echo "$output" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$output" | awk '$1 == "99%" {print $2}')
+    echo "$rate $p50 $p99"
+}
+# wrk prints latencies as 1.23ms, 456.78us or 1.02s: in milliseconds.
+ms() { echo "$1" | awk '/us$/ {sub("us",""); print $0/1000; next} /ms$/ {sub("ms",""); print $0; next} /s$/ {sub("s",""); print $0*1000}'; }
+
+echo "commit through the leader, 3 nodes, fsync on, wrk -t1, ${seconds} s per cell, ours then etcd at each count"
+printf "%-6s %12s %12s %7s %10s %10s %7s %10s %10s %7s\n" conns "ours req/s" "etcd req/s" ratio "ours p50" "etcd p50" ratio "ours p99" "etcd p99" ratio
+for c in $connections; do
+    read -r our_rate our_p50 our_p99 <<< "$(measure "http://127.0.0.1:$leader_ours/service" "$c" "$work/ours.lua")"
+    read -r etcd_rate etcd_p50 etcd_p99 <<< "$(measure "$leader_etcd/v3/kv/put" "$c" "$work/etcd.lua")"
+    our_p50=$(ms "$our_p50"); etcd_p50=$(ms "$etcd_p50"); our_p99=$(ms "$our_p99"); etcd_p99=$(ms "$etcd_p99")
+    awk -v c="$c" -v a="$our_rate" -v b="$etcd_rate" -v p="$our_p50" -v q="$etcd_p50" -v r="$our_p99" -v s="$etcd_p99" 'BEGIN {
+        printf "%-6s %12.0f %12.0f %7.2f %10.2f %10.2f %7.2f %10.2f %10.2f %7.2f\n", c, a, b, a / b, p, q, p / q, r, s, r / s }'
+done
