@@ -86,7 +86,8 @@ public enum NodeAPI {
             try onLeader(node, request) {
                 struct Add: Decodable { var node: JSONValue }
                 let target = try memberID(try JSONBody.decode(Add.self, from: request).node)
-                if !node.service.membershipView().voters.contains(address(target)), !node.service.membershipView().learners.contains(address(target)) {
+                let membership = node.service.membershipView()
+                if !(membership.voters + membership.learners).contains(address(target)) {
                     try checkAnswersAsMember(node, target)
                 }
                 return JSONBody.response(try node.service.addMember(target), for: request)

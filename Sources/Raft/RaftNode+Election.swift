@@ -75,8 +75,6 @@ extension RaftNode {
         }
     }
 
-    /// §5.2, §8: takes office, and appends a no-op of the new term so that entries of
-    /// earlier terms can be committed (and reads served) as soon as possible.
     /// A follower whose leader's connection closed stops trusting that leader and campaigns
     /// within one heartbeat interval instead of an election timeout: failover after a crash
     /// the network announces. Only with pre-vote (thesis §9.6): a follower wrong about its
@@ -90,9 +88,11 @@ extension RaftNode {
         output.events.append(.leaderUnreachable(leader: peer, term: currentTerm))
         guard isPromotable else { return }
         leaderLostTicks = settings.electionTicks
-        randomizedElectionTimeout = electionElapsed + 1 + random.next(below: max(1, settings.heartbeatTicks))
+        resetElectionTimer()  // within a heartbeat interval, while `leaderLostTicks` lasts
     }
 
+    /// §5.2, §8: takes office, and appends a no-op of the new term so that entries of
+    /// earlier terms can be committed (and reads served) as soon as possible.
     mutating func becomeLeader() {
         guard case .candidate = roleState else {
             preconditionFailure("becomeLeader from \(role) in term \(currentTerm)")

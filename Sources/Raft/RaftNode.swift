@@ -132,7 +132,8 @@ public struct RaftNode: Sendable {
     /// True until this server, started with nothing (no term, entry or snapshot), learns of
     /// a leader or of a term it has not reached (`isFastFirstElectionEnabled`).
     public internal(set) var isFreshStart = false
-    var freshTicks = 0
+    /// Ticks left of eager first campaigns (one election timeout).
+    var freshTicksLeft = 0
     /// Ticks left in which this follower, having heard its leader's connection close,
     /// retries its campaign within a heartbeat interval rather than an election timeout.
     var leaderLostTicks = 0
@@ -173,6 +174,7 @@ public struct RaftNode: Sendable {
         self.commitIndex = max(emittedCommitIndex, min(hardState.commitIndex, log.lastIndex))
         updateConfigurations(from: log.firstIndex)
         isFreshStart = settings.isFastFirstElectionEnabled && hardState.currentTerm == 0 && log.lastIndex == 0 && snapshot == nil
+        freshTicksLeft = settings.electionTicks
         resetElectionTimer()
         if isFirstCandidate { randomizedElectionTimeout = 1 }
         checkInvariants()
@@ -316,8 +318,8 @@ public struct RaftNode: Sendable {
             if isFreshStart {
                 // Eager campaigns last one election timeout: a server that still hears nobody
                 // (the others down, or its answers cut) falls back to its ordinary timeout.
-                freshTicks += 1
-                if freshTicks > settings.electionTicks { isFreshStart = false }
+                freshTicksLeft -= 1
+                if freshTicksLeft < 0 { isFreshStart = false }
             }
             electionElapsed += 1
             ticksSinceHeartbeatAnswer += 1

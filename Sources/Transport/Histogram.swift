@@ -9,16 +9,19 @@ public final class Histogram: @unchecked Sendable {
     public static let latencyBounds: [Double] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10]
 
     private let lock = NSLock()
+    /// Read without the lock: never changes.
+    private let bounds: [Double]
     private var snapshotValue: HistogramSnapshot
 
     public init(bounds: [Double] = Histogram.latencyBounds) {
         precondition(!bounds.isEmpty && zip(bounds, bounds.dropFirst()).allSatisfy { $0 < $1 }, "bounds must rise")
+        self.bounds = bounds
         snapshotValue = HistogramSnapshot(bounds: bounds, counts: Array(repeating: 0, count: bounds.count + 1), sum: 0)
     }
 
     public func observe(_ seconds: Double) {
         let value = seconds.isFinite ? max(0, seconds) : 0
-        let bucket = snapshotValue.bounds.firstIndex { value <= $0 } ?? snapshotValue.bounds.count
+        let bucket = bounds.firstIndex { value <= $0 } ?? bounds.count
         lock.withLock {
             snapshotValue.counts[bucket] += 1
             snapshotValue.sum += value

@@ -96,3 +96,10 @@ extension String {
         return result
     }
 }
+
+extension MetricsText {
+    /// The text as an HTTP answer.
+    public var response: HTTPResponse {
+        HTTPResponse(headers: HTTPHeaders([("Content-Type", Self.contentType)]), body: Array(rendered.utf8))
+    }
+}

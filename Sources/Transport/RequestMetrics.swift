@@ -37,10 +37,3 @@ public final class RequestMetrics: @unchecked Sendable {
         }
     }
 }
-
-extension MetricsText {
-    /// The text as an HTTP answer.
-    public var response: HTTPResponse {
-        HTTPResponse(headers: HTTPHeaders([("Content-Type", Self.contentType)]), body: Array(rendered.utf8))
-    }
-}

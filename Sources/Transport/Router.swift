@@ -34,10 +34,11 @@ public struct Router: Sendable {
 
     /// Adds a route. `HEAD` is served by the `GET` route of the same path.
     public mutating func add(_ method: String, _ pattern: String, _ handler: @escaping HTTPHandler) {
-        let segments = Self.segments(of: pattern).map { part -> Segment in
+        let parts = Self.segments(of: pattern)
+        let segments = parts.map { part -> Segment in
             part.hasPrefix(":") ? .parameter(String(part.dropFirst())) : .literal(part)
         }
-        routes.append(Route(method: method.uppercased(), pattern: "/" + Self.segments(of: pattern).joined(separator: "/"), segments: segments, handler: handler))
+        routes.append(Route(method: method.uppercased(), pattern: "/" + parts.joined(separator: "/"), segments: segments, handler: handler))
     }
 
     /// Answers a request: the matching handler's response, or a JSON error (indented too

@@ -246,7 +246,15 @@ for (const type of ["role", "leader", "commit", "links", "fault", "change", "clu
       return;
     }
     const horizon = Date.now() / 1000 - 2 * windowSeconds;
-    if (c.roles.length > 2000 || (c.roles[0] && c.roles[0].time < horizon)) c.roles = c.roles.filter((r, i, all) => r.time >= horizon || !all.slice(i + 1).some(o => o.node === r.node && o.time < horizon));
+    if (c.roles.length > 2000 || (c.roles[0] && c.roles[0].time < horizon)) {
+      // Keep what is recent and, per node, the last change before it (one pass from the end).
+      const kept = [], seen = new Set();
+      for (let i = c.roles.length - 1; i >= 0; i--) {
+        const r = c.roles[i];
+        if (r.time >= horizon) kept.push(r); else if (!seen.has(r.node)) { seen.add(r.node); kept.push(r); }
+      }
+      c.roles = kept.reverse();
+    }
     if (c.faults.length > 200) c.faults.splice(0, c.faults.length - 200);
     refresh(data.cluster);
   });

@@ -34,6 +34,7 @@ enum ServeCommand {
         var desiredStateFile: String? = nil
         /// Node processes of all clusters together, at most.
         var maxNodes: Int? = nil
+        static let defaultMaxNodes = 200
     }
 
     /// The settings: `Config/orchestrator.json` (or `--config`), then the flags over it.
@@ -60,7 +61,7 @@ enum ServeCommand {
         settings.host = arguments.options["host"] ?? settings.host
         settings.keepData = settings.keepData || arguments.has("keep-data")
         settings.desiredStateFile = arguments.options["desired-state"] ?? settings.desiredStateFile
-        settings.maxNodes = try arguments.integer("max-nodes", default: settings.maxNodes ?? 200, in: 1...2_000)
+        settings.maxNodes = try arguments.integer("max-nodes", default: settings.maxNodes ?? Settings.defaultMaxNodes, in: 1...2_000)
         return settings
     }
 
@@ -85,7 +86,7 @@ enum ServeCommand {
             FileHandle.standardError.write(Data("orchestrator: \((error as? DirectoryLock.Refused)?.description ?? error.localizedDescription)\n".utf8))
             return 1
         }
-        supervisor.maxNodes = settings.maxNodes ?? 200
+        supervisor.maxNodes = settings.maxNodes ?? Settings.defaultMaxNodes
         var defaults = ClusterSettings(nodes: settings.nodes, heartbeatMs: settings.heartbeatMs, electionTimeoutMs: settings.electionTimeoutMs,
                                        capacity: settings.capacity, unhealthyAfterMs: settings.unhealthyAfterMs)
         defaults.snapshotEveryEntries = settings.snapshotEveryEntries
