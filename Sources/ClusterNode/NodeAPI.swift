@@ -263,11 +263,12 @@ public enum NodeAPI {
     /// 201 with the container, in seed 001's shape or, with `?view=docker`, Docker's.
     static func createContainer(_ node: Node, _ request: HTTPRequest) throws -> HTTPResponse {
         try onLeader(node, request) {
-            let (spec, pinnedTo, bodyRequestID) = try ContainerRequest.spec(from: request.body)
-            let record = try node.service.createContainer(spec, pinnedTo: pinnedTo, requestID: bodyRequestID ?? requestID(request))
+            // Checked before anything is created: a refused request changes nothing.
             guard request.query["view"] == nil || request.query["view"] == "docker" else {
                 throw HTTPError(.badRequest, "view must be docker (Docker's inspect shape) or left out, got \(JSONText.quote(request.query["view"] ?? ""))")
             }
+            let (spec, pinnedTo, bodyRequestID) = try ContainerRequest.spec(from: request.body)
+            let record = try node.service.createContainer(spec, pinnedTo: pinnedTo, requestID: bodyRequestID ?? requestID(request))
             if request.query["view"] == "docker" {
                 return JSONBody.response(DockerContainer(SimulatedContainer(record)), status: .created, for: request)
             }

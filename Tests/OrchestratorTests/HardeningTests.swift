@@ -160,6 +160,17 @@ import Transport
         #expect(try orchestrator.json("POST", "/clusters/0/heal").status == 200)
     }
 
+    @Test func aRefusedContainerRequestCreatesNothing() throws {
+        // ?view was checked after the container was created: 400, and a container anyway.
+        let orchestrator = try OrchestratorHarness(nodes: 1)
+        defer { orchestrator.stop() }
+        try orchestrator.waitForLeader()
+        let refused = try orchestrator.json("POST", "/clusters/0/containers?view=yaml", #"{"image": "nginx"}"#)
+        #expect(refused.status == 400 && refused.text.contains("view"), "\(refused.text)")
+        let list = try orchestrator.json("GET", "/clusters/0/containers").body as? [String: Any]
+        #expect((list?["results"] as? [Any])?.isEmpty == true, "\(String(describing: list))")
+    }
+
     @Test func scaleAnswersWhatThisRequestSetAndKeyReuseIsRefused() throws {
         let orchestrator = try OrchestratorHarness(nodes: 3)
         defer { orchestrator.stop() }
