@@ -74,10 +74,14 @@ extension ClusterState {
                                            pendingReason: decision.pendingReason, index: try reader.readUInt64(),
                                            term: try reader.readUInt64(), updatedIndex: try reader.readUInt64(),
                                            requestID: try reader.readString())
-                if version >= 3, try reader.readByte() == 1 { record.load = try reader.readServiceLoad() }
+                if version >= 3, try reader.readByte() == 1 {
+                    record.load = try reader.readServiceLoad()
+                    loadedServiceIDs.insert(id)
+                }
                 if version >= 4 { record.autoscaler = try reader.readAutoscalerState(limit: bytes.count) }
                 if version >= 6 { record.publishedPort = try reader.readOptionalPort() }
                 services[id] = record
+                if record.pending > 0 { pendingServiceIDs.insert(id) }
                 account(spec.demand, removing: [:], adding: record.placement)
             }
             for _ in 0..<(try reader.readCount(limit: bytes.count)) {

@@ -29,6 +29,13 @@ public struct ClusterState: Sendable {
     /// Who holds each published port on each node (derived from services and containers:
     /// kept as they change, rebuilt when a snapshot is restored).
     public internal(set) var ports: [UInt64: [Int: PortHolder]] = [:]
+    /// The services with an offered load (derived from their records: kept as loads are set
+    /// and services deleted, rebuilt when a snapshot is restored), so the load model's view of
+    /// each node costs the loaded services, not every service, on every placement.
+    public internal(set) var loadedServiceIDs: Set<Int> = []
+    /// The services with replicas waiting for room (derived likewise, kept by `place`), so
+    /// the leader's look for pending replicas costs the pending services, not every service.
+    public internal(set) var pendingServiceIDs: Set<Int> = []
     /// The last log index applied.
     public internal(set) var appliedIndex: UInt64 = 0
     /// Every member node's capacity (all alike); follows the membership entries applied.
@@ -158,6 +165,7 @@ public struct ClusterState: Sendable {
                 remember(command, at: entry, [])
                 return .rejected("service \(serviceID) does not exist")
             }
+            loadedServiceIDs.remove(serviceID)
             place(&removed, Placement.Decision(replicas: [:], pending: 0, pendingReason: nil), at: entry.index.rawValue)
             remember(command, at: entry, [serviceID])
             return .services([serviceID])
@@ -174,6 +182,7 @@ public struct ClusterState: Sendable {
                 return .rejected("service \(serviceID) does not exist")
             }
             services[serviceID]?.load = load
+            loadedServiceIDs.insert(serviceID)
             services[serviceID]?.updatedIndex = entry.index.rawValue
             remember(command, at: entry, [serviceID])
             return .services([serviceID])
@@ -325,6 +334,7 @@ public struct ClusterState: Sendable {
         }
         service.placement = fitted.replicas
         service.pending = fitted.pending
+        if fitted.pending > 0 { pendingServiceIDs.insert(service.id) } else { pendingServiceIDs.remove(service.id) }
         service.pendingReason = fitted.pendingReason
         service.updatedIndex = index
     }

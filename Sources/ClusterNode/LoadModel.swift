@@ -207,7 +207,8 @@ extension ClusterState {
     /// replica are left out).
     public func replicaLoads(atMs nowMs: Int64) -> [UInt64: ContainerLoad] {
         var loads: [UInt64: ContainerLoad] = [:]
-        for service in services.values where service.load != nil {
+        for id in loadedServiceIDs {
+            guard let service = services[id] else { continue }
             let one = service.replicaLoad(atMs: nowMs)
             for (node, count) in service.placement {
                 for _ in 0..<count { loads[node] = (loads[node] ?? .zero) + one }

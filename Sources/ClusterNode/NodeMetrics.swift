@@ -11,6 +11,9 @@ final class NodeMetrics: @unchecked Sendable {
         case appliedEntries, fsyncs, commits, leaderships, elections, preVotes, quorumLosses
         case proposals, proposalsFailed, forwardedRequests, leaderTransfers
         case membershipChanges, snapshotsSent, snapshotsInstalled, snapshotsTaken, compactions, leadersUnreachable
+        /// Reconcile passes that did not search for room for pending replicas: nothing that decides
+        /// whether one fits had changed since a search that placed none.
+        case pendingSearchesSkipped
     }
 
     private let lock = NSLock()

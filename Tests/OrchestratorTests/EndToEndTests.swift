@@ -51,6 +51,21 @@ import Testing
             let load = try #require(nodeStats["load"] as? [String: Int])
             #expect(load["slots"]! <= 100, "node \(node.port) over capacity: \(load)")
         }
+        // A full cluster is not searched again while nothing that decides a fit changes; when
+        // room frees, the pending replicas are placed.
+        let leaderPort = try #require(try orchestrator.nodes().first { $0.state == "leader" }?.port)
+        let skipped = try orchestrator.waitUntil("the leader skips a search of the full cluster", seconds: 10) { () -> Bool in
+            let metrics = try orchestrator.json("GET", "/metrics", port: leaderPort).text
+            return metrics.split(separator: "\n").contains { $0.hasPrefix("node_pending_searches_skipped_total") && !$0.hasSuffix(" 0") }
+        }
+        #expect(skipped)
+        let hugeID = try #require(hugeService["id"] as? Int), threeID = try #require(threeService["id"] as? Int)
+        #expect(try orchestrator.json("DELETE", "/clusters/0/services/\(threeID)").status == 204)
+        let placedAfterDelete = try orchestrator.waitUntil("pending replicas placed once room frees", seconds: 10) { () -> Bool in
+            let service = try orchestrator.json("GET", "/clusters/0/services/\(hugeID)").body as? [String: Any]
+            return (service?["pending"] as? Int).map { $0 <= 500 - placedTotal - 99 } ?? false
+        }
+        #expect(placedAfterDelete, "the pending replicas of service \(hugeID) stayed pending after service \(threeID) was deleted")
 
         // A follower forwards to its leader; the answer says who served it.
         let followers = try orchestrator.nodes().filter { $0.state == "follower" }
@@ -62,10 +77,10 @@ import Testing
         let latest = try orchestrator.json("GET", "/clusters/0/services/latest")
         #expect((latest.body as? [String: Any])?["containerId"] as? Int == 6)
         let all = try orchestrator.json("GET", "/clusters/0/services")
-        #expect(((all.body as? [String: Any])?["metadata"] as? [String: Int])?["count"] == 6)
+        #expect(((all.body as? [String: Any])?["metadata"] as? [String: Int])?["count"] == 5)  // six created, one deleted
         #expect(try orchestrator.json("GET", "/clusters/0/services/999").status == 404)
         let state = try orchestrator.json("GET", "/clusters/0/state")
-        #expect(((state.body as? [String: Any])?["services"] as? [Any])?.count == 6)
+        #expect(((state.body as? [String: Any])?["services"] as? [Any])?.count == 5)
 
         // Bad input: JSON errors with the right status, never HTML, never a 500.
         let badPayload = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"id": 5, "replicas": "lots"}}"#)

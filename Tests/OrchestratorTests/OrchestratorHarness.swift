@@ -94,6 +94,17 @@ final class OrchestratorHarness: @unchecked Sendable {
         return (response.status.rawValue, parsed, response.bodyText)
     }
 
+    /// Polls `condition` until it holds (true) or `seconds` pass (false).
+    func waitUntil(_ what: String, seconds: Double, _ condition: () throws -> Bool) throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try condition() { return true }
+            guard process.isRunning else { throw HarnessError("orchestrator exited waiting until \(what): \(log)") }
+            usleep(20_000)
+        }
+        return false
+    }
+
     /// The node ports of cluster `id`, with each node's reported state and term.
     func nodes(cluster id: String = "0") throws -> [(port: Int, state: String?, term: Int?)] {
         let summary = try json("GET", "/clusters/\(id)").body as? [String: Any]

@@ -47,6 +47,9 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     private var lastTick = monotonicSeconds()
     /// When the timer thread plans to wake next.
     private var timerWakeAt = 0.0
+    /// The timer found its ticks due while another thread ran rounds: that thread takes the
+    /// ticks and wakes the timer when it lets go (rather than the timer spinning meanwhile).
+    private var timerWaitsForRounds = false
     /// Each peer's outbox and connection (the connection is used by the outbox's thread, or
     /// inline while that outbox is idle: the outbox lets one of them at a time deliver).
     /// Created on first use, as members join.
@@ -126,21 +129,27 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
 
     /// Runs rounds over everything queued, plus the ticks the clock says have passed, while
     /// no other thread is; each round is persisted with one fdatasync (group commit).
-    func drain() {
+    /// Returns false when another thread was running rounds (it takes what is queued).
+    @discardableResult
+    func drain() -> Bool {
+        var ran = false
         while processing.try() {
+            ran = true
             while let batch = takeBatch() { runRound(batch) }
             // Wake the timer early if the next timer event moved closer (a new leader must
-            // send heartbeats at once, not after a follower's election timeout).
+            // send heartbeats at once, not after a follower's election timeout), or if it
+            // waits for this thread to let go.
             let due = replica.withCore { $0.ticksUntilNextTimerEvent }
             inbox.withLock {
                 let wakeAt = lastTick + Double(due) * tickSeconds
-                if wakeAt < timerWakeAt { inbox.signal() }
+                if wakeAt < timerWakeAt || timerWaitsForRounds { inbox.signal() }
             }
             processing.unlock()
             // An input queued after our last look but before we let go must not wait for the
             // next event: look once more.
-            if inbox.withLock({ inputs.isEmpty }) { return }
+            if inbox.withLock({ inputs.isEmpty }) { return true }
         }
+        return ran
     }
 
     /// One round: the replica's (step, write, sync, send), then the service layer's (apply).
@@ -195,6 +204,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     /// runs the ticks that passed. An idle follower's timer rarely fires: heartbeats keep
     /// pushing its election timeout back.
     private func timerLoop() {
+        var roundsRunElsewhere = false
         while true {
             let due = replica.withCore { $0.ticksUntilNextTimerEvent }
             inbox.lock()
@@ -204,10 +214,21 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             }
             timerWakeAt = lastTick + Double(due) * tickSeconds
             let wait = timerWakeAt - monotonicSeconds()
-            if wait > 0 { _ = inbox.wait(until: Date(timeIntervalSinceNow: wait)) }
+            if wait > 0 {
+                _ = inbox.wait(until: Date(timeIntervalSinceNow: wait))
+            } else if roundsRunElsewhere, !processing.try() {
+                // Due, but a round is running on another thread: it takes the ticks that passed
+                // and signals when it lets go (it needs `inbox` for that, held here until the
+                // wait begins, so the signal cannot be missed; a tick at most all the same).
+                timerWaitsForRounds = true
+                _ = inbox.wait(until: Date(timeIntervalSinceNow: tickSeconds))
+                timerWaitsForRounds = false
+            } else if roundsRunElsewhere {
+                processing.unlock()  // free again: drain below takes the ticks
+            }
             timerWakeAt = .infinity
             inbox.unlock()
-            drain()
+            roundsRunElsewhere = !drain()
         }
     }
 

@@ -117,7 +117,7 @@ extension ClusterService {
                 // A node left the cluster: its replicas go elsewhere.
                 return { [self] usage, state in markCommand(node: removed, isHealthy: false, usage: &usage, state: state) }
             }
-            let hasPending = state.services.values.contains { $0.pending > 0 }
+            let hasPending = !state.pendingServiceIDs.isEmpty
             guard hasPending || !state.vitalServices.isEmpty else { return nil }
             return { [self] usage, state in
                 (hasPending ? placePendingCommand(usage: &usage, state: state) : nil) ?? desiredStateCommand(usage: &usage, state: state)
@@ -212,9 +212,19 @@ extension ClusterService {
     /// The caller holds the lock.
     func placePendingCommand(usage: inout [UInt64: NodeResources], state: ClusterState) -> ClusterCommand? {
         let healthy = placeableNodes(in: state)
+        // Whether a replica fits depends on reservations, healthy nodes and ports alone: when
+        // none of them changed since a pass that placed nothing, nothing fits now either (a
+        // full cluster with thousands of pending services would otherwise be searched again
+        // four times a second, under the lock that requests need).
+        let situation = PendingSituation(usage: usage.filter { $0.value != .zero }, healthy: healthy, capacity: state.capacity, ports: state.ports)
+        if situation == fruitlessPendingSituation {
+            metrics.increment(.pendingSearchesSkipped)
+            return nil
+        }
         let inUse = state.cpuInUse(atMs: LoadView.nowMs())
         var moves: [ServiceMove] = []
-        for service in state.services.values.sorted(by: { $0.id < $1.id }) where service.pending > 0 {
+        for id in state.pendingServiceIDs.sorted() {
+            guard let service = state.services[id] else { continue }
             var decision = Placement.place(count: service.pending, demand: service.spec.demand, capacity: state.capacity, usage: &usage,
                                            healthy: state.eligibleNodes(healthy, for: service.spec, service: service), cpuInUse: inUse,
                                            onePerNode: service.spec.publish != .none)
@@ -222,6 +232,15 @@ extension ClusterService {
             for (node, count) in service.placement { decision.replicas[node, default: 0] += count }
             moves.append(ServiceMove(serviceID: service.id, decision: decision))
         }
+        fruitlessPendingSituation = moves.isEmpty ? situation : nil
         return moves.isEmpty ? nil : .placePending(moves: moves)
+    }
+
+    /// What decides whether a pending replica fits somewhere (see `placePendingCommand`).
+    struct PendingSituation: Equatable {
+        var usage: [UInt64: NodeResources]
+        var healthy: Set<UInt64>
+        var capacity: [UInt64: NodeResources]
+        var ports: [UInt64: [Int: PortHolder]]
     }
 }

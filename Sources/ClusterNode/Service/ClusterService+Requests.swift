@@ -115,7 +115,8 @@ extension ClusterService {
             if serviceCalls[requestID] == nil { serviceCallOrder.append(requestID) }
             serviceCalls[requestID] = ServiceCall(requestID: requestID, receivedAt: Date().timeIntervalSince1970, status: .queued,
                                                   services: summary.services, replicas: summary.replicas)
-            if serviceCallOrder.count > ServiceCall.maxRemembered {
+            // Trimmed in steps of a quarter, so the front of the list is not moved per request.
+            if serviceCallOrder.count > ServiceCall.maxRemembered + ServiceCall.maxRemembered / 4 {
                 let excess = serviceCallOrder.count - ServiceCall.maxRemembered
                 for forgotten in serviceCallOrder.prefix(excess) { serviceCalls[forgotten] = nil }
                 serviceCallOrder.removeFirst(excess)

@@ -78,7 +78,7 @@ extension ClusterService {
     static let maxLogPage = 1_000
 
     /// The service calls this node handled as leader, newest last.
-    func recentServiceCalls() -> [ServiceCall] { lock.withLock { serviceCallOrder.compactMap { serviceCalls[$0] } } }
+    func recentServiceCalls() -> [ServiceCall] { lock.withLock { serviceCallOrder.suffix(ServiceCall.maxRemembered).compactMap { serviceCalls[$0] } } }
 
     /// The Prometheus text of this node.
     func metricsText() -> MetricsText {

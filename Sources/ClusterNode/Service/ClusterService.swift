@@ -67,6 +67,9 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     /// This node's commit index over the last grace period, oldest first (monotonic seconds),
     /// to tell whether a follower's log keeps up.
     var commitSamples: [(time: Double, index: UInt64)] = []
+    /// The last situation in which a look for room for pending replicas placed none: the
+    /// next look waits for a change (guarded by `lock`).
+    var fruitlessPendingSituation: PendingSituation?
     /// The term in which the reconcile loop last found this node leading.
     var leadingSinceTerm: UInt64 = 0
     /// The leader this node knew in each term (term → leader), newest terms kept.
