@@ -10,6 +10,8 @@ import PackageDescription
 // state machine and what is built on it). RaftSimulation is the deterministic, in-process
 // harness that runs the node's own replica rounds and state machine over simulated disks
 // and a simulated network; the tests and `orchestrator simulate` / `bench raft` share it.
+// CEpoll is a system module over the C library (epoll, eventfd, accept4) for Transport's
+// event-driven server.
 let package = Package(
     name: "orchestrator",
     platforms: [.macOS(.v14)],
@@ -20,7 +22,9 @@ let package = Package(
         .target(name: "Raft"),
         .target(name: "RaftStorage", dependencies: ["Raft"]),
         .target(name: "RaftSimulation", dependencies: ["Raft", "RaftStorage", "ClusterNode"]),
-        .target(name: "Transport"),
+        // Linux's epoll, eventfd and accept4 (the C library has them; Glibc does not export them).
+        .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
+        .target(name: "Transport", dependencies: ["CEpoll"]),
         .target(name: "ClusterNode", dependencies: ["Raft", "RaftStorage", "Transport"]),
         .executableTarget(
             name: "Orchestrator",

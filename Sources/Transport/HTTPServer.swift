@@ -3,11 +3,14 @@
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CEpoll
 import Foundation
 
-/// An HTTP/1.1 server over POSIX sockets: one accept thread and one thread per connection,
-/// so a handler may block without holding up anyone else. At its connection cap it closes
-/// the connection idle longest rather than refuse a new client.
+/// An event-driven HTTP/1.1 server over epoll: a few event-loop threads read, parse and
+/// write every connection without blocking, so an idle connection costs its buffers, not a
+/// thread. Handlers that may block run on a worker pool; handlers that suspend (waiting for
+/// a commit) hold no thread while they wait. At its connection cap the server closes the
+/// connection idle longest rather than refuse a new client.
 ///
 /// Keep-alive and HTTP/1.0, pipelined requests answered in order, Content-Length and
 /// chunked bodies, `Expect: 100-continue`. Every limit in `ServerLimits` is enforced and
@@ -16,12 +19,14 @@ import Foundation
 public final class HTTPServer: @unchecked Sendable {
     public let host: String
     public let limits: ServerLimits
-    private let router: Router
-    private let lock = NSLock()
+    let router: Router
+    let lock = NSLock()
     private var listener: Int32 = -1
+    private var listenerToken: UInt64 = 0
     private var boundPort: Int
-    /// What the server knows of one open connection (guarded by `lock`).
-    private struct Connection {
+    /// What the server knows of each open connection, by connection number (guarded by `lock`).
+    struct ConnectionRecord {
+        var connection: ServerConnection
         /// The client's IP address (without the port), for the per-address cap.
         var address: String
         /// A handler is running for it: it is never closed to make room.
@@ -29,20 +34,22 @@ public final class HTTPServer: @unchecked Sendable {
         /// When it last started or finished a request (monotonic seconds): the one idle
         /// longest is closed first when room is needed.
         var lastActivity: Double
-        /// Closed to make room; its thread is on its way out.
+        /// Closed to make room; its loop is closing it.
         var isEvicted = false
     }
 
-    private var connections: [Int32: Connection] = [:]
+    private var connections: [UInt64: ConnectionRecord] = [:]
     /// Bytes reserved by request bodies being read now (`ServerLimits.maxBodyBytesInFlight`).
     private var bodyBytesInFlight = 0
     private var evictedCount = 0
-    private var isStopping = false
-    private var acceptThreadDone = true
+    private(set) var isStopping = false
     private var requestCount = 0
     private var refusedCount = 0
     private var lastConnectionID: UInt64 = 0
     private var connectionClosed: (@Sendable (UInt64) -> Void)?
+    private var loops: [EventLoop] = []
+    private var nextLoop = 0
+    let workers: WorkerPool
 
     /// Called with a connection's number (`HTTPRequest.connectionID`) once it is closed, by
     /// either side: a node learns that a peer's process died from the close of the connection
@@ -57,6 +64,7 @@ public final class HTTPServer: @unchecked Sendable {
         self.boundPort = port
         self.limits = limits
         self.router = router
+        self.workers = WorkerPool(name: "http-worker-\(port)", maxThreads: limits.maxHandlerThreads)
     }
 
     /// The port the server listens on.
@@ -73,6 +81,8 @@ public final class HTTPServer: @unchecked Sendable {
     public var bodyBytesBeingRead: Int { lock.withLock { bodyBytesInFlight } }
     /// Idle connections closed to make room for new ones.
     public var connectionsEvicted: Int { lock.withLock { evictedCount } }
+    /// Threads the server holds now: its event loops and the worker-pool threads alive.
+    public var threadCount: Int { lock.withLock { loops.count } + workers.threadCounts.alive }
 
     /// True when `host:port` can be bound now (nothing listens there).
     public static func isPortFree(host: String = "127.0.0.1", port: Int) -> Bool {
@@ -81,72 +91,119 @@ public final class HTTPServer: @unchecked Sendable {
         return true
     }
 
-    /// Binds and starts accepting. Throws when the port is taken, naming it.
+    /// Connections held at most: the limit, within the descriptors this process may open
+    /// (64 kept for files, clients and the listener).
+    private lazy var connectionCap: Int = {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return limits.maxConnections }
+        return max(1, min(limits.maxConnections, Int(clamping: limit.rlim_cur) - 64))
+    }()
+
+    /// Raises this process's soft limit on open descriptors to its hard limit, once: an
+    /// event-driven server holds a descriptor per connection and nothing else.
+    private static let raisedDescriptorLimit: Void = {
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+    }()
+
+    /// Binds and starts the event loops. Throws when the port is taken, naming it.
     public func start() throws(SocketError) {
+        _ = Self.raisedDescriptorLimit
         let descriptor = try Socket.listen(host: host, port: boundPort, backlog: 4_096)
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+        var started: [EventLoop] = []
+        do {
+            for index in 0..<max(1, limits.eventLoops) { started.append(try EventLoop(name: "http-loop-\(Socket.localPort(descriptor))-\(index)")) }
+        } catch {
+            close(descriptor)
+            throw error
+        }
         lock.withLock {
             listener = descriptor
             boundPort = Socket.localPort(descriptor)
-            acceptThreadDone = false
+            loops = started
         }
-        let thread = Thread { [self] in acceptLoop(descriptor) }
-        thread.name = "http-accept-\(boundPort)"
-        thread.start()
+        for loop in started { loop.start() }
+        let acceptor = started[0]
+        acceptor.execute { [self] in
+            let token = acceptor.register(descriptor, events: EPOLLIN.rawValue) { [self] _ in acceptAll(descriptor, on: acceptor) }
+            lock.withLock { listenerToken = token }
+        }
     }
 
     /// Stops accepting, waits up to `graceSeconds` for in-flight requests, then closes every connection.
     public func stop(graceSeconds: Double = 5) {
-        let (descriptor, idle) = lock.withLock { () -> (Int32, [Int32]) in
+        let (descriptor, token, loops, open) = lock.withLock { () -> (Int32, UInt64, [EventLoop], [ServerConnection]) in
             isStopping = true
             let descriptor = listener
             listener = -1
-            return (descriptor, connections.filter { !$0.value.isBusy }.map(\.key))
+            return (descriptor, listenerToken, self.loops, connections.values.map(\.connection))
         }
-        if descriptor >= 0 { shutdown(descriptor, Int32(SHUT_RDWR)) }
-        for connection in idle { shutdown(connection, Int32(SHUT_RD)) }
+        guard let acceptor = loops.first else { return }
+        let unlistened = DispatchSemaphore(value: 0)
+        acceptor.execute {
+            if descriptor >= 0 {
+                acceptor.unregister(descriptor, token: token)
+                close(descriptor)
+            }
+            unlistened.signal()
+        }
+        unlistened.wait()
+        // Idle connections close now; busy ones close once their answer is written.
+        for connection in open { connection.loop.execute { connection.closeIfIdle() } }
         let deadline = monotonicSeconds() + graceSeconds
-        while monotonicSeconds() < deadline {
-            let done = lock.withLock { connections.isEmpty && acceptThreadDone }
-            if done { break }
-            usleep(2_000)
+        while monotonicSeconds() < deadline, lock.withLock({ !connections.isEmpty }) { usleep(2_000) }
+        for connection in lock.withLock({ connections.values.map(\.connection) }) {
+            connection.loop.execute { connection.close() }
         }
-        let remaining = lock.withLock { Array(connections.keys) }
-        for connection in remaining { shutdown(connection, Int32(SHUT_RDWR)) }
-        if descriptor >= 0 { close(descriptor) }
+        for loop in loops { loop.stop() }
+        lock.withLock { self.loops = [] }
+        workers.shutDown()
     }
 
-    private func acceptLoop(_ descriptor: Int32) {
-        defer { lock.withLock { acceptThreadDone = true } }
+    // MARK: Accepting
+
+    /// Takes every pending connection (the listener is non-blocking) and hands each to a loop.
+    private func acceptAll(_ descriptor: Int32, on acceptor: EventLoop) {
         while true {
-            let client = accept(descriptor, nil, nil)
+            let client = cepoll_accept4(descriptor, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
             if client < 0 {
                 let code = errno
-                if lock.withLock({ isStopping }) { return }
                 if code == EINTR || code == ECONNABORTED { continue }
                 if code == EMFILE || code == ENFILE || code == ENOMEM || code == ENOBUFS {
-                    usleep(10_000)  // out of descriptors: back off instead of spinning
-                    continue
+                    // Out of descriptors: stop watching the listener for a moment instead of spinning.
+                    let token = lock.withLock { listenerToken }
+                    acceptor.modify(descriptor, token: token, events: 0)
+                    acceptor.schedule(at: monotonicSeconds() + 0.01) { [self] in
+                        if lock.withLock({ listener == descriptor }) { acceptor.modify(descriptor, token: token, events: EPOLLIN.rawValue) }
+                    }
                 }
                 return
             }
-            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            let address = Socket.peerAddress(client).map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) } ?? "?"
-            let admitted = lock.withLock { () -> Bool in
-                guard !isStopping, makeRoom(for: address) else {
-                    refusedCount += 1
-                    return false
-                }
-                connections[client] = Connection(address: address, lastActivity: monotonicSeconds())
-                return true
-            }
-            guard admitted else {
-                refuse(client)
-                continue
-            }
-            let thread = Thread { [self] in serve(client) }
-            thread.stackSize = limits.threadStackBytes
-            thread.start()
+            admit(client)
         }
+    }
+
+    private func admit(_ client: Int32) {
+        let remoteAddress = Socket.peerAddress(client)
+        let address = remoteAddress.map { String($0[..<($0.lastIndex(of: ":") ?? $0.endIndex)]) } ?? "?"
+        let admitted = lock.withLock { () -> ServerConnection? in
+            guard !isStopping, !loops.isEmpty, makeRoom(for: address) else {
+                refusedCount += 1
+                return nil
+            }
+            lastConnectionID += 1
+            let loop = loops[nextLoop % loops.count]
+            nextLoop += 1
+            let connection = ServerConnection(server: self, descriptor: client, id: lastConnectionID, remoteAddress: remoteAddress, loop: loop)
+            connections[lastConnectionID] = ConnectionRecord(connection: connection, address: address, lastActivity: monotonicSeconds())
+            return connection
+        }
+        guard let admitted else { return refuse(client) }
+        admitted.loop.execute { admitted.open() }
     }
 
     /// Makes room for one more connection from `address` (the caller holds `lock`): over the
@@ -162,7 +219,7 @@ public final class HTTPServer: @unchecked Sendable {
             live[evicted] = nil
             counts[address, default: 0] -= 1
         }
-        if live.count >= limits.maxConnections {
+        if live.count >= connectionCap {
             let busiest = counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
             guard evictIdlest(among: live.filter { $0.value.address == busiest }) ?? evictIdlest(among: live) != nil else { return false }
         }
@@ -170,41 +227,49 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     /// Closes the connection idle longest among `candidates` (none in a handler); returns it.
-    private func evictIdlest(among candidates: [Int32: Connection]) -> Int32? {
-        guard let (descriptor, _) = candidates.filter({ !$0.value.isBusy && !$0.value.isEvicted })
+    private func evictIdlest(among candidates: [UInt64: ConnectionRecord]) -> UInt64? {
+        guard let (id, record) = candidates.filter({ !$0.value.isBusy && !$0.value.isEvicted })
             .min(by: { $0.value.lastActivity < $1.value.lastActivity })
         else { return nil }
-        connections[descriptor]?.isEvicted = true
+        connections[id]?.isEvicted = true
         evictedCount += 1
-        // Its thread sees end of input at once (an answer it is writing still goes out) and
-        // closes the descriptor (never reused before that).
-        shutdown(descriptor, Int32(SHUT_RD))
-        return descriptor
+        // Its loop stops reading it at once (an answer it is writing still goes out) and closes it.
+        let connection = record.connection
+        connection.loop.execute { connection.evict() }
+        return id
     }
 
     /// Answers 503 to a connection over the cap and closes it, without reading its request.
     private func refuse(_ client: Int32) {
-        Socket.setTimeout(client, option: SO_SNDTIMEO, seconds: 0.2)
         var response = HTTPResponse.error(.serviceUnavailable, "too many connections (limit \(limits.maxConnections)); retry later")
         response.headers.set("Retry-After", "1")
-        try? Socket.sendAll(client, response.serialized(keepAlive: false))  // best effort: the client may be gone
+        let bytes = response.serialized(keepAlive: false)
+        // Best effort and without waiting: a fresh socket's send buffer holds this small answer.
+        _ = bytes.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
         close(client)
     }
 
-    private func setBusy(_ client: Int32, _ isBusy: Bool) -> Bool {
+    // MARK: Bookkeeping the connections ask for
+
+    /// Marks a connection busy or not; true when it must close after this answer (stopping, evicted).
+    func setBusy(_ id: UInt64, _ isBusy: Bool) -> Bool {
         lock.withLock {
-            connections[client]?.isBusy = isBusy
-            connections[client]?.lastActivity = monotonicSeconds()
-            return isStopping || connections[client]?.isEvicted == true
+            connections[id]?.isBusy = isBusy
+            connections[id]?.lastActivity = monotonicSeconds()
+            return isStopping || connections[id]?.isEvicted == true
         }
     }
 
-    private func noteRequestStarted(_ client: Int32) {
-        lock.withLock { connections[client]?.lastActivity = monotonicSeconds() }
+    func noteRequestStarted(_ id: UInt64) {
+        lock.withLock { connections[id]?.lastActivity = monotonicSeconds() }
+    }
+
+    func countRequest() {
+        lock.withLock { requestCount += 1 }
     }
 
     /// Reserves `bytes` of the body budget; false when the bodies being read already hold it.
-    private func reserveBody(_ bytes: Int) -> Bool {
+    func reserveBody(_ bytes: Int) -> Bool {
         lock.withLock {
             guard bodyBytesInFlight + bytes <= limits.maxBodyBytesInFlight else { return false }
             bodyBytesInFlight += bytes
@@ -212,176 +277,18 @@ public final class HTTPServer: @unchecked Sendable {
         }
     }
 
-    private func releaseBody(_ bytes: inout Int) {
+    func releaseBody(_ bytes: inout Int) {
         guard bytes > 0 else { return }
         let released = bytes
         lock.withLock { bodyBytesInFlight -= released }
         bytes = 0
     }
 
-    /// The times a connection's deadlines count from, for the phase it is in.
-    private struct ConnectionTimes {
-        var idleSince = monotonicSeconds()
-        var requestStartedAt = monotonicSeconds()
-        var headCompletedAt: Double?
-        var hasServedRequest = false
-
-        /// When waiting for more bytes must end: the body's, the head's, the keep-alive's
-        /// or, before the first request, the first request's deadline.
-        mutating func deadline(isMidRequest: Bool, hasUnparsedBytes: Bool, now: Double, limits: ServerLimits) -> Double {
-            if isMidRequest {
-                if headCompletedAt == nil { headCompletedAt = now }
-                return headCompletedAt! + limits.bodyTimeoutSeconds
-            }
-            if hasUnparsedBytes { return requestStartedAt + limits.headerTimeoutSeconds }
-            // A connection that has sent nothing yet gets no more time than a slow head.
-            return idleSince + (hasServedRequest ? limits.idleTimeoutSeconds : limits.firstRequestTimeoutSeconds)
+    func connectionDidClose(_ id: UInt64) {
+        let closed = lock.withLock { () -> (@Sendable (UInt64) -> Void)? in
+            connections.removeValue(forKey: id)
+            return connectionClosed
         }
-
-        mutating func requestAnswered() {
-            hasServedRequest = true
-            headCompletedAt = nil
-            idleSince = monotonicSeconds()
-            requestStartedAt = idleSince
-        }
-    }
-
-    private func serve(_ client: Int32) {
-        var reservedBodyBytes = 0
-        let connectionID = lock.withLock { () -> UInt64 in
-            lastConnectionID += 1
-            return lastConnectionID
-        }
-        defer {
-            releaseBody(&reservedBodyBytes)
-            let closed = lock.withLock { () -> (@Sendable (UInt64) -> Void)? in
-                connections.removeValue(forKey: client)
-                return connectionClosed
-            }
-            close(client)
-            closed?(connectionID)
-        }
-        Socket.setNoDelay(client)
-        Socket.setTimeout(client, option: SO_SNDTIMEO, seconds: limits.writeTimeoutSeconds)
-        let remoteAddress = Socket.peerAddress(client)
-        var parser = RequestParser(limits: limits)
-        var buffer: [UInt8] = []
-        var offset = 0
-        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
-        var isEndOfInput = false
-        var times = ConnectionTimes()
-        // The receive timeout now set on the socket: re-set only when the deadline moved
-        // noticeably, which saves a system call per request on a busy keep-alive connection.
-        var receiveTimeoutSet = 0.0
-        while true {
-            let event: RequestParser.Event
-            do {
-                event = try parser.next(buffer, offset: &offset, isEndOfInput: isEndOfInput)
-            } catch {
-                var response = error.response
-                if error.status == .payloadTooLarge || error.status == .headerFieldsTooLarge { response.headers.set("Connection", "close") }
-                try? Socket.sendAll(client, response.serialized(keepAlive: false))  // best effort before closing
-                return
-            }
-            switch event {
-            case .request(var request):
-                request.remoteAddress = remoteAddress
-                request.connectionID = connectionID
-                guard answer(request, on: client, isEndOfInput: isEndOfInput, reservedBodyBytes: &reservedBodyBytes) else { return }
-                if offset > 0 {
-                    buffer.removeFirst(offset)
-                    offset = 0
-                }
-                times.requestAnswered()
-                continue
-            case .continueExpected:
-                guard (try? Socket.sendAll(client, Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))) != nil else { return }
-                continue
-            case .needMoreData:
-                if isEndOfInput { return }
-                guard reserveBodyOrRefuse(parser, on: client, reserved: &reservedBodyBytes) else { return }
-            }
-            // Wait for more bytes, no longer than the deadline of the phase we are in.
-            let now = monotonicSeconds()
-            let deadline = times.deadline(isMidRequest: parser.isMidRequest, hasUnparsedBytes: offset < buffer.count, now: now, limits: limits)
-            guard deadline > now else {
-                if offset < buffer.count || parser.isMidRequest {
-                    try? Socket.sendAll(client, HTTPResponse.error(.requestTimeout, "request not received in time").serialized(keepAlive: false))  // best effort
-                }
-                return
-            }
-            let remaining = deadline - now
-            // A timeout up to 11% longer than the deadline is kept: the deadline check above
-            // still closes the connection, at most that much late.
-            if remaining < receiveTimeoutSet * 0.9 || remaining > receiveTimeoutSet * 1.25 || receiveTimeoutSet == 0 {
-                Socket.setTimeout(client, option: SO_RCVTIMEO, seconds: remaining)
-                receiveTimeoutSet = remaining
-            }
-            do {
-                let count = try Socket.receive(client, into: &chunk)
-                if count == 0 {
-                    isEndOfInput = true
-                } else {
-                    if offset == buffer.count {
-                        buffer.removeAll(keepingCapacity: true)
-                        offset = 0
-                        times.requestStartedAt = monotonicSeconds()
-                        noteRequestStarted(client)
-                    }
-                    buffer.append(contentsOf: chunk[0..<count])
-                }
-            } catch {
-                if error.isTimeout { continue }  // the deadline check above answers or closes
-                return
-            }
-        }
-    }
-
-    /// Runs the handler and writes its answer; false when the connection is to close.
-    private func answer(_ request: HTTPRequest, on client: Int32, isEndOfInput: Bool, reservedBodyBytes: inout Int) -> Bool {
-        let isStopping = setBusy(client, true)
-        let response = router.respond(to: request)
-        releaseBody(&reservedBodyBytes)
-        let keepAlive = request.wantsKeepAlive && !isStopping && !isEndOfInput
-        // Counted before the answer is written, so a client that has seen an answer sees it
-        // counted (tests and metrics read this).
-        lock.withLock { requestCount += 1 }
-        // Idle from here, before the client can see the answer: a client that got its answer
-        // finds the connection evictable (an eviction now only stops further reads, so the
-        // answer being written still arrives whole).
-        if let stream = response.stream {
-            // Streamed until the handler ends it or the client goes: the connection stays busy
-            // (never evicted as idle) and closes afterwards.
-            var head = response
-            head.body = []
-            var bytes = head.serialized(keepAlive: false, includeBody: false)
-            if let range = bytes.firstRange(of: Array("Content-Length: 0\r\n".utf8)) { bytes.removeSubrange(range) }
-            guard (try? Socket.sendAll(client, bytes)) != nil else { return false }
-            if request.method != "HEAD" { stream { chunk in (try? Socket.sendAll(client, chunk)) != nil } }
-            _ = setBusy(client, false)
-            return false
-        }
-        let isClosing = setBusy(client, false)
-        do {
-            try Socket.sendAll(client, response.serialized(keepAlive: keepAlive, includeBody: request.method != "HEAD"))
-        } catch {
-            return false
-        }
-        return !isClosing && keepAlive
-    }
-
-    /// Before a body is read into memory, takes its bytes from the server's budget; when the
-    /// bodies being read hold it all, answers 503 and returns false (the connection closes).
-    private func reserveBodyOrRefuse(_ parser: RequestParser, on client: Int32, reserved: inout Int) -> Bool {
-        guard parser.isMidRequest, reserved == 0, parser.bodyBytesToReserve > 0 else { return true }
-        let bytes = parser.bodyBytesToReserve
-        guard reserveBody(bytes) else {
-            var response = HTTPResponse.error(.serviceUnavailable, "the server is reading too many request bodies at once; retry shortly")
-            response.headers.set("Retry-After", "1")
-            try? Socket.sendAll(client, response.serialized(keepAlive: false))  // best effort before closing
-            return false
-        }
-        reserved = bytes
-        return true
+        closed?(id)
     }
 }

@@ -1,6 +1,11 @@
-/// A request handler. It runs on the connection's own thread, so it may block (for
-/// example while waiting for a commit); it throws `HTTPError` to answer with an error.
+import Foundation
+
+/// A request handler that may block (forwarding a request and waiting for the answer): the
+/// server runs it on a thread of its worker pool. It throws `HTTPError` to answer with an error.
 public typealias HTTPHandler = @Sendable (HTTPRequest) throws -> HTTPResponse
+/// A request handler that waits without a thread (for a commit, say): it suspends, and the
+/// thread serves others meanwhile. It must not block.
+public typealias AsyncHTTPHandler = @Sendable (HTTPRequest) async throws -> HTTPResponse
 
 /// Maps method and path patterns (`/clusters/:id/stats`) to handlers.
 ///
@@ -13,11 +18,16 @@ public struct Router: Sendable {
         case parameter(String)
     }
 
+    private enum Handler: Sendable {
+        case blocking(HTTPHandler)
+        case suspending(AsyncHTTPHandler)
+    }
+
     private struct Route: Sendable {
         var method: String
         var pattern: String
         var segments: [Segment]
-        var handler: HTTPHandler
+        var handler: Handler
     }
 
     private var routes: [Route] = []
@@ -34,6 +44,15 @@ public struct Router: Sendable {
 
     /// Adds a route. `HEAD` is served by the `GET` route of the same path.
     public mutating func add(_ method: String, _ pattern: String, _ handler: @escaping HTTPHandler) {
+        add(method, pattern, .blocking(handler))
+    }
+
+    /// Adds a route whose handler suspends while it waits (see `AsyncHTTPHandler`).
+    public mutating func add(_ method: String, _ pattern: String, suspending handler: @escaping AsyncHTTPHandler) {
+        add(method, pattern, .suspending(handler))
+    }
+
+    private mutating func add(_ method: String, _ pattern: String, _ handler: Handler) {
         let parts = Self.segments(of: pattern)
         let segments = parts.map { part -> Segment in
             part.hasPrefix(":") ? .parameter(String(part.dropFirst())) : .literal(part)
@@ -41,20 +60,71 @@ public struct Router: Sendable {
         routes.append(Route(method: method.uppercased(), pattern: "/" + parts.joined(separator: "/"), segments: segments, handler: handler))
     }
 
-    /// Answers a request: the matching handler's response, or a JSON error (indented too
-    /// when `?pretty` asks, like every JSON answer).
-    public func respond(to request: HTTPRequest) -> HTTPResponse {
-        guard let observer else { return Self.prettyError(answer(request).response, for: request) }
-        let started = monotonicSeconds()
-        var (response, route, parameters) = answer(request)
-        response = Self.prettyError(response, for: request)
-        var seen = request
-        seen.pathParameters = parameters
-        observer(seen, route, response.status, monotonicSeconds() - started)
-        return response
+    /// What serving one request takes: an answer known at once (no route, wrong method), a
+    /// handler that may block, or one that suspends. Matching costs no handler call, so the
+    /// server can do it on its event loop.
+    public struct Dispatch: Sendable {
+        fileprivate enum Work: Sendable {
+            case answered(HTTPResponse)
+            case blocking(HTTPHandler)
+            case suspending(AsyncHTTPHandler)
+        }
+
+        fileprivate let work: Work
+        fileprivate let request: HTTPRequest
+        fileprivate let route: String?
+        fileprivate let observer: (@Sendable (_ request: HTTPRequest, _ route: String?, _ status: HTTPStatus, _ seconds: Double) -> Void)?
+
+        /// True when the handler may block a thread (run it on a thread that may wait).
+        public var mayBlock: Bool {
+            if case .blocking = work { return true }
+            return false
+        }
+
+        /// Runs the handler where the caller is; blocks for a suspending one (tests, tools).
+        public func respondNow() -> HTTPResponse {
+            let started = monotonicSeconds()
+            switch work {
+            case .answered(let response): return finish(response, started: started)
+            case .blocking(let handler): return finish(Router.call(handler, request), started: started)
+            case .suspending(let handler):
+                let box = ResponseBox()
+                let done = DispatchSemaphore(value: 0)
+                let request = request
+                Task {
+                    box.response = await Router.call(handler, request)
+                    done.signal()
+                }
+                done.wait()
+                return finish(box.response!, started: started)
+            }
+        }
+
+        /// Runs a suspending handler and delivers its answer; anything else is answered at once.
+        public func respond(_ completion: @escaping @Sendable (HTTPResponse) -> Void) {
+            let started = monotonicSeconds()
+            guard case .suspending(let handler) = work else { return completion(respondNow()) }
+            let request = request
+            Task { completion(finish(await Router.call(handler, request), started: started)) }
+        }
+
+        private func finish(_ response: HTTPResponse, started: Double) -> HTTPResponse {
+            let response = Router.prettyError(response, for: request)
+            observer?(request, route, response.status, monotonicSeconds() - started)
+            return response
+        }
     }
 
-    private func answer(_ request: HTTPRequest) -> (response: HTTPResponse, route: String?, parameters: [String: String]) {
+    private final class ResponseBox: @unchecked Sendable {
+        var response: HTTPResponse?
+    }
+
+    /// Answers a request: the matching handler's response, or a JSON error (indented too
+    /// when `?pretty` asks, like every JSON answer). Blocks the caller while the handler runs.
+    public func respond(to request: HTTPRequest) -> HTTPResponse { dispatch(request).respondNow() }
+
+    /// Finds what answers `request` (see `Dispatch`).
+    public func dispatch(_ request: HTTPRequest) -> Dispatch {
         let parts = Self.segments(of: request.path).map { percentDecode($0, plusIsSpace: false) }
         var allowed: [String] = []
         let method = request.method == "HEAD" ? "GET" : request.method
@@ -66,22 +136,39 @@ public struct Router: Sendable {
             }
             var request = request
             request.pathParameters = parameters
-            do {
-                return (try route.handler(request), route.pattern, parameters)
-            } catch let error as HTTPError {
-                return (error.response, route.pattern, parameters)
-            } catch let error as any HTTPResponseError {
-                return (error.httpError.response, route.pattern, parameters)
-            } catch {
-                return (.error(.internalServerError, "internal error: \(error)"), route.pattern, parameters)
+            switch route.handler {
+            case .blocking(let handler): return Dispatch(work: .blocking(handler), request: request, route: route.pattern, observer: observer)
+            case .suspending(let handler): return Dispatch(work: .suspending(handler), request: request, route: route.pattern, observer: observer)
             }
         }
         if !allowed.isEmpty {
             let allow = Array(Set(allowed + (allowed.contains("GET") ? ["HEAD"] : []))).sorted().joined(separator: ", ")
-            return (.error(.methodNotAllowed, "method \(request.method) not allowed on \(request.path) (allowed: \(allow))",
-                           headers: HTTPHeaders([("Allow", allow)])), nil, [:])
+            return Dispatch(work: .answered(.error(.methodNotAllowed, "method \(request.method) not allowed on \(request.path) (allowed: \(allow))",
+                                                   headers: HTTPHeaders([("Allow", allow)]))), request: request, route: nil, observer: observer)
         }
-        return (.error(.notFound, "no route for \(request.method) \(request.path)"), nil, [:])
+        return Dispatch(work: .answered(.error(.notFound, "no route for \(request.method) \(request.path)")), request: request, route: nil, observer: observer)
+    }
+
+    private static func call(_ handler: HTTPHandler, _ request: HTTPRequest) -> HTTPResponse {
+        do {
+            return try handler(request)
+        } catch {
+            return response(for: error)
+        }
+    }
+
+    private static func call(_ handler: AsyncHTTPHandler, _ request: HTTPRequest) async -> HTTPResponse {
+        do {
+            return try await handler(request)
+        } catch {
+            return response(for: error)
+        }
+    }
+
+    private static func response(for error: any Error) -> HTTPResponse {
+        if let error = error as? HTTPError { return error.response }
+        if let error = error as? any HTTPResponseError { return error.httpError.response }
+        return .error(.internalServerError, "internal error: \(error)")
     }
 
     private static func prettyError(_ response: HTTPResponse, for request: HTTPRequest) -> HTTPResponse {

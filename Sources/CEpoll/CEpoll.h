@@ -1,0 +1,15 @@
+// Linux's event notification calls, which the Glibc module does not export (see
+// shared/PLATFORM.md): epoll for the event-driven HTTP server, eventfd to wake a loop, and
+// accept4 to take a connection non-blocking in one call (declared here: glibc declares it
+// only under _GNU_SOURCE, which would make this module's system types differ from Glibc's).
+#ifndef CEPOLL_H
+#define CEPOLL_H
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+struct sockaddr;
+static inline int cepoll_accept4(int listener, int flags) {
+    extern int accept4(int, struct sockaddr *, unsigned int *, int);
+    return accept4(listener, (struct sockaddr *)0, (unsigned int *)0, flags);
+}
+#endif

@@ -1,0 +1,203 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import CEpoll
+import Foundation
+
+/// One thread waiting in `epoll_wait` for the descriptors registered with it, its timers and
+/// the tasks other threads hand it. Everything registered runs on that thread, one thing at
+/// a time, so what a handler touches needs no lock of its own.
+///
+/// Descriptors are registered under a token of the loop's own (never reused), so an event
+/// still in flight for a descriptor that was closed, and whose number a new connection took,
+/// reaches no one.
+final class EventLoop: @unchecked Sendable {
+    typealias Handler = (_ events: UInt32) -> Void
+
+    let name: String
+    private let epoll: Int32
+    /// An eventfd that `execute` writes to wake the loop.
+    private let wakeDescriptor: Int32
+    private let lock = NSLock()
+    /// Tasks from other threads (guarded by `lock`), and whether a wake-up is already on its way.
+    private var tasks: [() -> Void] = []
+    private var isWakePending = false
+    private var isStopRequested = false
+    private let finished = DispatchSemaphore(value: 0)
+
+    // The loop thread's own state.
+    /// Where connections read into (each copies out at once).
+    var readBuffer = [UInt8](repeating: 0, count: 64 * 1024)
+    private var handlers: [UInt64: Handler] = [:]
+    private var nextToken: UInt64 = 1
+    private var timers = TimerHeap()
+
+    static let wakeToken: UInt64 = 0
+
+    init(name: String) throws(SocketError) {
+        self.name = name
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epoll >= 0 else { throw SocketError(operation: "epoll_create1", code: errno) }
+        wakeDescriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        guard wakeDescriptor >= 0 else {
+            let code = errno
+            close(epoll)
+            throw SocketError(operation: "eventfd", code: code)
+        }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u64 = Self.wakeToken
+        epoll_ctl(epoll, EPOLL_CTL_ADD, wakeDescriptor, &event)
+    }
+
+    deinit {
+        close(wakeDescriptor)
+        close(epoll)
+    }
+
+    /// Starts the loop's thread.
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = name
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    /// Runs `task` on the loop's thread, after the tasks handed over before it.
+    func execute(_ task: @escaping () -> Void) {
+        let mustWake = lock.withLock { () -> Bool in
+            tasks.append(task)
+            guard !isWakePending else { return false }
+            isWakePending = true
+            return true
+        }
+        if mustWake {
+            var one: UInt64 = 1
+            _ = write(wakeDescriptor, &one, 8)
+        }
+    }
+
+    /// Ends the loop once the tasks handed over so far have run, and waits for its thread.
+    func stop() {
+        execute { [self] in lock.withLock { isStopRequested = true } }
+        finished.wait()
+    }
+
+    // MARK: On the loop's thread only
+
+    /// Watches `descriptor` for `events` (EPOLLIN, EPOLLOUT ...); returns the token to change
+    /// or end the watch with.
+    func register(_ descriptor: Int32, events: UInt32, handler: @escaping Handler) -> UInt64 {
+        let token = nextToken
+        nextToken += 1
+        handlers[token] = handler
+        var event = epoll_event()
+        event.events = events
+        event.data.u64 = token
+        epoll_ctl(epoll, EPOLL_CTL_ADD, descriptor, &event)
+        return token
+    }
+
+    func modify(_ descriptor: Int32, token: UInt64, events: UInt32) {
+        var event = epoll_event()
+        event.events = events
+        event.data.u64 = token
+        epoll_ctl(epoll, EPOLL_CTL_MOD, descriptor, &event)
+    }
+
+    /// Ends the watch (before the descriptor is closed).
+    func unregister(_ descriptor: Int32, token: UInt64) {
+        handlers[token] = nil
+        var event = epoll_event()
+        epoll_ctl(epoll, EPOLL_CTL_DEL, descriptor, &event)
+    }
+
+    /// Runs `action` once the monotonic clock reaches `deadline` (or soon after).
+    func schedule(at deadline: Double, _ action: @escaping () -> Void) {
+        timers.push(deadline, action)
+    }
+
+    private func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        while true {
+            var timeout: Int32 = -1
+            if let next = timers.earliest {
+                timeout = Int32(min(max(0, (next - monotonicSeconds()) * 1_000).rounded(.up), 60_000))
+            }
+            let count = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), timeout) }
+            if count > 0 {
+                for index in 0..<Int(count) {
+                    let token = events[index].data.u64
+                    if token == Self.wakeToken {
+                        var value: UInt64 = 0
+                        _ = read(wakeDescriptor, &value, 8)
+                        continue
+                    }
+                    handlers[token]?(events[index].events)
+                }
+            }
+            if !timers.isEmpty {
+                let now = monotonicSeconds()
+                while let action = timers.popDue(now: now) { action() }
+            }
+            let batch = lock.withLock { () -> [() -> Void] in
+                let batch = tasks
+                tasks.removeAll(keepingCapacity: true)
+                isWakePending = false
+                return batch
+            }
+            for task in batch { task() }
+            if lock.withLock({ isStopRequested }) {
+                handlers.removeAll()
+                timers = TimerHeap()
+                finished.signal()
+                return
+            }
+        }
+    }
+}
+
+/// Deadlines and their actions, earliest first (a binary heap; ties in the order scheduled).
+struct TimerHeap {
+    private var entries: [(deadline: Double, order: UInt64, action: () -> Void)] = []
+    private var scheduled: UInt64 = 0
+
+    var isEmpty: Bool { entries.isEmpty }
+    var earliest: Double? { entries.first?.deadline }
+
+    mutating func push(_ deadline: Double, _ action: @escaping () -> Void) {
+        scheduled += 1
+        entries.append((deadline, scheduled, action))
+        var child = entries.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard precedes(child, parent) else { break }
+            entries.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    /// The earliest action if its deadline is at or before `now`, taken off the heap.
+    mutating func popDue(now: Double) -> (() -> Void)? {
+        guard let first = entries.first, first.deadline <= now else { return nil }
+        let last = entries.removeLast()
+        if !entries.isEmpty {
+            entries[0] = last
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1, right = left + 1
+                var smallest = parent
+                if left < entries.count, precedes(left, smallest) { smallest = left }
+                if right < entries.count, precedes(right, smallest) { smallest = right }
+                guard smallest != parent else { break }
+                entries.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+        return first.action
+    }
+
+    private func precedes(_ a: Int, _ b: Int) -> Bool {
+        entries[a].deadline < entries[b].deadline || (entries[a].deadline == entries[b].deadline && entries[a].order < entries[b].order)
+    }
+}

@@ -1,0 +1,438 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CEpoll
+import Foundation
+
+/// One client connection of `HTTPServer`, driven by its event loop: every method runs on
+/// that loop's thread (handlers answer through `loop.execute`), so its state needs no lock.
+///
+/// It reads and parses until a request is whole, stops reading while the handler runs (so
+/// pipelined requests are answered in order and a half-closed client still gets its
+/// answer), writes the answer without blocking (the rest waits for EPOLLOUT), and goes back
+/// to reading. Each phase has a deadline (first request, head, body, idle, write), checked
+/// by one timer per connection.
+final class ServerConnection: @unchecked Sendable {
+    private enum Phase {
+        case reading
+        /// A handler is running; input waits.
+        case handling
+        /// A streamed answer is being written until its producer ends.
+        case streaming
+        case closed
+    }
+
+    let id: UInt64
+    let loop: EventLoop
+    private unowned let server: HTTPServer
+    private let descriptor: Int32
+    private let remoteAddress: String?
+    private var token: UInt64 = 0
+    private var phase = Phase.reading
+    private var parser: RequestParser
+    private var input: [UInt8] = []
+    private var offset = 0
+    private var isEndOfInput = false
+    private var output: [UInt8] = []
+    private var outputOffset = 0
+    /// Close once `output` is written (the answer said `Connection: close`, or it was refused).
+    private var closeAfterWrite = false
+    private var reservedBodyBytes = 0
+    private var times = ConnectionTimes()
+    /// When writing the pending output began (the write deadline counts from it).
+    private var writeStartedAt: Double?
+    /// The deadline a timer is set for already (one timer per connection at a time).
+    private var timerAt = Double.infinity
+    private var interest: UInt32 = 0
+    private var sink: StreamSink?
+
+    init(server: HTTPServer, descriptor: Int32, id: UInt64, remoteAddress: String?, loop: EventLoop) {
+        self.server = server
+        self.descriptor = descriptor
+        self.id = id
+        self.remoteAddress = remoteAddress
+        self.loop = loop
+        self.parser = RequestParser(limits: server.limits)
+    }
+
+    /// Starts watching the socket (on the loop).
+    func open() {
+        guard phase != .closed else { return }
+        Socket.setNoDelay(descriptor)
+        interest = EPOLLIN.rawValue | EPOLLRDHUP.rawValue
+        token = loop.register(descriptor, events: interest) { [self] events in handle(events) }
+        armTimer()
+    }
+
+    // MARK: Events
+
+    private func handle(_ events: UInt32) {
+        if events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
+            // Both directions are gone: nothing can be answered.
+            return close()
+        }
+        if events & EPOLLOUT.rawValue != 0 { flush() }
+        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0, phase != .closed { readAvailable() }
+    }
+
+    /// Reads one buffer's worth (level-triggered: more input is reported again), then parses.
+    /// Input is read only while the parser needs it, so a client that pipelines faster than
+    /// it is answered waits in the kernel's buffers, not in ours.
+    private func readAvailable() {
+        while true {
+            let count = loop.readBuffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count > 0 {
+                guard phase == .reading else { return }  // a streamed answer's client has nothing to say: discarded
+                if offset == input.count {
+                    input.removeAll(keepingCapacity: input.capacity <= 64 * 1024)
+                    offset = 0
+                    times.requestStartedAt = monotonicSeconds()
+                    server.noteRequestStarted(id)
+                }
+                input.append(contentsOf: loop.readBuffer[0..<count])
+                return process()
+            }
+            if count == 0 {
+                if phase == .streaming { return close() }
+                isEndOfInput = true
+                setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
+                return process()
+            }
+            let code = errno
+            if code == EINTR { continue }
+            if code == EAGAIN || code == EWOULDBLOCK { return }
+            return close()
+        }
+    }
+
+    /// Parses what is buffered: answers parse errors, sends `100 Continue`, reserves a body's
+    /// bytes, and starts the handler once a request is whole.
+    private func process() {
+        while phase == .reading {
+            let event: RequestParser.Event
+            do {
+                event = try parser.next(input, offset: &offset, isEndOfInput: isEndOfInput)
+            } catch {
+                var response = error.response
+                if error.status == .payloadTooLarge || error.status == .headerFieldsTooLarge { response.headers.set("Connection", "close") }
+                return finishWith(response.serialized(keepAlive: false))
+            }
+            switch event {
+            case .request(var request):
+                request.remoteAddress = remoteAddress
+                request.connectionID = id
+                return dispatch(request)
+            case .continueExpected:
+                write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
+                continue
+            case .needMoreData:
+                if isEndOfInput {
+                    // The client will send no more: an incomplete request is dropped silently.
+                    return close()
+                }
+                if parser.isMidRequest, reservedBodyBytes == 0, parser.bodyBytesToReserve > 0 {
+                    let bytes = parser.bodyBytesToReserve
+                    guard server.reserveBody(bytes) else {
+                        var response = HTTPResponse.error(.serviceUnavailable, "the server is reading too many request bodies at once; retry shortly")
+                        response.headers.set("Retry-After", "1")
+                        return finishWith(response.serialized(keepAlive: false))
+                    }
+                    reservedBodyBytes = bytes
+                }
+                armTimer()
+                return
+            }
+        }
+    }
+
+    private func dispatch(_ request: HTTPRequest) {
+        phase = .handling
+        setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
+        _ = server.setBusy(id, true)
+        let dispatch = server.router.dispatch(request)
+        let answer: @Sendable (HTTPResponse) -> Void = { [self] response in loop.execute { [self] in answered(request, response) } }
+        if dispatch.mayBlock {
+            server.workers.run { answer(dispatch.respondNow()) }
+        } else {
+            dispatch.respond(answer)
+        }
+    }
+
+    /// The handler's answer, back on the loop.
+    private func answered(_ request: HTTPRequest, _ response: HTTPResponse) {
+        server.releaseBody(&reservedBodyBytes)
+        // Counted before the answer is written, so a client that has seen an answer sees it
+        // counted (tests and metrics read this).
+        server.countRequest()
+        guard phase == .handling else {
+            // The connection closed while the handler ran.
+            _ = server.setBusy(id, false)
+            return
+        }
+        let keepAlive = request.wantsKeepAlive && !isEndOfInput && !server.lock.withLock { server.isStopping }
+        let includeBody = request.method != "HEAD"
+        if let stream = response.stream {
+            // Streamed until the handler ends it or the client goes: the connection stays busy
+            // (never evicted as idle) and closes afterwards.
+            var head = response
+            head.body = []
+            var bytes = head.serialized(keepAlive: false, includeBody: false)
+            if let range = bytes.firstRange(of: Array("Content-Length: 0\r\n".utf8)) { bytes.removeSubrange(range) }
+            write(bytes)
+            guard includeBody, phase != .closed else { return finishStream() }
+            phase = .streaming
+            setInterest(interest | EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+            let sink = StreamSink(connection: self, maxPendingBytes: 1 << 20, writeTimeoutSeconds: server.limits.writeTimeoutSeconds)
+            self.sink = sink
+            server.workers.run {
+                stream { chunk in sink.write(chunk) }
+                sink.producerEnded()
+            }
+            return
+        }
+        let mustClose = server.setBusy(id, false)
+        write(response.serialized(keepAlive: keepAlive, includeBody: includeBody))
+        guard keepAlive, !mustClose, phase != .closed else {
+            closeAfterWrite = true
+            return flushOrClose()
+        }
+        // Ready for the next request, which may be buffered already (pipelining): input is
+        // read again only once the parser needs more.
+        phase = .reading
+        if offset > 0 {
+            input.removeFirst(offset)
+            offset = 0
+        }
+        times.requestAnswered()
+        if offset < input.count || isEndOfInput { process() }
+        if phase == .reading, !isEndOfInput {
+            setInterest(interest | EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+            armTimer()
+        }
+    }
+
+    // MARK: Streams
+
+    /// Bytes a stream's producer wrote (on the loop).
+    func streamed(_ bytes: [UInt8]) {
+        guard phase == .streaming else { return }
+        write(bytes)
+    }
+
+    /// The stream's producer returned: close once what it wrote is out.
+    func finishStream() {
+        guard phase != .closed else { return }
+        _ = server.setBusy(id, false)
+        closeAfterWrite = true
+        flushOrClose()
+    }
+
+    // MARK: Writing
+
+    private func write(_ bytes: [UInt8]) {
+        guard phase != .closed, !bytes.isEmpty else { return }
+        if outputOffset == output.count {
+            output = bytes
+            outputOffset = 0
+        } else {
+            output.append(contentsOf: bytes)
+        }
+        flush()
+    }
+
+    /// Writes what the socket takes now; the rest waits for EPOLLOUT, within the write deadline.
+    private func flush() {
+        while outputOffset < output.count, phase != .closed {
+            let count = output.withUnsafeBytes { send(descriptor, $0.baseAddress! + outputOffset, $0.count - outputOffset, Int32(MSG_NOSIGNAL)) }
+            if count > 0 {
+                outputOffset += count
+                continue
+            }
+            let code = errno
+            if count < 0, code == EINTR { continue }
+            if count < 0, code == EAGAIN || code == EWOULDBLOCK {
+                if writeStartedAt == nil { writeStartedAt = monotonicSeconds() }
+                setInterest(interest | EPOLLOUT.rawValue)
+                armTimer()
+                sink?.pendingChanged(output.count - outputOffset)
+                return
+            }
+            return close()
+        }
+        guard phase != .closed else { return }
+        output.removeAll(keepingCapacity: output.capacity <= 64 * 1024)
+        outputOffset = 0
+        writeStartedAt = nil
+        if interest & EPOLLOUT.rawValue != 0 { setInterest(interest & ~EPOLLOUT.rawValue) }
+        sink?.pendingChanged(0)
+        if closeAfterWrite { close() }
+    }
+
+    private func flushOrClose() {
+        if outputOffset >= output.count, closeAfterWrite { close() } else { flush() }
+    }
+
+    /// Sends a final answer (an error) and closes.
+    private func finishWith(_ bytes: [UInt8]) {
+        phase = .handling  // nothing more is read
+        setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
+        closeAfterWrite = true
+        write(bytes)
+    }
+
+    // MARK: Deadlines
+
+    /// Sets the connection's timer for its current deadline, unless one is set earlier.
+    private func armTimer() {
+        guard let deadline = currentDeadline(), deadline < timerAt else { return }
+        timerAt = deadline
+        loop.schedule(at: deadline) { [self] in
+            timerAt = .infinity
+            checkDeadline()
+        }
+    }
+
+    /// When the current phase must end: writing, reading a body, a head, or waiting idle.
+    /// None while a handler runs (it is not the client's time) unless output is pending.
+    private func currentDeadline() -> Double? {
+        if let writeStartedAt { return writeStartedAt + server.limits.writeTimeoutSeconds }
+        guard phase == .reading, !isEndOfInput else { return nil }
+        return times.deadline(isMidRequest: parser.isMidRequest, hasUnparsedBytes: offset < input.count, now: monotonicSeconds(), limits: server.limits)
+    }
+
+    private func checkDeadline() {
+        guard phase != .closed, let deadline = currentDeadline() else { return }
+        guard monotonicSeconds() >= deadline else { return armTimer() }
+        if writeStartedAt != nil { return close() }  // a reader too slow to take its answer
+        if offset < input.count || parser.isMidRequest {
+            finishWith(HTTPResponse.error(.requestTimeout, "request not received in time").serialized(keepAlive: false))
+        } else {
+            close()
+        }
+    }
+
+    // MARK: Closing
+
+    /// Closed to make room: stops reading; an answer being written still goes out.
+    func evict() {
+        switch phase {
+        case .reading where outputOffset >= output.count: close()
+        case .reading:
+            phase = .handling
+            closeAfterWrite = true
+        case .handling, .streaming, .closed: break  // closes after its answer (setBusy says so)
+        }
+    }
+
+    /// Closes the connection unless a handler is running for it (stopping the server).
+    func closeIfIdle() {
+        if phase == .reading { evict() }
+    }
+
+    func close() {
+        guard phase != .closed else { return }
+        let wasHandling = phase == .handling
+        phase = .closed
+        loop.unregister(descriptor, token: token)
+        Glibc.close(descriptor)
+        if !wasHandling { server.releaseBody(&reservedBodyBytes) }
+        sink?.connectionClosed()
+        sink = nil
+        output = []
+        input = []
+        server.connectionDidClose(id)
+    }
+
+    private func setInterest(_ events: UInt32) {
+        guard events != interest, phase != .closed, token != 0 else {
+            interest = events
+            return
+        }
+        interest = events
+        loop.modify(descriptor, token: token, events: events)
+    }
+
+}
+
+/// The times a connection's deadlines count from, for the phase it is in.
+struct ConnectionTimes {
+    var idleSince = monotonicSeconds()
+    var requestStartedAt = monotonicSeconds()
+    var headCompletedAt: Double?
+    var hasServedRequest = false
+
+    /// When waiting for more bytes must end: the body's, the head's or the keep-alive's or,
+    /// before the first request, the first request's deadline.
+    mutating func deadline(isMidRequest: Bool, hasUnparsedBytes: Bool, now: Double, limits: ServerLimits) -> Double {
+        if isMidRequest {
+            if headCompletedAt == nil { headCompletedAt = now }
+            return headCompletedAt! + limits.bodyTimeoutSeconds
+        }
+        if hasUnparsedBytes { return requestStartedAt + limits.headerTimeoutSeconds }
+        // A connection that has sent nothing yet gets no more time than a slow head.
+        return idleSince + (hasServedRequest ? limits.idleTimeoutSeconds : limits.firstRequestTimeoutSeconds)
+    }
+
+    mutating func requestAnswered() {
+        hasServedRequest = true
+        headCompletedAt = nil
+        idleSince = monotonicSeconds()
+        requestStartedAt = idleSince
+    }
+}
+
+/// Hands a streamed answer's bytes from its producer thread to the connection's loop, and
+/// holds the producer back while more than `maxPendingBytes` wait to be written (a slow
+/// reader): the write fails once it has waited the write timeout, or the client is gone.
+final class StreamSink: @unchecked Sendable {
+    private let condition = NSCondition()
+    private weak var connection: ServerConnection?
+    private let loop: EventLoop
+    private let maxPendingBytes: Int
+    private let writeTimeoutSeconds: Double
+    private var pending = 0
+    private var isClosed = false
+
+    init(connection: ServerConnection, maxPendingBytes: Int, writeTimeoutSeconds: Double) {
+        self.connection = connection
+        self.loop = connection.loop
+        self.maxPendingBytes = maxPendingBytes
+        self.writeTimeoutSeconds = writeTimeoutSeconds
+    }
+
+    /// From the producer: false once the client is gone or too slow.
+    func write(_ bytes: [UInt8]) -> Bool {
+        condition.lock()
+        let deadline = Date(timeIntervalSinceNow: writeTimeoutSeconds)
+        while !isClosed, pending > maxPendingBytes {
+            if !condition.wait(until: deadline) { break }
+        }
+        let isOpen = !isClosed && pending <= maxPendingBytes
+        if isOpen { pending += bytes.count }
+        condition.unlock()
+        guard isOpen else { return false }
+        loop.execute { [weak connection] in connection?.streamed(bytes) }
+        return true
+    }
+
+    func producerEnded() {
+        loop.execute { [weak connection] in connection?.finishStream() }
+    }
+
+    /// From the loop: bytes still waiting to be written.
+    func pendingChanged(_ bytes: Int) {
+        condition.withLock {
+            pending = bytes
+            condition.broadcast()
+        }
+    }
+
+    func connectionClosed() {
+        condition.withLock {
+            isClosed = true
+            condition.broadcast()
+        }
+    }
+}
