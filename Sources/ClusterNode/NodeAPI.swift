@@ -64,38 +64,38 @@ public enum NodeAPI {
     }
 
     private static func addServiceRoutes(_ router: inout Router, _ node: Node) {
-        router.add("POST", "/service") { request in
-            try onLeader(node, request) {
+        router.addSuspending("POST", "/service") { request in
+            try await onLeader(node, request) {
                 let (specs, bodyRequestID) = try ServiceRequest.specs(from: request.body)
                 let requestID = try bodyRequestID ?? NodeAPI.requestID(request)
-                let (records, index, term) = try node.service.createServices(specs, requestID: requestID)
+                let (records, index, term) = try await node.service.createServices(specs, requestID: requestID)
                 let answer = CreatedServices(index: index, term: term, requestId: requestID, leader: address(node.configuration.id),
                                              services: records.map(ServiceView.init))
                 return JSONBody.response(answer, status: .created, for: request)
             }
         }
-        router.add("POST", "/leader") { request in
-            try onLeader(node, request) {
+        router.addSuspending("POST", "/leader") { request in
+            try await onLeader(node, request) {
                 struct Transfer: Decodable { var node: JSONValue }
                 let target = try memberID(try JSONBody.decode(Transfer.self, from: request).node)
-                return JSONBody.response(try node.service.transferLeadership(to: target), for: request)
+                return JSONBody.response(try await node.service.transferLeadership(to: target), for: request)
             }
         }
         router.add("GET", "/members") { request in JSONBody.response(node.service.membershipView(), for: request) }
-        router.add("POST", "/members") { request in
-            try onLeader(node, request) {
+        router.addSuspending("POST", "/members") { request in
+            try await onLeader(node, request) {
                 struct Add: Decodable { var node: JSONValue }
                 let target = try memberID(try JSONBody.decode(Add.self, from: request).node)
                 let membership = node.service.membershipView()
                 if !(membership.voters + membership.learners).contains(address(target)) {
-                    try checkAnswersAsMember(node, target)
+                    try await runBlocking { try checkAnswersAsMember(node, target) }
                 }
-                return JSONBody.response(try node.service.addMember(target), for: request)
+                return JSONBody.response(try await node.service.addMember(target), for: request)
             }
         }
-        router.add("DELETE", "/members/:member") { request in
-            try onLeader(node, request) {
-                JSONBody.response(try node.service.removeMember(try LinkTable.peerID(from: try request.parameter("member"))), for: request)
+        router.addSuspending("DELETE", "/members/:member") { request in
+            try await onLeader(node, request) {
+                JSONBody.response(try await node.service.removeMember(try LinkTable.peerID(from: try request.parameter("member"))), for: request)
             }
         }
     }
@@ -103,80 +103,80 @@ public enum NodeAPI {
     /// The services one by one: seed 000's queries (linearizable through the leader, or this
     /// node's own applied state with `?local`), scale and delete, and `/state`.
     private static func addServiceQueryRoutes(_ router: inout Router, _ node: Node) {
-        router.add("GET", "/services") { request in
+        router.addSuspending("GET", "/services") { request in
             if request.query["local"] != nil {
                 // This node's own applied state, not linearizable: for checking replicas agree.
                 let services = node.service.appliedServices()
                 return JSONBody.response(ListEnvelope(services), for: request)
             }
-            return try onLeader(node, request) {
-                let services = try node.service.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
+            return try await onLeader(node, request) {
+                let services = try await node.service.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
                 return JSONBody.response(ListEnvelope(services), for: request)
             }
         }
-        router.add("POST", "/services") { request in
-            try onLeader(node, request) {
+        router.addSuspending("POST", "/services") { request in
+            try await onLeader(node, request) {
                 let (spec, bodyRequestID) = try SimpleServiceRequest.spec(from: request.body)
-                let (records, _, _) = try node.service.createServices([spec], requestID: bodyRequestID ?? requestID(request))
+                let (records, _, _) = try await node.service.createServices([spec], requestID: bodyRequestID ?? requestID(request))
                 guard let record = records.first else { throw NodeError.notFound("the service was deleted before this request's answer") }
                 return JSONBody.response(ServiceView(record), status: .created, for: request)
             }
         }
-        router.add("GET", "/services/running") { request in
-            try onLeader(node, request) {
-                let running = try node.service.readLinearizably { state in
+        router.addSuspending("GET", "/services/running") { request in
+            try await onLeader(node, request) {
+                let running = try await node.service.readLinearizably { state in
                     state.services.values.filter { $0.placedCount > 0 }.sorted { $0.id < $1.id }.map(ServiceView.init)
                 }
                 return JSONBody.response(ListEnvelope(running), for: request)
             }
         }
-        router.add("PUT", "/desired-state") { request in
-            try onLeader(node, request) {
+        router.addSuspending("PUT", "/desired-state") { request in
+            try await onLeader(node, request) {
                 let (specs, bodyRequestID) = try DesiredState.specs(from: request.body)
-                return JSONBody.response(try node.service.setDesiredState(specs, requestID: bodyRequestID ?? requestID(request)), for: request)
+                return JSONBody.response(try await node.service.setDesiredState(specs, requestID: bodyRequestID ?? requestID(request)), for: request)
             }
         }
-        router.add("GET", "/desired-state") { request in
-            try onLeader(node, request) {
-                JSONBody.response(try node.service.readLinearizably { state in DesiredState.View(state, term: node.service.currentTerm) }, for: request)
+        router.addSuspending("GET", "/desired-state") { request in
+            try await onLeader(node, request) {
+                JSONBody.response(try await node.service.readLinearizably { state in DesiredState.View(state, term: node.service.currentTerm) }, for: request)
             }
         }
-        router.add("GET", "/services/latest") { request in
-            try onLeader(node, request) {
-                let latest = try node.service.readLinearizably { state in state.services.values.max { $0.id < $1.id }.map(ServiceView.init) }
+        router.addSuspending("GET", "/services/latest") { request in
+            try await onLeader(node, request) {
+                let latest = try await node.service.readLinearizably { state in state.services.values.max { $0.id < $1.id }.map(ServiceView.init) }
                 guard let latest else { throw HTTPError(.notFound, "Not found") }
                 return JSONBody.response(latest, for: request)
             }
         }
-        router.add("GET", "/services/latest/:image") { request in
-            try onLeader(node, request) {
+        router.addSuspending("GET", "/services/latest/:image") { request in
+            try await onLeader(node, request) {
                 let image = try request.parameter("image")
-                let latest = try node.service.readLinearizably { state in
+                let latest = try await node.service.readLinearizably { state in
                     state.services.values.filter { $0.spec.image == image }.max { $0.id < $1.id }.map(ServiceView.init)
                 }
                 guard let latest else { throw HTTPError(.notFound, "Not found") }
                 return JSONBody.response(latest, for: request)
             }
         }
-        router.add("GET", "/services/name/:name") { request in
-            try onLeader(node, request) {
+        router.addSuspending("GET", "/services/name/:name") { request in
+            try await onLeader(node, request) {
                 let name = try request.parameter("name")
-                let found = try node.service.readLinearizably { state in
+                let found = try await node.service.readLinearizably { state in
                     state.services.values.filter { $0.spec.name == name }.sorted { $0.id < $1.id }.map(ServiceView.init)
                 }
                 guard !found.isEmpty else { throw HTTPError(.notFound, "Not found") }
                 return JSONBody.response(ListEnvelope(found), for: request)
             }
         }
-        router.add("GET", "/services/:sid") { request in
-            try onLeader(node, request) {
+        router.addSuspending("GET", "/services/:sid") { request in
+            try await onLeader(node, request) {
                 let id = try serviceID(request)
-                guard let record = try node.service.readLinearizably({ state in state.services[id] }) else { throw HTTPError(.notFound, "Not found") }
+                guard let record = try await node.service.readLinearizably({ state in state.services[id] }) else { throw HTTPError(.notFound, "Not found") }
                 return JSONBody.response(ServiceView(record), for: request)
             }
         }
-        router.add("PATCH", "/services/:sid") { request in
-            try onLeader(node, request) {
+        router.addSuspending("PATCH", "/services/:sid") { request in
+            try await onLeader(node, request) {
                 struct Scale: Decodable { var replicas: Int; var requestId: String? }
                 let id = try serviceID(request)
                 let scale = try JSONBody.decode(Scale.self, from: request)
@@ -184,41 +184,41 @@ public enum NodeAPI {
                     throw HTTPError(.badRequest, "replicas must be a whole number from 0 to \(ServiceRequest.maxReplicas), got \(scale.replicas)")
                 }
                 let requestID = try NodeError.checkRequestID(scale.requestId) ?? NodeAPI.requestID(request)
-                let result = try node.service.scaleService(id, replicas: scale.replicas, requestID: requestID)
+                let result = try await node.service.scaleService(id, replicas: scale.replicas, requestID: requestID)
                 return JSONBody.response(ScaledService(requestId: requestID, replicas: result.replicas, index: result.index, term: result.term,
                                                        service: result.service.map(ServiceView.init)), for: request)
             }
         }
-        router.add("PUT", "/services/:sid/load") { request in
-            try onLeader(node, request) {
+        router.addSuspending("PUT", "/services/:sid/load") { request in
+            try await onLeader(node, request) {
                 let id = try serviceID(request)
                 let (pattern, bodyRequestID) = try LoadPattern.parse(request.body)
                 let requestID = try bodyRequestID ?? NodeAPI.requestID(request)
-                let result = try node.service.setLoad(id, pattern: pattern, requestID: requestID)
+                let result = try await node.service.setLoad(id, pattern: pattern, requestID: requestID)
                 return JSONBody.response(LoadSet(requestId: requestID, index: result.index, term: result.term,
                                                  service: result.service.map { ServiceView($0) }), for: request)
             }
         }
-        router.add("GET", "/services/:sid/load") { request in
-            try onLeader(node, request) {
+        router.addSuspending("GET", "/services/:sid/load") { request in
+            try await onLeader(node, request) {
                 let id = try serviceID(request)
-                guard let record = try node.service.readLinearizably({ state in state.services[id] }) else { throw HTTPError(.notFound, "Not found") }
+                guard let record = try await node.service.readLinearizably({ state in state.services[id] }) else { throw HTTPError(.notFound, "Not found") }
                 guard let view = ServiceView(record).load else { throw HTTPError(.notFound, "service \(id) has no load set; PUT one first") }
                 return JSONBody.response(view, for: request)
             }
         }
         addAutoscalerRoutes(&router, node)
         addClusterContainerRoutes(&router, node)
-        router.add("DELETE", "/services/:sid") { request in
-            try onLeader(node, request) {
+        router.addSuspending("DELETE", "/services/:sid") { request in
+            try await onLeader(node, request) {
                 let requestID = try NodeAPI.requestID(request)
-                try node.service.deleteService(try serviceID(request), requestID: requestID)
+                try await node.service.deleteService(try serviceID(request), requestID: requestID)
                 return HTTPResponse(status: .noContent)
             }
         }
-        router.add("GET", "/state") { request in
-            try onLeader(node, request) {
-                let services = try node.service.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
+        router.addSuspending("GET", "/state") { request in
+            try await onLeader(node, request) {
+                let services = try await node.service.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
                 return JSONBody.response(StateView(leader: address(node.configuration.id), term: node.service.definition().term,
                                                    calls: node.service.recentServiceCalls(), services: services), for: request)
             }
@@ -228,32 +228,32 @@ public enum NodeAPI {
     /// Seed 001's containers of the cluster, through the leader (under `/cluster/containers`
     /// on a node: `/containers` is seed 004's view of the containers on this node).
     private static func addClusterContainerRoutes(_ router: inout Router, _ node: Node) {
-        router.add("POST", "/cluster/containers") { request in try createContainer(node, request) }
-        router.add("GET", "/cluster/containers") { request in
-            try onLeader(node, request) {
-                let all = try node.service.readLinearizably { state in state.containers.values.sorted { $0.id < $1.id }.map(ContainerView.init) }
+        router.addSuspending("POST", "/cluster/containers") { request in try await createContainer(node, request) }
+        router.addSuspending("GET", "/cluster/containers") { request in
+            try await onLeader(node, request) {
+                let all = try await node.service.readLinearizably { state in state.containers.values.sorted { $0.id < $1.id }.map(ContainerView.init) }
                 return JSONBody.response(ListEnvelope(all), for: request)
             }
         }
-        router.add("GET", "/cluster/containers/:cid") { request in
-            try onLeader(node, request) {
+        router.addSuspending("GET", "/cluster/containers/:cid") { request in
+            try await onLeader(node, request) {
                 let id = try containerID(request)
-                guard let record = try node.service.readLinearizably({ state in state.containers[id] }) else { throw HTTPError(.notFound, "Not found") }
+                guard let record = try await node.service.readLinearizably({ state in state.containers[id] }) else { throw HTTPError(.notFound, "Not found") }
                 return JSONBody.response(ContainerView(record), for: request)
             }
         }
         for (action, isRunning) in [("start", true), ("stop", false)] {
-            router.add("POST", "/cluster/containers/:cid/" + action) { request in
-                try onLeader(node, request) {
-                    let record = try node.service.setContainerRunning(try containerID(request), isRunning: isRunning, requestID: requestID(request))
+            router.addSuspending("POST", "/cluster/containers/:cid/" + action) { request in
+                try await onLeader(node, request) {
+                    let record = try await node.service.setContainerRunning(try containerID(request), isRunning: isRunning, requestID: requestID(request))
                     return JSONBody.response(ContainerView(record), for: request)
                 }
             }
         }
-        router.add("DELETE", "/cluster/containers/:cid") { request in
-            try onLeader(node, request) {
+        router.addSuspending("DELETE", "/cluster/containers/:cid") { request in
+            try await onLeader(node, request) {
                 let onNode = try request.query["node"].map { text throws(NodeError) in try memberID(.string(text)) }
-                try node.service.deleteContainer(try containerID(request), onNode: onNode, requestID: requestID(request))
+                try await node.service.deleteContainer(try containerID(request), onNode: onNode, requestID: requestID(request))
                 return HTTPResponse(status: .noContent)
             }
         }
@@ -261,14 +261,14 @@ public enum NodeAPI {
 
     /// `POST /cluster/containers` (seed 001's create; seed 004's, forwarded with `node` set):
     /// 201 with the container, in seed 001's shape or, with `?view=docker`, Docker's.
-    static func createContainer(_ node: Node, _ request: HTTPRequest) throws -> HTTPResponse {
-        try onLeader(node, request) {
+    static func createContainer(_ node: Node, _ request: HTTPRequest) async throws -> HTTPResponse {
+        try await onLeader(node, request) {
             // Checked before anything is created: a refused request changes nothing.
             guard request.query["view"] == nil || request.query["view"] == "docker" else {
                 throw HTTPError(.badRequest, "view must be docker (Docker's inspect shape) or left out, got \(JSONText.quote(request.query["view"] ?? ""))")
             }
             let (spec, pinnedTo, bodyRequestID) = try ContainerRequest.spec(from: request.body)
-            let record = try node.service.createContainer(spec, pinnedTo: pinnedTo, requestID: bodyRequestID ?? requestID(request))
+            let record = try await node.service.createContainer(spec, pinnedTo: pinnedTo, requestID: bodyRequestID ?? requestID(request))
             if request.query["view"] == "docker" {
                 return JSONBody.response(DockerContainer(SimulatedContainer(record)), status: .created, for: request)
             }
@@ -294,32 +294,32 @@ public enum NodeAPI {
     /// others keep their values), `DELETE` stops it, `GET` shows it and its latest steps.
     private static func addAutoscalerRoutes(_ router: inout Router, _ node: Node) {
         for method in ["PUT", "PATCH"] {
-            router.add(method, "/services/:sid/autoscaler") { request in
-                try onLeader(node, request) {
+            router.addSuspending(method, "/services/:sid/autoscaler") { request in
+                try await onLeader(node, request) {
                     let id = try serviceID(request)
-                    let current = try node.service.readLinearizably { state in state.services[id] }
+                    let current = try await node.service.readLinearizably { state in state.services[id] }
                     guard let current else { throw HTTPError(.notFound, "Not found") }
                     if method == "PATCH", current.autoscaler == nil { throw HTTPError(.notFound, "service \(id) has no autoscaler; PUT one first") }
                     let (spec, bodyRequestID) = try AutoscalerRequest.spec(from: request.body, over: method == "PATCH" ? current.autoscaler?.spec : nil)
                     let requestID = try bodyRequestID ?? NodeAPI.requestID(request)
-                    guard let service = try node.service.setAutoscaler(id, spec: spec, requestID: requestID), let autoscaler = service.autoscaler else {
+                    guard let service = try await node.service.setAutoscaler(id, spec: spec, requestID: requestID), let autoscaler = service.autoscaler else {
                         throw HTTPError(.notFound, "service \(id) was deleted before this change applied")
                     }
                     return JSONBody.response(AutoscalerView(service: service, autoscaler: autoscaler, nowMs: LoadView.nowMs()), for: request)
                 }
             }
         }
-        router.add("DELETE", "/services/:sid/autoscaler") { request in
-            try onLeader(node, request) {
+        router.addSuspending("DELETE", "/services/:sid/autoscaler") { request in
+            try await onLeader(node, request) {
                 let requestID = try NodeAPI.requestID(request)
-                _ = try node.service.setAutoscaler(try serviceID(request), spec: nil, requestID: requestID)
+                _ = try await node.service.setAutoscaler(try serviceID(request), spec: nil, requestID: requestID)
                 return HTTPResponse(status: .noContent)
             }
         }
-        router.add("GET", "/services/:sid/autoscaler") { request in
-            try onLeader(node, request) {
+        router.addSuspending("GET", "/services/:sid/autoscaler") { request in
+            try await onLeader(node, request) {
                 let id = try serviceID(request)
-                guard let service = try node.service.readLinearizably({ state in state.services[id] }) else { throw HTTPError(.notFound, "Not found") }
+                guard let service = try await node.service.readLinearizably({ state in state.services[id] }) else { throw HTTPError(.notFound, "Not found") }
                 guard let autoscaler = service.autoscaler else { throw HTTPError(.notFound, "service \(id) has no autoscaler") }
                 return JSONBody.response(AutoscalerView(service: service, autoscaler: autoscaler, nowMs: LoadView.nowMs()), for: request)
             }
@@ -374,11 +374,11 @@ public enum NodeAPI {
 
     /// Runs `body` here when this node leads; otherwise forwards the request to the leader
     /// (once: a forwarded request is never forwarded again) or answers 503 naming none.
-    static func onLeader(_ node: Node, _ request: HTTPRequest, _ body: () throws -> HTTPResponse) throws -> HTTPResponse {
+    static func onLeader(_ node: Node, _ request: HTTPRequest, _ body: () async throws -> HTTPResponse) async throws -> HTTPResponse {
         // A malformed Idempotency-Key is refused even where a body's requestId takes precedence.
         if request.headers["idempotency-key"] != nil { _ = try requestID(request) }
         do {
-            return try body()
+            return try await body()
         } catch NodeError.notLeader(let knownLeader) {
             guard let leader = knownLeader, leader != node.configuration.id else { throw NodeError.notLeader(leader: nil) }
             guard request.headers["x-forwarded-by"] == nil else {
@@ -388,11 +388,16 @@ public enum NodeAPI {
                 throw HTTPError(.serviceUnavailable, "this node's link to the leader \(address(leader)) is cut; ask another node", headers: HTTPHeaders([("Retry-After", "1")]))
             }
             node.metrics.increment(.forwardedRequests)
-            var headers = HTTPHeaders([("Content-Type", request.headers["content-type"] ?? "application/json"), ("X-Forwarded-By", address(node.configuration.id))])
-            if let key = request.headers["idempotency-key"] { headers.add("Idempotency-Key", key) }
+            var forwardedHeaders = HTTPHeaders([("Content-Type", request.headers["content-type"] ?? "application/json"), ("X-Forwarded-By", address(node.configuration.id))])
+            if let key = request.headers["idempotency-key"] { forwardedHeaders.add("Idempotency-Key", key) }
+            let headers = forwardedHeaders
             do {
-                var response = try node.client.send(request.method, host: "127.0.0.1", port: Int(leader), path: request.target, headers: headers,
-                                                    body: request.body, timeoutSeconds: node.configuration.commitTimeoutSeconds + 1)
+                // The blocking client, on a thread of its own: this task holds none meanwhile.
+                let client = node.client, timeout = node.configuration.commitTimeoutSeconds + 1
+                var response = try await runBlocking {
+                    try client.send(request.method, host: "127.0.0.1", port: Int(leader), path: request.target, headers: headers,
+                                    body: request.body, timeoutSeconds: timeout)
+                }
                 response.headers.set("X-Served-By", address(leader))
                 return response
             } catch {

@@ -32,15 +32,15 @@ extension NodeAPI {
             guard let container = node.containers.container(try request.parameter("cid")) else { throw HTTPError(.notFound, "not found") }
             return JSONBody.response(ContainerStatus(container), for: request)
         }
-        router.add("POST", "/containers") { request in try createContainer(node, try pinnedCreate(request, on: node.configuration.id)) }
-        router.add("DELETE", "/container/:cid") { request in
+        router.addSuspending("POST", "/containers") { request in try await createContainer(node, try pinnedCreate(request, on: node.configuration.id)) }
+        router.addSuspending("DELETE", "/container/:cid") { request in
             let id = try request.parameter("cid")
             guard let container = node.containers.container(id) else { throw HTTPError(.notFound, "not found") }
             if let containerID = container.containerID {
                 var forwarded = HTTPRequest(method: "DELETE", target: "/cluster/containers/\(containerID)?node=\(node.configuration.id)", headers: request.headers)
                 forwarded.remoteAddress = request.remoteAddress
-                return try onLeader(node, forwarded) {
-                    try node.service.deleteContainer(containerID, onNode: node.configuration.id, requestID: requestID(request))
+                return try await onLeader(node, forwarded) {
+                    try await node.service.deleteContainer(containerID, onNode: node.configuration.id, requestID: requestID(request))
                     return HTTPResponse(status: .noContent)
                 }
             }
@@ -51,17 +51,17 @@ extension NodeAPI {
             var forwarded = HTTPRequest(method: "DELETE", target: "/services/\(serviceID)/replicas/\(node.configuration.id)", headers: request.headers)
             forwarded.remoteAddress = request.remoteAddress
             forwarded.pathParameters = ["sid": String(serviceID), "member": String(node.configuration.id)]
-            return try removeReplica(node, forwarded)
+            return try await removeReplica(node, forwarded)
         }
-        router.add("DELETE", "/services/:sid/replicas/:member") { request in try removeReplica(node, request) }
+        router.addSuspending("DELETE", "/services/:sid/replicas/:member") { request in try await removeReplica(node, request) }
     }
 
     /// `DELETE /services/:sid/replicas/:member`: one replica fewer, the one removed on that node.
-    private static func removeReplica(_ node: Node, _ request: HTTPRequest) throws -> HTTPResponse {
-        try onLeader(node, request) {
+    private static func removeReplica(_ node: Node, _ request: HTTPRequest) async throws -> HTTPResponse {
+        try await onLeader(node, request) {
             guard let serviceID = Int(try request.parameter("sid")), serviceID > 0 else { throw HTTPError(.notFound, "not found") }
             let member = try LinkTable.peerID(from: try request.parameter("member"))
-            try node.service.removeReplica(of: serviceID, from: member, requestID: requestID(request))
+            try await node.service.removeReplica(of: serviceID, from: member, requestID: requestID(request))
             return HTTPResponse(status: .noContent)
         }
     }

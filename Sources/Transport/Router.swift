@@ -48,7 +48,7 @@ public struct Router: Sendable {
     }
 
     /// Adds a route whose handler suspends while it waits (see `AsyncHTTPHandler`).
-    public mutating func add(_ method: String, _ pattern: String, suspending handler: @escaping AsyncHTTPHandler) {
+    public mutating func addSuspending(_ method: String, _ pattern: String, _ handler: @escaping AsyncHTTPHandler) {
         add(method, pattern, .suspending(handler))
     }
 

@@ -14,7 +14,7 @@ public struct SocketError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Thin wrappers over the POSIX socket calls the transport needs.
-enum Socket {
+public enum Socket {
     private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN) }()
 
     /// A write to a closed peer must be an error, never the end of the process.
@@ -93,14 +93,14 @@ enum Socket {
     }
 
     /// Sets SO_RCVTIMEO or SO_SNDTIMEO; a zero or negative timeout becomes 1 ms (0 would mean "forever").
-    static func setTimeout(_ descriptor: Int32, option: Int32, seconds: Double) {
+    public static func setTimeout(_ descriptor: Int32, option: Int32, seconds: Double) {
         let clamped = max(seconds, 0.001)
         var value = timeval(tv_sec: Int(clamped), tv_usec: Int((clamped - Double(Int(clamped))) * 1_000_000))
         setsockopt(descriptor, SOL_SOCKET, option, &value, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Reads what is available (blocking up to the receive timeout): >0 bytes read, 0 at end of stream.
-    static func receive(_ descriptor: Int32, into buffer: inout [UInt8]) throws(SocketError) -> Int {
+    public static func receive(_ descriptor: Int32, into buffer: inout [UInt8]) throws(SocketError) -> Int {
         while true {
             let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             if count >= 0 { return count }
@@ -111,7 +111,7 @@ enum Socket {
     }
 
     /// Writes every byte (blocking up to the send timeout per call).
-    static func sendAll(_ descriptor: Int32, _ bytes: [UInt8]) throws(SocketError) {
+    public static func sendAll(_ descriptor: Int32, _ bytes: [UInt8]) throws(SocketError) {
         var offset = 0
         while offset < bytes.count {
             let count = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
@@ -136,7 +136,7 @@ enum Socket {
     }
 
     /// Connects to `host:port` within `timeoutSeconds`.
-    static func connect(host: String, port: Int, timeoutSeconds: Double) throws(SocketError) -> Int32 {
+    public static func connect(host: String, port: Int, timeoutSeconds: Double) throws(SocketError) -> Int32 {
         ignoreBrokenPipes()
         var address = try ipv4Address(host: host, port: port)
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

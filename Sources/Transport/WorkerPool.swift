@@ -76,3 +76,23 @@ final class WorkerPool: @unchecked Sendable {
         condition.unlock()
     }
 }
+
+/// Blocking work from a task: runs `work` on a thread of a process-wide pool and suspends
+/// until it is done, so a suspending handler that must make a blocking call (forwarding a
+/// request over the blocking client) does not hold one of the few threads tasks run on.
+public func runBlocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        WorkerPool.blocking.run {
+            do {
+                continuation.resume(returning: try work())
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+}
+
+extension WorkerPool {
+    /// Threads for `runBlocking`, shared by the process.
+    static let blocking = WorkerPool(name: "blocking", maxThreads: 512)
+}

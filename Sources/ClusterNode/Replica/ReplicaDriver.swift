@@ -50,6 +50,8 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     /// The timer found its ticks due while another thread ran rounds: that thread takes the
     /// ticks and wakes the timer when it lets go (rather than the timer spinning meanwhile).
     private var timerWaitsForRounds = false
+    /// `submit` woke the timer thread to run a round and it has not yet looked.
+    private var isRoundThreadWoken = false
     /// Each peer's outbox and connection (the connection is used by the outbox's thread, or
     /// inline while that outbox is idle: the outbox lets one of them at a time deliver).
     /// Created on first use, as members join.
@@ -118,12 +120,22 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         return true
     }
 
-    /// Queues an input and runs rounds unless another thread is doing so already (that
-    /// thread will take this input too before it lets go).
+    /// Queues an input for the round thread (the timer's), waking it: the caller (a task
+    /// waiting for a commit, an event loop told of a closed connection) never runs a round
+    /// and its fdatasync itself. Inputs queued meanwhile go in the same round.
     @discardableResult
     func submit(_ input: RaftNode.Input) -> Bool {
-        guard enqueue(input) else { return false }
-        drain()
+        inbox.lock()
+        defer { inbox.unlock() }
+        guard !isStopped, inputs.count < Self.maxQueuedInputs else {
+            metrics.increment(.inputsDropped)
+            return false
+        }
+        inputs.append(input)
+        if !isRoundThreadWoken {
+            isRoundThreadWoken = true
+            inbox.signal()
+        }
         return true
     }
 
@@ -213,9 +225,11 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
                 return
             }
             timerWakeAt = lastTick + Double(due) * tickSeconds
-            let wait = timerWakeAt - monotonicSeconds()
+            let wait = isRoundThreadWoken ? 0 : timerWakeAt - monotonicSeconds()
+            isRoundThreadWoken = false
             if wait > 0 {
                 _ = inbox.wait(until: Date(timeIntervalSinceNow: wait))
+                isRoundThreadWoken = false
             } else if roundsRunElsewhere, !processing.try() {
                 // Due, but a round is running on another thread: it takes the ticks that passed
                 // and signals when it lets go (it needs `inbox` for that, held here until the

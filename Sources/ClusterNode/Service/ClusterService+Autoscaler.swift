@@ -8,18 +8,17 @@ import Raft
 extension ClusterService {
     /// Starts the loop; it acts only while this node leads.
     func startAutoscalers() {
-        let thread = Thread { [self] in
+        Task.detached { [self] in
             while !isStoppedNow {
                 // Asleep until the next step is due (at most half a second: a follower only
                 // checks whether it leads, and an idle node pays next to nothing).
-                usleep(UInt32(1_000 * min(500, max(10, millisecondsUntilNextStep(nowMs: LoadView.nowMs())))))
+                let milliseconds = min(500, max(10, millisecondsUntilNextStep(nowMs: LoadView.nowMs())))
+                try? await Task.sleep(nanoseconds: UInt64(milliseconds) * 1_000_000)
                 for serviceID in dueAutoscalers(nowMs: LoadView.nowMs()) {
-                    stepAutoscaler(serviceID)
+                    await stepAutoscaler(serviceID)
                 }
             }
         }
-        thread.name = "autoscaler"
-        thread.start()
     }
 
     /// Milliseconds until the next autoscaler step is due here (500 when none is, or on a follower).
@@ -44,9 +43,9 @@ extension ClusterService {
     }
 
     /// Proposes one step of `serviceID`'s autoscaler, decided on the applied state.
-    func stepAutoscaler(_ serviceID: Int) {
+    func stepAutoscaler(_ serviceID: Int) async {
         do {
-            _ = try propose(requestID: "autoscale-\(serviceID)-\(UUID().uuidString)", summary: (0, 0), isClientCall: false) { usage, state in
+            _ = try await propose(requestID: "autoscale-\(serviceID)-\(UUID().uuidString)", summary: (0, 0), isClientCall: false) { usage, state in
                 guard let service = state.services[serviceID], let autoscaler = service.autoscaler else { return nil }
                 let nowMs = LoadView.nowMs()
                 let decision = autoscaler.step(averageCPU: AutoscalerState.averageCPU(of: service, nowMs: nowMs),
@@ -63,8 +62,8 @@ extension ClusterService {
     }
 
     /// Sets (or with nil removes) a service's autoscaler.
-    func setAutoscaler(_ serviceID: Int, spec: AutoscalerSpec?, requestID: String) throws(NodeError) -> ServiceRecord? {
-        _ = try propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
+    func setAutoscaler(_ serviceID: Int, spec: AutoscalerSpec?, requestID: String) async throws(NodeError) -> ServiceRecord? {
+        _ = try await propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
             guard let service = state.services[serviceID] else { throw .notFound("Not found") }
             if spec == nil, service.autoscaler == nil { throw .notFound("service \(serviceID) has no autoscaler") }
             return .setAutoscaler(requestID: requestID, serviceID: serviceID, spec: spec)

@@ -7,8 +7,8 @@ extension ClusterService {
     /// Creates one container, on `pinnedTo` or where the leader places it (a node with room
     /// and, when it publishes a fixed port, that port free); returns it once committed.
     /// Pinned to a node without room or with its port taken, it is refused (409).
-    func createContainer(_ spec: ContainerSpec, pinnedTo: UInt64? = nil, requestID: String) throws(NodeError) -> ContainerRecord {
-        _ = try propose(requestID: requestID, summary: (0, 1)) { usage, state throws(NodeError) -> ClusterCommand? in
+    func createContainer(_ spec: ContainerSpec, pinnedTo: UInt64? = nil, requestID: String) async throws(NodeError) -> ContainerRecord {
+        _ = try await propose(requestID: requestID, summary: (0, 1)) { usage, state throws(NodeError) -> ClusterCommand? in
             if let pinnedTo {
                 // Decided again when it applies; refused here already when it cannot fit now.
                 if let reason = state.containerRefusal(spec, port: state.freePort(for: spec.publish, on: pinnedTo), on: pinnedTo, id: state.nextContainerID) {
@@ -27,8 +27,8 @@ extension ClusterService {
     }
 
     /// Starts or stops a container (idempotent); returns it as it is once committed.
-    func setContainerRunning(_ containerID: Int, isRunning: Bool, requestID: String) throws(NodeError) -> ContainerRecord {
-        _ = try propose(requestID: requestID, summary: (0, 0)) { _, state throws(NodeError) -> ClusterCommand? in
+    func setContainerRunning(_ containerID: Int, isRunning: Bool, requestID: String) async throws(NodeError) -> ContainerRecord {
+        _ = try await propose(requestID: requestID, summary: (0, 0)) { _, state throws(NodeError) -> ClusterCommand? in
             guard state.containers[containerID] != nil else { throw .notFound("container \(containerID) does not exist") }
             return .setContainerRunning(requestID: requestID, containerID: containerID, isRunning: isRunning, atMs: LoadView.nowMs())
         }
@@ -37,8 +37,8 @@ extension ClusterService {
 
     /// Removes a container (its reservation and port are freed); with `onNode`, only if it
     /// is placed there (seed 004's delete on a node).
-    func deleteContainer(_ containerID: Int, onNode: UInt64? = nil, requestID: String) throws(NodeError) {
-        _ = try propose(requestID: requestID, summary: (0, 0)) { _, state throws(NodeError) -> ClusterCommand? in
+    func deleteContainer(_ containerID: Int, onNode: UInt64? = nil, requestID: String) async throws(NodeError) {
+        _ = try await propose(requestID: requestID, summary: (0, 0)) { _, state throws(NodeError) -> ClusterCommand? in
             guard let record = state.containers[containerID] else { throw .notFound("container \(containerID) does not exist") }
             if let onNode, record.node != onNode { throw .notFound("container c\(containerID) is not on \(address(onNode))") }
             return .deleteContainer(requestID: requestID, containerID: containerID)

@@ -33,45 +33,45 @@ extension ClusterService {
 
     /// Adds `node`: as a learner, then, once it holds everything committed when it joined,
     /// as a voter. Idempotent: a learner is only promoted, a voter left as it is.
-    func addMember(_ node: UInt64) throws(NodeError) -> MembershipView {
+    func addMember(_ node: UInt64) async throws(NodeError) -> MembershipView {
         let started = monotonicSeconds()
         let membership = withCore { $0.membership }
         if !membership.members.contains(NodeID(node)) {
-            try changeMembership(.addLearner(NodeID(node)))
+            try await changeMembership(.addLearner(NodeID(node)))
         }
         if !withCore({ $0.membership.voters.contains(NodeID(node)) }) {
-            try waitUntilCaughtUp(node)
-            try changeMembership(.promote(NodeID(node)))
+            try await waitUntilCaughtUp(node)
+            try await changeMembership(.promote(NodeID(node)))
         }
         return membershipView(milliseconds: (monotonicSeconds() - started) * 1_000)
     }
 
     /// Removes `node` (a voter or a learner). A leader that removes itself keeps leading until
     /// the removal commits, then hands over at once; callers usually move leadership first.
-    func removeMember(_ node: UInt64) throws(NodeError) -> MembershipView {
+    func removeMember(_ node: UInt64) async throws(NodeError) -> MembershipView {
         let started = monotonicSeconds()
         if withCore({ $0.membership.members.contains(NodeID(node)) }) {
-            try changeMembership(.remove(NodeID(node)))
+            try await changeMembership(.remove(NodeID(node)))
         }
         return membershipView(milliseconds: (monotonicSeconds() - started) * 1_000)
     }
 
     /// Waits until the leader knows `node` holds its commit index as it was when the wait
     /// began (by appends, or by a snapshot first when the log is compacted).
-    private func waitUntilCaughtUp(_ node: UInt64) throws(NodeError) {
+    private func waitUntilCaughtUp(_ node: UInt64) async throws(NodeError) {
         let deadline = monotonicSeconds() + configuration.commitTimeoutSeconds * 4
         let target = withCore { $0.commitIndex }
         while monotonicSeconds() < deadline {
             let (isLeader, leader, match) = withCore { core in (core.isLeader, core.leaderID?.rawValue, core.progress(of: NodeID(node))?.matchIndex) }
             guard isLeader else { throw .notLeader(leader: leader) }
             if let match, match >= target { return }
-            usleep(5_000)
+            try? await Task.sleep(nanoseconds: 5_000_000)
         }
         throw .timedOut("learner \(node) did not catch up within \(Int(configuration.commitTimeoutSeconds * 4)) s (is it running?); it stays a learner", mayHaveApplied: false)
     }
 
     /// Proposes one membership change and waits for its commit.
-    private func changeMembership(_ change: MembershipChange) throws(NodeError) {
+    private func changeMembership(_ change: MembershipChange) async throws(NodeError) {
         let waiter = Waiter<ProposalResult>()
         let id = lock.withLock { () -> ProposalID in
             let id = nextID
@@ -79,7 +79,7 @@ extension ClusterService {
             proposalWaiters[id] = waiter
             return id
         }
-        _ = try submitAndWait(.changeMembership(id, change), waiter: waiter,
+        _ = try await submitAndWait(.changeMembership(id, change), waiter: waiter,
                               timeoutMessage: "membership change (\(change)) not committed within \(configuration.commitTimeoutSeconds) s; it may still commit: check GET /members") { _ in
             _ = lock.withLock { proposalWaiters.removeValue(forKey: id) }
         }

@@ -10,16 +10,14 @@ import Transport
 extension ClusterService {
     /// Starts the loop; it acts only while this node leads.
     func startReconciler() {
-        let thread = Thread { [self] in
+        Task.detached { [self] in
             while !isStoppedNow {
                 // Four passes a second while leading; a follower only checks whether it leads.
                 let isLeading = withCore { $0.isLeader }
-                usleep(isLeading ? 250_000 : 1_000_000)
-                reconcileOnce()
+                try? await Task.sleep(nanoseconds: isLeading ? 250_000_000 : 1_000_000_000)
+                await reconcileOnce()
             }
         }
-        thread.name = "reconcile"
-        thread.start()
     }
 
     /// Notes the peers that answered this node's messages: an append, heartbeat or snapshot
@@ -75,7 +73,7 @@ extension ClusterService {
     /// client's change waits until every other healthy member answered too, or two heartbeat
     /// intervals passed (a member that is down never answers), so that placement sees the
     /// whole live cluster. Bounded and short: at most 2 H plus 20 ms, once per leadership.
-    func settleAfterElection() {
+    func settleAfterElection() async {
         let window = 2 * Double(configuration.heartbeatMilliseconds) / 1_000 + 0.02
         while true {
             let waiting = lock.withLock { () -> Bool in
@@ -84,12 +82,12 @@ extension ClusterService {
                 return !members.isSubset(of: heardSinceLeading)
             }
             guard waiting else { return }
-            usleep(2_000)
+            try? await Task.sleep(nanoseconds: 2_000_000)
         }
     }
 
     /// One pass: at most one decision is proposed (and waited for) per pass.
-    func reconcileOnce() {
+    func reconcileOnce() async {
         let grace = configuration.unhealthyAfterSeconds
         let decision = lock.withLock { () -> ((inout [UInt64: NodeResources], ClusterState) -> ClusterCommand?)? in
             let (isLeader, term, commitIndex, hasCommittedInTerm) = withCore { core in
@@ -125,7 +123,7 @@ extension ClusterService {
         }
         guard let decision else { return }
         do {
-            _ = try proposeIfAny(requestID: "reconcile-\(UUID().uuidString)", decision)
+            _ = try await proposeIfAny(requestID: "reconcile-\(UUID().uuidString)", decision)
         } catch {
             // Leadership moved or the commit timed out: the next pass looks again.
         }
@@ -141,8 +139,8 @@ extension ClusterService {
     }
 
     /// Proposes what `build` decides, if anything (nil: nothing to do).
-    private func proposeIfAny(requestID: String, _ build: @escaping (inout [UInt64: NodeResources], ClusterState) -> ClusterCommand?) throws(NodeError) {
-        _ = try propose(requestID: requestID, summary: (0, 0), isClientCall: false) { usage, state throws(NodeError) -> ClusterCommand? in
+    private func proposeIfAny(requestID: String, _ build: @escaping (inout [UInt64: NodeResources], ClusterState) -> ClusterCommand?) async throws(NodeError) {
+        _ = try await propose(requestID: requestID, summary: (0, 0), isClientCall: false) { usage, state throws(NodeError) -> ClusterCommand? in
             build(&usage, state)
         }
     }

@@ -14,17 +14,17 @@ extension ClusterService {
     /// command is then decided again (API.md: never a definite answer from a stale view).
     func propose(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool = true,
                  makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?)
-        throws(NodeError) -> (index: UInt64, term: UInt64)?
+        async throws(NodeError) -> (index: UInt64, term: UInt64)?
     {
-        if isClientCall { settleAfterElection() }
+        if isClientCall { await settleAfterElection() }
         do {
-            return try proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
+            return try await proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
         } catch {
             guard case .refusedOnLocalView = error else { throw error.nodeError }
         }
-        try readLinearizably { _ throws(NodeError) in }
+        try await readLinearizably { _ throws(NodeError) in }
         do {
-            return try proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
+            return try await proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
         } catch {
             throw error.nodeError
         }
@@ -55,81 +55,32 @@ extension ClusterService {
         }
     }
 
+    /// What the locked part of an attempt decided: an earlier outcome that stands, nothing
+    /// to do, or a proposal queued with its waiter.
+    private enum Prepared {
+        case earlier(index: UInt64, term: UInt64)
+        case nothing
+        case queued(id: ProposalID, data: [UInt8], fingerprint: UInt64, waiter: Waiter<ProposalResult>)
+    }
+
     private func proposeOnce(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool,
                              makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?)
-        throws(AttemptFailure) -> (index: UInt64, term: UInt64)?
+        async throws(AttemptFailure) -> (index: UInt64, term: UInt64)?
     {
-        lock.lock()
-        let (isLeader, leader) = withCore { core in (core.isLeader, core.leaderID?.rawValue) }
-        guard isLeader else {
-            lock.unlock()
-            throw .failed(.notLeader(leader: leader))
+        let (id, data, fingerprint, waiter): (ProposalID, [UInt8], UInt64, Waiter<ProposalResult>)
+        switch try prepare(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand) {
+        case .earlier(let index, let term): return (index, term)
+        case .nothing: return nil
+        case .queued(let queuedID, let queuedData, let queuedFingerprint, let queuedWaiter):
+            (id, data, fingerprint, waiter) = (queuedID, queuedData, queuedFingerprint, queuedWaiter)
         }
-        if isClientCall, let earlier = state.record(ofRequest: requestID) {
-            // A retry of a request already applied: its outcome then stands. Deciding again on
-            // today's state would be wrong (a retried delete would find its own deletion and
-            // answer 404); the same key with different content is still refused.
-            var usage = state.usage()
-            if case .success(let decided?) = Self.decide(makeCommand, &usage, state), state.isReused(requestID, withOtherThan: decided.requestFingerprint) {
-                lock.unlock()
-                throw .failed(Self.reusedRequestID(requestID))
-            }
-            lock.unlock()
-            return (earlier.index, earlier.term)
-        }
-        let command: ClusterCommand
-        let fingerprint: UInt64
-        let data: [UInt8]
-        let id: ProposalID
-        let waiter = Waiter<ProposalResult>()
-        do throws(AttemptFailure) {
-            var usage = state.usage()
-            for delta in speculativeUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
-            for delta in queuedUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
-            switch Self.decide(makeCommand, &usage, state) {
-            case .success(let decided?): command = decided
-            case .success(nil):
-                lock.unlock()
-                return nil
-            case .failure(let refusal) where refusal.isDefiniteRefusal:
-                throw .refusedOnLocalView(refusal)
-            case .failure(let error): throw .failed(error)
-            }
-            fingerprint = isClientCall ? command.requestFingerprint : 0
-            if isClientCall, state.isReused(requestID, withOtherThan: fingerprint) {
-                throw .failed(Self.reusedRequestID(requestID))
-            }
-            data = ClusterCommandCodec.encode(command)
-            guard data.count <= NodeLimits.maxCommandBytes else {
-                throw .failed(.tooLarge("the command would take \(data.count) bytes in the log, above the limit of \(NodeLimits.maxCommandBytes); split the request"))
-            }
-        } catch {
-            lock.unlock()
-            throw error
-        }
-        id = nextID
-        nextID += 1
-        queuedUsage[id] = usageDelta(of: command)
-        proposalWaiters[id] = waiter
-        if isClientCall {
-            if serviceCalls[requestID] == nil { serviceCallOrder.append(requestID) }
-            serviceCalls[requestID] = ServiceCall(requestID: requestID, receivedAt: Date().timeIntervalSince1970, status: .queued,
-                                                  services: summary.services, replicas: summary.replicas)
-            // Trimmed in steps of a quarter, so the front of the list is not moved per request.
-            if serviceCallOrder.count > ServiceCall.maxRemembered + ServiceCall.maxRemembered / 4 {
-                let excess = serviceCallOrder.count - ServiceCall.maxRemembered
-                for forgotten in serviceCallOrder.prefix(excess) { serviceCalls[forgotten] = nil }
-                serviceCallOrder.removeFirst(excess)
-            }
-        }
-        lock.unlock()
         metrics.increment(.proposals)
 
         let started = monotonicSeconds()
         let (index, term): (UInt64, UInt64)
         do {
-            (index, term) = try submitAndWait(.propose([RaftNode.Proposal(id: id, data: data)]), waiter: waiter,
-                                              timeoutMessage: "not committed within \(configuration.commitTimeoutSeconds) s (request \(requestID)); it may still commit: retry with the same requestId to be sure it applies once") { reason in
+            (index, term) = try await submitAndWait(.propose([RaftNode.Proposal(id: id, data: data)]), waiter: waiter,
+                                                    timeoutMessage: "not committed within \(configuration.commitTimeoutSeconds) s (request \(requestID)); it may still commit: retry with the same requestId to be sure it applies once") { reason in
                 forget(proposal: id, requestID: requestID, error: reason)
             }
         } catch {
@@ -143,21 +94,78 @@ extension ClusterService {
         return (index, term)
     }
 
+    /// The locked part of an attempt: decides the command on the leader's full view of
+    /// usage, encodes it and queues its waiter.
+    private func prepare(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool,
+                         makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?)
+        throws(AttemptFailure) -> Prepared
+    {
+        lock.lock()
+        defer { lock.unlock() }
+        let (isLeader, leader) = withCore { core in (core.isLeader, core.leaderID?.rawValue) }
+        guard isLeader else { throw .failed(.notLeader(leader: leader)) }
+        if isClientCall, let earlier = state.record(ofRequest: requestID) {
+            // A retry of a request already applied: its outcome then stands. Deciding again on
+            // today's state would be wrong (a retried delete would find its own deletion and
+            // answer 404); the same key with different content is still refused.
+            var usage = state.usage()
+            if case .success(let decided?) = Self.decide(makeCommand, &usage, state), state.isReused(requestID, withOtherThan: decided.requestFingerprint) {
+                throw .failed(Self.reusedRequestID(requestID))
+            }
+            return .earlier(index: earlier.index, term: earlier.term)
+        }
+        var usage = state.usage()
+        for delta in speculativeUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
+        for delta in queuedUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
+        let command: ClusterCommand
+        switch Self.decide(makeCommand, &usage, state) {
+        case .success(let decided?): command = decided
+        case .success(nil): return .nothing
+        case .failure(let refusal) where refusal.isDefiniteRefusal: throw .refusedOnLocalView(refusal)
+        case .failure(let error): throw .failed(error)
+        }
+        let fingerprint = isClientCall ? command.requestFingerprint : 0
+        if isClientCall, state.isReused(requestID, withOtherThan: fingerprint) {
+            throw .failed(Self.reusedRequestID(requestID))
+        }
+        let data = ClusterCommandCodec.encode(command)
+        guard data.count <= NodeLimits.maxCommandBytes else {
+            throw .failed(.tooLarge("the command would take \(data.count) bytes in the log, above the limit of \(NodeLimits.maxCommandBytes); split the request"))
+        }
+        let id = nextID
+        nextID += 1
+        let waiter = Waiter<ProposalResult>()
+        queuedUsage[id] = usageDelta(of: command)
+        proposalWaiters[id] = waiter
+        if isClientCall {
+            if serviceCalls[requestID] == nil { serviceCallOrder.append(requestID) }
+            serviceCalls[requestID] = ServiceCall(requestID: requestID, receivedAt: Date().timeIntervalSince1970, status: .queued,
+                                                  services: summary.services, replicas: summary.replicas)
+            // Trimmed in steps of a quarter, so the front of the list is not moved per request.
+            if serviceCallOrder.count > ServiceCall.maxRemembered + ServiceCall.maxRemembered / 4 {
+                let excess = serviceCallOrder.count - ServiceCall.maxRemembered
+                for forgotten in serviceCallOrder.prefix(excess) { serviceCalls[forgotten] = nil }
+                serviceCallOrder.removeFirst(excess)
+            }
+        }
+        return .queued(id: id, data: data, fingerprint: fingerprint, waiter: waiter)
+    }
+
     static func reusedRequestID(_ requestID: String) -> NodeError {
         .requestIDReused("requestId (or Idempotency-Key) \(requestID) was already used for a different request; use a new key for a new request")
     }
 
-    /// Submits a proposal's input and waits for its outcome. When it does not commit,
-    /// `forget` is told why (to drop the waiter and record the failure) and the matching
-    /// error is thrown: overloaded, timed out (it may still apply), not leader, retryable
-    /// (failed without effect), or rejected (a change that cannot apply).
+    /// Submits a proposal's input and waits (suspended) for its outcome. When it does not
+    /// commit, `forget` is told why (to drop the waiter and record the failure) and the
+    /// matching error is thrown: overloaded, timed out (it may still apply), not leader,
+    /// retryable (failed without effect), or rejected (a change that cannot apply).
     func submitAndWait(_ input: RaftNode.Input, waiter: Waiter<ProposalResult>, timeoutMessage: String,
-                       forget: (String) -> Void) throws(NodeError) -> (index: UInt64, term: UInt64) {
+                       forget: (String) -> Void) async throws(NodeError) -> (index: UInt64, term: UInt64) {
         guard submit(input) else {
             forget("node overloaded")
             throw .overloaded
         }
-        guard let result = waiter.wait(seconds: configuration.commitTimeoutSeconds) else {
+        guard let result = await waiter.value(seconds: configuration.commitTimeoutSeconds) else {
             forget("not committed in time")
             throw .timedOut(timeoutMessage, mayHaveApplied: true)
         }
@@ -189,7 +197,7 @@ extension ClusterService {
 
     /// Runs `body` on a state at least as new as every write acknowledged before this call
     /// (ReadIndex through the leader). Throws `NodeError.notLeader` on a follower.
-    func readLinearizably<T>(_ body: (ClusterState) throws(NodeError) -> T) throws(NodeError) -> T {
+    func readLinearizably<T>(_ body: (ClusterState) throws(NodeError) -> T) async throws(NodeError) -> T {
         let waiter = Waiter<ReadResult>()
         let id = lock.withLock { () -> ReadID in
             let id = nextID
@@ -201,15 +209,13 @@ extension ClusterService {
             _ = lock.withLock { readWaiters.removeValue(forKey: id) }
             throw .overloaded
         }
-        guard let result = waiter.wait(seconds: configuration.commitTimeoutSeconds) else {
+        guard let result = await waiter.value(seconds: configuration.commitTimeoutSeconds) else {
             _ = lock.withLock { readWaiters.removeValue(forKey: id) }
             throw .timedOut("could not confirm leadership for a linearizable read within \(configuration.commitTimeoutSeconds) s", mayHaveApplied: false)
         }
         switch result {
         case .ready:
-            lock.lock()
-            defer { lock.unlock() }
-            return try body(state)
+            return try withStateLocked(body)
         case .notLeader(let leader):
             throw .notLeader(leader: leader)
         case .failed(let message):
@@ -217,10 +223,17 @@ extension ClusterService {
         }
     }
 
+    /// Runs `body` on the applied state under the lock (typed throws, which `withLock` lacks).
+    private func withStateLocked<T>(_ body: (ClusterState) throws(NodeError) -> T) throws(NodeError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(state)
+    }
+
     /// Creates services from a client request; returns their records once committed.
-    func createServices(_ specs: [ServiceSpec], requestID: String) throws(NodeError) -> (records: [ServiceRecord], index: UInt64, term: UInt64) {
+    func createServices(_ specs: [ServiceSpec], requestID: String) async throws(NodeError) -> (records: [ServiceRecord], index: UInt64, term: UInt64) {
         let replicas = specs.reduce(0) { $0 + $1.replicas }
-        let committed = try propose(requestID: requestID, summary: (specs.count, replicas)) { usage, state throws(NodeError) -> ClusterCommand? in
+        let committed = try await propose(requestID: requestID, summary: (specs.count, replicas)) { usage, state throws(NodeError) -> ClusterCommand? in
             let healthy = placeableNodes(in: state)
             let inUse = state.cpuInUse(atMs: LoadView.nowMs())
             let planned = specs.map { spec in
@@ -268,8 +281,8 @@ extension ClusterService {
     }
 
     /// Sets a service's replica count, placing the difference.
-    func scaleService(_ serviceID: Int, replicas: Int, requestID: String) throws(NodeError) -> ScaleResult {
-        _ = try propose(requestID: requestID, summary: (1, replicas)) { usage, state throws(NodeError) -> ClusterCommand? in
+    func scaleService(_ serviceID: Int, replicas: Int, requestID: String) async throws(NodeError) -> ScaleResult {
+        _ = try await propose(requestID: requestID, summary: (1, replicas)) { usage, state throws(NodeError) -> ClusterCommand? in
             guard let service = state.services[serviceID] else { throw .notFound("Not found") }
             let decision = placement(of: service, count: replicas, usage: &usage, state: state)
             return .scaleService(requestID: requestID, serviceID: serviceID, replicas: replicas, decision: decision)
@@ -283,8 +296,8 @@ extension ClusterService {
     }
 
     /// Sets a service's offered load; the leader's clock marks when the pattern starts.
-    func setLoad(_ serviceID: Int, pattern: LoadPattern, requestID: String) throws(NodeError) -> ScaleResult {
-        _ = try propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
+    func setLoad(_ serviceID: Int, pattern: LoadPattern, requestID: String) async throws(NodeError) -> ScaleResult {
+        _ = try await propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
             guard state.services[serviceID] != nil else { throw .notFound("Not found") }
             return .setServiceLoad(requestID: requestID, serviceID: serviceID, load: ServiceLoad(pattern: pattern, sinceMs: LoadView.nowMs()))
         }
@@ -297,8 +310,8 @@ extension ClusterService {
 
     /// Removes one replica of a service from `node` (seed 004's delete of a replica's
     /// container): the service has one replica fewer, the others stay where they are.
-    func removeReplica(of serviceID: Int, from node: UInt64, requestID: String) throws(NodeError) {
-        _ = try propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
+    func removeReplica(of serviceID: Int, from node: UInt64, requestID: String) async throws(NodeError) {
+        _ = try await propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
             guard let service = state.services[serviceID] else { throw .notFound("service \(serviceID) does not exist") }
             guard let here = service.placement[node], here > 0 else { throw .notFound("service \(serviceID) has no replica on \(address(node))") }
             var decision = Placement.Decision(replicas: service.placement, pending: service.pending, pendingReason: service.pendingReason)
@@ -309,8 +322,8 @@ extension ClusterService {
     }
 
     /// Commits the desired-state file's vital services; answers the desired state then.
-    func setDesiredState(_ specs: [ServiceSpec], requestID: String) throws(NodeError) -> DesiredState.View {
-        _ = try propose(requestID: requestID, summary: (specs.count, 0)) { _, _ throws(NodeError) -> ClusterCommand? in
+    func setDesiredState(_ specs: [ServiceSpec], requestID: String) async throws(NodeError) -> DesiredState.View {
+        _ = try await propose(requestID: requestID, summary: (specs.count, 0)) { _, _ throws(NodeError) -> ClusterCommand? in
             .setDesiredState(requestID: requestID, services: specs)
         }
         let term = currentTerm
@@ -318,8 +331,8 @@ extension ClusterService {
     }
 
     /// Removes a service.
-    func deleteService(_ serviceID: Int, requestID: String) throws(NodeError) {
-        _ = try propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
+    func deleteService(_ serviceID: Int, requestID: String) async throws(NodeError) {
+        _ = try await propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
             guard state.services[serviceID] != nil else { throw .notFound("Not found") }
             return .deleteService(requestID: requestID, serviceID: serviceID)
         }
@@ -347,7 +360,7 @@ extension ClusterService {
     }
 
     /// Hands leadership to `target` (thesis §3.10) and waits until this node sees it lead.
-    func transferLeadership(to target: UInt64) throws(NodeError) -> TransferResult {
+    func transferLeadership(to target: UInt64) async throws(NodeError) -> TransferResult {
         let (isLeader, leader) = withCore { core in (core.isLeader, core.leaderID?.rawValue) }
         guard isLeader else { throw .notLeader(leader: leader) }
         guard target != configuration.id else {
@@ -365,7 +378,7 @@ extension ClusterService {
             if leaderNow == target {
                 return TransferResult(from: address(configuration.id), to: address(target), term: term, milliseconds: (monotonicSeconds() - started) * 1_000)
             }
-            usleep(500)
+            try? await Task.sleep(nanoseconds: 500_000)
         }
         throw .timedOut("node \(target) did not take over within two election timeouts (is it reachable?); this node keeps leading", mayHaveApplied: false)
     }

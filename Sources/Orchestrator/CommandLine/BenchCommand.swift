@@ -9,6 +9,7 @@ enum BenchCommand {
         usage: orchestrator bench raft [--entries N] [--json]
                orchestrator bench http [--seconds S] [--connections 1,16,64] [--json]
                orchestrator bench http --serve PORT
+               orchestrator bench idle [--connections 10000] [--probes 200] [--json]
                orchestrator bench failover [--nodes 3,5] [--rounds 10] [--jitter-ms 500] [--fault kill|pause] [--json]
                orchestrator bench commit [--nodes 3,5] [--clients 1,8,32,128] [--seconds 5] [--json]
                orchestrator bench scale [--clusters 20] [--nodes 5] [--seconds 60] [--json]
@@ -18,6 +19,9 @@ enum BenchCommand {
           http   our HTTP server loaded by our HTTP client on loopback: GET and a 200-byte
                  JSON echo at 1, 16 and 64 keep-alive connections; --serve runs only the
                  server (for wrk)
+          idle   the --serve server in its own process holding N idle keep-alive connections:
+                 fresh requests timed connect to answer, idle ones asked again, and the
+                 server's threads, descriptors and memory
           failover  kill -9 (or SIGSTOP) the leader, time until a new leader and until a write commits again
           commit    service submissions through the leader, fsync on: latency and throughput
           scale     many clusters at once: idle CPU and memory per node, elections while idle,
@@ -38,6 +42,7 @@ enum BenchCommand {
         switch subcommand {
         case "raft": return try raft(Array(words.dropFirst()))
         case "http": return try http(Array(words.dropFirst()))
+        case "idle": return try idle(Array(words.dropFirst()))
         case "failover", "commit", "scale", "compaction": return try cluster(subcommand, Array(words.dropFirst()))
         case "help", "--help", "-h": print(usage); return 0
         default:
@@ -106,6 +111,27 @@ enum BenchCommand {
             }
         }
         return 0
+    }
+
+    private static func idle(_ words: [String]) throws -> Int32 {
+        let arguments = try CommandLineArguments.parse(words, options: ["connections", "probes"], flags: ["json"])
+        warnIfDebug()
+        let connections = try arguments.integer("connections", default: 10_000, in: 1...60_000)
+        let probes = try arguments.integer("probes", default: 200, in: 1...100_000)
+        let result = try IdleConnectionsBenchmark.run(connections: connections, probes: probes)
+        let p50 = percentile(result.probes, 0.50), p99 = percentile(result.probes, 0.99), worst = result.probes.last ?? 0
+        let (before, after) = result.server
+        if arguments.has("json") {
+            print(#"{"connections": \#(connections), "held": \#(result.held), "idleSampled": \#(result.sampled), "idleAnswered": \#(result.answeredOnIdle), "#
+                  + #""freshP50Milliseconds": \#(String(format: "%.3f", p50)), "freshP99Milliseconds": \#(String(format: "%.3f", p99)), "freshMaxMilliseconds": \#(String(format: "%.3f", worst)), "#
+                  + #""serverThreads": \#(after.threads), "serverResidentMB": \#(String(format: "%.1f", after.residentMB)), "serverResidentMBBefore": \#(String(format: "%.1f", before.residentMB))}"#)
+        } else {
+            print("\(connections) idle keep-alive connections to the benchmark server (a process of its own), then \(probes) fresh connections one after another")
+            print("held by the server: \(result.held) descriptors beyond its own; idle ones asked again: \(result.answeredOnIdle) of \(result.sampled) answered")
+            print("fresh connection, connect to answer: p50 \(String(format: "%.3f", p50)) ms, p99 \(String(format: "%.3f", p99)) ms, max \(String(format: "%.3f", worst)) ms")
+            print("server: \(before.threads) -> \(after.threads) threads, \(String(format: "%.1f", before.residentMB)) -> \(String(format: "%.1f", after.residentMB)) MB resident")
+        }
+        return result.answeredOnIdle == result.sampled && result.held >= connections ? 0 : 1
     }
 
     private static func list(_ text: String?, default fallback: [Int], name: String, range: ClosedRange<Int>) throws -> [Int] {
