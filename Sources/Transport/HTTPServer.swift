@@ -39,6 +39,10 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     private var connections: [UInt64: ConnectionRecord] = [:]
+    /// Connections not evicted, in all and per address (kept as they open and close, so
+    /// admitting one costs no walk over every connection until a cap is reached).
+    private var liveCount = 0
+    private var liveByAddress: [String: Int] = [:]
     /// Bytes reserved by request bodies being read now (`ServerLimits.maxBodyBytesInFlight`).
     private var bodyBytesInFlight = 0
     private var evictedCount = 0
@@ -200,6 +204,8 @@ public final class HTTPServer: @unchecked Sendable {
             nextLoop += 1
             let connection = ServerConnection(server: self, descriptor: client, id: lastConnectionID, remoteAddress: remoteAddress, loop: loop)
             connections[lastConnectionID] = ConnectionRecord(connection: connection, address: address, lastActivity: monotonicSeconds())
+            liveCount += 1
+            liveByAddress[address, default: 0] += 1
             return connection
         }
         guard let admitted else { return refuse(client) }
@@ -211,28 +217,27 @@ public final class HTTPServer: @unchecked Sendable {
     /// the one idle longest of the address with the most connections. False when every
     /// candidate is busy in a handler.
     private func makeRoom(for address: String) -> Bool {
-        var live = connections.filter { !$0.value.isEvicted }
-        var counts: [String: Int] = [:]
-        for connection in live.values { counts[connection.address, default: 0] += 1 }
-        if counts[address, default: 0] >= limits.maxConnectionsPerAddress {
-            guard let evicted = evictIdlest(among: live.filter { $0.value.address == address }) else { return false }
-            live[evicted] = nil
-            counts[address, default: 0] -= 1
+        if liveByAddress[address, default: 0] >= limits.maxConnectionsPerAddress {
+            guard evictIdlest(from: address) != nil else { return false }
         }
-        if live.count >= connectionCap {
-            let busiest = counts.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
-            guard evictIdlest(among: live.filter { $0.value.address == busiest }) ?? evictIdlest(among: live) != nil else { return false }
+        if liveCount >= connectionCap {
+            let busiest = liveByAddress.max { $0.value < $1.value || ($0.value == $1.value && $0.key > $1.key) }?.key
+            guard evictIdlest(from: busiest) ?? evictIdlest(from: nil) != nil else { return false }
         }
         return true
     }
 
-    /// Closes the connection idle longest among `candidates` (none in a handler); returns it.
-    private func evictIdlest(among candidates: [UInt64: ConnectionRecord]) -> UInt64? {
-        guard let (id, record) = candidates.filter({ !$0.value.isBusy && !$0.value.isEvicted })
-            .min(by: { $0.value.lastActivity < $1.value.lastActivity })
-        else { return nil }
+    /// Closes the connection idle longest from `address` (any address when nil) that is not
+    /// in a handler; returns it.
+    private func evictIdlest(from address: String?) -> UInt64? {
+        var idlest: (id: UInt64, record: ConnectionRecord)?
+        for (id, record) in connections where !record.isBusy && !record.isEvicted && (address == nil || record.address == address) {
+            if idlest == nil || record.lastActivity < idlest!.record.lastActivity { idlest = (id, record) }
+        }
+        guard let (id, record) = idlest else { return nil }
         connections[id]?.isEvicted = true
         evictedCount += 1
+        forgetLive(record.address)
         // Its loop stops reading it at once (an answer it is writing still goes out) and closes it.
         let connection = record.connection
         connection.loop.execute { connection.evict() }
@@ -284,9 +289,16 @@ public final class HTTPServer: @unchecked Sendable {
         bytes = 0
     }
 
+    /// One live connection from `address` fewer (the caller holds `lock`).
+    private func forgetLive(_ address: String) {
+        liveCount -= 1
+        liveByAddress[address, default: 1] -= 1
+        if liveByAddress[address] == 0 { liveByAddress[address] = nil }
+    }
+
     func connectionDidClose(_ id: UInt64) {
         let closed = lock.withLock { () -> (@Sendable (UInt64) -> Void)? in
-            connections.removeValue(forKey: id)
+            if let record = connections.removeValue(forKey: id), !record.isEvicted { forgetLive(record.address) }
             return connectionClosed
         }
         closed?(id)

@@ -43,9 +43,7 @@ enum HTTPBenchmark {
     }
 
     static func serve(port: Int) throws -> Never {
-        var limits = ServerLimits()
-        limits.maxConnections = 4_096
-        let server = HTTPServer(host: "127.0.0.1", port: port, limits: limits, router: router())
+        let server = HTTPServer(host: "127.0.0.1", port: port, router: router())
         try server.start()
         print("benchmark server on 127.0.0.1:\(server.port): GET /hello, POST /echo (200-byte JSON); Ctrl-C to stop")
         fflush(nil)
@@ -53,9 +51,7 @@ enum HTTPBenchmark {
     }
 
     static func run(seconds: Double, connectionCounts: [Int]) throws -> [Row] {
-        var limits = ServerLimits()
-        limits.maxConnections = 4_096
-        let server = HTTPServer(port: 0, limits: limits, router: router())
+        let server = HTTPServer(port: 0, router: router())
         try server.start()
         defer { server.stop() }
         var rows: [Row] = []

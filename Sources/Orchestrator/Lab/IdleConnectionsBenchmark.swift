@@ -27,7 +27,7 @@ enum IdleConnectionsBenchmark {
             let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
             func field(_ name: String) -> Double {
                 status.split(separator: "\n").first { $0.hasPrefix(name + ":") }
-                    .flatMap { Double($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? 0
+                    .flatMap { Double($0.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first ?? "") } ?? 0
             }
             let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
             return ProcessFacts(threads: Int(field("Threads")), descriptors: descriptors, residentMB: field("VmRSS") / 1_024)
@@ -61,12 +61,23 @@ enum IdleConnectionsBenchmark {
             guard monotonicSeconds() < ready, server.isRunning else { throw LabError("the benchmark server did not start on port \(port)") }
             usleep(10_000)
         }
+        client.closeIdleConnections()
         let before = ProcessFacts.of(pid)
         FileHandle.standardError.write(Data("  opening \(connections) idle connections...\n".utf8))
         var idle: [Int32] = []
         idle.reserveCapacity(connections)
         defer { for descriptor in idle { close(descriptor) } }
-        for _ in 0..<connections { idle.append(try Socket.connect(host: "127.0.0.1", port: port, timeoutSeconds: 5)) }
+        // Each asks once and then sits idle (keep-alive): a connection that never sent a request
+        // is closed by the server's first-request timeout, like a slow head.
+        let request = Array("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        var answer = [UInt8](repeating: 0, count: 512)
+        for _ in 0..<connections {
+            let descriptor = try Socket.connect(host: "127.0.0.1", port: port, timeoutSeconds: 5)
+            idle.append(descriptor)
+            Socket.setTimeout(descriptor, option: SO_RCVTIMEO, seconds: 5)
+            try Socket.sendAll(descriptor, request)
+            guard try Socket.receive(descriptor, into: &answer) > 0 else { throw LabError("connection \(idle.count) closed before its first answer") }
+        }
         // Accepted: the server's descriptors show it.
         let accepted = monotonicSeconds() + 30
         while ProcessFacts.of(pid).descriptors < before.descriptors + connections, monotonicSeconds() < accepted { usleep(20_000) }
@@ -82,7 +93,6 @@ enum IdleConnectionsBenchmark {
         // Still held: a request on a sample of the idle connections is answered.
         let sample = Array(idle.enumerated().filter { $0.offset % max(1, connections / 100) == 0 }.map(\.element))
         var answered = 0
-        let request = Array("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
         for descriptor in sample {
             Socket.setTimeout(descriptor, option: SO_RCVTIMEO, seconds: 2)
             guard (try? Socket.sendAll(descriptor, request)) != nil else { continue }
