@@ -248,6 +248,7 @@ final class ServerConnection: @unchecked Sendable {
             let count = output.withUnsafeBytes { send(descriptor, $0.baseAddress! + outputOffset, $0.count - outputOffset, Int32(MSG_NOSIGNAL)) }
             if count > 0 {
                 outputOffset += count
+                sink?.wrote(count)
                 continue
             }
             let code = errno
@@ -256,7 +257,6 @@ final class ServerConnection: @unchecked Sendable {
                 if writeStartedAt == nil { writeStartedAt = monotonicSeconds() }
                 setInterest(interest | EPOLLOUT.rawValue)
                 armTimer()
-                sink?.pendingChanged(output.count - outputOffset)
                 return
             }
             return close()
@@ -266,7 +266,6 @@ final class ServerConnection: @unchecked Sendable {
         outputOffset = 0
         writeStartedAt = nil
         if interest & EPOLLOUT.rawValue != 0 { setInterest(interest & ~EPOLLOUT.rawValue) }
-        sink?.pendingChanged(0)
         if closeAfterWrite { close() }
     }
 
@@ -421,10 +420,10 @@ final class StreamSink: @unchecked Sendable {
         loop.execute { [weak connection] in connection?.finishStream() }
     }
 
-    /// From the loop: bytes still waiting to be written.
-    func pendingChanged(_ bytes: Int) {
+    /// From the loop: `bytes` of what the producer wrote went out.
+    func wrote(_ bytes: Int) {
         condition.withLock {
-            pending = bytes
+            pending = max(0, pending - bytes)
             condition.broadcast()
         }
     }

@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import Foundation
+import Testing
+@testable import Transport
+
+/// The event-driven connection model: idle connections and suspended handlers hold no thread.
+@Suite(.serialized) struct EventDrivenServerTests {
+    /// Connections this process can open for a test holding both ends (the client's and the
+    /// server's descriptor each), within its hard descriptor limit.
+    private func affordableConnections(upTo wanted: Int) -> Int {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        return min(wanted, (Int(clamping: limit.rlim_cur) - 256) / 2)
+    }
+
+    @Test func idleKeepAliveConnectionsHoldNoThreads() throws {
+        let count = affordableConnections(upTo: 5_000)
+        try #require(count >= 500, "this process may open too few descriptors (ulimit -n) to hold 500 connections")
+        let server = try startTestServer()
+        defer { server.stop() }
+        var idle: [RawConnection] = []
+        for _ in 0..<count {
+            let connection = try RawConnection(port: server.port)
+            try connection.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(connection.readResponses(1).first?.status == 200)
+            idle.append(connection)
+        }
+        #expect(server.connectionCount == count)
+        // The thread-per-connection server held one per connection; now the event loops and at
+        // most the few pool threads the answers above used (they end when idle).
+        #expect(server.threadCount <= server.limits.eventLoops + 8, "\(server.threadCount) threads for \(count) idle connections")
+        let fresh = try RawConnection(port: server.port)
+        try fresh.send("GET /items/9 HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(fresh.readResponses(1).first?.body == #"{"id":"9"}"#)
+        // Every idle connection is still held and answers again.
+        for connection in idle.enumerated().filter({ $0.offset % 50 == 0 }).map(\.element) {
+            try connection.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(connection.readResponses(1).first?.body == "hello")
+        }
+    }
+
+    /// A gate that suspended handlers wait at until it opens.
+    private actor Gate {
+        private var waiting: [CheckedContinuation<Void, Never>] = []
+        private var isOpen = false
+        func pass() async {
+            if isOpen { return }
+            await withCheckedContinuation { waiting.append($0) }
+        }
+        func open() {
+            isOpen = true
+            for continuation in waiting { continuation.resume() }
+            waiting.removeAll()
+        }
+    }
+
+    @Test func suspendedHandlersHoldNoThreadAndAnswerWhenResumed() throws {
+        let gate = Gate()
+        var router = Router()
+        router.addSuspending("GET", "/park") { _ in
+            await gate.pass()
+            return HTTPResponse(body: Array("resumed".utf8))
+        }
+        router.add("GET", "/hello") { _ in HTTPResponse(body: Array("hello".utf8)) }
+        let server = HTTPServer(port: 0, router: router)
+        try server.start()
+        defer { server.stop() }
+        let parked = 300
+        var connections: [RawConnection] = []
+        for _ in 0..<parked {
+            let connection = try RawConnection(port: server.port)
+            try connection.send("GET /park HTTP/1.1\r\nHost: x\r\n\r\n")
+            connections.append(connection)
+        }
+        let deadline = monotonicSeconds() + 10
+        while server.requestsInHandlers < parked, monotonicSeconds() < deadline { usleep(2_000) }
+        #expect(server.requestsInHandlers == parked)
+        // Three hundred requests waiting, and no thread waits with them.
+        #expect(server.threadCount <= server.limits.eventLoops + 1, "\(server.threadCount) threads while \(parked) handlers wait")
+        let other = try RawConnection(port: server.port)
+        try other.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(other.readResponses(1).first?.body == "hello")
+        Task { await gate.open() }
+        for connection in connections { #expect(connection.readResponses(1).first?.body == "resumed") }
+        #expect(server.requestsInHandlers == 0)
+    }
+
+    @Test func aSlowReaderOfAStreamIsHeldBackNotBuffered() throws {
+        // The producer of a streamed answer waits while a megabyte is unwritten: a reader that
+        // never reads cannot make the server buffer without bound.
+        let written = Counter()
+        var router = Router()
+        router.add("GET", "/stream") { _ in
+            var response = HTTPResponse(headers: HTTPHeaders([("Content-Type", "text/event-stream")]))
+            response.stream = { write in
+                let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 64 * 1024)
+                for _ in 0..<1_000 {
+                    guard write(chunk) else { return }
+                    written.add(chunk.count)
+                }
+            }
+            return response
+        }
+        var limits = ServerLimits()
+        limits.writeTimeoutSeconds = 1
+        let server = HTTPServer(port: 0, limits: limits, router: router)
+        try server.start()
+        defer { server.stop() }
+        let connection = try RawConnection(port: server.port)
+        try connection.send("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        let started = monotonicSeconds() + 5
+        while written.value == 0, monotonicSeconds() < started { usleep(1_000) }
+        #expect(written.value > 0 && server.connectionCount == 1)
+        // Not reading: the socket buffers fill, then the sink holds the producer back until
+        // the write timeout ends the stream.
+        let deadline = monotonicSeconds() + 10
+        while server.connectionCount > 0, monotonicSeconds() < deadline { usleep(10_000) }
+        #expect(server.connectionCount == 0, "a stream nobody reads was not ended by the write timeout")
+        #expect(written.value < 16 * 1024 * 1024, "\(written.value) bytes produced for a reader that read none")
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var total = 0
+    func add(_ amount: Int) { lock.withLock { total += amount } }
+    var value: Int { lock.withLock { total } }
+}
