@@ -6,6 +6,8 @@
 #     swift build -c release --product orchestrator
 #     scripts/compare-etcd.sh [seconds per cell, default 10] [connections, default "1 8 32 128"]
 #
+# ORCHESTRATOR=path/to/orchestrator runs another build of ours (to compare two of our builds).
+#
 # Ours: POST /service (a service of one replica, committed and applied) to the leader.
 # etcd: POST /v3/kv/put of a 100-byte value to the leader (etcd's own default: fsync on).
 set -euo pipefail
@@ -13,7 +15,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-10}"
 connections="${2:-1 8 32 128}"
 for tool in etcd wrk; do command -v "$tool" > /dev/null || { echo "needs $tool (apt-get install etcd-server wrk)"; exit 2; }; done
-binary=.build/release/orchestrator
+binary="${ORCHESTRATOR:-.build/release/orchestrator}"
 [ -x "$binary" ] || { echo "needs $binary (swift build -c release --product orchestrator)"; exit 2; }
 work=$(mktemp -d /tmp/compare-etcd.XXXXXX)
 pids=()

@@ -72,8 +72,6 @@ extension Simulation {
         let (role, term, log) = servers[position].replica!.withCore { core in (core.role, core.currentTerm, core.log) }
         try checker.checkLeaderAppendOnly(id, role: role, term: term, log: log, firstWrittenIndex: firstWritten)
         servers[position].round = round
-        // A leader's AppendEntries leave while its fsync runs, as the node sends them.
-        servers[position].replica!.sendEarly(round, through: self)
         guard round.mustSync else { return try finishRound(position, round) }
         // fdatasync of a small append: 50 to 400 microseconds, now and then 5 to 50 ms.
         let latency = storageRandom.chance(0.02) ? 5_000 + storageRandom.next(below: 45_000) : 50 + random.next(below: 350)

@@ -91,7 +91,7 @@ public struct Router: Sendable {
                 let box = ResponseBox()
                 let done = DispatchSemaphore(value: 0)
                 let request = request
-                Task {
+                Task(executorPreference: HandlerExecutor.shared) {
                     box.response = await Router.call(handler, request)
                     done.signal()
                 }
@@ -105,7 +105,7 @@ public struct Router: Sendable {
             let started = monotonicSeconds()
             guard case .suspending(let handler) = work else { return completion(respondNow()) }
             let request = request
-            Task { completion(finish(await Router.call(handler, request), started: started)) }
+            Task(executorPreference: HandlerExecutor.shared) { completion(finish(await Router.call(handler, request), started: started)) }
         }
 
         private func finish(_ response: HTTPResponse, started: Double) -> HTTPResponse {

@@ -43,18 +43,29 @@ import Testing
         }
     }
 
-    /// A gate that suspended handlers wait at until it opens.
-    private actor Gate {
+    /// A gate that suspended handlers wait at until the test opens it (from its own thread:
+    /// no task of the shared pool is needed to open it).
+    private final class Gate: @unchecked Sendable {
+        private let lock = NSLock()
         private var waiting: [CheckedContinuation<Void, Never>] = []
         private var isOpen = false
         func pass() async {
-            if isOpen { return }
-            await withCheckedContinuation { waiting.append($0) }
+            await withCheckedContinuation { continuation in
+                let passes = lock.withLock { () -> Bool in
+                    if isOpen { return true }
+                    waiting.append(continuation)
+                    return false
+                }
+                if passes { continuation.resume() }
+            }
         }
         func open() {
-            isOpen = true
-            for continuation in waiting { continuation.resume() }
-            waiting.removeAll()
+            let released = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
+                isOpen = true
+                defer { waiting.removeAll() }
+                return waiting
+            }
+            for continuation in released { continuation.resume() }
         }
     }
 
@@ -81,12 +92,20 @@ import Testing
         #expect(server.requestsInHandlers == parked)
         // Three hundred requests waiting, and no thread waits with them.
         #expect(server.threadCount <= server.limits.eventLoops + 1, "\(server.threadCount) threads while \(parked) handlers wait")
+        // Answered even while every thread of the shared cooperative pool is blocked (the
+        // handlers run on the server's own executor).
+        let blockers = (0..<ProcessInfo.processInfo.activeProcessorCount * 2).map { _ in
+            Task.detached { usleep(1_500_000) }
+        }
         let other = try RawConnection(port: server.port)
         try other.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(other.readResponses(1).first?.body == "hello")
-        Task { await gate.open() }
+        gate.open()
+        let resumedAt = monotonicSeconds()
         for connection in connections { #expect(connection.readResponses(1).first?.body == "resumed") }
+        #expect(monotonicSeconds() - resumedAt < 1.4, "the answers waited for the blocked cooperative pool")
         #expect(server.requestsInHandlers == 0)
+        for blocker in blockers { blocker.cancel() }
     }
 
     @Test func aSlowReaderOfAStreamIsHeldBackNotBuffered() throws {

@@ -19,8 +19,7 @@ public protocol ReplicaNetwork: AnyObject {
 /// 1. `begin`: every input stepped (under `lock`), the round's entries, hard state and
 ///    snapshot written to the write-ahead log as one batch, not yet synced;
 /// 2. `finish`: one fdatasync when any output requires it (group commit), segments a stored
-///    snapshot covers removed, and only then the messages sent, except a leader's
-///    AppendEntries, which `sendEarly` sends between the halves (thesis §10.2.1). Its outputs then go to the
+///    snapshot covers removed, and only then the messages sent. Its outputs then go to the
 ///    cluster-service layer to apply (`ClusterState.apply(_:decode:each:)`).
 ///
 /// The node runs both halves back to back; the simulation lets virtual time pass between
@@ -42,10 +41,6 @@ public final class Replica: @unchecked Sendable {
         public let takenProposals: [ProposalID]
         /// Log segments wholly covered by the stored snapshot, once the round is durable.
         let compactedThrough: LogIndex?
-        /// A leader's AppendEntries that may leave before the round's fsync (`sendEarly`), and
-        /// every other message, which waits for it; each grouped by peer.
-        let early: [(peer: UInt64, envelopes: [Envelope])]
-        let late: [(peer: UInt64, envelopes: [Envelope])]
     }
 
     private let lock = NSLock()
@@ -82,12 +77,10 @@ public final class Replica: @unchecked Sendable {
         var taken: [ProposalID] = []
         outputs.reserveCapacity(batch.count)
         lock.lock()
-        let (termAtStart, commitAtStart) = (core.currentTerm, core.commitIndex)
         for input in batch {
             outputs.append(core.step(input))
             if case .propose(let proposals) = input { taken += proposals.map(\.id) }
         }
-        let mayLeadEarly = core.isLeader && core.currentTerm == termAtStart
         lock.unlock()
         let recorded = try wal.record(outputs)
         // Only a round that syncs writes: what needs no sync (a commit index that moved)
@@ -96,48 +89,8 @@ public final class Replica: @unchecked Sendable {
         // whole one would read as corruption and the node could not restart (the
         // simulation found this once it ran this code).
         if recorded.mustSync { try wal.flush(sync: false) }
-        let (early, late) = Self.split(outputs, mayLeadEarly: mayLeadEarly && recorded.mustSync, durableCommit: commitAtStart)
         return Round(outputs: outputs, mustSync: recorded.mustSync, isQuiet: Self.isQuiet(batch),
-                     takenProposals: taken, compactedThrough: recorded.compactedThrough, early: early, late: late)
-    }
-
-    /// The round's messages by peer, split (thesis §10.2.1) into what a leader may send
-    /// while its own fsync runs and what must wait for it. Early: AppendEntries of a leader
-    /// whose term this round did not change, telling of no commit beyond the one the round
-    /// began with (entries committed in earlier rounds, durable on a majority): a follower may
-    /// store the new entries meanwhile, and its answer is read in a later round, after this
-    /// one's fsync, so the leader counts its own copy only once it is durable. Everything
-    /// else (votes, answers, a commit index that moved) waits. Per peer, only the leading run
-    /// of such messages goes early, so no peer sees its messages reordered.
-    static func split(_ outputs: [Output], mayLeadEarly: Bool, durableCommit: LogIndex)
-        -> (early: [(peer: UInt64, envelopes: [Envelope])], late: [(peer: UInt64, envelopes: [Envelope])])
-    {
-        var early: [(peer: UInt64, envelopes: [Envelope])] = []
-        var late: [(peer: UInt64, envelopes: [Envelope])] = []
-        func add(_ envelope: Envelope, to groups: inout [(peer: UInt64, envelopes: [Envelope])]) {
-            let peer = envelope.to.rawValue
-            // A linear search: a cluster has at most a few peers.
-            if let at = groups.firstIndex(where: { $0.peer == peer }) {
-                groups[at].envelopes.append(envelope)
-            } else {
-                groups.append((peer, [envelope]))
-            }
-        }
-        for output in outputs {
-            for envelope in output.messages {
-                var isEarly = false
-                if mayLeadEarly, case .appendEntries(let append) = envelope.message, append.leaderCommit <= durableCommit {
-                    isEarly = !late.contains { $0.peer == envelope.to.rawValue }
-                }
-                if isEarly { add(envelope, to: &early) } else { add(envelope, to: &late) }
-            }
-        }
-        return (early, late)
-    }
-
-    /// Sends the round's early messages (see `split`) while its fsync is to come.
-    public func sendEarly(_ round: Round, through network: some ReplicaNetwork) {
-        if !round.early.isEmpty { network.send(round.early, isQuiet: round.isQuiet) }
+                     takenProposals: taken, compactedThrough: recorded.compactedThrough)
     }
 
     /// The round's second half: makes it durable, then sends its messages through `network`.
@@ -147,7 +100,19 @@ public final class Replica: @unchecked Sendable {
         if round.mustSync { try wal.flush(sync: isFsyncEnabled) }
         // Segments wholly covered by the stored snapshot may go.
         if let through = round.compactedThrough { try wal.compact(through: through) }
-        if !round.late.isEmpty { network.send(round.late, isQuiet: round.isQuiet) }
+        var messages: [(peer: UInt64, envelopes: [Envelope])] = []
+        for output in round.outputs {
+            for envelope in output.messages {
+                let peer = envelope.to.rawValue
+                // A linear search: a cluster has at most a few peers.
+                if let at = messages.firstIndex(where: { $0.peer == peer }) {
+                    messages[at].envelopes.append(envelope)
+                } else {
+                    messages.append((peer, [envelope]))
+                }
+            }
+        }
+        if !messages.isEmpty { network.send(messages, isQuiet: round.isQuiet) }
         return round.outputs
     }
 

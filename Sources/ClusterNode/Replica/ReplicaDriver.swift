@@ -170,7 +170,6 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     private func runRound(_ batch: [RaftNode.Input]) {
         do {
             let round = try replica.begin(batch)
-            replica.sendEarly(round, through: self)
             consumer?.logWritten(round)
             let started = monotonicSeconds()
             let outputs = try replica.finish(round, sendingThrough: self)
