@@ -23,6 +23,11 @@ extension OrchestratorAPI {
         defer { cluster.resizeLock.unlock() }
         let started = monotonicSeconds()
         var steps: [String] = []
+        // Only a leader can add or remove members: without one now, answer at once rather
+        // than start a node and wait for a leader that may not come (a partitioned cluster).
+        if target != cluster.nodes.count, summary(cluster).leader == nil {
+            throw SupervisorError.noLeader("cluster \(cluster.id) has no leader now, and only a leader can add or remove members; retry shortly")
+        }
         while cluster.nodes.count < target {
             let node = try supervisor.addNode(to: cluster)
             let began = monotonicSeconds()
