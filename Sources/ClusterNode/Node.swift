@@ -54,7 +54,10 @@ public final class Node: @unchecked Sendable {
             guard let peer = peerConnections.removeValue(forKey: connection) else { return nil }
             return peerConnections.values.contains(peer) ? nil : peer
         }
-        if let lost { replica.submit(.peerUnreachable(NodeID(lost))) }
+        if let lost {
+            service.notePeerClosed(lost)
+            replica.submit(.peerUnreachable(NodeID(lost)))
+        }
     }
 
     /// Accepts a batch of Raft messages posted by a peer of this cluster.

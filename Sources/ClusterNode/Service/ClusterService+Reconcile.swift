@@ -27,6 +27,7 @@ extension ClusterService {
         let now = monotonicSeconds()
         lock.withLock {
             for envelope in envelopes {
+                if !closedPeers.isEmpty { closedPeers.remove(envelope.from.rawValue) }
                 switch envelope.message {
                 case .appendEntriesResponse, .heartbeatResponse, .installSnapshotResponse:
                     lastAcknowledged[envelope.from.rawValue] = now
@@ -69,16 +70,23 @@ extension ClusterService {
         return healthy.filter(heard.contains).filter(keepingUp(within: placementSilenceSeconds, now: monotonicSeconds()))
     }
 
+    /// A peer's last connection carrying Raft messages closed (see `Node.connectionClosed`).
+    func notePeerClosed(_ peer: UInt64) {
+        lock.withLock { _ = closedPeers.insert(peer) }
+    }
+
     /// Right after an election the leader has heard from only the peers that voted for it: a
     /// client's change waits until every other healthy member answered too, or two heartbeat
     /// intervals passed (a member that is down never answers), so that placement sees the
-    /// whole live cluster. Bounded and short: at most 2 H plus 20 ms, once per leadership.
+    /// whole live cluster. Bounded and short: at most 2 H plus 20 ms, once per leadership; a
+    /// member whose connections all closed (the leader that just died, after kill -9) is
+    /// not waited for.
     func settleAfterElection() async {
         let window = 2 * Double(configuration.heartbeatMilliseconds) / 1_000 + 0.02
         while true {
             let waiting = lock.withLock { () -> Bool in
                 guard withCore({ $0.isLeader }), monotonicSeconds() - leadingSince < window else { return false }
-                let members = Set(state.capacity.keys).subtracting(state.unhealthyNodes).subtracting([configuration.id])
+                let members = Set(state.capacity.keys).subtracting(state.unhealthyNodes).subtracting(closedPeers).subtracting([configuration.id])
                 return !members.isSubset(of: heardSinceLeading)
             }
             guard waiting else { return }

@@ -63,6 +63,10 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     /// the election never answers), and a client's change waits a moment after an election
     /// for the live peers' first answers (`settleAfterElection`).
     var heardSinceLeading: Set<UInt64> = []
+    /// Peers whose every connection carrying Raft messages to this node closed, and that
+    /// sent nothing since: most likely dead (kill -9 closes a process's sockets). The wait
+    /// after an election does not wait for them.
+    var closedPeers: Set<UInt64> = []
     var leadingSince = 0.0
     /// This node's commit index over the last grace period, oldest first (monotonic seconds),
     /// to tell whether a follower's log keeps up.

@@ -10,7 +10,8 @@ enum BenchCommand {
                orchestrator bench http [--seconds S] [--connections 1,16,64] [--json]
                orchestrator bench http --serve PORT
                orchestrator bench idle [--connections 10000] [--probes 200] [--json]
-               orchestrator bench failover [--nodes 3,5] [--rounds 10] [--jitter-ms 500] [--fault kill|pause] [--json]
+               orchestrator bench failover [--nodes 3,5] [--rounds 10] [--jitter-ms 500] [--fault kill|pause] [--etcd] [--json]
+               orchestrator bench first-leader [--nodes 5] [--rounds 10] [--etcd] [--json]
                orchestrator bench commit [--nodes 3,5] [--clients 1,8,32,128] [--seconds 5] [--json]
                orchestrator bench scale [--clusters 20] [--nodes 5] [--seconds 60] [--json]
                orchestrator bench compaction [--changes 100000] [--clients 16] [--snapshot-every 10000] [--json]
@@ -22,7 +23,11 @@ enum BenchCommand {
           idle   the --serve server in its own process holding N idle keep-alive connections:
                  fresh requests timed connect to answer, idle ones asked again, and the
                  server's threads, descriptors and memory
-          failover  kill -9 (or SIGSTOP) the leader, time until a new leader and until a write commits again
+          failover  kill -9 (or SIGSTOP) the leader, time until a new leader and until a write commits again;
+                    --etcd alternates each round with a local etcd of the same size, H and T
+                    (Debian's etcd-server) and prints the ratios
+          first-leader  fresh clusters: spawn to first leader and to first write; --etcd alternates
+                    with fresh etcd clusters
           commit    service submissions through the leader, fsync on: latency and throughput
           scale     many clusters at once: idle CPU and memory per node, elections while idle,
                     commit latency in one cluster as more run beside it
@@ -43,7 +48,7 @@ enum BenchCommand {
         case "raft": return try raft(Array(words.dropFirst()))
         case "http": return try http(Array(words.dropFirst()))
         case "idle": return try idle(Array(words.dropFirst()))
-        case "failover", "commit", "scale", "compaction": return try cluster(subcommand, Array(words.dropFirst()))
+        case "failover", "first-leader", "commit", "scale", "compaction": return try cluster(subcommand, Array(words.dropFirst()))
         case "help", "--help", "-h": print(usage); return 0
         default:
             throw CommandLineArguments.Problem(description: "unknown benchmark \"\(subcommand)\"\n\(usage)")
@@ -145,9 +150,13 @@ enum BenchCommand {
     }
 
     private static func cluster(_ kind: String, _ words: [String]) throws -> Int32 {
-        let arguments = try CommandLineArguments.parse(words, options: ["nodes", "rounds", "clients", "seconds", "clusters", "jitter-ms", "changes", "snapshot-every", "fault"], flags: ["json"])
+        let arguments = try CommandLineArguments.parse(words, options: ["nodes", "rounds", "clients", "seconds", "clusters", "jitter-ms", "changes", "snapshot-every", "fault"], flags: ["json", "etcd"])
         warnIfDebug()
         let json = arguments.has("json")
+        if arguments.has("etcd") {
+            guard ["failover", "first-leader"].contains(kind) else { throw CommandLineArguments.Problem(description: "--etcd is for failover and first-leader") }
+            guard EtcdCluster.installedPath() != nil else { throw CommandLineArguments.Problem(description: "--etcd needs etcd on PATH (apt-get install etcd-server)") }
+        }
         let benchmarks = try ClusterBenchmarks()
         defer { benchmarks.finish() }
         Signals.onTermination {
@@ -161,18 +170,64 @@ enum BenchCommand {
             let rounds = try arguments.integer("rounds", default: 10, in: 1...1_000)
             let fault = arguments.options["fault"] ?? "kill"
             guard ["kill", "pause"].contains(fault) else { throw CommandLineArguments.Problem(description: "--fault takes kill or pause, got \"\(fault)\"") }
+            let sizes = try list(arguments.options["nodes"], default: [3, 5], name: "nodes", range: ClusterLimits.nodes)
+            let faultName = fault == "kill" ? "kill -9" : "SIGSTOP"
+            func cells(_ summary: ClusterBenchmarks.Summary) -> String {
+                pad(ms(summary.median), 8) + pad(ms(summary.p90), 6) + pad(ms(summary.p99), 6) + pad(ms(summary.max), 6)
+            }
+            if arguments.has("etcd") {
+                guard arguments.options["jitter-ms"] == nil else { throw CommandLineArguments.Problem(description: "--jitter-ms has no etcd counterpart; leave it out with --etcd") }
+                var pairs: [(ours: ClusterBenchmarks.FailoverRow, etcd: ClusterBenchmarks.FailoverRow)] = []
+                for nodes in sizes { pairs.append(try benchmarks.failoverAgainstEtcd(nodes: nodes, rounds: rounds, fault: fault)) }
+                if json {
+                    struct Pair: Encodable { var ours: ClusterBenchmarks.FailoverRow; var etcd: ClusterBenchmarks.FailoverRow }
+                    try emit(pairs.map { Pair(ours: $0.ours, etcd: $0.etcd) })
+                    return 0
+                }
+                print("\(faultName) of the leader, ours and etcd alternated round by round (H = 50 ms, T = 500 ms, \(rounds) rounds each), times in ms")
+                print("nodes  system   elected: median   p90   p99   max   write committed: median   p90   p99   max")
+                for pair in pairs {
+                    for (system, row) in [("ours", pair.ours), ("etcd", pair.etcd)] {
+                        print(pad(String(row.nodes), 5) + pad(system, 8) + pad("", 9) + cells(row.electionMilliseconds) + pad("", 17) + cells(row.writeMilliseconds))
+                    }
+                    func ratio(_ a: Double, _ b: Double) -> String { b > 0 ? String(format: "%.2f", a / b) : "-" }
+                    let (o, e) = (pair.ours, pair.etcd)
+                    print(pad(String(o.nodes), 5) + pad("ratio", 8) + pad("", 9)
+                          + pad(ratio(o.electionMilliseconds.median, e.electionMilliseconds.median), 8) + pad(ratio(o.electionMilliseconds.p90, e.electionMilliseconds.p90), 6)
+                          + pad(ratio(o.electionMilliseconds.p99, e.electionMilliseconds.p99), 6) + pad(ratio(o.electionMilliseconds.max, e.electionMilliseconds.max), 6)
+                          + pad("", 17)
+                          + pad(ratio(o.writeMilliseconds.median, e.writeMilliseconds.median), 8) + pad(ratio(o.writeMilliseconds.p90, e.writeMilliseconds.p90), 6)
+                          + pad(ratio(o.writeMilliseconds.p99, e.writeMilliseconds.p99), 6) + pad(ratio(o.writeMilliseconds.max, e.writeMilliseconds.max), 6))
+                }
+                return 0
+            }
             var rows: [ClusterBenchmarks.FailoverRow] = []
-            for nodes in try list(arguments.options["nodes"], default: [3, 5], name: "nodes", range: ClusterLimits.nodes) {
+            for nodes in sizes {
                 let jitter = arguments.options["jitter-ms"] == nil ? nil : try arguments.integer("jitter-ms", default: 500, in: 20...500)
                 rows.append(try benchmarks.failover(nodes: nodes, rounds: rounds, jitterMs: jitter, fault: fault))
             }
             if json { try emit(rows); return 0 }
-            print("\(fault == "kill" ? "kill -9" : "SIGSTOP") of the leader (H = 50 ms, T = 500 ms, timeout in [T, T + \(arguments.options["jitter-ms"] ?? "500") ms), \(rounds) rounds per size), times in ms")
-            print("nodes  start->leader   elected: median   p90   max   write committed: median   p90   max")
+            print("\(faultName) of the leader (H = 50 ms, T = 500 ms, timeout in [T, T + \(arguments.options["jitter-ms"] ?? "500") ms), \(rounds) rounds per size), times in ms")
+            print("nodes  start->leader   elected: median   p90   p99   max   write committed: median   p90   p99   max")
             for row in rows {
-                print(pad(String(row.nodes), 5) + pad(String(format: "%.2f s", row.startToLeaderSeconds), 15)
-                      + pad(ms(row.electionMilliseconds.median), 19) + pad(ms(row.electionMilliseconds.p90), 6) + pad(ms(row.electionMilliseconds.max), 6)
-                      + pad(ms(row.writeMilliseconds.median), 27) + pad(ms(row.writeMilliseconds.p90), 6) + pad(ms(row.writeMilliseconds.max), 6))
+                print(pad(String(row.nodes), 5) + pad(String(format: "%.2f s", row.startToLeaderSeconds), 15) + pad("", 3) + cells(row.electionMilliseconds)
+                      + pad("", 17) + cells(row.writeMilliseconds))
+            }
+        case "first-leader":
+            let rounds = try arguments.integer("rounds", default: 10, in: 1...200)
+            let nodes = try arguments.integer("nodes", default: 5, in: ClusterLimits.nodes)
+            let rows = try benchmarks.firstLeader(nodes: nodes, rounds: rounds, etcd: arguments.has("etcd"))
+            if json { try emit(rows); return 0 }
+            func seconds(_ value: Double) -> String { String(format: "%.3f", value) }
+            print("fresh clusters of \(nodes) nodes, spawned one after another (H = 50 ms, T = 500 ms, \(rounds) rounds), seconds from spawning")
+            print("system   first leader: median   p90   max     first write: median   p90   max")
+            for row in rows {
+                print(pad(row.system, 6) + pad(seconds(row.leaderSeconds.median), 23) + pad(seconds(row.leaderSeconds.p90), 7) + pad(seconds(row.leaderSeconds.max), 7)
+                      + pad(seconds(row.firstWriteSeconds.median), 22) + pad(seconds(row.firstWriteSeconds.p90), 7) + pad(seconds(row.firstWriteSeconds.max), 7))
+            }
+            if rows.count == 2 {
+                print("ours / etcd: first leader median \(String(format: "%.2f", rows[0].leaderSeconds.median / rows[1].leaderSeconds.median)), "
+                      + "first write median \(String(format: "%.2f", rows[0].firstWriteSeconds.median / rows[1].firstWriteSeconds.median))")
             }
         case "commit":
             let seconds = Double(try arguments.integer("seconds", default: 5, in: 1...600))

@@ -64,6 +64,15 @@ final class ClusterBenchmarks: @unchecked Sendable {
 
     // MARK: - Failover
 
+    /// What a failover round needs of a cluster, ours or etcd's; members are named by an Int.
+    protocol FailoverSubject {
+        var name: String { get }
+        func leader(excluding: Int?, newerThan: UInt64, timeout: Double) -> (member: Int, term: UInt64)?
+        func write(to member: Int, timeout: Double) -> Bool
+        func fault(_ member: Int, kind: String)
+        func recover(_ member: Int, kind: String) throws
+    }
+
     struct FailoverRow: Codable {
         var nodes: Int
         var rounds: Int
@@ -75,12 +84,14 @@ final class ClusterBenchmarks: @unchecked Sendable {
     struct Summary: Codable {
         var median: Double
         var p90: Double
+        var p99: Double
         var max: Double
 
         init(_ values: [Double]) {
             let sorted = values.sorted()
             median = percentile(sorted, 0.5)
             p90 = percentile(sorted, 0.9)
+            p99 = percentile(sorted, 0.99)
             max = sorted.last ?? 0
         }
     }
@@ -91,34 +102,141 @@ final class ClusterBenchmarks: @unchecked Sendable {
     func failover(nodes: Int, rounds: Int, jitterMs: Int?, fault: String = "kill") throws -> FailoverRow {
         let (cluster, startup) = try startCluster(nodes: nodes, id: "failover-\(nodes)", jitterMs: jitterMs)
         Self.progress("\(nodes) nodes: first leader \(String(format: "%.2f", startup)) s after spawning")
-        var elections: [Double] = []
-        var writes: [Double] = []
-        // The experiments' fault driver kills and restarts the leader, and records each fault.
-        let driver = FaultDriver(name: cluster.id, nodes: LocalNodes(cluster: cluster, supervisor: supervisor), http: client, recorder: HistoryRecorder())
+        let subject = OurCluster(benchmarks: self, cluster: cluster)
+        var results: [(elected: Double, written: Double)] = []
         for round in 1...rounds {
-            guard let (oldLeader, oldTerm) = try leader(of: cluster, timeout: 10) else { throw LabError("no leader before round \(round)") }
-            // Let the cluster settle: a write through the current leader, then a random phase
-            // against the heartbeat so the kill does not always land right after one.
-            guard write(to: oldLeader, timeout: 5) else { throw LabError("no write before round \(round)") }
-            usleep(UInt32(100_000 + Int.random(in: 0..<50_000)))
-            driver.apply(ExperimentPlan.Fault(at: 0, action: fault, node: cluster.ports.firstIndex(of: oldLeader)))
-            let killedAt = Date()
-            guard let (newLeader, _) = try leader(of: cluster, excluding: oldLeader, newerThan: oldTerm, timeout: 10) else {
-                throw LabError("no new leader within 10 s in round \(round)")
-            }
-            elections.append(Date().timeIntervalSince(killedAt) * 1_000)
-            var target = newLeader
-            while !write(to: target, timeout: 1) {
-                if let (current, _) = try leader(of: cluster, excluding: oldLeader, timeout: 1) { target = current }
-                guard Date().timeIntervalSince(killedAt) < 20 else { throw LabError("no write within 20 s in round \(round)") }
-            }
-            writes.append(Date().timeIntervalSince(killedAt) * 1_000)
-            Self.progress("\(nodes) nodes, round \(round)/\(rounds): leader elected after \(Int(elections.last!)) ms, write committed after \(Int(writes.last!)) ms")
-            driver.apply(ExperimentPlan.Fault(at: 0, action: fault == "kill" ? "restart" : "resume"))
-            guard cluster.nodes.first(where: { $0.port == oldLeader })?.status == .running else { throw LabError("node \(oldLeader) did not restart in round \(round)") }
+            results.append(try failoverRound(subject, fault: fault, round: round))
+            Self.progress("\(nodes) nodes, round \(round)/\(rounds): leader elected after \(Int(results.last!.elected)) ms, write committed after \(Int(results.last!.written)) ms")
         }
         supervisor.removeCluster(cluster.id, deleteData: true)
-        return FailoverRow(nodes: nodes, rounds: rounds, startToLeaderSeconds: startup, electionMilliseconds: Summary(elections), writeMilliseconds: Summary(writes))
+        return FailoverRow(nodes: nodes, rounds: rounds, startToLeaderSeconds: startup, electionMilliseconds: Summary(results.map(\.elected)),
+                           writeMilliseconds: Summary(results.map(\.written)))
+    }
+
+    /// The same rounds against ours and a local etcd of the same size, H and T, alternated
+    /// round by round in one run (both clusters run throughout).
+    func failoverAgainstEtcd(nodes: Int, rounds: Int, fault: String) throws -> (ours: FailoverRow, etcd: FailoverRow) {
+        let (cluster, startup) = try startCluster(nodes: nodes, id: "failover-\(nodes)")
+        let etcdStarted = Date()
+        let etcd = try EtcdCluster(nodes: nodes, heartbeatMs: 50, electionTimeoutMs: 500, client: client, searchFrom: nextPort)
+        defer { etcd.finish() }
+        nextPort = etcd.lastPort + 1
+        guard etcd.leader(excluding: nil, newerThan: 0, timeout: 20) != nil else { throw LabError("etcd elected no leader in 20 s") }
+        let etcdStartup = Date().timeIntervalSince(etcdStarted)
+        let ours = OurCluster(benchmarks: self, cluster: cluster)
+        var ourResults: [(elected: Double, written: Double)] = [], etcdResults: [(elected: Double, written: Double)] = []
+        for round in 1...rounds {
+            ourResults.append(try failoverRound(ours, fault: fault, round: round))
+            etcdResults.append(try failoverRound(etcd, fault: fault, round: round))
+            Self.progress("\(nodes) nodes, round \(round)/\(rounds): elected ours \(Int(ourResults.last!.elected)) ms, etcd \(Int(etcdResults.last!.elected)) ms; "
+                          + "write ours \(Int(ourResults.last!.written)) ms, etcd \(Int(etcdResults.last!.written)) ms")
+        }
+        supervisor.removeCluster(cluster.id, deleteData: true)
+        func row(_ results: [(elected: Double, written: Double)], _ startup: Double) -> FailoverRow {
+            FailoverRow(nodes: nodes, rounds: rounds, startToLeaderSeconds: startup, electionMilliseconds: Summary(results.map(\.elected)),
+                        writeMilliseconds: Summary(results.map(\.written)))
+        }
+        return (row(ourResults, startup), row(etcdResults, etcdStartup))
+    }
+
+    /// One round: a write through the current leader, a random phase against the heartbeat
+    /// (so the fault does not always land right after one), the fault, then the milliseconds
+    /// until another member reports itself leader in a newer term and until a write commits
+    /// again; the member is restarted (resumed) before returning.
+    func failoverRound(_ subject: some FailoverSubject, fault: String, round: Int) throws -> (elected: Double, written: Double) {
+        guard let (oldLeader, oldTerm) = subject.leader(excluding: nil, newerThan: 0, timeout: 10) else { throw LabError("\(subject.name): no leader before round \(round)") }
+        guard subject.write(to: oldLeader, timeout: 5) else { throw LabError("\(subject.name): no write before round \(round)") }
+        usleep(UInt32(100_000 + Int.random(in: 0..<50_000)))
+        subject.fault(oldLeader, kind: fault)
+        let faultAt = Date()
+        guard let (newLeader, _) = subject.leader(excluding: oldLeader, newerThan: oldTerm, timeout: 10) else {
+            throw LabError("\(subject.name): no new leader within 10 s in round \(round)")
+        }
+        let elected = Date().timeIntervalSince(faultAt) * 1_000
+        var target = newLeader
+        while !subject.write(to: target, timeout: 1) {
+            if let (current, _) = subject.leader(excluding: oldLeader, newerThan: 0, timeout: 1) { target = current }
+            guard Date().timeIntervalSince(faultAt) < 20 else { throw LabError("\(subject.name): no write within 20 s in round \(round)") }
+        }
+        let written = Date().timeIntervalSince(faultAt) * 1_000
+        try subject.recover(oldLeader, kind: fault)
+        return (elected, written)
+    }
+
+    /// Our cluster as a failover subject: members are ports; the experiments' fault driver
+    /// kills (pauses) and restarts (resumes) the leader, recording each fault.
+    struct OurCluster: FailoverSubject {
+        let benchmarks: ClusterBenchmarks
+        let cluster: ManagedCluster
+        let driver: FaultDriver
+        var name: String { "ours" }
+
+        init(benchmarks: ClusterBenchmarks, cluster: ManagedCluster) {
+            self.benchmarks = benchmarks
+            self.cluster = cluster
+            driver = FaultDriver(name: cluster.id, nodes: LocalNodes(cluster: cluster, supervisor: benchmarks.supervisor), http: benchmarks.client, recorder: HistoryRecorder())
+        }
+
+        func leader(excluding excluded: Int?, newerThan term: UInt64, timeout: Double) -> (member: Int, term: UInt64)? {
+            (try? benchmarks.leader(of: cluster, excluding: excluded, newerThan: term, timeout: timeout)).flatMap { $0 }.map { ($0.port, $0.term) }
+        }
+
+        func write(to member: Int, timeout: Double) -> Bool { benchmarks.write(to: member, timeout: timeout) }
+
+        func fault(_ member: Int, kind: String) {
+            driver.apply(ExperimentPlan.Fault(at: 0, action: kind, node: cluster.ports.firstIndex(of: member)))
+        }
+
+        func recover(_ member: Int, kind: String) throws {
+            driver.apply(ExperimentPlan.Fault(at: 0, action: kind == "kill" ? "restart" : "resume"))
+            guard cluster.nodes.first(where: { $0.port == member })?.status == .running else { throw LabError("node \(member) did not restart") }
+        }
+    }
+
+    // MARK: - First leader
+
+    struct FirstLeaderRow: Codable {
+        var system: String
+        var nodes: Int
+        var rounds: Int
+        var leaderSeconds: Summary
+        var firstWriteSeconds: Summary
+    }
+
+    /// Fresh clusters, spawned one after another: the seconds from spawning to the first
+    /// leader known and to the first write committed; with `etcd`, a fresh etcd of the same
+    /// size after each of ours.
+    func firstLeader(nodes: Int, rounds: Int, etcd compareWithEtcd: Bool) throws -> [FirstLeaderRow] {
+        var ours: [(leader: Double, write: Double)] = [], etcd: [(leader: Double, write: Double)] = []
+        for round in 1...rounds {
+            let started = Date()
+            let (cluster, elected) = try startCluster(nodes: nodes, id: "first-leader-\(round)")
+            let subject = OurCluster(benchmarks: self, cluster: cluster)
+            guard let (leader, _) = subject.leader(excluding: nil, newerThan: 0, timeout: 10) else { throw LabError("ours: no leader") }
+            while !subject.write(to: leader, timeout: 1) {
+                guard Date().timeIntervalSince(started) < 20 else { throw LabError("ours: no first write within 20 s") }
+            }
+            ours.append((elected, Date().timeIntervalSince(started)))
+            supervisor.removeCluster(cluster.id, deleteData: true)
+            var line = "round \(round)/\(rounds): ours leader \(String(format: "%.3f", elected)) s, first write \(String(format: "%.3f", ours.last!.write)) s"
+            if compareWithEtcd {
+                let etcdStarted = Date()
+                let cluster = try EtcdCluster(nodes: nodes, heartbeatMs: 50, electionTimeoutMs: 500, client: client, searchFrom: nextPort)
+                defer { cluster.finish() }
+                guard let (leader, _) = cluster.leader(excluding: nil, newerThan: 0, timeout: 20) else { throw LabError("etcd: no leader") }
+                let etcdElected = Date().timeIntervalSince(etcdStarted)
+                while !cluster.write(to: leader, timeout: 1) {
+                    guard Date().timeIntervalSince(etcdStarted) < 20 else { throw LabError("etcd: no first write within 20 s") }
+                }
+                etcd.append((etcdElected, Date().timeIntervalSince(etcdStarted)))
+                line += "; etcd leader \(String(format: "%.3f", etcdElected)) s, first write \(String(format: "%.3f", etcd.last!.write)) s"
+            }
+            Self.progress(line)
+        }
+        func row(_ system: String, _ values: [(leader: Double, write: Double)]) -> FirstLeaderRow {
+            FirstLeaderRow(system: system, nodes: nodes, rounds: rounds, leaderSeconds: Summary(values.map(\.leader)), firstWriteSeconds: Summary(values.map(\.write)))
+        }
+        return compareWithEtcd ? [row("ours", ours), row("etcd", etcd)] : [row("ours", ours)]
     }
 
     // MARK: - Commit latency and throughput
