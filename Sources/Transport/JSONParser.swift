@@ -26,7 +26,12 @@ struct JSONParser {
     }
 
     private mutating func skipWhitespace() {
-        while position < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x09, 0x0A, 0x0D: position += 1
+            default: return
+            }
+        }
     }
 
     private mutating func parseValue() throws(SyntaxError) -> JSONNode {
@@ -62,6 +67,7 @@ struct JSONParser {
         defer { depth -= 1 }
         position += 1
         var fields: [(key: String, value: JSONNode)] = []
+        var keys: [String] = []
         var seen = Set<String>()
         skipWhitespace()
         if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
@@ -72,7 +78,17 @@ struct JSONParser {
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a field name in quotes") }
             let key = try parseString()
-            guard seen.insert(key).inserted else { throw error("duplicate field \(key.debugDescription)") }
+            // A few fields are checked by looking (no hashing); many through the set.
+            let isDuplicate: Bool
+            if keys.count < 16 {
+                isDuplicate = keys.contains(key)
+                if keys.count == 15 { seen = Set(keys) }
+            } else {
+                isDuplicate = !seen.insert(key).inserted
+            }
+            guard !isDuplicate else { throw error("duplicate field \(key.debugDescription)") }
+            keys.append(key)
+            if keys.count == 16 { seen.insert(key) }
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected ':' after field \(key.debugDescription)") }
             position += 1
@@ -143,6 +159,20 @@ struct JSONParser {
 
     private mutating func parseString() throws(SyntaxError) -> String {
         position += 1  // the opening quote
+        // Most strings have no escape: one scan to the closing quote, one validation.
+        var end = position
+        while end < bytes.count {
+            let byte = bytes[end]
+            if byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            if byte == UInt8(ascii: "\"") {
+                let start = position
+                position = end  // where the slow path reports it too
+                guard let text = String(validating: bytes[start..<end], as: UTF8.self) else { throw error("a string is not valid UTF-8") }
+                position += 1
+                return text
+            }
+            end += 1
+        }
         var scalars = String.UnicodeScalarView()
         var runStart = position
         func flushRun(_ parser: JSONParser, into scalars: inout String.UnicodeScalarView, upTo end: Int) throws(SyntaxError) {

@@ -19,6 +19,7 @@ public struct Router: Sendable {
     }
 
     private enum Handler: Sendable {
+        case immediate(HTTPHandler)
         case blocking(HTTPHandler)
         case suspending(AsyncHTTPHandler)
     }
@@ -47,6 +48,14 @@ public struct Router: Sendable {
         add(method, pattern, .blocking(handler))
     }
 
+    /// Adds a route whose handler neither blocks nor waits (no lock held across I/O, no
+    /// forwarding): it runs on the event loop that read the request, with no hand-off to
+    /// another thread. A handler that may block must not be added this way: it would stall
+    /// every connection on its loop.
+    public mutating func addImmediate(_ method: String, _ pattern: String, _ handler: @escaping HTTPHandler) {
+        add(method, pattern, .immediate(handler))
+    }
+
     /// Adds a route whose handler suspends while it waits (see `AsyncHTTPHandler`).
     public mutating func addSuspending(_ method: String, _ pattern: String, _ handler: @escaping AsyncHTTPHandler) {
         add(method, pattern, .suspending(handler))
@@ -66,6 +75,7 @@ public struct Router: Sendable {
     public struct Dispatch: Sendable {
         fileprivate enum Work: Sendable {
             case answered(HTTPResponse)
+            case immediate(HTTPHandler)
             case blocking(HTTPHandler)
             case suspending(AsyncHTTPHandler)
         }
@@ -81,12 +91,21 @@ public struct Router: Sendable {
             return false
         }
 
+        /// True when the answer is known at once or the handler neither blocks nor waits: the
+        /// server answers on the thread that read the request (`respondNow`).
+        public var isImmediate: Bool {
+            switch work {
+            case .answered, .immediate: return true
+            case .blocking, .suspending: return false
+            }
+        }
+
         /// Runs the handler where the caller is; blocks for a suspending one (tests, tools).
         public func respondNow() -> HTTPResponse {
             let started = monotonicSeconds()
             switch work {
             case .answered(let response): return finish(response, started: started)
-            case .blocking(let handler): return finish(Router.call(handler, request), started: started)
+            case .immediate(let handler), .blocking(let handler): return finish(Router.call(handler, request), started: started)
             case .suspending(let handler):
                 let box = ResponseBox()
                 let done = DispatchSemaphore(value: 0)
@@ -137,6 +156,7 @@ public struct Router: Sendable {
             var request = request
             request.pathParameters = parameters
             switch route.handler {
+            case .immediate(let handler): return Dispatch(work: .immediate(handler), request: request, route: route.pattern, observer: observer)
             case .blocking(let handler): return Dispatch(work: .blocking(handler), request: request, route: route.pattern, observer: observer)
             case .suspending(let handler): return Dispatch(work: .suspending(handler), request: request, route: route.pattern, observer: observer)
             }

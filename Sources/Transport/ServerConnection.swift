@@ -39,6 +39,8 @@ final class ServerConnection: @unchecked Sendable {
     private var outputOffset = 0
     /// Close once `output` is written (the answer said `Connection: close`, or it was refused).
     private var closeAfterWrite = false
+    /// True while an immediate handler's answer is written from `process` (which then goes on).
+    private var isAnsweringInline = false
     private var reservedBodyBytes = 0
     private var times = ConnectionTimes()
     /// When writing the pending output began (the write deadline counts from it).
@@ -123,7 +125,8 @@ final class ServerConnection: @unchecked Sendable {
             case .request(var request):
                 request.remoteAddress = remoteAddress
                 request.connectionID = id
-                return dispatch(request)
+                dispatch(request)
+                continue  // answered on the loop already: the next pipelined request, if any
             case .continueExpected:
                 write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8))
                 continue
@@ -149,9 +152,15 @@ final class ServerConnection: @unchecked Sendable {
 
     private func dispatch(_ request: HTTPRequest) {
         phase = .handling
-        setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
         _ = server.setBusy(id, true)
         let dispatch = server.router.dispatch(request)
+        if dispatch.isImmediate {
+            // Answered here, on the loop: `process` goes on with what is buffered.
+            isAnsweringInline = true
+            defer { isAnsweringInline = false }
+            return answered(request, dispatch.respondNow())
+        }
+        setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
         let answer: @Sendable (HTTPResponse) -> Void = { [self] response in loop.execute { [self] in answered(request, response) } }
         if dispatch.mayBlock {
             server.workers.run { answer(dispatch.respondNow()) }
@@ -206,7 +215,7 @@ final class ServerConnection: @unchecked Sendable {
             offset = 0
         }
         times.requestAnswered()
-        if offset < input.count || isEndOfInput { process() }
+        if !isAnsweringInline, offset < input.count || isEndOfInput { process() }
         if phase == .reading, !isEndOfInput {
             setInterest(interest | EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
             armTimer()

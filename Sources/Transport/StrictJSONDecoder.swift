@@ -64,23 +64,23 @@ enum JSONNode {
     }
 }
 
-/// Which keys of each object the target types asked for.
+/// Which keys of each object the target types asked for (by the key's place in the object).
 final class KeyUsage {
     private struct Object {
         var path: String
         var keys: [String]
-        var requested: Set<String> = []
+        var requested: [Bool]
         var acceptsAnyKey = false
     }
 
     private var objects: [Object] = []
 
     func register(path: String, keys: [String]) -> Int {
-        objects.append(Object(path: path, keys: keys))
+        objects.append(Object(path: path, keys: keys, requested: Array(repeating: false, count: keys.count)))
         return objects.count - 1
     }
 
-    func request(_ key: String, in object: Int) { objects[object].requested.insert(key) }
+    func request(_ index: Int, in object: Int) { objects[object].requested[index] = true }
     func acceptAnyKey(in object: Int) { objects[object].acceptsAnyKey = true }
 
     /// Paths of fields no type asked for, in the body's order.
@@ -90,7 +90,7 @@ final class KeyUsage {
         for object in objects {
             if byPath[object.path] == nil { order.append(object.path) }
             var merged = byPath[object.path] ?? (object.keys, [], false)
-            merged.requested.formUnion(object.requested)
+            for (index, key) in object.keys.enumerated() where object.requested[index] { merged.requested.insert(key) }
             merged.any = merged.any || object.acceptsAnyKey
             byPath[object.path] = merged
         }
@@ -122,10 +122,12 @@ private struct NodeDecoder: Decoder {
         guard case .object(let fields) = node else {
             throw DecodingError.typeMismatch([String: Any].self, .init(codingPath: codingPath, debugDescription: "expected an object, got \(node.kind)"))
         }
-        var values: [String: JSONNode] = [:]
-        for field in fields where values[field.key] == nil { values[field.key] = field.value }
-        let object = usage.register(path: codingPath.isEmpty ? "" : JSONBody.path(codingPath), keys: fields.map(\.key))
-        return KeyedDecodingContainer(KeyedContainer<Key>(values: values, keys: fields.map(\.key), object: object, codingPath: codingPath, usage: usage))
+        var places: [String: Int] = [:]
+        places.reserveCapacity(fields.count)
+        for (index, field) in fields.enumerated() where places[field.key] == nil { places[field.key] = index }
+        let keys = fields.map(\.key)
+        let object = usage.register(path: codingPath.isEmpty ? "" : JSONBody.path(codingPath), keys: keys)
+        return KeyedDecodingContainer(KeyedContainer<Key>(fields: fields, places: places, object: object, codingPath: codingPath, usage: usage))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
@@ -139,25 +141,29 @@ private struct NodeDecoder: Decoder {
 }
 
 private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
-    let values: [String: JSONNode]
-    let keys: [String]
+    let fields: [(key: String, value: JSONNode)]
+    /// Each key's place in `fields`.
+    let places: [String: Int]
     let object: Int
     let codingPath: [any CodingKey]
     let usage: KeyUsage
 
     var allKeys: [Key] {
         usage.acceptAnyKey(in: object)
-        return keys.compactMap { Key(stringValue: $0) }
+        return fields.compactMap { Key(stringValue: $0.key) }
     }
 
-    func contains(_ key: Key) -> Bool {
-        usage.request(key.stringValue, in: object)
-        return values[key.stringValue] != nil
+    /// The field's value, noting that the type asked for it; nil when absent.
+    private func value(_ key: Key) -> JSONNode? {
+        guard let place = places[key.stringValue] else { return nil }
+        usage.request(place, in: object)
+        return fields[place].value
     }
+
+    func contains(_ key: Key) -> Bool { value(key) != nil }
 
     private func node(_ key: Key) throws -> JSONNode {
-        usage.request(key.stringValue, in: object)
-        guard let node = values[key.stringValue] else {
+        guard let node = value(key) else {
             throw DecodingError.keyNotFound(key, .init(codingPath: codingPath, debugDescription: "missing"))
         }
         return node
@@ -167,19 +173,42 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         NodeDecoder(node: try node(key), codingPath: codingPath + [key], usage: usage)
     }
 
+    // The common scalars directly; anything else (and every mismatch, for its message)
+    // through `SingleContainer`.
+    func decode(_ type: String.Type, forKey key: Key) throws -> String {
+        if case .string(let value) = try node(key) { return value }
+        return try decodeValue(type, forKey: key)
+    }
+
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool {
+        if case .bool(let value) = try node(key) { return value }
+        return try decodeValue(type, forKey: key)
+    }
+
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int {
+        if case .number(let text) = try node(key), let value = Int(text) { return value }
+        return try decodeValue(type, forKey: key)
+    }
+
+    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 {
+        if case .number(let text) = try node(key), let value = UInt64(text) { return value }
+        return try decodeValue(type, forKey: key)
+    }
+
     func decodeNil(forKey key: Key) throws -> Bool {
         if case .null = try node(key) { return true }
         return false
     }
 
-    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
+    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T { try decodeValue(type, forKey: key) }
+
+    private func decodeValue<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         let decoder = try decoder(key)
         return try SingleContainer(node: decoder.node, codingPath: decoder.codingPath, usage: usage).decode(T.self)
     }
 
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
-        usage.request(key.stringValue, in: object)
-        guard let node = values[key.stringValue] else { return nil }
+        guard let node = value(key) else { return nil }
         if case .null = node { return nil }
         return try decode(T.self, forKey: key)
     }
@@ -189,7 +218,7 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer { try decoder(key).unkeyedContainer() }
-    func superDecoder() throws -> any Decoder { NodeDecoder(node: .object(keys.map { ($0, values[$0]!) }), codingPath: codingPath, usage: usage) }
+    func superDecoder() throws -> any Decoder { NodeDecoder(node: .object(fields), codingPath: codingPath, usage: usage) }
     func superDecoder(forKey key: Key) throws -> any Decoder { try decoder(key) }
 }
 

@@ -282,6 +282,19 @@ import Testing
         #expect(try StrictJSONDecoder.decode(Inner.self, from: Array(#"{"count": 5.0, "label": null}"#.utf8)) == Inner(count: 5, label: nil))
     }
 
+    /// Duplicates are found by looking through a few fields and through a set beyond 16.
+    @Test func duplicateFieldsAreFoundInObjectsOfAnySize() throws {
+        for size in [2, 15, 16, 17, 40] {
+            let fields = (0..<size).map { #""k\#($0)": \#($0)"# }
+            let valid = "{\"inner\": {\"count\": 1}, \"table\": {" + fields.joined(separator: ", ") + "}}"
+            #expect(try StrictJSONDecoder.decode(Outer.self, from: Array(valid.utf8)).table?.count == size)
+            for duplicate in [0, size / 2, size - 1] {
+                let text = "{\"inner\": {\"count\": 1}, \"table\": {" + (fields + [#""k\#(duplicate)": 0"#]).joined(separator: ", ") + "}}"
+                #expect(problem(text)?.hasPrefix("invalid JSON body: duplicate field \"k\(duplicate)\"") == true, "\(size) fields, k\(duplicate) again")
+            }
+        }
+    }
+
     @Test(arguments: [
         (#"{"inner": {"count": 1}, "bogus": 1}"#, "unknown field bogus"),
         (#"{"inner": {"count": 1, "port": 1, "basePort": 2}}"#, "unknown fields inner.port, inner.basePort"),

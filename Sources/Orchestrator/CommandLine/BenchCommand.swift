@@ -9,7 +9,7 @@ enum BenchCommand {
         usage: orchestrator bench raft [--entries N] [--json]
                orchestrator bench http [--seconds S] [--connections 1,16,64] [--json]
                orchestrator bench http --serve PORT
-               orchestrator bench idle [--connections 10000] [--probes 200] [--json]
+               orchestrator bench idle [--connections 10000] [--probes 200] [--port P --pid PID] [--json]
                orchestrator bench failover [--nodes 3,5] [--rounds 10] [--jitter-ms 500] [--fault kill|pause] [--etcd] [--json]
                orchestrator bench first-leader [--nodes 5] [--rounds 10] [--etcd] [--json]
                orchestrator bench commit [--nodes 3,5] [--clients 1,8,32,128] [--seconds 5] [--json]
@@ -22,7 +22,8 @@ enum BenchCommand {
                  server (for wrk)
           idle   the --serve server in its own process holding N idle keep-alive connections:
                  fresh requests timed connect to answer, idle ones asked again, and the
-                 server's threads, descriptors and memory
+                 server's threads, descriptors and memory; --port and --pid measure another
+                 server already running (GET /hello) instead
           failover  kill -9 (or SIGSTOP) the leader, time until a new leader and until a write commits again;
                     --etcd alternates each round with a local etcd of the same size, H and T
                     (Debian's etcd-server) and prints the ratios
@@ -119,11 +120,20 @@ enum BenchCommand {
     }
 
     private static func idle(_ words: [String]) throws -> Int32 {
-        let arguments = try CommandLineArguments.parse(words, options: ["connections", "probes"], flags: ["json"])
+        let arguments = try CommandLineArguments.parse(words, options: ["connections", "probes", "port", "pid"], flags: ["json"])
         warnIfDebug()
         let connections = try arguments.integer("connections", default: 10_000, in: 1...60_000)
         let probes = try arguments.integer("probes", default: 200, in: 1...100_000)
-        let result = try IdleConnectionsBenchmark.run(connections: connections, probes: probes)
+        var external: (port: Int, pid: Int32)?
+        if arguments.options["port"] != nil || arguments.options["pid"] != nil {
+            guard arguments.options["port"] != nil, arguments.options["pid"] != nil else {
+                throw CommandLineArguments.Problem(description: "--port and --pid go together: the server to measure and its process")
+            }
+            let pid = try arguments.integer("pid", default: 0, in: 1...Int(Int32.max))
+            guard kill(Int32(pid), 0) == 0 else { throw CommandLineArguments.Problem(description: "no process \(pid)") }
+            external = (try arguments.integer("port", default: 0, in: 1...65_535), Int32(pid))
+        }
+        let result = try IdleConnectionsBenchmark.run(connections: connections, probes: probes, external: external)
         let p50 = percentile(result.probes, 0.50), p99 = percentile(result.probes, 0.99), worst = result.probes.last ?? 0
         let (before, after) = result.server
         if arguments.has("json") {
@@ -131,7 +141,8 @@ enum BenchCommand {
                   + #""freshP50Milliseconds": \#(String(format: "%.3f", p50)), "freshP99Milliseconds": \#(String(format: "%.3f", p99)), "freshMaxMilliseconds": \#(String(format: "%.3f", worst)), "#
                   + #""serverThreads": \#(after.threads), "serverResidentMB": \#(String(format: "%.1f", after.residentMB)), "serverResidentMBBefore": \#(String(format: "%.1f", before.residentMB))}"#)
         } else {
-            print("\(connections) idle keep-alive connections to the benchmark server (a process of its own), then \(probes) fresh connections one after another")
+            let server = external.map { "the server on port \($0.port) (process \($0.pid))" } ?? "the benchmark server (a process of its own)"
+            print("\(connections) idle keep-alive connections to \(server), then \(probes) fresh connections one after another")
             print("held by the server: \(result.held) descriptors beyond its own; idle ones asked again: \(result.answeredOnIdle) of \(result.sampled) answered")
             print("fresh connection, connect to answer: p50 \(String(format: "%.3f", p50)) ms, p99 \(String(format: "%.3f", p99)) ms, max \(String(format: "%.3f", worst)) ms")
             print("server: \(before.threads) -> \(after.threads) threads, \(String(format: "%.1f", before.residentMB)) -> \(String(format: "%.1f", after.residentMB)) MB resident")

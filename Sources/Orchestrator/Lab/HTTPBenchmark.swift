@@ -24,8 +24,8 @@ enum HTTPBenchmark {
 
     static func router() -> Router {
         var router = Router()
-        router.add("GET", "/hello") { _ in HTTPResponse(headers: HTTPHeaders([("Content-Type", "text/plain")]), body: Array("Hello, world!".utf8)) }
-        router.add("POST", "/echo") { request in
+        router.addImmediate("GET", "/hello") { _ in HTTPResponse(headers: HTTPHeaders([("Content-Type", "text/plain")]), body: Array("Hello, world!".utf8)) }
+        router.addImmediate("POST", "/echo") { request in
             JSONBody.response(try JSONBody.decode(Document.self, from: request))
         }
         return router

@@ -34,7 +34,9 @@ enum IdleConnectionsBenchmark {
         }
     }
 
-    static func run(connections: Int, probes: Int) throws -> Result {
+    /// `external`: a server already running (another program serving GET /hello, for a
+    /// comparison) instead of ours in a process of its own.
+    static func run(connections: Int, probes: Int, external: (port: Int, pid: Int32)? = nil) throws -> Result {
         // This process holds one descriptor per connection too.
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
@@ -43,22 +45,26 @@ enum IdleConnectionsBenchmark {
         guard Int(limit.rlim_cur) > connections + 64 else {
             throw LabError("this process may open \(limit.rlim_cur) descriptors, too few for \(connections) connections (raise ulimit -n)")
         }
-        let port = try freePort()
+        let port = try external?.port ?? freePort()
         let server = Process()
-        server.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
-        server.arguments = ["bench", "http", "--serve", String(port)]
-        server.standardOutput = FileHandle.nullDevice
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        defer {
-            server.terminate()
-            server.waitUntilExit()
+        if external == nil {
+            server.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+            server.arguments = ["bench", "http", "--serve", String(port)]
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            try server.run()
         }
-        let pid = server.processIdentifier
+        defer {
+            if external == nil {
+                server.terminate()
+                server.waitUntilExit()
+            }
+        }
+        let pid = external?.pid ?? server.processIdentifier
         let client = HTTPClient()
         let ready = monotonicSeconds() + 10
         while (try? client.get(host: "127.0.0.1", port: port, path: "/hello", timeoutSeconds: 0.5)) == nil {
-            guard monotonicSeconds() < ready, server.isRunning else { throw LabError("the benchmark server did not start on port \(port)") }
+            guard monotonicSeconds() < ready, external != nil || server.isRunning else { throw LabError("the benchmark server did not answer on port \(port)") }
             usleep(10_000)
         }
         client.closeIdleConnections()

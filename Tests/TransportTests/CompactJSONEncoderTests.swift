@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+@testable import Transport
+
+/// The compact encoder must write what Foundation's JSONEncoder writes with the answers'
+/// settings (sorted keys, unescaped slashes, Unix-seconds dates), byte for byte.
+@Suite struct CompactJSONEncoderTests {
+    enum Shape: Codable, Equatable {
+        case circle(radius: Double)
+        case square(Int)
+        case none
+    }
+
+    struct Inner: Codable, Equatable {
+        var name: String
+        var tags: [String]
+        var weight: Float
+    }
+
+    struct Everything: Codable, Equatable {
+        var id: Int
+        var big: UInt64
+        var small: Int64
+        var ratio: Double
+        var whole: Double
+        var tiny: Double
+        var flag: Bool
+        var missing: String?
+        var present: String?
+        var text: String
+        var when: Date
+        var blob: Data
+        var link: URL
+        var inner: Inner
+        var list: [Inner]
+        var byName: [String: Int]
+        var byNumber: [Int: String]
+        var byID: [UInt64: String]
+        var shapes: [Shape]
+        var nested: [[Int]]
+        var empty: [String: String]
+        var zebra: Int
+        var Apple: Int
+        var a10: Int
+        var a2: Int
+    }
+
+    static let sample = Everything(
+        id: 42, big: .max, small: .min, ratio: 0.1, whole: 3.0, tiny: 1e-7, flag: true, missing: nil, present: "here",
+        text: "quote \" backslash \\ slash / tab \t newline \n bell \u{07} é 🚀 \u{1F}",
+        when: Date(timeIntervalSince1970: 1_700_000_000.25), blob: Data([0, 1, 2, 250]), link: URL(string: "http://localhost:8001/a?b=c")!,
+        inner: Inner(name: "n", tags: [], weight: 0.5), list: [Inner(name: "x", tags: ["a", "b"], weight: 2)],
+        byName: ["b": 2, "a": 1, "B": 3], byNumber: [10: "ten", 2: "two"], byID: [7: "seven"],
+        shapes: [.circle(radius: 1.5), .square(3), .none], nested: [[1, 2], [], [3]], empty: [:], zebra: 1, Apple: 2, a10: 3, a2: 4)
+
+    static func foundation<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .secondsSince1970
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    @Test func writesWhatFoundationWrites() throws {
+        let ours = String(decoding: try CompactJSONEncoder.encode(Self.sample), as: UTF8.self)
+        #expect(ours == (try Self.foundation(Self.sample)))
+    }
+
+    @Test func readsBackToTheSameValue() throws {
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .secondsSince1970
+        #expect(try decoder.decode(Everything.self, from: Data(CompactJSONEncoder.encode(Self.sample))) == Self.sample)
+    }
+
+    @Test func scalarsAtTheTopAndNumbers() throws {
+        for value in [0.0, -2.5, 1e15, 1e16, 123456.789, 5e-324, 1.7976931348623157e308, -0.0] {
+            let ours = String(decoding: try CompactJSONEncoder.encode(value), as: UTF8.self)
+            #expect(Double(ours) == value, "\(value) written as \(ours)")
+        }
+        #expect(String(decoding: try CompactJSONEncoder.encode("a/b"), as: UTF8.self) == #""a/b""#)
+        #expect(String(decoding: try CompactJSONEncoder.encode([Int]()), as: UTF8.self) == "[]")
+        #expect(String(decoding: try CompactJSONEncoder.encode(Optional<Int>.none), as: UTF8.self) == "null")
+    }
+
+    @Test func nonFiniteNumbersAreErrorsNamingTheirPath() {
+        struct Holder: Encodable { var values: [String: Double] }
+        #expect(throws: EncodingError.self) { try CompactJSONEncoder.encode(Holder(values: ["x": .nan])) }
+        #expect(throws: EncodingError.self) { try CompactJSONEncoder.encode([Double.infinity]) }
+        #expect(throws: EncodingError.self) { try CompactJSONEncoder.encode(Float.nan) }
+    }
+}
