@@ -43,6 +43,32 @@ import Testing
         }
     }
 
+    /// Immediate handlers answer on the event loop: no worker thread starts, pipelined
+    /// requests are answered in order, and `Connection: close` still closes after the answer.
+    @Test func immediateHandlersAnswerOnTheLoopInOrder() throws {
+        var router = Router()
+        router.addImmediate("GET", "/n/:n") { request in HTTPResponse(body: Array(try request.parameter("n").utf8)) }
+        router.addImmediate("POST", "/echo") { request in HTTPResponse(body: request.body) }
+        router.addImmediate("GET", "/fail") { _ in throw HTTPError(.conflict, "no") }
+        let server = HTTPServer(port: 0, router: router)
+        try server.start()
+        defer { server.stop() }
+        let connection = try RawConnection(port: server.port)
+        // 500 requests in one write: answered in order on one connection.
+        var pipelined = ""
+        for n in 0..<500 { pipelined += n % 2 == 0 ? "GET /n/\(n) HTTP/1.1\r\nHost: x\r\n\r\n" : "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: \(String(n).utf8.count)\r\n\r\n\(n)" }
+        try connection.send(pipelined)
+        let answers = connection.readResponses(500)
+        #expect(answers.count == 500)
+        #expect(answers.map(\.body) == (0..<500).map(String.init))
+        #expect(server.threadCount == server.limits.eventLoops, "a worker thread started for an immediate handler")
+        try connection.send("GET /fail HTTP/1.1\r\nHost: x\r\n\r\nGET /n/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /n/8 HTTP/1.1\r\nHost: x\r\n\r\n")
+        let rest = String(decoding: connection.readUntilClosed(), as: UTF8.self)
+        #expect(rest.hasPrefix("HTTP/1.1 409"))
+        #expect(rest.contains(#"{"error":"no"}"#))
+        #expect(rest.hasSuffix("\r\n\r\n7"), "the connection closes after the answer that asked it to: \(rest.suffix(80))")
+    }
+
     /// A gate that suspended handlers wait at until the test opens it (from its own thread:
     /// no task of the shared pool is needed to open it).
     private final class Gate: @unchecked Sendable {
