@@ -65,25 +65,41 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"key": "$(printf bench | base64)", "value": "$value"}'
 LUA
 
-# "requests/s p50 p99" from wrk's --latency output.
+# CPU seconds (user + system) used so far by the given processes, from /proc.
+cpu_seconds() {
+    local ticks=0 pid
+    for pid in "$@"; do ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2> /dev/null || echo 0))); done
+    echo "$ticks $(getconf CLK_TCK)" | awk '{print $1 / $2}'
+}
+
+# "requests/s p50 p99 cpu-microseconds-per-request" from wrk's --latency output and the
+# CPU the servers ($4...) used meanwhile (all three members: followers work too).
 measure() {
-    local output
+    local output before after
+    before=$(cpu_seconds "${@:4}")
     output=$(wrk -t1 -c"$2" -d"${seconds}s" --latency -s "$3" "$1" 2>&1)
-    local rate p50 p99
+    after=$(cpu_seconds "${@:4}")
+    local rate p50 p99 requests
     rate=$(echo "$output" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$output" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$output" | awk '$1 == "99%" {print $2}')
-    echo "$rate $p50 $p99"
+    requests=$(echo "$output" | awk '/requests in/ {print $1}')
+    echo "$rate $p50 $p99 $(awk -v a="$before" -v b="$after" -v n="$requests" 'BEGIN { printf "%.0f", n > 0 ? (b - a) * 1e6 / n : 0 }')"
 }
 # wrk prints latencies as 1.23ms, 456.78us or 1.02s: in milliseconds.
 ms() { echo "$1" | awk '/us$/ {sub("us",""); print $0/1000; next} /ms$/ {sub("ms",""); print $0; next} /s$/ {sub("s",""); print $0*1000}'; }
 
+our_pids=$(pgrep -P "${pids[3]}" | tr '\n' ' ')  # the orchestrator's node processes
+etcd_pids="${pids[0]} ${pids[1]} ${pids[2]}"
 echo "commit through the leader, 3 nodes, fsync on, wrk -t1, ${seconds} s per cell, ours then etcd at each count"
-printf "%-6s %12s %12s %7s %10s %10s %7s %10s %10s %7s\n" conns "ours req/s" "etcd req/s" ratio "ours p50" "etcd p50" ratio "ours p99" "etcd p99" ratio
+echo "(cpu: microseconds of CPU, user + system, of all three members per acknowledged request)"
+printf "%-6s %10s %10s %6s %9s %9s %6s %9s %9s %6s %9s %9s %6s\n" conns "ours req/s" "etcd req/s" ratio "ours p50" "etcd p50" ratio "ours p99" "etcd p99" ratio "ours cpu" "etcd cpu" ratio
 for c in $connections; do
-    read -r our_rate our_p50 our_p99 <<< "$(measure "http://127.0.0.1:$leader_ours/service" "$c" "$work/ours.lua")"
-    read -r etcd_rate etcd_p50 etcd_p99 <<< "$(measure "$leader_etcd/v3/kv/put" "$c" "$work/etcd.lua")"
+    # shellcheck disable=SC2086
+    read -r our_rate our_p50 our_p99 our_cpu <<< "$(measure "http://127.0.0.1:$leader_ours/service" "$c" "$work/ours.lua" $our_pids)"
+    # shellcheck disable=SC2086
+    read -r etcd_rate etcd_p50 etcd_p99 etcd_cpu <<< "$(measure "$leader_etcd/v3/kv/put" "$c" "$work/etcd.lua" $etcd_pids)"
     our_p50=$(ms "$our_p50"); etcd_p50=$(ms "$etcd_p50"); our_p99=$(ms "$our_p99"); etcd_p99=$(ms "$etcd_p99")
-    awk -v c="$c" -v a="$our_rate" -v b="$etcd_rate" -v p="$our_p50" -v q="$etcd_p50" -v r="$our_p99" -v s="$etcd_p99" 'BEGIN {
-        printf "%-6s %12.0f %12.0f %7.2f %10.2f %10.2f %7.2f %10.2f %10.2f %7.2f\n", c, a, b, a / b, p, q, p / q, r, s, r / s }'
+    awk -v c="$c" -v a="$our_rate" -v b="$etcd_rate" -v p="$our_p50" -v q="$etcd_p50" -v r="$our_p99" -v s="$etcd_p99" -v x="$our_cpu" -v y="$etcd_cpu" 'BEGIN {
+        printf "%-6s %10.0f %10.0f %6.2f %9.2f %9.2f %6.2f %9.2f %9.2f %6.2f %9.0f %9.0f %6.2f\n", c, a, b, a / b, p, q, p / q, r, s, r / s, x, y, (y > 0 ? x / y : 0) }'
 done

@@ -25,7 +25,8 @@ public enum NodeAPI {
             return JSONBody.response(node.service.logPage(from: try number("from", 1), to: try number("to", UInt64.max)), for: request)
         }
         router.add("GET", "/metrics") { _ in node.service.metricsText().response }
-        router.add("POST", "/raft/messages") { request in
+        // Decoded and queued for the round thread: nothing here blocks, so it runs on the loop.
+        router.addImmediate("POST", "/raft/messages") { request in
             try node.receive(request.body, clusterID: request.headers["x-cluster-id"], connection: request.connectionID)
             return HTTPResponse(status: .noContent)
         }

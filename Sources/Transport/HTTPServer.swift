@@ -88,6 +88,16 @@ public final class HTTPServer: @unchecked Sendable {
     /// Threads the server holds now: its event loops and the worker-pool threads alive.
     public var threadCount: Int { lock.withLock { loops.count } + workers.threadCounts.alive }
 
+    /// Ports to pick listening ports from at random (tests, benchmarks): from 10,000 up to the
+    /// kernel's ephemeral range (`ip_local_port_range`, 32768 by default), which outgoing
+    /// connections take ports from, so that a port found free is not taken by a client's
+    /// connection before the server binds it.
+    public static let listeningPortRange: Range<Int> = {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        let low = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } ?? 32_768
+        return 10_000..<max(low, 16_000)
+    }()
+
     /// True when `host:port` can be bound now (nothing listens there).
     public static func isPortFree(host: String = "127.0.0.1", port: Int) -> Bool {
         guard let descriptor = try? Socket.listen(host: host, port: port, backlog: 1) else { return false }

@@ -30,7 +30,7 @@ final class OrchestratorHarness: @unchecked Sendable {
     /// A base port with `count` free ports after it, overlapping no range given before.
     static func freePortRun(_ count: Int) -> Int {
         while true {
-            let base = Int.random(in: 20_000...60_000)
+            let base = Int.random(in: HTTPServer.listeningPortRange.lowerBound..<(HTTPServer.listeningPortRange.upperBound - count))
             let range = base..<(base + count)
             let isNew = reservedLock.withLock { () -> Bool in
                 guard !reserved.contains(where: { $0.overlaps(range) }) else { return false }

@@ -58,10 +58,11 @@ extension ReplicaDriver {
         }
     }
 
-    /// Takes a batch of Raft messages received from peers into the next round.
+    /// Queues a batch of Raft messages received from peers for the next round, on the round
+    /// thread: the receiving event loop goes straight back to its connections (beyond the
+    /// inbox's bound messages are dropped, which Raft tolerates).
     func receive(_ envelopes: [Envelope]) {
         metrics.increment(.messagesReceived, by: envelopes.count)
-        for envelope in envelopes { enqueue(.receive(envelope)) }
-        drain()
+        submit(envelopes.map { .receive($0) })
     }
 }

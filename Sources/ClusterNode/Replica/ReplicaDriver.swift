@@ -17,11 +17,12 @@ protocol RoundConsumer: AnyObject {
 /// The replica layer in the node's process: the `Replica` (core and storage) with its
 /// inbox, timer and per-peer outboxes. It speaks in Raft inputs and outputs, never HTTP.
 ///
-/// Rounds are run by whichever thread finds the inbox non-empty and the processing lock
-/// free (flat combining): it takes every queued input plus the ticks the clock says have
-/// passed, and runs the replica's round (step, write, one fdatasync, send), then hands the
-/// outputs to the cluster-service layer (`RoundConsumer`). An idle node has no driver thread
-/// to wake per message.
+/// Rounds run on one thread, the timer's: proposals, reads and messages from peers are
+/// queued (`submit`) and wake it; it takes every queued input plus the ticks the clock says
+/// have passed, and runs the replica's round (step, write, one fdatasync, send), then hands
+/// the outputs to the cluster-service layer (`RoundConsumer`). Whatever arrives during a
+/// round's fdatasync goes into the next round together (group commit), and no event loop,
+/// task or pool thread ever waits for the disk.
 ///
 /// Ownership: `inbox` guards `inputs`, `isStopped`, `lastTick` and `timerWakeAt` (the timer
 /// thread waits on it); `processing` is held by the thread running rounds; `peersLock`
@@ -107,36 +108,28 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     /// True once `stop()` was called.
     var isStoppedNow: Bool { inbox.withLock { isStopped } }
 
-    /// Queues an input for the next round. Returns false when the inbox is full.
-    @discardableResult
-    func enqueue(_ input: RaftNode.Input) -> Bool {
-        inbox.lock()
-        defer { inbox.unlock() }
-        guard inputs.count < Self.maxQueuedInputs else {
-            metrics.increment(.inputsDropped)
-            return false
-        }
-        inputs.append(input)
-        return true
-    }
-
     /// Queues an input for the round thread (the timer's), waking it: the caller (a task
-    /// waiting for a commit, an event loop told of a closed connection) never runs a round
-    /// and its fdatasync itself. Inputs queued meanwhile go in the same round.
+    /// waiting for a commit, an event loop with messages from a peer or told of a closed
+    /// connection) never runs a round and its fdatasync itself. Inputs queued meanwhile go in
+    /// the same round. False when stopped or the inbox is full.
     @discardableResult
-    func submit(_ input: RaftNode.Input) -> Bool {
+    func submit(_ input: RaftNode.Input) -> Bool { submit([input]) == 1 }
+
+    /// Queues inputs (as many as the inbox takes; the rest are dropped and counted) and wakes
+    /// the round thread; returns how many were queued.
+    @discardableResult
+    func submit(_ batch: [RaftNode.Input]) -> Int {
         inbox.lock()
         defer { inbox.unlock() }
-        guard !isStopped, inputs.count < Self.maxQueuedInputs else {
-            metrics.increment(.inputsDropped)
-            return false
-        }
-        inputs.append(input)
+        let room = isStopped ? 0 : max(0, Self.maxQueuedInputs - inputs.count)
+        if batch.count > room { metrics.increment(.inputsDropped, by: batch.count - room) }
+        guard room > 0 else { return 0 }
+        inputs.append(contentsOf: room >= batch.count ? batch : Array(batch.prefix(room)))
         if !isRoundThreadWoken {
             isRoundThreadWoken = true
             inbox.signal()
         }
-        return true
+        return min(room, batch.count)
     }
 
     /// Runs rounds over everything queued, plus the ticks the clock says have passed, while

@@ -13,7 +13,7 @@ enum BenchCommand {
                orchestrator bench failover [--nodes 3,5] [--rounds 10] [--jitter-ms 500] [--fault kill|pause] [--etcd] [--json]
                orchestrator bench first-leader [--nodes 5] [--rounds 10] [--etcd] [--json]
                orchestrator bench commit [--nodes 3,5] [--clients 1,8,32,128] [--seconds 5] [--json]
-               orchestrator bench scale [--clusters 20] [--nodes 5] [--seconds 60] [--json]
+               orchestrator bench scale [--clusters 20] [--nodes 5] [--seconds 60] [--heartbeat-ms 50] [--etcd] [--json]
                orchestrator bench compaction [--changes 100000] [--clients 16] [--snapshot-every 10000] [--json]
           raft   the Raft core alone: 3 in-process nodes committing 100-byte proposals,
                  at several batch sizes; then simulated fault-run events per second
@@ -31,6 +31,7 @@ enum BenchCommand {
                     with fresh etcd clusters
           commit    service submissions through the leader, fsync on: latency and throughput
           scale     many clusters at once: idle CPU and memory per node, elections while idle,
+                    (--etcd: then as many etcd clusters, idle CPU per member at the same H)
                     commit latency in one cluster as more run beside it
           compaction  service changes (create, scale, delete) and each node's data directory
                     size as they go: snapshots and compaction keep it bounded
@@ -161,11 +162,11 @@ enum BenchCommand {
     }
 
     private static func cluster(_ kind: String, _ words: [String]) throws -> Int32 {
-        let arguments = try CommandLineArguments.parse(words, options: ["nodes", "rounds", "clients", "seconds", "clusters", "jitter-ms", "changes", "snapshot-every", "fault"], flags: ["json", "etcd"])
+        let arguments = try CommandLineArguments.parse(words, options: ["nodes", "rounds", "clients", "seconds", "clusters", "jitter-ms", "changes", "snapshot-every", "fault", "heartbeat-ms"], flags: ["json", "etcd"])
         warnIfDebug()
         let json = arguments.has("json")
         if arguments.has("etcd") {
-            guard ["failover", "first-leader"].contains(kind) else { throw CommandLineArguments.Problem(description: "--etcd is for failover and first-leader") }
+            guard ["failover", "first-leader", "scale"].contains(kind) else { throw CommandLineArguments.Problem(description: "--etcd is for failover, first-leader and scale") }
             guard EtcdCluster.installedPath() != nil else { throw CommandLineArguments.Problem(description: "--etcd needs etcd on PATH (apt-get install etcd-server)") }
         }
         let benchmarks = try ClusterBenchmarks()
@@ -273,12 +274,26 @@ enum BenchCommand {
                       + row.dataBytesByNode.map { String($0 / 1024) }.joined(separator: ", "))
             }
         default:
-            let row = try benchmarks.scale(clusters: try arguments.integer("clusters", default: 20, in: 1...100),
-                                           nodes: try arguments.integer("nodes", default: 5, in: ClusterLimits.nodes),
-                                           idleSeconds: Double(try arguments.integer("seconds", default: 60, in: 1...3_600)))
-            if json { try emit(row); return 0 }
-            print("\(row.clusters) clusters x \(row.nodesPerCluster) nodes = \(row.clusters * row.nodesPerCluster) node processes, idle for \(Int(row.idleSeconds)) s")
+            let clusters = try arguments.integer("clusters", default: 20, in: 1...100)
+            let nodes = try arguments.integer("nodes", default: 5, in: ClusterLimits.nodes)
+            let heartbeat = try arguments.integer("heartbeat-ms", default: 50, in: 10...1_000)
+            let seconds = Double(try arguments.integer("seconds", default: 60, in: 1...3_600))
+            let row = try benchmarks.scale(clusters: clusters, nodes: nodes, heartbeatMs: heartbeat, idleSeconds: seconds)
+            var etcdPercent: Double?
+            if arguments.has("etcd") {
+                benchmarks.supervisor.stopAll()
+                etcdPercent = try benchmarks.etcdIdleCPU(clusters: clusters, nodes: nodes, heartbeatMs: heartbeat, idleSeconds: seconds)
+            }
+            if json {
+                struct WithEtcd: Encodable { var ours: ClusterBenchmarks.ScaleRow; var etcdCPUPercentPerMember: Double? }
+                try emit(WithEtcd(ours: row, etcdCPUPercentPerMember: etcdPercent))
+                return 0
+            }
+            print("\(row.clusters) clusters x \(row.nodesPerCluster) nodes = \(row.clusters * row.nodesPerCluster) node processes, H = \(heartbeat) ms, idle for \(Int(row.idleSeconds)) s")
             print(String(format: "  CPU: %.1f%% of one core in total, %.2f%% per node", row.totalCPUPercentOfOneCore, row.cpuPercentPerNode))
+            if let etcdPercent {
+                print(String(format: "  etcd, as many members, same H, idle as long: %.2f%% per member; ours / etcd: %.2f", etcdPercent, row.cpuPercentPerNode / max(etcdPercent, 0.0001)))
+            }
             print(String(format: "  resident memory per node (RSS): median %.1f MB, p90 %.1f MB, max %.1f MB", row.residentMBPerNode.median, row.residentMBPerNode.p90, row.residentMBPerNode.max))
             print(String(format: "  proportional (PSS): median %.1f MB; the node's own (private dirty): median %.1f MB, max %.1f MB", row.proportionalMBPerNode.median, row.privateMBPerNode.median, row.privateMBPerNode.max))
             print("  elections (and pre-votes) while idle: \(row.electionsWhileIdle)")

@@ -17,7 +17,7 @@ final class ClusterBenchmarks: @unchecked Sendable {
         configuration.maxConnectionsPerHost = 256
         configuration.requestTimeoutSeconds = 10
         client = HTTPClient(configuration: configuration)
-        nextPort = 20_000 + Int.random(in: 0..<20_000)
+        nextPort = HTTPServer.listeningPortRange.lowerBound + Int.random(in: 0..<(HTTPServer.listeningPortRange.count / 2))
     }
 
     deinit { finish() }
@@ -346,12 +346,12 @@ final class ClusterBenchmarks: @unchecked Sendable {
         }
     }
 
-    func scale(clusters count: Int, nodes: Int, idleSeconds: Double) throws -> ScaleRow {
+    func scale(clusters count: Int, nodes: Int, heartbeatMs: Int, idleSeconds: Double) throws -> ScaleRow {
         var clusters: [ManagedCluster] = []
         var latencyByClusters: [String: Double] = [:]
         let checkpoints = Set([1, 5, 10, count].filter { $0 <= count })
         for number in 0..<count {
-            let (cluster, _) = try startCluster(nodes: nodes, id: "scale-\(number)")
+            let (cluster, _) = try startCluster(nodes: nodes, id: "scale-\(number)", heartbeatMs: heartbeatMs, electionTimeoutMs: 10 * heartbeatMs)
             clusters.append(cluster)
             if checkpoints.contains(clusters.count) {
                 usleep(500_000)
@@ -377,6 +377,29 @@ final class ClusterBenchmarks: @unchecked Sendable {
                         proportionalMBPerNode: Summary(pids.compactMap { Self.smapsMB($0, "Pss") }),
                         privateMBPerNode: Summary(pids.compactMap { Self.smapsMB($0, "Private_Dirty") }),
                         electionsWhileIdle: electionsAfter - electionsBefore, commitP50ByClusters: latencyByClusters)
+    }
+
+    /// The same idle measurement for etcd: `count` local etcd clusters of `nodes` members
+    /// (heartbeat H, election timeout 10 H, as ours), each elected; CPU per member while idle,
+    /// in percent of one core.
+    func etcdIdleCPU(clusters count: Int, nodes: Int, heartbeatMs: Int, idleSeconds: Double) throws -> Double {
+        var clusters: [EtcdCluster] = []
+        defer { for cluster in clusters { cluster.finish() } }
+        for _ in 0..<count {
+            let cluster = try EtcdCluster(nodes: nodes, heartbeatMs: heartbeatMs, electionTimeoutMs: 10 * heartbeatMs, client: client, searchFrom: nextPort)
+            nextPort = cluster.lastPort + 1
+            clusters.append(cluster)
+            guard cluster.leader(excluding: nil, newerThan: 0, timeout: 20) != nil else { throw LabError("etcd elected no leader in 20 s") }
+        }
+        Self.progress("\(count * nodes) etcd members running; idle for \(Int(idleSeconds)) s")
+        usleep(1_000_000)
+        let pids = clusters.flatMap(\.members).compactMap { $0.process?.processIdentifier }
+        let before = pids.map { Self.cpuSeconds($0) ?? 0 }
+        let started = Date()
+        usleep(UInt32(idleSeconds * 1_000_000))
+        let elapsed = Date().timeIntervalSince(started)
+        let used = zip(before, pids.map { Self.cpuSeconds($0) ?? 0 }).reduce(0) { $0 + ($1.1 - $1.0) }
+        return used / elapsed * 100 / Double(max(pids.count, 1))
     }
 }
 

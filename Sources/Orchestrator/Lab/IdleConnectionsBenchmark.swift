@@ -112,7 +112,7 @@ enum IdleConnectionsBenchmark {
 
     private static func freePort() throws -> Int {
         for _ in 0..<50 {
-            let port = Int.random(in: 20_000...40_000)
+            let port = Int.random(in: HTTPServer.listeningPortRange)
             if HTTPServer.isPortFree(port: port) { return port }
         }
         throw LabError("no free port found")

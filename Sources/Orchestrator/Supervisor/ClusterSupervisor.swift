@@ -193,7 +193,8 @@ final class ClusterSupervisor: @unchecked Sendable {
             }
             if waiting.isEmpty { return }
             if let dead = waiting.first(where: { $0.pid == nil }) {
-                throw SupervisorError.exitedDuringStart(port: dead.port, exitStatus: dead.lastExitStatus, log: dead.logPath)
+                let lastLine = (try? String(contentsOfFile: dead.logPath, encoding: .utf8))?.split(separator: "\n").last.map { String($0.suffix(300)) }
+                throw SupervisorError.exitedDuringStart(port: dead.port, exitStatus: dead.lastExitStatus, log: dead.logPath, lastLine: lastLine)
             }
             guard Date() < deadline else {
                 throw SupervisorError.didNotAnswer(ports: waiting.map(\.port), seconds: seconds, log: waiting[0].logPath)

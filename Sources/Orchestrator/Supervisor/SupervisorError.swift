@@ -6,7 +6,8 @@ enum SupervisorError: Error, CustomStringConvertible, HTTPResponseError {
     case clusterExists(String)
     case portTaken(port: Int, cluster: String)
     case noFreePorts(String)
-    case exitedDuringStart(port: Int, exitStatus: Int32?, log: String)
+    /// `lastLine`: the last line the node wrote to its log (most often why it stopped).
+    case exitedDuringStart(port: Int, exitStatus: Int32?, log: String, lastLine: String?)
     case didNotAnswer(ports: [Int], seconds: Double, log: String)
     case directoryInUse(directory: String, pid: Int32)
     case cannotDelete(path: String, reason: String)
@@ -24,8 +25,8 @@ enum SupervisorError: Error, CustomStringConvertible, HTTPResponseError {
         case .clusterExists(let id): "cluster \(id) already exists"
         case .portTaken(let port, let cluster): "port \(port) is taken; cannot start node \(port) of cluster \(cluster)"
         case .noFreePorts(let what): "no free \(what)"
-        case .exitedDuringStart(let port, let status, let log):
-            "node \(port) exited during start (exit status \(status.map(String.init) ?? "?")); see \(log)"
+        case .exitedDuringStart(let port, let status, let log, let lastLine):
+            "node \(port) exited during start (exit status \(status.map(String.init) ?? "?"))\(lastLine.map { ": \($0)" } ?? ""); see \(log)"
         case .didNotAnswer(let ports, let seconds, let log):
             "nodes \(ports.map(String.init).joined(separator: ", ")) did not answer within \(Int(seconds)) s; see their logs in \(log)"
         case .directoryInUse(let directory, let pid): "data directory \(directory) is in use by process \(pid); not deleting it"
