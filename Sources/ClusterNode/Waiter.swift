@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 
 /// A one-shot result that one side waits for and another delivers: a thread that blocks
 /// (`wait`) or a task that suspends without holding a thread (`value`).
@@ -36,7 +37,7 @@ final class Waiter<Result: Sendable>: @unchecked Sendable {
                 return nil
             }
             if let delivered { return continuation.resume(returning: delivered) }
-            DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [weak self] in self?.expire() }
+            TimerThread.shared.schedule(after: seconds) { [weak self] in self?.expire() }
         }
     }
 
