@@ -84,7 +84,7 @@ measure() {
     p50=$(echo "$output" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$output" | awk '$1 == "99%" {print $2}')
     requests=$(echo "$output" | awk '/requests in/ {print $1}')
-    echo "$rate $p50 $p99 $(awk -v a="$before" -v b="$after" -v n="$requests" 'BEGIN { printf "%.0f", n > 0 ? (b - a) * 1e6 / n : 0 }')"
+    echo "$rate $p50 $p99 $(awk -v a="$before" -v b="$after" -v n="$requests" 'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1e6 / n : 0) }')"
 }
 # wrk prints latencies as 1.23ms, 456.78us or 1.02s: in milliseconds.
 ms() { echo "$1" | awk '/us$/ {sub("us",""); print $0/1000; next} /ms$/ {sub("ms",""); print $0; next} /s$/ {sub("s",""); print $0*1000}'; }

@@ -80,13 +80,15 @@ extension ClusterService {
     /// intervals passed (a member that is down never answers), so that placement sees the
     /// whole live cluster. Bounded and short: at most 2 H plus 20 ms, once per leadership; a
     /// member whose connections all closed (the leader that just died, after kill -9) is
-    /// not waited for.
+    /// not waited for, nor the leader this node followed before (silent for an election
+    /// timeout, or it would not have lost: paused, cut off or dead).
     func settleAfterElection() async {
         let window = 2 * Double(configuration.heartbeatMilliseconds) / 1_000 + 0.02
         while true {
             let waiting = lock.withLock { () -> Bool in
                 guard withCore({ $0.isLeader }), monotonicSeconds() - leadingSince < window else { return false }
-                let members = Set(state.capacity.keys).subtracting(state.unhealthyNodes).subtracting(closedPeers).subtracting([configuration.id])
+                let members = Set(state.capacity.keys).subtracting(state.unhealthyNodes).subtracting(closedPeers)
+                    .subtracting([configuration.id] + (formerLeader.map { [$0] } ?? []))
                 return !members.isSubset(of: heardSinceLeading)
             }
             guard waiting else { return }

@@ -11,6 +11,10 @@ extension ClusterService {
         if let line = Self.logLine(for: event) { log.write(line) }
         switch event {
         case .becameLeader(let term):
+            // The leader this node followed last: it went silent for an election timeout (or
+            // its connections closed), or handed over; the wait after the election does not
+            // wait for its answer (a paused leader never answers).
+            formerLeader = leaderHistory.filter { $0.key < term.rawValue && $0.value != configuration.id }.max { $0.key < $1.key }?.value
             leaderHistory[term.rawValue] = configuration.id
             heardSinceLeading = []
             leadingSince = monotonicSeconds()

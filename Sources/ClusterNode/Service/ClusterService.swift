@@ -67,6 +67,8 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     /// sent nothing since: most likely dead (kill -9 closes a process's sockets). The wait
     /// after an election does not wait for them.
     var closedPeers: Set<UInt64> = []
+    /// The leader of the latest term before this node's leadership, if another node.
+    var formerLeader: UInt64?
     var leadingSince = 0.0
     /// This node's commit index over the last grace period, oldest first (monotonic seconds),
     /// to tell whether a follower's log keeps up.
