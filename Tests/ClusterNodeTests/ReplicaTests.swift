@@ -38,6 +38,15 @@ import Testing
         throw StorageError("no campaign")
     }
 
+    /// A snapshot is due after the threshold's entries, or, when the last snapshot is large,
+    /// after as many entries as make a log about its size (128 bytes an entry).
+    @Test func snapshotsOfALargeStateComeLessOften() {
+        #expect(Replica.snapshotInterval(threshold: 20, lastSnapshotBytes: 0) == 20)
+        #expect(Replica.snapshotInterval(threshold: 20, lastSnapshotBytes: 1_000) == 20)
+        #expect(Replica.snapshotInterval(threshold: 20, lastSnapshotBytes: 128 * 500) == 500)
+        #expect(Replica.snapshotInterval(threshold: 10_000, lastSnapshotBytes: 5_000_000) == 39_062)
+    }
+
     @Test func aCrashBetweenTheHalvesLosesTheTermAndNothingWasSent() throws {
         let disk = SimulatedDisk()
         let replica = try Self.replica(on: disk)

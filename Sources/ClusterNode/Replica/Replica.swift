@@ -117,13 +117,28 @@ public final class Replica: @unchecked Sendable {
     }
 
     /// Where a snapshot of a state machine that applied through `appliedIndex` would go, when
-    /// enough entries were applied since the last one (nil: not due).
+    /// enough entries were applied since the last one (nil: not due): the threshold
+    /// (`snapshotEveryEntries`), or as many entries as it takes for the log to grow about as
+    /// large as the last snapshot (`snapshotBytesPerEntry` bytes an entry), whichever is more.
+    /// A large state is then not copied, encoded and written again every few thousand small
+    /// entries: the work of snapshotting stays proportional to the log's growth, and the log
+    /// on disk stays within about the snapshot's size (thesis §5.1).
     public func snapshotDue(appliedIndex: UInt64) -> SnapshotMetadata? {
         withCore { core in
             let last = core.snapshot?.metadata.index.rawValue ?? 0
-            guard appliedIndex >= last + UInt64(core.settings.snapshotThresholdEntries) else { return nil }
+            let interval = Self.snapshotInterval(threshold: core.settings.snapshotThresholdEntries, lastSnapshotBytes: core.snapshot?.data.count ?? 0)
+            guard appliedIndex >= last + UInt64(interval) else { return nil }
             return core.snapshotMetadata(at: LogIndex(appliedIndex))
         }
+    }
+
+    /// What a log entry is taken to weigh when the last snapshot's size sets the interval
+    /// (a service command encodes to 100 to 200 bytes).
+    static let snapshotBytesPerEntry = 128
+
+    /// Entries between snapshots (see `snapshotDue`).
+    public static func snapshotInterval(threshold: Int, lastSnapshotBytes: Int) -> Int {
+        max(threshold, lastSnapshotBytes / snapshotBytesPerEntry)
     }
 
     /// Stores a snapshot of the state machine (temporary file, fsync, rename) before the
