@@ -79,6 +79,7 @@ extension ClusterState {
                     loadedServiceIDs.insert(id)
                 }
                 if version >= 4 { record.autoscaler = try reader.readAutoscalerState(limit: bytes.count) }
+                if record.autoscaler != nil { autoscaledServiceIDs.insert(id) }
                 if version >= 6 { record.publishedPort = try reader.readOptionalPort() }
                 services[id] = record
                 if record.pending > 0 { pendingServiceIDs.insert(id) }

@@ -36,6 +36,9 @@ public struct ClusterState: Sendable {
     /// The services with replicas waiting for room (derived likewise, kept by `place`), so
     /// the leader's look for pending replicas costs the pending services, not every service.
     public internal(set) var pendingServiceIDs: Set<Int> = []
+    /// The services with an autoscaler (derived likewise), so the leader's autoscaler loop
+    /// looks at those, not at every service, each time it wakes.
+    public internal(set) var autoscaledServiceIDs: Set<Int> = []
     /// The last log index applied.
     public internal(set) var appliedIndex: UInt64 = 0
     /// Every member node's capacity (all alike); follows the membership entries applied.
@@ -166,6 +169,7 @@ public struct ClusterState: Sendable {
                 return .rejected("service \(serviceID) does not exist")
             }
             loadedServiceIDs.remove(serviceID)
+            autoscaledServiceIDs.remove(serviceID)
             place(&removed, Placement.Decision(replicas: [:], pending: 0, pendingReason: nil), at: entry.index.rawValue)
             remember(command, at: entry, [serviceID])
             return .services([serviceID])
@@ -197,6 +201,7 @@ public struct ClusterState: Sendable {
             } else {
                 services[serviceID]?.autoscaler = spec.map { AutoscalerState(spec: $0, replicas: service.spec.replicas) }
             }
+            if spec == nil { autoscaledServiceIDs.remove(serviceID) } else { autoscaledServiceIDs.insert(serviceID) }
             services[serviceID]?.updatedIndex = entry.index.rawValue
             remember(command, at: entry, [serviceID])
             return .services([serviceID])

@@ -73,8 +73,9 @@ extension Simulation {
             throw PropertyViolation(property: "Published ports", detail: "\(servers[position].id) at index \(state.appliedIndex): \(rebuilt.conflicts) port(s) claimed twice, or the port index differs from the records")
         }
         guard state.loadedServiceIDs == Set(state.services.values.filter { $0.load != nil }.map(\.id)),
-              state.pendingServiceIDs == Set(state.services.values.filter { $0.pending > 0 }.map(\.id)) else {
-            throw PropertyViolation(property: "Service indexes", detail: "\(servers[position].id) at index \(state.appliedIndex): the loaded or pending services' index differs from the records")
+              state.pendingServiceIDs == Set(state.services.values.filter { $0.pending > 0 }.map(\.id)),
+              state.autoscaledServiceIDs == Set(state.services.values.filter { $0.autoscaler != nil }.map(\.id)) else {
+            throw PropertyViolation(property: "Service indexes", detail: "\(servers[position].id) at index \(state.appliedIndex): the loaded, pending or autoscaled services' index differs from the records")
         }
         let snapshot = Snapshot(metadata: metadata, data: state.snapshotData())
         try checker.snapshotTaken(at: metadata.index, hash: FNV1a.hash(snapshot.data), by: servers[position].id)

@@ -25,8 +25,8 @@ extension ClusterService {
     func millisecondsUntilNextStep(nowMs: Int64) -> Int64 {
         guard withCore({ $0.isLeader }) else { return 500 }
         return lock.withLock {
-            state.services.values.compactMap { service in
-                service.autoscaler.map { ($0.lastAtMs ?? nowMs) + Int64($0.spec.intervalMs) - nowMs }
+            state.autoscaledServiceIDs.compactMap { id in
+                state.services[id]?.autoscaler.map { ($0.lastAtMs ?? nowMs) + Int64($0.spec.intervalMs) - nowMs }
             }.min() ?? 500
         }
     }
@@ -35,10 +35,10 @@ extension ClusterService {
     func dueAutoscalers(nowMs: Int64) -> [Int] {
         guard withCore({ $0.isLeader }) else { return [] }
         return lock.withLock {
-            state.services.values.filter { service in
-                guard let autoscaler = service.autoscaler else { return false }
+            state.autoscaledServiceIDs.filter { id in
+                guard let autoscaler = state.services[id]?.autoscaler else { return false }
                 return nowMs - (autoscaler.lastAtMs ?? .min / 2) >= Int64(autoscaler.spec.intervalMs)
-            }.map(\.id).sorted()
+            }.sorted()
         }
     }
 
