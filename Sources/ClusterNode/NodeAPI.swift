@@ -375,12 +375,28 @@ public enum NodeAPI {
 
     /// Runs `body` here when this node leads; otherwise forwards the request to the leader
     /// (once: a forwarded request is never forwarded again) or answers 503 naming none.
+    /// The leader this node knows of, polled (suspending, no thread held) for up to `seconds`.
+    static func waitForKnownLeader(_ node: Node, seconds: Double) async -> UInt64? {
+        let deadline = monotonicSeconds() + seconds
+        while true {
+            if let leader = node.replica.replica.withCore({ $0.leaderID?.rawValue }) { return leader }
+            guard monotonicSeconds() < deadline else { return nil }
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
+    }
+
     static func onLeader(_ node: Node, _ request: HTTPRequest, _ body: () async throws -> HTTPResponse) async throws -> HTTPResponse {
         // A malformed Idempotency-Key is refused even where a body's requestId takes precedence.
         if request.headers["idempotency-key"] != nil { _ = try requestID(request) }
         do {
             return try await body()
-        } catch NodeError.notLeader(let knownLeader) {
+        } catch NodeError.notLeader(var knownLeader) {
+            if knownLeader == nil {
+                // Right after an election a follower may not have heard from the new leader
+                // yet: wait for one, at most an election timeout, before answering 503.
+                knownLeader = await waitForKnownLeader(node, seconds: Double(node.configuration.electionTimeoutMilliseconds) / 1_000)
+                if knownLeader == node.configuration.id { return try await body() }
+            }
             guard let leader = knownLeader, leader != node.configuration.id else { throw NodeError.notLeader(leader: nil) }
             guard request.headers["x-forwarded-by"] == nil else {
                 throw HTTPError(.serviceUnavailable, "leadership is moving (forwarded request reached a non-leader); retry shortly", headers: HTTPHeaders([("Retry-After", "1")]))
