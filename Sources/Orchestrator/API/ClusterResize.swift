@@ -23,9 +23,11 @@ extension OrchestratorAPI {
         defer { cluster.resizeLock.unlock() }
         let started = monotonicSeconds()
         var steps: [String] = []
-        // Only a leader can add or remove members: without one now, answer at once rather
-        // than start a node and wait for a leader that may not come (a partitioned cluster).
-        if target != cluster.nodes.count, summary(cluster).leader == nil {
+        // Only a leader can add or remove members: without one within a few seconds (an
+        // election, or nodes slow to answer under load), answer 503 before starting a node
+        // that would wait for a leader that may not come (a partitioned cluster).
+        if target != cluster.nodes.count, summary(cluster).leader == nil,
+           cluster.client.waitForLeader(timeoutSeconds: 3, askTimeoutSeconds: 0.5, pollSeconds: 0.05) == nil {
             throw SupervisorError.noLeader("cluster \(cluster.id) has no leader now, and only a leader can add or remove members; retry shortly")
         }
         while cluster.nodes.count < target {
