@@ -85,6 +85,8 @@ final class KeyUsage {
 
     /// Paths of fields no type asked for, in the body's order.
     func unknownFields() -> [String] {
+        // The common case, every field of every object asked for: nothing to merge.
+        if objects.allSatisfy({ $0.acceptsAnyKey || !$0.requested.contains(false) }) { return [] }
         var byPath: [String: (keys: [String], requested: Set<String>, any: Bool)] = [:]
         var order: [String] = []
         for object in objects {
