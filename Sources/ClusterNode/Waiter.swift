@@ -1,31 +1,22 @@
 import Foundation
 import Transport
 
-/// A one-shot result that one side waits for and another delivers: a thread that blocks
-/// (`wait`) or a task that suspends without holding a thread (`value`).
+/// A one-shot result that a task waits for, suspended without holding a thread (`value`),
+/// and another side delivers.
 final class Waiter<Result: Sendable>: @unchecked Sendable {
-    private let semaphore = DispatchSemaphore(value: 0)
     private let lock = NSLock()
     private var result: Result?
     private var continuation: CheckedContinuation<Result?, Never>?
 
     /// Delivers the result; later deliveries are ignored.
     func deliver(_ value: Result) {
-        let waiting = lock.withLock { () -> (isFirst: Bool, continuation: CheckedContinuation<Result?, Never>?) in
-            guard result == nil else { return (false, nil) }
+        let waiting = lock.withLock { () -> CheckedContinuation<Result?, Never>? in
+            guard result == nil else { return nil }
             result = value
             defer { continuation = nil }
-            return (true, continuation)
+            return continuation
         }
-        guard waiting.isFirst else { return }
-        semaphore.signal()
-        waiting.continuation?.resume(returning: value)
-    }
-
-    /// Blocks up to `seconds`; nil on timeout.
-    func wait(seconds: Double) -> Result? {
-        guard semaphore.wait(timeout: .now() + seconds) == .success else { return nil }
-        return lock.withLock { result }
+        waiting?.resume(returning: value)
     }
 
     /// Suspends up to `seconds` (one waiting task at a time); nil on timeout.

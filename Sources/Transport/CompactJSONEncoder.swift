@@ -74,7 +74,7 @@ public enum CompactJSONEncoder {
                 if position + 1 < order.count, fields[order[position + 1]].key == fields[index].key { continue }  // a later value wins
                 if !first { output.append(UInt8(ascii: ",")) }
                 first = false
-                Writer.appendString(fields[index].key, to: &output)
+                JSONText.appendQuoted(fields[index].key, to: &output)
                 output.append(UInt8(ascii: ":"))
                 fields[index].slot.write(to: &output)
             }
@@ -131,46 +131,36 @@ public enum CompactJSONEncoder {
         }
 
         static func number(_ value: Double, into slot: Slot, codingPath: [any CodingKey]) throws {
+            try number(value, wholeBelow: 1e15, into: slot, codingPath: codingPath)
+        }
+
+        static func number(_ value: Float, into slot: Slot, codingPath: [any CodingKey]) throws {
+            try number(value, wholeBelow: 1e7, into: slot, codingPath: codingPath)
+        }
+
+        /// A number as JSONEncoder writes it: whole numbers (below `wholeBelow`, where the
+        /// type is still exact) without a fraction, others in the type's shortest form that
+        /// reads back the same; not a number or infinite is an error naming the path.
+        private static func number<F: BinaryFloatingPoint & CustomStringConvertible>(_ value: F, wholeBelow: F, into slot: Slot,
+                                                                                      codingPath: [any CodingKey]) throws {
             guard value.isFinite else {
                 throw EncodingError.invalidValue(value, .init(codingPath: codingPath, debugDescription: "\(value) is not a valid JSON number"))
             }
-            slot.content = .text(Array(numberText(value).utf8))
-        }
-
-        /// A double as JSONEncoder writes it: whole numbers without a fraction, others in
-        /// their shortest form that reads back the same.
-        static func numberText(_ value: Double) -> String {
-            if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-            var text = value.description
-            if text.hasSuffix(".0") { text.removeLast(2) }
-            return text
+            var text: String
+            if value == value.rounded(), abs(value) < wholeBelow {
+                text = String(Int64(value))
+            } else {
+                text = value.description
+                if text.hasSuffix(".0") { text.removeLast(2) }
+            }
+            slot.content = .text(Array(text.utf8))
         }
 
         static func quoted(_ string: String) -> [UInt8] {
             var output: [UInt8] = []
             output.reserveCapacity(string.utf8.count + 2)
-            appendString(string, to: &output)
+            JSONText.appendQuoted(string, to: &output)
             return output
-        }
-
-        static func appendString(_ string: String, to output: inout [UInt8]) {
-            output.append(UInt8(ascii: "\""))
-            for byte in string.utf8 {
-                switch byte {
-                case UInt8(ascii: "\""): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-                case UInt8(ascii: "\\"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-                case 0x08: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "b")])
-                case 0x0C: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
-                case 0x0A: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
-                case 0x0D: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
-                case 0x09: output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
-                case 0..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
-                default: output.append(byte)
-                }
-            }
-            output.append(UInt8(ascii: "\""))
         }
 
         func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
@@ -198,7 +188,7 @@ public enum CompactJSONEncoder {
         mutating func encode(_ value: Bool, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
         mutating func encode(_ value: String, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
         mutating func encode(_ value: Double, forKey key: Key) throws { try Writer.number(value, into: slot(key), codingPath: codingPath + [key]) }
-        mutating func encode(_ value: Float, forKey key: Key) throws { try encodeFloat(value, forKey: key) }
+        mutating func encode(_ value: Float, forKey key: Key) throws { try Writer.number(value, into: slot(key), codingPath: codingPath + [key]) }
         mutating func encode(_ value: Int, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
         mutating func encode(_ value: Int8, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
         mutating func encode(_ value: Int16, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
@@ -210,13 +200,6 @@ public enum CompactJSONEncoder {
         mutating func encode(_ value: UInt32, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
         mutating func encode(_ value: UInt64, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
         mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { try Writer.encode(value, into: slot(key), codingPath: codingPath + [key]) }
-
-        private func encodeFloat(_ value: Float, forKey key: Key) throws {
-            guard value.isFinite else {
-                throw EncodingError.invalidValue(value, .init(codingPath: codingPath + [key], debugDescription: "\(value) is not a valid JSON number"))
-            }
-            slot(key).content = .text(Array(floatText(value).utf8))
-        }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
             KeyedEncodingContainer(KeyedWriter<NestedKey>(object: slot(key).object(), codingPath: codingPath + [key]))
@@ -245,8 +228,8 @@ public enum CompactJSONEncoder {
             try Writer.number(value, into: array.append(), codingPath: path)
         }
         mutating func encode(_ value: Float) throws {
-            guard value.isFinite else { throw EncodingError.invalidValue(value, .init(codingPath: nextPath, debugDescription: "\(value) is not a valid JSON number")) }
-            array.append().content = .text(Array(floatText(value).utf8))
+            let path = nextPath
+            try Writer.number(value, into: array.append(), codingPath: path)
         }
         mutating func encode(_ value: Int) throws { CompactJSONEncoder.write(value, into: array.append()) }
         mutating func encode(_ value: Int8) throws { CompactJSONEncoder.write(value, into: array.append()) }
@@ -287,10 +270,7 @@ public enum CompactJSONEncoder {
         mutating func encode(_ value: Bool) throws { CompactJSONEncoder.write(value, into: slot) }
         mutating func encode(_ value: String) throws { CompactJSONEncoder.write(value, into: slot) }
         mutating func encode(_ value: Double) throws { try Writer.number(value, into: slot, codingPath: codingPath) }
-        mutating func encode(_ value: Float) throws {
-            guard value.isFinite else { throw EncodingError.invalidValue(value, .init(codingPath: codingPath, debugDescription: "\(value) is not a valid JSON number")) }
-            slot.content = .text(Array(floatText(value).utf8))
-        }
+        mutating func encode(_ value: Float) throws { try Writer.number(value, into: slot, codingPath: codingPath) }
         mutating func encode(_ value: Int) throws { CompactJSONEncoder.write(value, into: slot) }
         mutating func encode(_ value: Int8) throws { CompactJSONEncoder.write(value, into: slot) }
         mutating func encode(_ value: Int16) throws { CompactJSONEncoder.write(value, into: slot) }
@@ -302,13 +282,5 @@ public enum CompactJSONEncoder {
         mutating func encode(_ value: UInt32) throws { CompactJSONEncoder.write(value, into: slot) }
         mutating func encode(_ value: UInt64) throws { CompactJSONEncoder.write(value, into: slot) }
         mutating func encode<T: Encodable>(_ value: T) throws { try Writer.encode(value, into: slot, codingPath: codingPath) }
-    }
-
-    /// A float as JSONEncoder writes it: its own shortest form, whole numbers without a fraction.
-    fileprivate static func floatText(_ value: Float) -> String {
-        if value == value.rounded(), abs(value) < 1e7 { return String(Int64(value)) }
-        var text = value.description
-        if text.hasSuffix(".0") { text.removeLast(2) }
-        return text
     }
 }

@@ -78,17 +78,11 @@ struct JSONParser {
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a field name in quotes") }
             let key = try parseString()
-            // A few fields are checked by looking (no hashing); many through the set.
-            let isDuplicate: Bool
-            if keys.count < 16 {
-                isDuplicate = keys.contains(key)
-                if keys.count == 15 { seen = Set(keys) }
-            } else {
-                isDuplicate = !seen.insert(key).inserted
-            }
+            // A few fields are checked by looking (no hashing); from the 17th on, through a set.
+            if keys.count == 16 { seen = Set(keys) }
+            let isDuplicate = keys.count < 16 ? keys.contains(key) : !seen.insert(key).inserted
             guard !isDuplicate else { throw error("duplicate field \(key.debugDescription)") }
             keys.append(key)
-            if keys.count == 16 { seen.insert(key) }
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected ':' after field \(key.debugDescription)") }
             position += 1

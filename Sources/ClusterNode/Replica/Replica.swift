@@ -26,7 +26,7 @@ public protocol ReplicaNetwork: AnyObject {
 /// them, so that a crash can land while the fsync is in flight.
 ///
 /// Ownership: `lock` guards `core` (rounds step it, views read it); the write-ahead log is
-/// used only by whoever runs rounds, one at a time (the node's processing lock, the
+/// used only by whoever runs rounds, one at a time (the node's round thread, the
 /// simulation's single thread).
 public final class Replica: @unchecked Sendable {
     /// A round between its two halves.

@@ -24,9 +24,8 @@ protocol RoundConsumer: AnyObject {
 /// round's fdatasync goes into the next round together (group commit), and no event loop,
 /// task or pool thread ever waits for the disk.
 ///
-/// Ownership: `inbox` guards `inputs`, `isStopped`, `lastTick` and `timerWakeAt` (the timer
-/// thread waits on it); `processing` is held by the thread running rounds; `peersLock`
-/// guards `peers`. The core is guarded inside `Replica`.
+/// Ownership: `inbox` guards `inputs`, `isStopped`, `lastTick` and `isRoundThreadWoken`
+/// (the timer thread waits on it); `peersLock` guards `peers`. The core is guarded inside `Replica`.
 public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     let configuration: NodeConfiguration
     let log: EventLog
@@ -43,14 +42,8 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     private let inbox = NSCondition()
     private var inputs: [RaftNode.Input] = []
     private var isStopped = false
-    private let processing = NSLock()
     /// The clock time up to which ticks have been delivered to the core.
     private var lastTick = monotonicSeconds()
-    /// When the timer thread plans to wake next.
-    private var timerWakeAt = 0.0
-    /// The timer found its ticks due while another thread ran rounds: that thread takes the
-    /// ticks and wakes the timer when it lets go (rather than the timer spinning meanwhile).
-    private var timerWaitsForRounds = false
     /// `submit` woke the timer thread to run a round and it has not yet looked.
     private var isRoundThreadWoken = false
     /// Each peer's outbox and connection (the connection is used by the outbox's thread, or
@@ -132,31 +125,6 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         return min(room, batch.count)
     }
 
-    /// Runs rounds over everything queued, plus the ticks the clock says have passed, while
-    /// no other thread is; each round is persisted with one fdatasync (group commit).
-    /// Returns false when another thread was running rounds (it takes what is queued).
-    @discardableResult
-    func drain() -> Bool {
-        var ran = false
-        while processing.try() {
-            ran = true
-            while let batch = takeBatch() { runRound(batch) }
-            // Wake the timer early if the next timer event moved closer (a new leader must
-            // send heartbeats at once, not after a follower's election timeout), or if it
-            // waits for this thread to let go.
-            let due = replica.withCore { $0.ticksUntilNextTimerEvent }
-            inbox.withLock {
-                let wakeAt = lastTick + Double(due) * tickSeconds
-                if wakeAt < timerWakeAt || timerWaitsForRounds { inbox.signal() }
-            }
-            processing.unlock()
-            // An input queued after our last look but before we let go must not wait for the
-            // next event: look once more.
-            if inbox.withLock({ inputs.isEmpty }) { return true }
-        }
-        return ran
-    }
-
     /// One round: the replica's (step, write, sync, send), then the service layer's (apply).
     /// A node that cannot write its log stops: acting on state that is not on disk could
     /// break Raft's guarantees.
@@ -205,11 +173,11 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         return batch
     }
 
-    /// Sleeps until the core's next timer event is due (or an earlier one is signalled), then
-    /// runs the ticks that passed. An idle follower's timer rarely fires: heartbeats keep
-    /// pushing its election timeout back.
+    /// The round thread: sleeps until the core's next timer event is due or `submit` wakes
+    /// it, then runs rounds over everything queued plus the ticks that passed, each round
+    /// persisted with one fdatasync (group commit). An idle follower's timer rarely fires:
+    /// heartbeats keep pushing its election timeout back.
     private func timerLoop() {
-        var roundsRunElsewhere = false
         while true {
             let due = replica.withCore { $0.ticksUntilNextTimerEvent }
             inbox.lock()
@@ -217,25 +185,13 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
                 inbox.unlock()
                 return
             }
-            timerWakeAt = lastTick + Double(due) * tickSeconds
-            let wait = isRoundThreadWoken ? 0 : timerWakeAt - monotonicSeconds()
-            isRoundThreadWoken = false
-            if wait > 0 {
-                _ = inbox.wait(until: Date(timeIntervalSinceNow: wait))
-                isRoundThreadWoken = false
-            } else if roundsRunElsewhere, !processing.try() {
-                // Due, but a round is running on another thread: it takes the ticks that passed
-                // and signals when it lets go (it needs `inbox` for that, held here until the
-                // wait begins, so the signal cannot be missed; a tick at most all the same).
-                timerWaitsForRounds = true
-                _ = inbox.wait(until: Date(timeIntervalSinceNow: tickSeconds))
-                timerWaitsForRounds = false
-            } else if roundsRunElsewhere {
-                processing.unlock()  // free again: drain below takes the ticks
+            let wakeAt = lastTick + Double(due) * tickSeconds
+            if !isRoundThreadWoken, inputs.isEmpty, wakeAt > monotonicSeconds() {
+                _ = inbox.wait(until: Date(timeIntervalSinceNow: wakeAt - monotonicSeconds()))
             }
-            timerWakeAt = .infinity
+            isRoundThreadWoken = false
             inbox.unlock()
-            roundsRunElsewhere = !drain()
+            while let batch = takeBatch() { runRound(batch) }
         }
     }
 

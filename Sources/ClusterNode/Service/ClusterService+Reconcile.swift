@@ -20,23 +20,10 @@ extension ClusterService {
         }
     }
 
-    /// Notes the peers that answered this node's messages: an append, heartbeat or snapshot
-    /// answer proves the link works both ways. Anything else (a vote request from a node that
-    /// hears nothing from the leader) proves only that the peer can send.
+    /// Notes the peers that answered this node's messages (see `PeerContact.note`); takes
+    /// no state lock, so the event loop that received them never waits for one.
     func noteAcknowledgements(_ envelopes: [Envelope]) {
-        let now = monotonicSeconds()
-        lock.withLock {
-            for envelope in envelopes {
-                if !closedPeers.isEmpty { closedPeers.remove(envelope.from.rawValue) }
-                switch envelope.message {
-                case .appendEntriesResponse, .heartbeatResponse, .installSnapshotResponse:
-                    lastAcknowledged[envelope.from.rawValue] = now
-                    heardSinceLeading.insert(envelope.from.rawValue)
-                default:
-                    break
-                }
-            }
-        }
+        contact.note(envelopes, now: monotonicSeconds())
     }
 
     /// A test of whether a peer acknowledged this leader within `seconds` and its log holds
@@ -46,9 +33,10 @@ extension ClusterService {
         let matchIndexes = withCore { core in
             Dictionary(uniqueKeysWithValues: core.membership.members.map { ($0.rawValue, core.progress(of: $0)?.matchIndex.rawValue ?? 0) })
         }
+        let acknowledgements = contact.acknowledgements
         return { [self] peer in
             guard peer != configuration.id else { return true }
-            guard let acknowledged = lastAcknowledged[peer], now - acknowledged <= seconds else { return false }
+            guard let acknowledged = acknowledgements[peer], now - acknowledged <= seconds else { return false }
             guard let committedThen else { return true }
             return (matchIndexes[peer] ?? 0) >= committedThen
         }
@@ -66,14 +54,12 @@ extension ClusterService {
     func placeableNodes(in state: ClusterState) -> Set<UInt64> {
         let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
         guard withCore({ $0.isLeader }) else { return healthy }
-        let heard = heardSinceLeading.union([configuration.id])
+        let heard = contact.heard.union([configuration.id])
         return healthy.filter(heard.contains).filter(keepingUp(within: placementSilenceSeconds, now: monotonicSeconds()))
     }
 
     /// A peer's last connection carrying Raft messages closed (see `Node.connectionClosed`).
-    func notePeerClosed(_ peer: UInt64) {
-        lock.withLock { _ = closedPeers.insert(peer) }
-    }
+    func notePeerClosed(_ peer: UInt64) { contact.peerClosed(peer) }
 
     /// Right after an election the leader has heard from only the peers that voted for it: a
     /// client's change waits until every other healthy member answered too, or two heartbeat
@@ -87,9 +73,9 @@ extension ClusterService {
         while true {
             let waiting = lock.withLock { () -> Bool in
                 guard withCore({ $0.isLeader }), monotonicSeconds() - leadingSince < window else { return false }
-                let members = Set(state.capacity.keys).subtracting(state.unhealthyNodes).subtracting(closedPeers)
+                let members = Set(state.capacity.keys).subtracting(state.unhealthyNodes).subtracting(contact.closedPeers)
                     .subtracting([configuration.id] + (formerLeader.map { [$0] } ?? []))
-                return !members.isSubset(of: heardSinceLeading)
+                return !members.isSubset(of: contact.heard)
             }
             guard waiting else { return }
             try? await Task.sleep(nanoseconds: 2_000_000)
@@ -109,7 +95,7 @@ extension ClusterService {
                 // A new leadership: every peer gets a full grace period from now.
                 leadingSinceTerm = term
                 commitSamples.removeAll()
-                for member in currentMembers { lastAcknowledged[member] = now }
+                contact.grantGrace(to: currentMembers, now: now)
             }
             recordCommitSample(commitIndex, now: now, keeping: grace)
             guard hasCommittedInTerm else { return nil }
@@ -158,7 +144,7 @@ extension ClusterService {
     /// Marks `node` healthy or not; when unhealthy, its replicas are placed on the others.
     /// The caller holds the lock.
     func markCommand(node: UInt64, isHealthy: Bool, usage: inout [UInt64: NodeResources], state: ClusterState) -> ClusterCommand {
-        let acknowledged = lastAcknowledged[node].map { String(format: "%.1f s ago", monotonicSeconds() - $0) } ?? "never"
+        let acknowledged = contact.lastAcknowledged(node).map { String(format: "%.1f s ago", monotonicSeconds() - $0) } ?? "never"
         let (match, commit) = withCore { core in (core.progress(of: NodeID(node))?.matchIndex.rawValue ?? 0, core.commitIndex.rawValue) }
         log.write("proposing to mark \(address(node)) \(isHealthy ? "healthy" : "unhealthy") (last acknowledged \(acknowledged), match index \(match), commit \(commit))")
         var moves: [ServiceMove] = []

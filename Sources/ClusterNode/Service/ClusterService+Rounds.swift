@@ -16,7 +16,7 @@ extension ClusterService {
             // wait for its answer (a paused leader never answers).
             formerLeader = leaderHistory.filter { $0.key < term.rawValue && $0.value != configuration.id }.max { $0.key < $1.key }?.value
             leaderHistory[term.rawValue] = configuration.id
-            heardSinceLeading = []
+            contact.startLeading()
             leadingSince = monotonicSeconds()
             roleChangedAt = Date().timeIntervalSince1970
         case .becameFollower(let term, let leader):

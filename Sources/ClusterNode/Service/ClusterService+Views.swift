@@ -57,7 +57,7 @@ extension ClusterService {
             guard let progress = core.progress(of: NodeID(member)) else { continue }
             followers[address(member)] = FollowerView(matchIndex: progress.matchIndex.rawValue, nextIndex: progress.nextIndex.rawValue,
                                                       state: progress.state.rawValue, recentlyActive: progress.isRecentlyActive,
-                                                      acknowledgedMsAgo: lastAcknowledged[member].map { Int((now - $0) * 1_000) },
+                                                      acknowledgedMsAgo: contact.lastAcknowledged(member).map { Int((now - $0) * 1_000) },
                                                       placeable: placeable.contains(member))
         }
         return followers

@@ -55,18 +55,8 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     var changedServices: [Int] = []
     /// Containers (seed 001/004) changed by the entries applied in this round.
     var changedContainers: [Int] = []
-    /// When each peer last answered one of this node's Raft messages (an append, heartbeat
-    /// or snapshot answer: proof that both directions work), in monotonic seconds.
-    var lastAcknowledged: [UInt64: Double] = [:]
-    /// Peers that answered this node since it became leader, and when that was (monotonic):
-    /// new replicas go only to peers heard in this leadership (a node killed a moment before
-    /// the election never answers), and a client's change waits a moment after an election
-    /// for the live peers' first answers (`settleAfterElection`).
-    var heardSinceLeading: Set<UInt64> = []
-    /// Peers whose every connection carrying Raft messages to this node closed, and that
-    /// sent nothing since: most likely dead (kill -9 closes a process's sockets). The wait
-    /// after an election does not wait for them.
-    var closedPeers: Set<UInt64> = []
+    /// Who answered this node, when, and whose connections closed (its own lock: see there).
+    let contact = PeerContact()
     /// The leader of the latest term before this node's leadership, if another node.
     var formerLeader: UInt64?
     var leadingSince = 0.0

@@ -43,6 +43,24 @@ final class ClusterBenchmarks: @unchecked Sendable {
         return (cluster, Date().timeIntervalSince(started))
     }
 
+    /// Starts a local etcd of `nodes` members (heartbeat H, election timeout 10 H, like ours)
+    /// and returns it with its leader and the seconds from spawning to that leader.
+    func startEtcd(nodes: Int, heartbeatMs: Int = 50) throws -> (EtcdCluster, leader: Int, seconds: Double) {
+        let started = Date()
+        let etcd = try EtcdCluster(nodes: nodes, heartbeatMs: heartbeatMs, electionTimeoutMs: 10 * heartbeatMs, client: client, searchFrom: nextPort)
+        nextPort = etcd.lastPort + 1
+        guard let (leader, _) = etcd.leader(excluding: nil, newerThan: 0, timeout: 20) else { throw LabError("etcd elected no leader in 20 s") }
+        return (etcd, leader, Date().timeIntervalSince(started))
+    }
+
+    /// Writes to `leader` until one commits; the seconds since `started`.
+    func firstWrite(_ subject: some FailoverSubject, to leader: Int, since started: Date) throws -> Double {
+        while !subject.write(to: leader, timeout: 1) {
+            guard Date().timeIntervalSince(started) < 20 else { throw LabError("\(subject.name): no first write within 20 s") }
+        }
+        return Date().timeIntervalSince(started)
+    }
+
     /// The node that reports itself leader in the highest term, polled until `timeout`.
     func leader(of cluster: ManagedCluster, excluding excluded: Int? = nil, newerThan term: UInt64 = 0, timeout: Double) throws -> (port: Int, term: UInt64)? {
         cluster.client.waitForLeader(excluding: excluded, newerThan: term, timeoutSeconds: timeout, askTimeoutSeconds: 0.05, pollSeconds: 0.001)
@@ -79,6 +97,14 @@ final class ClusterBenchmarks: @unchecked Sendable {
         var startToLeaderSeconds: Double
         var electionMilliseconds: Summary
         var writeMilliseconds: Summary
+
+        init(nodes: Int, startToLeaderSeconds: Double, rounds results: [(elected: Double, written: Double)]) {
+            self.nodes = nodes
+            rounds = results.count
+            self.startToLeaderSeconds = startToLeaderSeconds
+            electionMilliseconds = Summary(results.map(\.elected))
+            writeMilliseconds = Summary(results.map(\.written))
+        }
     }
 
     struct Summary: Codable {
@@ -109,20 +135,15 @@ final class ClusterBenchmarks: @unchecked Sendable {
             Self.progress("\(nodes) nodes, round \(round)/\(rounds): leader elected after \(Int(results.last!.elected)) ms, write committed after \(Int(results.last!.written)) ms")
         }
         supervisor.removeCluster(cluster.id, deleteData: true)
-        return FailoverRow(nodes: nodes, rounds: rounds, startToLeaderSeconds: startup, electionMilliseconds: Summary(results.map(\.elected)),
-                           writeMilliseconds: Summary(results.map(\.written)))
+        return FailoverRow(nodes: nodes, startToLeaderSeconds: startup, rounds: results)
     }
 
     /// The same rounds against ours and a local etcd of the same size, H and T, alternated
     /// round by round in one run (both clusters run throughout).
     func failoverAgainstEtcd(nodes: Int, rounds: Int, fault: String) throws -> (ours: FailoverRow, etcd: FailoverRow) {
         let (cluster, startup) = try startCluster(nodes: nodes, id: "failover-\(nodes)")
-        let etcdStarted = Date()
-        let etcd = try EtcdCluster(nodes: nodes, heartbeatMs: 50, electionTimeoutMs: 500, client: client, searchFrom: nextPort)
+        let (etcd, _, etcdStartup) = try startEtcd(nodes: nodes)
         defer { etcd.finish() }
-        nextPort = etcd.lastPort + 1
-        guard etcd.leader(excluding: nil, newerThan: 0, timeout: 20) != nil else { throw LabError("etcd elected no leader in 20 s") }
-        let etcdStartup = Date().timeIntervalSince(etcdStarted)
         let ours = OurCluster(benchmarks: self, cluster: cluster)
         var ourResults: [(elected: Double, written: Double)] = [], etcdResults: [(elected: Double, written: Double)] = []
         for round in 1...rounds {
@@ -132,11 +153,8 @@ final class ClusterBenchmarks: @unchecked Sendable {
                           + "write ours \(Int(ourResults.last!.written)) ms, etcd \(Int(etcdResults.last!.written)) ms")
         }
         supervisor.removeCluster(cluster.id, deleteData: true)
-        func row(_ results: [(elected: Double, written: Double)], _ startup: Double) -> FailoverRow {
-            FailoverRow(nodes: nodes, rounds: rounds, startToLeaderSeconds: startup, electionMilliseconds: Summary(results.map(\.elected)),
-                        writeMilliseconds: Summary(results.map(\.written)))
-        }
-        return (row(ourResults, startup), row(etcdResults, etcdStartup))
+        return (FailoverRow(nodes: nodes, startToLeaderSeconds: startup, rounds: ourResults),
+                FailoverRow(nodes: nodes, startToLeaderSeconds: etcdStartup, rounds: etcdResults))
     }
 
     /// One round: a write through the current leader, a random phase against the heartbeat
@@ -213,22 +231,14 @@ final class ClusterBenchmarks: @unchecked Sendable {
             let (cluster, elected) = try startCluster(nodes: nodes, id: "first-leader-\(round)")
             let subject = OurCluster(benchmarks: self, cluster: cluster)
             guard let (leader, _) = subject.leader(excluding: nil, newerThan: 0, timeout: 10) else { throw LabError("ours: no leader") }
-            while !subject.write(to: leader, timeout: 1) {
-                guard Date().timeIntervalSince(started) < 20 else { throw LabError("ours: no first write within 20 s") }
-            }
-            ours.append((elected, Date().timeIntervalSince(started)))
+            ours.append((elected, try firstWrite(subject, to: leader, since: started)))
             supervisor.removeCluster(cluster.id, deleteData: true)
             var line = "round \(round)/\(rounds): ours leader \(String(format: "%.3f", elected)) s, first write \(String(format: "%.3f", ours.last!.write)) s"
             if compareWithEtcd {
                 let etcdStarted = Date()
-                let cluster = try EtcdCluster(nodes: nodes, heartbeatMs: 50, electionTimeoutMs: 500, client: client, searchFrom: nextPort)
+                let (cluster, leader, etcdElected) = try startEtcd(nodes: nodes)
                 defer { cluster.finish() }
-                guard let (leader, _) = cluster.leader(excluding: nil, newerThan: 0, timeout: 20) else { throw LabError("etcd: no leader") }
-                let etcdElected = Date().timeIntervalSince(etcdStarted)
-                while !cluster.write(to: leader, timeout: 1) {
-                    guard Date().timeIntervalSince(etcdStarted) < 20 else { throw LabError("etcd: no first write within 20 s") }
-                }
-                etcd.append((etcdElected, Date().timeIntervalSince(etcdStarted)))
+                etcd.append((etcdElected, try firstWrite(cluster, to: leader, since: etcdStarted)))
                 line += "; etcd leader \(String(format: "%.3f", etcdElected)) s, first write \(String(format: "%.3f", etcd.last!.write)) s"
             }
             Self.progress(line)
@@ -385,12 +395,7 @@ final class ClusterBenchmarks: @unchecked Sendable {
     func etcdIdleCPU(clusters count: Int, nodes: Int, heartbeatMs: Int, idleSeconds: Double) throws -> Double {
         var clusters: [EtcdCluster] = []
         defer { for cluster in clusters { cluster.finish() } }
-        for _ in 0..<count {
-            let cluster = try EtcdCluster(nodes: nodes, heartbeatMs: heartbeatMs, electionTimeoutMs: 10 * heartbeatMs, client: client, searchFrom: nextPort)
-            nextPort = cluster.lastPort + 1
-            clusters.append(cluster)
-            guard cluster.leader(excluding: nil, newerThan: 0, timeout: 20) != nil else { throw LabError("etcd elected no leader in 20 s") }
-        }
+        for _ in 0..<count { clusters.append(try startEtcd(nodes: nodes, heartbeatMs: heartbeatMs).0) }
         Self.progress("\(count * nodes) etcd members running; idle for \(Int(idleSeconds)) s")
         usleep(1_000_000)
         let pids = clusters.flatMap(\.members).compactMap { $0.process?.processIdentifier }
