@@ -204,7 +204,7 @@ extension Simulation {
         }
     }
 
-    public func send(_ messages: [(peer: UInt64, envelopes: [Envelope])], isQuiet: Bool) {
+    public func send(_ messages: [(peer: UInt64, envelopes: [Envelope])]) {
         for (_, envelopes) in messages {
             for envelope in envelopes { send(envelope) }
         }

@@ -135,39 +135,48 @@ public enum Socket {
         return code != EAGAIN && code != EWOULDBLOCK && code != EINTR
     }
 
-    /// Connects to `host:port` within `timeoutSeconds`.
-    public static func connect(host: String, port: Int, timeoutSeconds: Double) throws(SocketError) -> Int32 {
+    /// Starts connecting to `host:port` without blocking: a non-blocking socket, and whether
+    /// it is connected already (false: in progress; writability tells when it is, `SO_ERROR`
+    /// whether it failed).
+    static func startConnecting(host: String, port: Int) throws(SocketError) -> (descriptor: Int32, isConnected: Bool) {
         ignoreBrokenPipes()
         var address = try ipv4Address(host: host, port: port)
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw SocketError(operation: "socket", code: errno) }
-        _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
-        let flags = fcntl(descriptor, F_GETFL)
-        _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)
         let status = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        if status != 0 {
-            let code = errno
-            guard code == EINPROGRESS else {
+        if status == 0 { return (descriptor, true) }
+        let code = errno
+        guard code == EINPROGRESS else {
+            close(descriptor)
+            throw SocketError(operation: "connect \(host):\(port)", code: code)
+        }
+        return (descriptor, false)
+    }
+
+    /// The error a connection attempt ended with (0: connected).
+    static func pendingError(_ descriptor: Int32) -> Int32 {
+        var socketError: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &socketError, &length)
+        return socketError
+    }
+
+    /// Connects to `host:port` within `timeoutSeconds`.
+    public static func connect(host: String, port: Int, timeoutSeconds: Double) throws(SocketError) -> Int32 {
+        let (descriptor, isConnected) = try startConnecting(host: host, port: port)
+        if !isConnected {
+            var poller = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+            let ready = poll(&poller, 1, Int32(max(1, timeoutSeconds * 1_000)))
+            let code = ready == 1 ? pendingError(descriptor) : (ready == 0 ? ETIMEDOUT : errno)
+            guard code == 0 else {
                 close(descriptor)
                 throw SocketError(operation: "connect \(host):\(port)", code: code)
             }
-            var poller = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
-            let ready = poll(&poller, 1, Int32(max(1, timeoutSeconds * 1_000)))
-            guard ready == 1 else {
-                close(descriptor)
-                throw SocketError(operation: "connect \(host):\(port)", code: ready == 0 ? ETIMEDOUT : errno)
-            }
-            var socketError: Int32 = 0
-            var length = socklen_t(MemoryLayout<Int32>.size)
-            getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &socketError, &length)
-            guard socketError == 0 else {
-                close(descriptor)
-                throw SocketError(operation: "connect \(host):\(port)", code: socketError)
-            }
         }
-        _ = fcntl(descriptor, F_SETFL, flags)
+        let flags = fcntl(descriptor, F_GETFL)
+        _ = fcntl(descriptor, F_SETFL, flags & ~O_NONBLOCK)
         setNoDelay(descriptor)
         return descriptor
     }

@@ -9,7 +9,7 @@ import Testing
 @Suite struct ReplicaTests {
     final class RecordingNetwork: ReplicaNetwork {
         var sent: [(peer: UInt64, envelopes: [Envelope])] = []
-        func send(_ messages: [(peer: UInt64, envelopes: [Envelope])], isQuiet: Bool) { sent += messages }
+        func send(_ messages: [(peer: UInt64, envelopes: [Envelope])]) { sent += messages }
     }
 
     /// A fixed crash for the disk: every draw is the smallest, so no unsynced byte is kept.

@@ -2,13 +2,12 @@ import Foundation
 import Raft
 import RaftStorage
 
-/// Where a replica's messages go: the node's per-peer outboxes, or the simulation's network.
+/// Where a replica's messages go: the node's per-peer channels, or the simulation's network.
 public protocol ReplicaNetwork: AnyObject {
     /// Sends one round's messages, grouped by peer (peers in the order of their first
     /// message, each peer's messages in the order the core produced them: deterministic, for
-    /// the simulation). `isQuiet`: a round of a few messages and no proposals (an idle
-    /// node's heartbeats), which the node sends inline rather than waking a sending thread.
-    func send(_ messages: [(peer: UInt64, envelopes: [Envelope])], isQuiet: Bool)
+    /// the simulation). Must not block.
+    func send(_ messages: [(peer: UInt64, envelopes: [Envelope])])
 }
 
 /// The replica layer: the Raft core and its durable storage, carrying out the core's outputs
@@ -35,8 +34,6 @@ public final class Replica: @unchecked Sendable {
         public let outputs: [Output]
         /// Whether the round's writes must be fsync'd before its messages go out.
         public let mustSync: Bool
-        /// A round of at most four messages and no proposals (see `ReplicaNetwork`).
-        public let isQuiet: Bool
         /// The proposals the round took into the log or refused (no longer queued).
         public let takenProposals: [ProposalID]
         /// Log segments wholly covered by the stored snapshot, once the round is durable.
@@ -89,7 +86,7 @@ public final class Replica: @unchecked Sendable {
         // whole one would read as corruption and the node could not restart (the
         // simulation found this once it ran this code).
         if recorded.mustSync { try wal.flush(sync: false) }
-        return Round(outputs: outputs, mustSync: recorded.mustSync, isQuiet: Self.isQuiet(batch),
+        return Round(outputs: outputs, mustSync: recorded.mustSync,
                      takenProposals: taken, compactedThrough: recorded.compactedThrough)
     }
 
@@ -112,7 +109,7 @@ public final class Replica: @unchecked Sendable {
                 }
             }
         }
-        if !messages.isEmpty { network.send(messages, isQuiet: round.isQuiet) }
+        if !messages.isEmpty { network.send(messages) }
         return round.outputs
     }
 
@@ -160,20 +157,5 @@ public final class Replica: @unchecked Sendable {
             }
         }
         return result
-    }
-
-    /// A round of at most four messages and no proposals: an idle node's heartbeat traffic.
-    /// Sending it inline saves a thread wake-up per message; under load the peers' sending
-    /// threads running in parallel with this one are worth more.
-    static func isQuiet(_ batch: [RaftNode.Input]) -> Bool {
-        var messages = 0
-        for input in batch {
-            switch input {
-            case .tick: continue
-            case .propose: return false
-            default: messages += 1
-            }
-        }
-        return messages <= 4
     }
 }

@@ -46,10 +46,12 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     private var lastTick = monotonicSeconds()
     /// `submit` woke the timer thread to run a round and it has not yet looked.
     private var isRoundThreadWoken = false
-    /// Each peer's outbox and connection (the connection is used by the outbox's thread, or
-    /// inline while that outbox is idle: the outbox lets one of them at a time deliver).
-    /// Created on first use, as members join.
-    private var peers: [UInt64: (outbox: Outbox<(Envelope, Double)>, poster: PipelinedPoster)] = [:]
+    /// The event loop of the connections to peers (one thread for all of them).
+    let clientLoop: ClientLoop
+    /// Each peer's channel: one pipelined connection, written by the round thread when it
+    /// can be without blocking, by the client loop otherwise. Created on first use, as
+    /// members join.
+    private var peers: [UInt64: PostChannel<Envelope>] = [:]
     private let peersLock = NSLock()
     /// Inputs waiting for the driver: beyond this, received messages are dropped (Raft
     /// tolerates loss) and proposals refused, so a stalled disk cannot exhaust memory.
@@ -74,6 +76,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
                             hardState: recovered.hardState, log: recovered.log, snapshot: recovered.snapshot)
         self.links = LinkTable(selfID: configuration.id, peers: Array(Set(core.membership.members.map(\.rawValue) + configuration.members)).sorted())
         self.replica = Replica(core: core, wal: wal, isFsyncEnabled: configuration.isFsyncEnabled)
+        self.clientLoop = try ClientLoop(name: "raft-client")
         metrics.recoveredEntries = recovered.log.lastIndex.rawValue
         metrics.truncatedBytes = recovered.truncatedBytes
         log.write("recovered term \(recovered.hardState.currentTerm) vote \(recovered.hardState.votedFor.map { address($0.rawValue) } ?? "none") "
@@ -95,7 +98,8 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             isStopped = true
             inbox.broadcast()
         }
-        for peer in peersLock.withLock({ Array(peers.values) }) { peer.outbox.close() }
+        for channel in peersLock.withLock({ Array(peers.values) }) { channel.close() }
+        clientLoop.stop()
     }
 
     /// True once `stop()` was called.
@@ -195,38 +199,22 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         }
     }
 
-    /// The outbox and connection to `peer`, created on first use.
-    private func connection(to peer: UInt64) -> (outbox: Outbox<(Envelope, Double)>, poster: PipelinedPoster) {
+    /// The channel to `peer`, created on first use.
+    private func channel(to peer: UInt64) -> PostChannel<Envelope> {
         peersLock.withLock {
             if let existing = peers[peer] { return existing }
-            let poster = PipelinedPoster(host: "127.0.0.1", port: Int(peer), path: "/raft/messages",
-                                         headers: HTTPHeaders([("Content-Type", "application/octet-stream"), ("X-Cluster-ID", configuration.clusterID)]))
-            let created = (outbox: makeOutbox(to: peer, poster: poster), poster: poster)
+            let created = makeChannel(to: peer)
             peers[peer] = created
             links.addPeer(peer)
             return created
         }
     }
 
-    /// Hands a round's messages to each peer's outbox, as one post per peer.
-    public func send(_ messages: [(peer: UInt64, envelopes: [Envelope])], isQuiet: Bool) {
-        let now = monotonicSeconds()
+    /// Hands a round's messages to each peer's channel (held back by the link's delay, if any).
+    public func send(_ messages: [(peer: UInt64, envelopes: [Envelope])]) {
         for (peer, envelopes) in messages {
-            let (outbox, poster) = connection(to: peer)
-            let stamped = envelopes.map { ($0, now) }
-            guard isQuiet else {
-                for message in stamped { outbox.enqueue(message) }
-                continue
-            }
-            // An idle peer's messages go out from this thread if that cannot block (a plain
-            // link, an open connection); anything else waits for the peer's sending thread.
-            outbox.send(stamped) { batch in
-                let link = links.state(to: peer)
-                guard link.isUp, link.delayMilliseconds == 0, link.loss == 0 else { return false }
-                guard poster.postWithoutBlocking(RaftWireCodec.encode(batch.map(\.0))) else { return false }
-                metrics.increment(.messagesSent, by: batch.count)
-                return true
-            }
+            let delay = links.state(to: peer).delayMilliseconds
+            channel(to: peer).send(envelopes, delaySeconds: Double(delay) / 1_000)
         }
     }
 }

@@ -75,7 +75,7 @@ final class EtcdCluster: ClusterBenchmarks.FailoverSubject, @unchecked Sendable 
             "--heartbeat-interval", String(heartbeatMs), "--election-timeout", String(electionTimeoutMs),
         ]
         let log = "\(dataRoot)/\(member.name).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         let handle = FileHandle(forWritingAtPath: log)
         handle?.seekToEndOfFile()
         process.standardOutput = handle ?? FileHandle.nullDevice

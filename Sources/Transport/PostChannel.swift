@@ -1,0 +1,442 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+import CEpoll
+import Foundation
+
+/// One event-loop thread for outgoing connections (`PostChannel`s): any number of them,
+/// idle ones costing a descriptor and a little memory, never a thread.
+public final class ClientLoop: @unchecked Sendable {
+    let loop: EventLoop
+    private let lock = NSLock()
+    private var isStopped = false
+
+    public init(name: String) throws(SocketError) {
+        loop = try EventLoop(name: name)
+        loop.start()
+    }
+
+    /// Ends the loop's thread once the work handed to it so far (channels' closing among it)
+    /// is done. Later calls do nothing.
+    public func stop() {
+        guard lock.withLock({ () -> Bool in defer { isStopped = true }; return !isStopped }) else { return }
+        loop.stop()
+    }
+}
+
+/// One-way posts of messages to one HTTP endpoint over one keep-alive connection, driven by
+/// a `ClientLoop`: for traffic whose answers carry nothing but success (Raft messages,
+/// answered 204), where losing a message is tolerated and blocking the sender is not.
+///
+/// `send` never blocks and never waits for an answer. When the connection is open and
+/// nothing is waiting, the caller's own thread writes the request without blocking (no
+/// hand-off to another thread on the fast path); otherwise the messages queue and the loop
+/// writes them as the connection allows: it connects without blocking, writes when the
+/// socket has room, reads answers as they come (requests are pipelined, up to
+/// `maxUnanswered` at a time) and notices at once when the peer closes. Messages queued
+/// while the connection is busy go out together, as few requests as `prepare` makes of them.
+///
+/// Bounds: at most `maxQueued` messages wait (the oldest are dropped beyond, counted as
+/// failed), at most `maxUnanswered` requests are in flight, and a connection that makes no
+/// progress for `timeoutSeconds` while it has something to do (connecting, writing, or a
+/// full pipeline with more to send) is dropped with what it held. A message delayed by
+/// `send(_:delaySeconds:)` waits in order behind those delayed before it.
+///
+/// Each message ends counted once through `report`: `.sent` when the peer answered its
+/// request with a 2xx status, `.failed` when it was dropped, its connection failed first,
+/// or the answer was an error. Messages `prepare` leaves out are its own to count.
+///
+/// Ownership: `lock` guards every field below it; descriptors are registered, watched and
+/// closed on the loop's thread only, and a caller writes only on an open connection.
+public final class PostChannel<Message: Sendable>: @unchecked Sendable {
+    public enum Outcome: Sendable { case sent, failed }
+    /// A request's body and how many messages it carries.
+    public typealias Prepared = (body: [UInt8], messages: Int)
+
+    private enum State { case idle, connecting, open, closing }
+
+    public let host: String
+    public let port: Int
+    public let maxQueued: Int
+    public let maxUnanswered: Int
+    public let timeoutSeconds: Double
+    private let loop: EventLoop
+    private let head: [UInt8]
+    private let prepare: @Sendable ([Message]) -> [Prepared]
+    private let report: @Sendable (Outcome, Int) -> Void
+    /// Idle time after which the connection is replaced rather than reused: well below the
+    /// servers' 60 s idle timeout, so a request never races the server closing it.
+    static var maxIdleSeconds: Double { 20 }
+
+    private let lock = NSLock()
+    private var state = State.idle
+    /// Counts connections: work handed to the loop for an earlier one finds it gone.
+    private var generation: UInt64 = 0
+    private var descriptor: Int32 = -1
+    private var token: UInt64 = 0
+    private var interest: UInt32 = 0
+    private var isClosed = false
+    /// Messages due now, waiting for the connection.
+    private var ready: [Message] = []
+    /// Messages held back by a delay, in order, from `delayedHead` on.
+    private var delayed: [(message: Message, due: Double)] = []
+    private var delayedHead = 0
+    private var isDelayTimerArmed = false
+    private var isWatchdogArmed = false
+    /// Requests written (or being written) and not yet answered: the messages each carries.
+    private var inFlight: [Int] = []
+    private var inFlightHead = 0
+    private var output: [UInt8] = []
+    private var outputOffset = 0
+    private var answers: [UInt8] = []
+    /// When the connection last connected, wrote or read something.
+    private var lastProgress = 0.0
+    private var lastUsed = 0.0
+    private var unreportedSent = 0
+    private var unreportedFailed = 0
+
+    public init(loop: ClientLoop, host: String, port: Int, path: String, headers: HTTPHeaders,
+                maxQueued: Int = 4_096, maxUnanswered: Int = 64, timeoutSeconds: Double = 0.5,
+                prepare: @escaping @Sendable ([Message]) -> [Prepared], report: @escaping @Sendable (Outcome, Int) -> Void) {
+        precondition(maxQueued > 0 && maxUnanswered > 0 && timeoutSeconds > 0, "channel bounds must be positive")
+        self.loop = loop.loop
+        self.host = host
+        self.port = port
+        self.maxQueued = maxQueued
+        self.maxUnanswered = maxUnanswered
+        self.timeoutSeconds = timeoutSeconds
+        self.prepare = prepare
+        self.report = report
+        var text = "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
+        for (name, value) in headers.fields { text += name + ": " + value + "\r\n" }
+        head = Array(text.utf8)
+    }
+
+    /// Sends `messages` (in order, after those sent before), at once or, with a delay, not
+    /// before `delaySeconds` from now. Never blocks.
+    public func send(_ messages: [Message], delaySeconds: Double = 0) {
+        guard !messages.isEmpty else { return }
+        locked {
+            guard !isClosed else { return }
+            let now = monotonicSeconds()
+            if delaySeconds > 0 || delayedHead < delayed.count {
+                for message in messages { delayed.append((message, now + max(0, delaySeconds))) }
+                let excess = delayed.count - delayedHead - maxQueued
+                if excess > 0 {
+                    delayedHead += excess
+                    unreportedFailed += excess
+                }
+                armDelayTimer()
+                return
+            }
+            enqueue(messages)
+            pump(now: now)
+        }
+    }
+
+    /// Drops the connection and everything queued (counted as failed); later sends do nothing.
+    public func close() {
+        locked {
+            guard !isClosed else { return }
+            isClosed = true
+            unreportedFailed += ready.count + delayed.count - delayedHead
+            ready.removeAll()
+            delayed.removeAll()
+            delayedHead = 0
+            let closing = generation
+            if state == .open || state == .connecting { state = .closing }
+            loop.execute { [self] in locked { closeConnection(closing, dropQueued: false) } }
+        }
+    }
+
+    /// Whether a connection is open now (for tests and views).
+    public var isConnected: Bool { lock.withLock { state == .open } }
+    /// Messages waiting (due or delayed) and requests unanswered.
+    public var pending: (messages: Int, unanswered: Int) {
+        lock.withLock { (ready.count + delayed.count - delayedHead, inFlight.count - inFlightHead) }
+    }
+
+    // MARK: Under the lock
+
+    /// Runs `body` under the lock, then reports what it counted (outside the lock).
+    private func locked<T>(_ body: () -> T) -> T {
+        lock.lock()
+        let result = body()
+        let sent = unreportedSent, failed = unreportedFailed
+        unreportedSent = 0
+        unreportedFailed = 0
+        lock.unlock()
+        if sent > 0 { report(.sent, sent) }
+        if failed > 0 { report(.failed, failed) }
+        return result
+    }
+
+    private func enqueue(_ messages: [Message]) {
+        ready.append(contentsOf: messages)
+        let excess = ready.count - maxQueued
+        if excess > 0 {
+            ready.removeFirst(excess)
+            unreportedFailed += excess
+        }
+    }
+
+    private var unanswered: Int { inFlight.count - inFlightHead }
+
+    /// Moves things along from wherever the connection stands: connects when there is
+    /// something to send and no connection, writes queued messages when an open one has room.
+    private func pump(now: Double) {
+        switch state {
+        case .idle:
+            if !ready.isEmpty { startConnecting() }
+        case .connecting, .closing:
+            break
+        case .open:
+            if unanswered == 0 && outputOffset == output.count && now - lastUsed > Self.maxIdleSeconds {
+                // Idle long enough that the server may be closing it right now: a new one.
+                state = .closing
+                let old = generation
+                loop.execute { [self] in locked { closeConnection(old, dropQueued: false) } }
+                return
+            }
+            writeReady(now: now)
+        }
+    }
+
+    private func startConnecting() {
+        state = .connecting
+        generation += 1
+        let current = generation
+        loop.execute { [self] in locked { connect(current) } }
+    }
+
+    /// Turns queued messages into requests while the pipeline has room and nothing is left
+    /// unwritten, then writes.
+    private func writeReady(now: Double) {
+        while !ready.isEmpty && unanswered < maxUnanswered && outputOffset == output.count {
+            let batch = ready
+            ready.removeAll(keepingCapacity: true)
+            output.removeAll(keepingCapacity: output.capacity <= 1 << 20)
+            outputOffset = 0
+            for request in prepare(batch) {
+                output.append(contentsOf: head)
+                output.append(contentsOf: Array("Content-Length: \(request.body.count)\r\n\r\n".utf8))
+                output.append(contentsOf: request.body)
+                inFlight.append(request.messages)
+            }
+            lastUsed = now
+            write(now: now)
+        }
+        if !ready.isEmpty && unanswered >= maxUnanswered { armWatchdog() }
+    }
+
+    /// Writes pending output without blocking; what does not fit waits for EPOLLOUT.
+    private func write(now: Double) {
+        while outputOffset < output.count {
+            let count = output.withUnsafeBytes {
+                Glibc.send(descriptor, $0.baseAddress! + outputOffset, $0.count - outputOffset, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+            }
+            if count > 0 {
+                outputOffset += count
+                lastProgress = now
+                continue
+            }
+            let code = errno
+            if count < 0 && code == EINTR { continue }
+            if count < 0 && (code == EAGAIN || code == EWOULDBLOCK) {
+                watch(writable: true)
+                armWatchdog()
+                return
+            }
+            // The connection failed: the loop closes it (and this thread writes no more to it).
+            state = .closing
+            let failed = generation
+            loop.execute { [self] in locked { closeConnection(failed, dropQueued: false) } }
+            return
+        }
+        watch(writable: false)
+    }
+
+    private func watch(writable: Bool) {
+        let wanted = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (writable ? EPOLLOUT.rawValue : 0)
+        guard wanted != interest, descriptor >= 0 else { return }
+        interest = wanted
+        loop.modify(descriptor, token: token, events: wanted)  // epoll_ctl is safe from any thread
+    }
+
+    private func armDelayTimer() {
+        guard !isDelayTimerArmed, delayedHead < delayed.count else { return }
+        isDelayTimerArmed = true
+        let due = delayed[delayedHead].due
+        loop.execute { [self] in loop.schedule(at: due) { [self] in locked { releaseDelayed() } } }
+    }
+
+    private func armWatchdog() {
+        guard !isWatchdogArmed else { return }
+        isWatchdogArmed = true
+        let due = lastProgress + timeoutSeconds
+        loop.execute { [self] in loop.schedule(at: due) { [self] in locked { checkProgress() } } }
+    }
+
+    // MARK: On the loop's thread, under the lock
+
+    private func connect(_ expected: UInt64) {
+        guard expected == generation, state == .connecting, !isClosed else { return }
+        do {
+            let (opened, _) = try Socket.startConnecting(host: host, port: port)
+            descriptor = opened
+            interest = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLOUT.rawValue
+            token = loop.register(opened, events: interest) { [weak self] events in
+                guard let self else { return }
+                locked { handle(events, generation: expected) }
+            }
+            lastProgress = monotonicSeconds()
+            armWatchdog()
+        } catch {
+            state = .closing
+            closeConnection(expected, dropQueued: true)
+        }
+    }
+
+    private func handle(_ events: UInt32, generation expected: UInt64) {
+        guard expected == generation, descriptor >= 0, state == .connecting || state == .open else { return }
+        let now = monotonicSeconds()
+        if state == .connecting {
+            guard events & (EPOLLOUT.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 else { return }
+            guard Socket.pendingError(descriptor) == 0 else { return closeConnection(expected, dropQueued: true) }
+            state = .open
+            Socket.setNoDelay(descriptor)
+            lastProgress = now
+            lastUsed = now
+            watch(writable: false)
+            return writeReady(now: now)
+        }
+        if events & EPOLLOUT.rawValue != 0 {
+            write(now: now)
+            guard state == .open else { return }
+        }
+        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 {
+            readAnswers(now: now)
+            guard state == .open else { return }
+        }
+        writeReady(now: now)
+    }
+
+    /// Reads what arrived and counts the answers; the peer closing ends the connection.
+    private func readAnswers(now: Double) {
+        while true {
+            let count = loop.readBuffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count > 0 {
+                answers.append(contentsOf: loop.readBuffer[0..<count])
+                lastProgress = now
+                while let answer = Self.takeAnswer(from: &answers) {
+                    guard answer.status >= 200 else { continue }  // an interim answer
+                    guard inFlightHead < inFlight.count else { return closeConnection(generation, dropQueued: false) }  // an answer to nothing
+                    let messages = inFlight[inFlightHead]
+                    inFlightHead += 1
+                    if answer.status < 300 { unreportedSent += messages } else { unreportedFailed += messages }
+                    if answer.closes { return closeConnection(generation, dropQueued: false) }
+                }
+                if inFlightHead == inFlight.count {
+                    inFlight.removeAll(keepingCapacity: true)
+                    inFlightHead = 0
+                }
+                if answers.count > 64 * 1024 { return closeConnection(generation, dropQueued: false) }  // not answers of ours
+                continue
+            }
+            let code = errno
+            if count < 0 && code == EINTR { continue }
+            if count < 0 && (code == EAGAIN || code == EWOULDBLOCK) { return }
+            return closeConnection(generation, dropQueued: false)  // closed by the peer, or failed
+        }
+    }
+
+    private func releaseDelayed() {
+        isDelayTimerArmed = false
+        guard !isClosed else { return }
+        let now = monotonicSeconds()
+        var due: [Message] = []
+        while delayedHead < delayed.count && delayed[delayedHead].due <= now {
+            due.append(delayed[delayedHead].message)
+            delayedHead += 1
+        }
+        if delayedHead == delayed.count {
+            delayed.removeAll(keepingCapacity: true)
+            delayedHead = 0
+        } else if delayedHead > 4_096 {
+            delayed.removeFirst(delayedHead)
+            delayedHead = 0
+        }
+        enqueue(due)
+        armDelayTimer()
+        pump(now: now)
+    }
+
+    /// The watchdog: a connection that has had something to do and made no progress for
+    /// `timeoutSeconds` is dropped, with what waits for it.
+    private func checkProgress() {
+        isWatchdogArmed = false
+        let isStalled = state == .connecting
+            || (state == .open && (outputOffset < output.count || (unanswered >= maxUnanswered && !ready.isEmpty)))
+        guard isStalled, !isClosed else { return }
+        if monotonicSeconds() - lastProgress >= timeoutSeconds {
+            closeConnection(generation, dropQueued: true)
+        } else {
+            armWatchdog()
+        }
+    }
+
+    /// Ends connection `expected` (if it is still the current one): requests in flight count
+    /// as failed; so do queued messages when `dropQueued` (the connection never opened, or
+    /// stalled: the peer is not there or not listening, and the next send tries again).
+    /// Otherwise queued messages get a new connection.
+    private func closeConnection(_ expected: UInt64, dropQueued: Bool) {
+        guard expected == generation, state != .idle else { return }
+        if descriptor >= 0 {
+            loop.unregister(descriptor, token: token)
+            Glibc.close(descriptor)
+            descriptor = -1
+        }
+        interest = 0
+        unreportedFailed += inFlight[inFlightHead...].reduce(0, +)
+        inFlight.removeAll()
+        inFlightHead = 0
+        output.removeAll()
+        outputOffset = 0
+        answers.removeAll()
+        state = .idle
+        if dropQueued || isClosed {
+            unreportedFailed += ready.count
+            ready.removeAll()
+        }
+        if !ready.isEmpty { startConnecting() }
+    }
+
+    /// Takes one whole answer off the front of `buffer`: its status, and whether it closes
+    /// the connection. Nil while the answer is incomplete.
+    static func takeAnswer(from buffer: inout [UInt8]) -> (status: Int, closes: Bool)? {
+        guard let end = headEnd(buffer) else { return nil }
+        let headText = String(decoding: buffer[..<end], as: UTF8.self)
+        var length = 0
+        var closes = false
+        for line in headText.split(separator: "\r\n").dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = line[..<colon].lowercased()
+            let value = line[line.index(after: colon)...].trimmingASCIISpaces()
+            if name == "content-length" { length = Int(value) ?? 0 }
+            if name == "connection", value.lowercased() == "close" { closes = true }
+        }
+        guard buffer.count >= end + length else { return nil }
+        let status = headText.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
+        buffer.removeFirst(end + length)
+        return (status, closes)
+    }
+
+    private static func headEnd(_ buffer: [UInt8]) -> Int? {
+        guard buffer.count >= 4 else { return nil }
+        for position in 0...(buffer.count - 4)
+        where buffer[position] == 13 && buffer[position + 1] == 10 && buffer[position + 2] == 13 && buffer[position + 3] == 10 {
+            return position + 4
+        }
+        return nil
+    }
+}
