@@ -8,6 +8,9 @@ import Foundation
 /// the tasks other threads hand it. Everything registered runs on that thread, one thing at
 /// a time, so what a handler touches needs no lock of its own.
 ///
+/// It is also a task executor: a task that prefers it runs its jobs on the loop's thread
+/// (the server's suspending handlers do, so a request's answer is written where its job ends).
+///
 /// Descriptors are registered under a token of the loop's own (never reused), so an event
 /// still in flight for a descriptor that was closed, and whose number a new connection took,
 /// reaches no one.
@@ -24,6 +27,8 @@ final class EventLoop: @unchecked Sendable {
     private var isWakePending = false
     private var isStopRequested = false
     private let finished = DispatchSemaphore(value: 0)
+    /// The loop's thread, once it runs.
+    private var thread: pthread_t?
 
     // The loop thread's own state.
     /// Where connections read into (each copies out at once).
@@ -63,11 +68,18 @@ final class EventLoop: @unchecked Sendable {
         thread.start()
     }
 
-    /// Runs `task` on the loop's thread, after the tasks handed over before it.
+    /// True on the loop's own thread.
+    var isCurrent: Bool {
+        guard let thread = lock.withLock({ self.thread }) else { return false }
+        return pthread_equal(thread, pthread_self()) != 0
+    }
+
+    /// Runs `task` on the loop's thread, after the tasks handed over before it. From the loop's
+    /// own thread no wake-up is needed: the loop runs such tasks before it waits again.
     func execute(_ task: @escaping () -> Void) {
         let mustWake = lock.withLock { () -> Bool in
             tasks.append(task)
-            guard !isWakePending else { return false }
+            guard !isWakePending, !(thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false) else { return false }
             isWakePending = true
             return true
         }
@@ -118,12 +130,14 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func run() {
+        lock.withLock { thread = pthread_self() }
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         while true {
             var timeout: Int32 = -1
             if let next = timers.earliest {
                 timeout = Int32(min(max(0, (next - monotonicSeconds()) * 1_000).rounded(.up), 60_000))
             }
+            if lock.withLock({ !tasks.isEmpty }) { timeout = 0 }  // handed over by the loop's own tasks
             let count = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), timeout) }
             if count > 0 {
                 for index in 0..<Int(count) {
@@ -199,5 +213,12 @@ struct TimerHeap {
 
     private func precedes(_ a: Int, _ b: Int) -> Bool {
         entries[a].deadline < entries[b].deadline || (entries[a].deadline == entries[b].deadline && entries[a].order < entries[b].order)
+    }
+}
+
+extension EventLoop: TaskExecutor {
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        execute { [self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
     }
 }

@@ -85,6 +85,9 @@ public final class HTTPServer: @unchecked Sendable {
     public var bodyBytesBeingRead: Int { lock.withLock { bodyBytesInFlight } }
     /// Idle connections closed to make room for new ones.
     public var connectionsEvicted: Int { lock.withLock { evictedCount } }
+    /// True on one of the server's event-loop threads.
+    var isOnEventLoop: Bool { lock.withLock { loops }.contains { $0.isCurrent } }
+
     /// Threads the server holds now: its event loops and the worker-pool threads alive.
     public var threadCount: Int { lock.withLock { loops.count } + workers.threadCounts.alive }
 

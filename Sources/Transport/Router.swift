@@ -120,11 +120,15 @@ public struct Router: Sendable {
         }
 
         /// Runs a suspending handler and delivers its answer; anything else is answered at once.
-        public func respond(_ completion: @escaping @Sendable (HTTPResponse) -> Void) {
+        /// The handler starts on the caller's thread and runs there until it first waits; it
+        /// goes on on `executor` (the server's handler threads unless told otherwise).
+        public func respond(on executor: (any TaskExecutor)? = nil, _ completion: @escaping @Sendable (HTTPResponse) -> Void) {
             let started = monotonicSeconds()
             guard case .suspending(let handler) = work else { return completion(respondNow()) }
             let request = request
-            Task(executorPreference: HandlerExecutor.shared) { completion(finish(await Router.call(handler, request), started: started)) }
+            Task.immediate(executorPreference: executor ?? HandlerExecutor.shared) {
+                completion(finish(await Router.call(handler, request), started: started))
+            }
         }
 
         private func finish(_ response: HTTPResponse, started: Double) -> HTTPResponse {

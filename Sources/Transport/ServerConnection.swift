@@ -41,6 +41,10 @@ final class ServerConnection: @unchecked Sendable {
     private var closeAfterWrite = false
     /// True while an immediate handler's answer is written from `process` (which then goes on).
     private var isAnsweringInline = false
+    /// True while a suspending handler runs inline from `dispatch`; an answer it gives before
+    /// it waits is kept in `inlineResponse` and written once `dispatch` has it.
+    private var isDispatchingInline = false
+    private var inlineResponse: HTTPResponse?
     private var reservedBodyBytes = 0
     private var times = ConnectionTimes()
     /// When writing the pending output began (the write deadline counts from it).
@@ -160,13 +164,29 @@ final class ServerConnection: @unchecked Sendable {
             defer { isAnsweringInline = false }
             return answered(request, dispatch.respondNow())
         }
-        setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
-        let answer: @Sendable (HTTPResponse) -> Void = { [self] response in loop.execute { [self] in answered(request, response) } }
         if dispatch.mayBlock {
-            server.workers.run { answer(dispatch.respondNow()) }
-        } else {
-            dispatch.respond(answer)
+            setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
+            return server.workers.run { [self] in
+                let response = dispatch.respondNow()
+                loop.execute { [self] in answered(request, response) }
+            }
         }
+        // A suspending handler runs here, on the loop, until it first waits, and goes on on the
+        // loop when its wait ends: no thread hand-off but the one its wait itself needs. One
+        // that never waits is answered like an immediate handler.
+        isDispatchingInline = true
+        dispatch.respond(on: loop) { [self] response in
+            guard loop.isCurrent else { return loop.execute { [self] in answered(request, response) } }
+            if isDispatchingInline { inlineResponse = response } else { answered(request, response) }
+        }
+        isDispatchingInline = false
+        if let response = inlineResponse {
+            inlineResponse = nil
+            isAnsweringInline = true
+            defer { isAnsweringInline = false }
+            return answered(request, response)
+        }
+        setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
     }
 
     /// The handler's answer, back on the loop.

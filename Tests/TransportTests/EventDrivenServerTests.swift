@@ -119,7 +119,7 @@ import Testing
         // Three hundred requests waiting, and no thread waits with them.
         #expect(server.threadCount <= server.limits.eventLoops + 1, "\(server.threadCount) threads while \(parked) handlers wait")
         // Answered even while every thread of the shared cooperative pool is blocked (the
-        // handlers run on the server's own executor).
+        // handlers run on the server's event loops, not on that pool).
         let blockers = (0..<ProcessInfo.processInfo.activeProcessorCount * 2).map { _ in
             Task.detached { usleep(1_500_000) }
         }
@@ -132,6 +132,51 @@ import Testing
         #expect(monotonicSeconds() - resumedAt < 1.4, "the answers waited for the blocked cooperative pool")
         #expect(server.requestsInHandlers == 0)
         for blocker in blockers { blocker.cancel() }
+    }
+
+    /// A suspending handler starts on the event loop and goes on there after its wait (no
+    /// hand-off to another thread): one that never waits is answered inline, in order with
+    /// pipelined requests, and one resumed from another thread finishes on a loop thread.
+    @Test func suspendingHandlersRunOnTheLoopBeforeAndAfterTheirWait() throws {
+        final class Places: @unchecked Sendable {
+            let lock = NSLock()
+            var server: HTTPServer?
+            var before: [Bool] = []
+            var after: [Bool] = []
+            func note(_ isAfter: Bool) {
+                lock.withLock {
+                    let onLoop = server?.isOnEventLoop ?? false
+                    if isAfter { after.append(onLoop) } else { before.append(onLoop) }
+                }
+            }
+        }
+        let places = Places()
+        var router = Router()
+        router.addSuspending("GET", "/now/:n") { request in
+            places.note(false)
+            return HTTPResponse(body: Array(try request.parameter("n").utf8))
+        }
+        router.addSuspending("GET", "/later/:n") { request in
+            places.note(false)
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                Thread.detachNewThread { usleep(1_000); continuation.resume() }
+            }
+            places.note(true)
+            return HTTPResponse(body: Array(try request.parameter("n").utf8))
+        }
+        let server = HTTPServer(port: 0, router: router)
+        places.lock.withLock { places.server = server }
+        try server.start()
+        defer { server.stop() }
+        let connection = try RawConnection(port: server.port)
+        var pipelined = ""
+        for n in 0..<200 { pipelined += "GET /\(n % 10 == 3 ? "later" : "now")/\(n) HTTP/1.1\r\nHost: x\r\n\r\n" }
+        try connection.send(pipelined)
+        let answers = connection.readResponses(200)
+        #expect(answers.map(\.body) == (0..<200).map(String.init))
+        let (before, after) = places.lock.withLock { (places.before, places.after) }
+        #expect(before.count == 200 && after.count == 20)
+        #expect(before.allSatisfy { $0 } && after.allSatisfy { $0 }, "off the loop: \(before.filter { !$0 }.count) before, \(after.filter { !$0 }.count) after")
     }
 
     @Test func aSlowReaderOfAStreamIsHeldBackNotBuffered() throws {
