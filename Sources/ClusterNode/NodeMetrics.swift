@@ -7,7 +7,7 @@ import Transport
 final class NodeMetrics: @unchecked Sendable {
     /// The counted things.
     enum Counter: String, CaseIterable {
-        case messagesSent, messagesReceived, messagesFailed, messagesDroppedByLinks, inputsDropped
+        case messagesSent, messagesReceived, messagesFailed, messagesRejected, messagesDroppedByLinks, inputsDropped
         case appliedEntries, fsyncs, commits, leaderships, elections, preVotes, quorumLosses
         case proposals, proposalsFailed, forwardedRequests, leaderTransfers
         case membershipChanges, snapshotsSent, snapshotsInstalled, snapshotsTaken, compactions, leadersUnreachable

@@ -30,11 +30,13 @@ public final class ClientLoop: @unchecked Sendable {
 ///
 /// `send` never blocks and never waits for an answer. When the connection is open and
 /// nothing is waiting, the caller's own thread writes the request without blocking (no
-/// hand-off to another thread on the fast path); otherwise the messages queue and the loop
-/// writes them as the connection allows: it connects without blocking, writes when the
-/// socket has room, reads answers as they come (requests are pipelined, up to
-/// `maxUnanswered` at a time) and notices at once when the peer closes. Messages queued
-/// while the connection is busy go out together, as few requests as `prepare` makes of them.
+/// hand-off to another thread on the fast path), after taking in the answers that arrived
+/// meanwhile; otherwise the messages queue and the loop writes them as the connection
+/// allows: it connects without blocking, writes when the socket has room, and reads answers
+/// when the pipeline is full (requests are pipelined, up to `maxUnanswered` at a time).
+/// Answers alone never wake the loop (one wake-up per message saved); the peer closing its
+/// end does, at once. Messages queued while the connection is busy go out together, as few
+/// requests as `prepare` makes of them.
 ///
 /// Bounds: at most `maxQueued` messages wait (the oldest are dropped beyond, counted as
 /// failed), at most `maxUnanswered` requests are in flight, and a connection that makes no
@@ -42,14 +44,17 @@ public final class ClientLoop: @unchecked Sendable {
 /// full pipeline with more to send) is dropped with what it held. A message delayed by
 /// `send(_:delaySeconds:)` waits in order behind those delayed before it.
 ///
-/// Each message ends counted once through `report`: `.sent` when the peer answered its
-/// request with a 2xx status, `.failed` when it was dropped, its connection failed first,
-/// or the answer was an error. Messages `prepare` leaves out are its own to count.
+/// `report` counts messages: `.sent` when their request was handed to the connection,
+/// `.failed` when they were dropped before that (a full queue, a connection that could not
+/// be opened or stalled, `close`), `.rejected` when their request was answered with an error
+/// status (they were counted sent too). Requests in flight when a connection ends are not
+/// counted again: whether the peer took them is unknown. Messages `prepare` leaves out are
+/// its own to count.
 ///
 /// Ownership: `lock` guards every field below it; descriptors are registered, watched and
 /// closed on the loop's thread only, and a caller writes only on an open connection.
 public final class PostChannel<Message: Sendable>: @unchecked Sendable {
-    public enum Outcome: Sendable { case sent, failed }
+    public enum Outcome: Sendable { case sent, failed, rejected }
     /// A request's body and how many messages it carries.
     public typealias Prepared = (body: [UInt8], messages: Int)
 
@@ -89,11 +94,14 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     private var output: [UInt8] = []
     private var outputOffset = 0
     private var answers: [UInt8] = []
+    /// Where answers are read into (by whichever thread reads them, under the lock).
+    private var chunk = [UInt8](repeating: 0, count: 4_096)
     /// When the connection last connected, wrote or read something.
     private var lastProgress = 0.0
     private var lastUsed = 0.0
     private var unreportedSent = 0
     private var unreportedFailed = 0
+    private var unreportedRejected = 0
 
     public init(loop: ClientLoop, host: String, port: Int, path: String, headers: HTTPHeaders,
                 maxQueued: Int = 4_096, maxUnanswered: Int = 64, timeoutSeconds: Double = 0.5,
@@ -162,12 +170,14 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     private func locked<T>(_ body: () -> T) -> T {
         lock.lock()
         let result = body()
-        let sent = unreportedSent, failed = unreportedFailed
+        let sent = unreportedSent, failed = unreportedFailed, rejected = unreportedRejected
         unreportedSent = 0
         unreportedFailed = 0
+        unreportedRejected = 0
         lock.unlock()
         if sent > 0 { report(.sent, sent) }
         if failed > 0 { report(.failed, failed) }
+        if rejected > 0 { report(.rejected, rejected) }
         return result
     }
 
@@ -191,6 +201,8 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
         case .connecting, .closing:
             break
         case .open:
+            readAnswers(now: now)
+            guard state == .open else { return }
             if unanswered == 0 && outputOffset == output.count && now - lastUsed > Self.maxIdleSeconds {
                 // Idle long enough that the server may be closing it right now: a new one.
                 state = .closing
@@ -212,7 +224,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     /// Turns queued messages into requests while the pipeline has room and nothing is left
     /// unwritten, then writes.
     private func writeReady(now: Double) {
-        while !ready.isEmpty && unanswered < maxUnanswered && outputOffset == output.count {
+        while state == .open && !ready.isEmpty && unanswered < maxUnanswered && outputOffset == output.count {
             let batch = ready
             ready.removeAll(keepingCapacity: true)
             output.removeAll(keepingCapacity: output.capacity <= 1 << 20)
@@ -222,12 +234,17 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
                 output.append(contentsOf: Array("Content-Length: \(request.body.count)\r\n\r\n".utf8))
                 output.append(contentsOf: request.body)
                 inFlight.append(request.messages)
+                unreportedSent += request.messages
             }
             lastUsed = now
             write(now: now)
         }
-        if !ready.isEmpty && unanswered >= maxUnanswered { armWatchdog() }
+        updateInterest()
+        if isWaitingForAnswers { armWatchdog() }
     }
+
+    /// The pipeline is full and more waits: answers are needed before anything else goes.
+    private var isWaitingForAnswers: Bool { unanswered >= maxUnanswered && !ready.isEmpty }
 
     /// Writes pending output without blocking; what does not fit waits for EPOLLOUT.
     private func write(now: Double) {
@@ -243,22 +260,33 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
             let code = errno
             if count < 0 && code == EINTR { continue }
             if count < 0 && (code == EAGAIN || code == EWOULDBLOCK) {
-                watch(writable: true)
+                updateInterest()
                 armWatchdog()
                 return
             }
-            // The connection failed: the loop closes it (and this thread writes no more to it).
-            state = .closing
-            let failed = generation
-            loop.execute { [self] in locked { closeConnection(failed, dropQueued: false) } }
-            return
+            return connectionFailed()
         }
-        watch(writable: false)
+        updateInterest()
     }
 
-    private func watch(writable: Bool) {
-        let wanted = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | (writable ? EPOLLOUT.rawValue : 0)
-        guard wanted != interest, descriptor >= 0 else { return }
+    /// Ends the connection from wherever this runs: at once on the loop; from another thread
+    /// the loop is asked to (and the caller writes no more to it meanwhile).
+    private func connectionFailed() {
+        if loop.isCurrent { return closeConnection(generation, dropQueued: false) }
+        state = .closing
+        let failed = generation
+        loop.execute { [self] in locked { closeConnection(failed, dropQueued: false) } }
+    }
+
+    /// Watches the connection for what it waits for: always the peer closing its end; the
+    /// socket's room while output is unwritten; answers only while the pipeline is full and
+    /// more waits (otherwise answers are read before the next write, waking no one).
+    private func updateInterest() {
+        guard descriptor >= 0, state == .open else { return }
+        var wanted = EPOLLRDHUP.rawValue
+        if outputOffset < output.count { wanted |= EPOLLOUT.rawValue }
+        if isWaitingForAnswers { wanted |= EPOLLIN.rawValue }
+        guard wanted != interest else { return }
         interest = wanted
         loop.modify(descriptor, token: token, events: wanted)  // epoll_ctl is safe from any thread
     }
@@ -284,7 +312,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
         do {
             let (opened, _) = try Socket.startConnecting(host: host, port: port)
             descriptor = opened
-            interest = EPOLLIN.rawValue | EPOLLRDHUP.rawValue | EPOLLOUT.rawValue
+            interest = EPOLLRDHUP.rawValue | EPOLLOUT.rawValue
             token = loop.register(opened, events: interest) { [weak self] events in
                 guard let self else { return }
                 locked { handle(events, generation: expected) }
@@ -307,8 +335,8 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
             Socket.setNoDelay(descriptor)
             lastProgress = now
             lastUsed = now
-            watch(writable: false)
-            return writeReady(now: now)
+            writeReady(now: now)
+            return updateInterest()
         }
         if events & EPOLLOUT.rawValue != 0 {
             write(now: now)
@@ -321,32 +349,32 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
         writeReady(now: now)
     }
 
-    /// Reads what arrived and counts the answers; the peer closing ends the connection.
+    /// Reads what arrived without blocking and counts the answers; the peer closing its end,
+    /// an answer that closes or one to nothing ends the connection.
     private func readAnswers(now: Double) {
-        while true {
-            let count = loop.readBuffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        while state == .open {
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if count > 0 {
-                answers.append(contentsOf: loop.readBuffer[0..<count])
+                answers.append(contentsOf: chunk[0..<count])
                 lastProgress = now
                 while let answer = Self.takeAnswer(from: &answers) {
                     guard answer.status >= 200 else { continue }  // an interim answer
-                    guard inFlightHead < inFlight.count else { return closeConnection(generation, dropQueued: false) }  // an answer to nothing
-                    let messages = inFlight[inFlightHead]
+                    guard inFlightHead < inFlight.count else { return connectionFailed() }
+                    if answer.status >= 300 { unreportedRejected += inFlight[inFlightHead] }
                     inFlightHead += 1
-                    if answer.status < 300 { unreportedSent += messages } else { unreportedFailed += messages }
-                    if answer.closes { return closeConnection(generation, dropQueued: false) }
+                    if answer.closes { return connectionFailed() }
                 }
                 if inFlightHead == inFlight.count {
                     inFlight.removeAll(keepingCapacity: true)
                     inFlightHead = 0
                 }
-                if answers.count > 64 * 1024 { return closeConnection(generation, dropQueued: false) }  // not answers of ours
+                if answers.count > 64 * 1024 { return connectionFailed() }  // not answers of ours
                 continue
             }
             let code = errno
             if count < 0 && code == EINTR { continue }
             if count < 0 && (code == EAGAIN || code == EWOULDBLOCK) { return }
-            return closeConnection(generation, dropQueued: false)  // closed by the peer, or failed
+            return connectionFailed()  // closed by the peer, or failed
         }
     }
 
@@ -385,10 +413,10 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// Ends connection `expected` (if it is still the current one): requests in flight count
-    /// as failed; so do queued messages when `dropQueued` (the connection never opened, or
-    /// stalled: the peer is not there or not listening, and the next send tries again).
-    /// Otherwise queued messages get a new connection.
+    /// Ends connection `expected` (if it is still the current one): requests in flight are
+    /// forgotten; queued messages count as failed when `dropQueued` (the connection never
+    /// opened, or stalled: the peer is not there or not listening, and the next send tries
+    /// again), otherwise they get a new connection.
     private func closeConnection(_ expected: UInt64, dropQueued: Bool) {
         guard expected == generation, state != .idle else { return }
         if descriptor >= 0 {
@@ -397,7 +425,6 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
             descriptor = -1
         }
         interest = 0
-        unreportedFailed += inFlight[inFlightHead...].reduce(0, +)
         inFlight.removeAll()
         inFlightHead = 0
         output.removeAll()

@@ -26,7 +26,13 @@ extension ReplicaDriver {
             }
             return Self.bodies(kept)
         }, report: { outcome, count in
-            metrics.increment(outcome == .sent ? .messagesSent : .messagesFailed, by: count)  // failed: the peer is down or paused; Raft retries on its own
+            // Failed: the peer is down or paused (Raft retries on its own); rejected: its server
+            // refused them (another cluster's node on that port, a body too large).
+            switch outcome {
+            case .sent: metrics.increment(.messagesSent, by: count)
+            case .failed: metrics.increment(.messagesFailed, by: count)
+            case .rejected: metrics.increment(.messagesRejected, by: count)
+            }
         })
     }
 
