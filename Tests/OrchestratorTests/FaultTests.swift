@@ -77,6 +77,28 @@ import Transport
         }
     }
 
+    /// With every node of a cluster killed no leader can come: a write answers 503 at once,
+    /// saying so, instead of waiting out the orchestrator's patience (6 s) for a leader. (A
+    /// fuzzer that killed a one-node cluster spent minutes on such waits.) A node started
+    /// again serves writes again.
+    @Test func writesToAClusterWithNoNodeRunningFailAtOnce() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 1)
+        defer { orchestrator.stop() }
+        let summary = try orchestrator.waitForLeader()
+        let node = Int((summary["leader"] as! String).split(separator: ":").last!)!
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(node)/kill").status == 200)
+        let started = monotonicSeconds()
+        let write = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"name": "web", "replicas": 1}}"#)
+        #expect(write.status == 503)
+        #expect(write.text.contains("no node running"), "\(write.text)")
+        #expect(monotonicSeconds() - started < 2, "the write waited \(monotonicSeconds() - started) s")
+        let resize = try orchestrator.json("PUT", "/clusters/0", #"{"nodes": 2}"#)
+        #expect(resize.status == 503 && resize.text.contains("no node running"), "\(resize.text)")
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(node)/start").status == 200)
+        try orchestrator.waitForLeader()
+        #expect(try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"name": "web", "replicas": 1}}"#).status == 201)
+    }
+
     @Test func leaderKilledWhileWritingLosesNothingItAcknowledged() throws {
         let orchestrator = try OrchestratorHarness(nodes: 3)
         defer { orchestrator.stop() }

@@ -10,11 +10,16 @@ final class ClusterClient: @unchecked Sendable {
     let http: HTTPClient
     /// The cluster's node ports now (they change as it grows and shrinks).
     private let ports: @Sendable () -> [Int]
+    /// Whether any of the cluster's nodes has a process running, where the caller knows (the
+    /// orchestrator runs them): when none does, no leader can come and a request fails at
+    /// once instead of waiting out its patience. Nil: not known.
+    private let anyNodeRuns: (@Sendable () -> Bool)?
     private let lock = NSLock()
     private var cachedLeader: Int?
 
-    init(http: HTTPClient, ports: @escaping @Sendable () -> [Int]) {
+    init(http: HTTPClient, anyNodeRuns: (@Sendable () -> Bool)? = nil, ports: @escaping @Sendable () -> [Int]) {
         self.http = http
+        self.anyNodeRuns = anyNodeRuns
         self.ports = ports
     }
 
@@ -84,6 +89,9 @@ final class ClusterClient: @unchecked Sendable {
         var lastProblem = "no leader elected yet"
         while Date() < deadline {
             guard let port = rememberedLeader ?? Self.leader(among: definitions(timeoutSeconds: 0.5))?.port else {
+                if anyNodeRuns?() == false {
+                    throw SupervisorError.noLeader("cluster \(clusterID) has no node running (start one: POST /clusters/\(clusterID)/nodes/PORT/start)")
+                }
                 usleep(50_000)
                 continue
             }

@@ -27,7 +27,7 @@ final class ManagedCluster: @unchecked Sendable {
         self.dataDirectory = dataDirectory
         self.current = ports.map { Self.process(port: $0, dataDirectory: dataDirectory) }
         self.used = Set(ports)
-        self.client = ClusterClient(http: http) { [unowned self] in self.ports }
+        self.client = ClusterClient(http: http, anyNodeRuns: { [unowned self] in nodes.contains { $0.pid != nil } }) { [unowned self] in self.ports }
     }
 
     static func process(port: Int, dataDirectory: String) -> NodeProcess {
