@@ -47,6 +47,30 @@ import Testing
         #expect(Replica.snapshotInterval(threshold: 10_000, lastSnapshotBytes: 5_000_000) == 39_062)
     }
 
+    /// A snapshot stored but not yet taken in by the core counts as the last one: the next is
+    /// due an interval after it, not again at once (a node took two snapshots 1,500 entries
+    /// apart because its round ran before the core heard of the first).
+    @Test func aStoredSnapshotTheCoreHasNotTakenInIsNotTakenAgain() throws {
+        let wal = try WriteAheadLog(directory: "/data/raft", fileSystem: SimulatedDisk())
+        var settings = RaftSettings(electionTicks: 10, heartbeatTicks: 2)
+        settings.snapshotThresholdEntries = 20
+        let replica = Replica(core: RaftNode(id: 1, membership: Membership(voters: [1]), settings: settings, randomSeed: 7,
+                                             hardState: wal.recovered.hardState, log: wal.recovered.log, snapshot: nil), wal: wal)
+        for _ in 0..<100 where !replica.withCore({ $0.isLeader }) {
+            _ = try replica.finish(try replica.begin([.tick]), sendingThrough: RecordingNetwork())
+        }
+        try #require(replica.withCore { $0.isLeader })
+        let proposals = (1...50).map { RaftNode.Proposal(id: ProposalID($0), data: [UInt8($0)]) }
+        _ = try replica.finish(try replica.begin([.propose(proposals)]), sendingThrough: RecordingNetwork())
+        let committed = replica.withCore { $0.commitIndex.rawValue }
+        try #require(committed >= 50)
+        #expect(replica.snapshotDue(appliedIndex: committed) != nil)
+        #expect(replica.snapshotDue(appliedIndex: committed, stored: (committed - 5, 100)) == nil)
+        #expect(replica.snapshotDue(appliedIndex: committed, stored: (committed - 20, 100)) != nil)
+        // A large stored snapshot sets the interval too (128 bytes an entry).
+        #expect(replica.snapshotDue(appliedIndex: committed, stored: (committed - 20, 128 * 40)) == nil)
+    }
+
     @Test func aCrashBetweenTheHalvesLosesTheTermAndNothingWasSent() throws {
         let disk = SimulatedDisk()
         let replica = try Self.replica(on: disk)

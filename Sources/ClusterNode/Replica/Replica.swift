@@ -120,10 +120,14 @@ public final class Replica: @unchecked Sendable {
     /// A large state is then not copied, encoded and written again every few thousand small
     /// entries: the work of snapshotting stays proportional to the log's growth, and the log
     /// on disk stays within about the snapshot's size (thesis §5.1).
-    public func snapshotDue(appliedIndex: UInt64) -> SnapshotMetadata? {
+    /// `stored`: a snapshot already stored whose `.snapshotTaken` the core may not have
+    /// stepped yet (counted from, so that it is not taken twice).
+    public func snapshotDue(appliedIndex: UInt64, stored: (index: UInt64, bytes: Int)? = nil) -> SnapshotMetadata? {
         withCore { core in
-            let last = core.snapshot?.metadata.index.rawValue ?? 0
-            let interval = Self.snapshotInterval(threshold: core.settings.snapshotThresholdEntries, lastSnapshotBytes: core.snapshot?.data.count ?? 0)
+            var last = core.snapshot?.metadata.index.rawValue ?? 0
+            var lastBytes = core.snapshot?.data.count ?? 0
+            if let stored, stored.index > last { (last, lastBytes) = stored }
+            let interval = Self.snapshotInterval(threshold: core.settings.snapshotThresholdEntries, lastSnapshotBytes: lastBytes)
             guard appliedIndex >= last + UInt64(interval) else { return nil }
             return core.snapshotMetadata(at: LogIndex(appliedIndex))
         }

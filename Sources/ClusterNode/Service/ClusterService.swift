@@ -74,6 +74,10 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     var roleChangedAt = Date().timeIntervalSince1970
     /// True while a snapshot of the state machine is being written in the background.
     var isSnapshotting = false
+    /// The last snapshot this node stored, which its core may not have taken in yet (the
+    /// next one counts from it: without this, a round between storing and the core's taking
+    /// it in found a snapshot due again and took a second one at once).
+    var storedSnapshot: (index: UInt64, bytes: Int)?
     /// Terms of leader history kept: enough for any experiment's reports, bounded.
     static let maxLeaderHistory = 10_000
 
