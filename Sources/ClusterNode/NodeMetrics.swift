@@ -26,6 +26,10 @@ final class NodeMetrics: @unchecked Sendable {
     let commitLatency = Histogram()
     /// Each fdatasync of the write-ahead log.
     let fsyncDuration = Histogram()
+    /// Each Raft round on the round thread, whole (step, write, fdatasync, send, apply), and
+    /// its apply alone: a round that stalls holds every commit behind it.
+    let roundDuration = Histogram()
+    let applyDuration = Histogram()
     /// From this node's first campaign (pre-vote or vote) after losing its leader until it
     /// knows a leader again, itself or another.
     let electionDuration = Histogram()

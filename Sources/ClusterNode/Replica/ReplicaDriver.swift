@@ -134,12 +134,17 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     /// break Raft's guarantees.
     private func runRound(_ batch: [RaftNode.Input]) {
         do {
+            let began = monotonicSeconds()
             let round = try replica.begin(batch)
             consumer?.logWritten(round)
             let started = monotonicSeconds()
             let outputs = try replica.finish(round, sendingThrough: self)
-            if round.mustSync && configuration.isFsyncEnabled { metrics.recordSync(seconds: monotonicSeconds() - started) }
+            let finished = monotonicSeconds()
+            if round.mustSync && configuration.isFsyncEnabled { metrics.recordSync(seconds: finished - started) }
             consumer?.apply(outputs)
+            let applied = monotonicSeconds()
+            metrics.applyDuration.observe(applied - finished)
+            metrics.roundDuration.observe(applied - began)
         } catch {
             exitOnStorageFailure("cannot write its log: \(error)")
         }

@@ -104,6 +104,8 @@ extension ClusterService {
         text.counter("node_commit_wait_seconds_total", "Seconds clients waited for commits (divide by node_commits_total for the mean).", durations.commit, labels: labels)
         text.histogram("raft_commit_duration_seconds", "Seconds from a client's proposal to its commit, on the leader that proposed it.", metrics.commitLatency.snapshot, labels: labels)
         text.histogram("raft_fsync_duration_seconds", "Seconds of each fdatasync of the write-ahead log.", metrics.fsyncDuration.snapshot, labels: labels)
+        text.histogram("raft_round_duration_seconds", "Seconds of each Raft round on the round thread: step, log write, fdatasync, send and apply.", metrics.roundDuration.snapshot, labels: labels)
+        text.histogram("raft_apply_duration_seconds", "Seconds of each round's apply: committed entries to the state machine, containers reconciled, clients answered.", metrics.applyDuration.snapshot, labels: labels)
         text.histogram("raft_election_duration_seconds", "Seconds from this node's first campaign after losing its leader until it knew a leader again.", metrics.electionDuration.snapshot, labels: labels)
         metrics.requests.write(into: &text, labels: labels)
         for (peer, match) in progress where peer != configuration.id {
