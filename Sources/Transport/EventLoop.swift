@@ -69,17 +69,17 @@ final class EventLoop: @unchecked Sendable {
     }
 
     /// True on the loop's own thread.
-    var isCurrent: Bool {
-        guard let thread = lock.withLock({ self.thread }) else { return false }
-        return pthread_equal(thread, pthread_self()) != 0
-    }
+    var isCurrent: Bool { lock.withLock { isOwnThread } }
+
+    /// `isCurrent`, with `lock` held.
+    private var isOwnThread: Bool { thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
 
     /// Runs `task` on the loop's thread, after the tasks handed over before it. From the loop's
     /// own thread no wake-up is needed: the loop runs such tasks before it waits again.
     func execute(_ task: @escaping () -> Void) {
         let mustWake = lock.withLock { () -> Bool in
             tasks.append(task)
-            guard !isWakePending, !(thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false) else { return false }
+            guard !isWakePending, !isOwnThread else { return false }
             isWakePending = true
             return true
         }

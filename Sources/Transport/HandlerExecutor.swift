@@ -1,8 +1,9 @@
 import Foundation
 
-/// The threads suspending handlers run on: a task executor of the server's own, so that
-/// code elsewhere in the process blocking the shared cooperative pool (its threads are as
-/// many as the cores) cannot stall the answers of requests that merely waited. A job is
+/// The threads a suspending handler runs on when it is answered outside a server
+/// (`Router.respond(to:)`, `Dispatch.respondNow`: tools and tests; the server runs them on its
+/// event loops): a task executor of its own, so that code elsewhere in the process blocking
+/// the shared cooperative pool (its threads are as many as the cores) cannot stall them. A job is
 /// short (a handler's work between two waits); it runs on a `WorkerPool` of as many
 /// threads as cores (at least two), started as jobs come and ended when idle.
 public final class HandlerExecutor: TaskExecutor, @unchecked Sendable {

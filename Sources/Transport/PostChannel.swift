@@ -4,26 +4,6 @@
 import CEpoll
 import Foundation
 
-/// One event-loop thread for outgoing connections (`PostChannel`s): any number of them,
-/// idle ones costing a descriptor and a little memory, never a thread.
-public final class ClientLoop: @unchecked Sendable {
-    let loop: EventLoop
-    private let lock = NSLock()
-    private var isStopped = false
-
-    public init(name: String) throws(SocketError) {
-        loop = try EventLoop(name: name)
-        loop.start()
-    }
-
-    /// Ends the loop's thread once the work handed to it so far (channels' closing among it)
-    /// is done. Later calls do nothing.
-    public func stop() {
-        guard lock.withLock({ () -> Bool in defer { isStopped = true }; return !isStopped }) else { return }
-        loop.stop()
-    }
-}
-
 /// One-way posts of messages to one HTTP endpoint over one keep-alive connection, driven by
 /// a `ClientLoop`: for traffic whose answers carry nothing but success (Raft messages,
 /// answered 204), where losing a message is tolerated and blocking the sender is not.
@@ -151,9 +131,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
             ready.removeAll()
             delayed.removeAll()
             delayedHead = 0
-            let closing = generation
-            if state == .open || state == .connecting { state = .closing }
-            loop.execute { [self] in locked { closeConnection(closing, dropQueued: false) } }
+            if state != .idle { endConnection() }
         }
     }
 
@@ -205,10 +183,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
             guard state == .open else { return }
             if unanswered == 0 && outputOffset == output.count && now - lastUsed > Self.maxIdleSeconds {
                 // Idle long enough that the server may be closing it right now: a new one.
-                state = .closing
-                let old = generation
-                loop.execute { [self] in locked { closeConnection(old, dropQueued: false) } }
-                return
+                return endConnection()
             }
             writeReady(now: now)
         }
@@ -264,14 +239,15 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
                 armWatchdog()
                 return
             }
-            return connectionFailed()
+            return endConnection()
         }
         updateInterest()
     }
 
-    /// Ends the connection from wherever this runs: at once on the loop; from another thread
-    /// the loop is asked to (and the caller writes no more to it meanwhile).
-    private func connectionFailed() {
+    /// Ends the connection (failed, refused, idle too long, or the channel closing) from
+    /// wherever this runs: at once on the loop; from another thread the loop is asked to (and
+    /// no one writes to it meanwhile).
+    private func endConnection() {
         if loop.isCurrent { return closeConnection(generation, dropQueued: false) }
         state = .closing
         let failed = generation
@@ -320,7 +296,6 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
             lastProgress = monotonicSeconds()
             armWatchdog()
         } catch {
-            state = .closing
             closeConnection(expected, dropQueued: true)
         }
     }
@@ -359,22 +334,22 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
                 lastProgress = now
                 while let answer = Self.takeAnswer(from: &answers) {
                     guard answer.status >= 200 else { continue }  // an interim answer
-                    guard inFlightHead < inFlight.count else { return connectionFailed() }
+                    guard inFlightHead < inFlight.count else { return endConnection() }
                     if answer.status >= 300 { unreportedRejected += inFlight[inFlightHead] }
                     inFlightHead += 1
-                    if answer.closes { return connectionFailed() }
+                    if answer.closes { return endConnection() }
                 }
                 if inFlightHead == inFlight.count {
                     inFlight.removeAll(keepingCapacity: true)
                     inFlightHead = 0
                 }
-                if answers.count > 64 * 1024 { return connectionFailed() }  // not answers of ours
+                if answers.count > 64 * 1024 { return endConnection() }  // not answers of ours
                 continue
             }
             let code = errno
             if count < 0 && code == EINTR { continue }
             if count < 0 && (code == EAGAIN || code == EWOULDBLOCK) { return }
-            return connectionFailed()  // closed by the peer, or failed
+            return endConnection()  // closed by the peer, or failed
         }
     }
 
@@ -436,34 +411,5 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
             ready.removeAll()
         }
         if !ready.isEmpty { startConnecting() }
-    }
-
-    /// Takes one whole answer off the front of `buffer`: its status, and whether it closes
-    /// the connection. Nil while the answer is incomplete.
-    static func takeAnswer(from buffer: inout [UInt8]) -> (status: Int, closes: Bool)? {
-        guard let end = headEnd(buffer) else { return nil }
-        let headText = String(decoding: buffer[..<end], as: UTF8.self)
-        var length = 0
-        var closes = false
-        for line in headText.split(separator: "\r\n").dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let name = line[..<colon].lowercased()
-            let value = line[line.index(after: colon)...].trimmingASCIISpaces()
-            if name == "content-length" { length = Int(value) ?? 0 }
-            if name == "connection", value.lowercased() == "close" { closes = true }
-        }
-        guard buffer.count >= end + length else { return nil }
-        let status = headText.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
-        buffer.removeFirst(end + length)
-        return (status, closes)
-    }
-
-    private static func headEnd(_ buffer: [UInt8]) -> Int? {
-        guard buffer.count >= 4 else { return nil }
-        for position in 0...(buffer.count - 4)
-        where buffer[position] == 13 && buffer[position + 1] == 10 && buffer[position + 2] == 13 && buffer[position + 3] == 10 {
-            return position + 4
-        }
-        return nil
     }
 }

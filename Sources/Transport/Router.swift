@@ -121,12 +121,12 @@ public struct Router: Sendable {
 
         /// Runs a suspending handler and delivers its answer; anything else is answered at once.
         /// The handler starts on the caller's thread and runs there until it first waits; it
-        /// goes on on `executor` (the server's handler threads unless told otherwise).
-        public func respond(on executor: (any TaskExecutor)? = nil, _ completion: @escaping @Sendable (HTTPResponse) -> Void) {
+        /// goes on on `executor` (the server passes the event loop that read the request).
+        public func respond(on executor: any TaskExecutor, _ completion: @escaping @Sendable (HTTPResponse) -> Void) {
             let started = monotonicSeconds()
             guard case .suspending(let handler) = work else { return completion(respondNow()) }
             let request = request
-            Task.immediate(executorPreference: executor ?? HandlerExecutor.shared) {
+            Task.immediate(executorPreference: executor) {
                 completion(finish(await Router.call(handler, request), started: started))
             }
         }

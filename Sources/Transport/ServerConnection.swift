@@ -158,12 +158,7 @@ final class ServerConnection: @unchecked Sendable {
         phase = .handling
         _ = server.setBusy(id, true)
         let dispatch = server.router.dispatch(request)
-        if dispatch.isImmediate {
-            // Answered here, on the loop: `process` goes on with what is buffered.
-            isAnsweringInline = true
-            defer { isAnsweringInline = false }
-            return answered(request, dispatch.respondNow())
-        }
+        if dispatch.isImmediate { return answeredInline(request, dispatch.respondNow()) }
         if dispatch.mayBlock {
             setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
             return server.workers.run { [self] in
@@ -182,11 +177,16 @@ final class ServerConnection: @unchecked Sendable {
         isDispatchingInline = false
         if let response = inlineResponse {
             inlineResponse = nil
-            isAnsweringInline = true
-            defer { isAnsweringInline = false }
-            return answered(request, response)
+            return answeredInline(request, response)
         }
         setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
+    }
+
+    /// An answer given while `dispatch` ran, on the loop: `process` goes on with what is buffered.
+    private func answeredInline(_ request: HTTPRequest, _ response: HTTPResponse) {
+        isAnsweringInline = true
+        defer { isAnsweringInline = false }
+        answered(request, response)
     }
 
     /// The handler's answer, back on the loop.
@@ -380,87 +380,5 @@ final class ServerConnection: @unchecked Sendable {
         }
         interest = events
         loop.modify(descriptor, token: token, events: events)
-    }
-
-}
-
-/// The times a connection's deadlines count from, for the phase it is in.
-struct ConnectionTimes {
-    var idleSince = monotonicSeconds()
-    var requestStartedAt = monotonicSeconds()
-    var headCompletedAt: Double?
-    var hasServedRequest = false
-
-    /// When waiting for more bytes must end: the body's, the head's or the keep-alive's or,
-    /// before the first request, the first request's deadline.
-    mutating func deadline(isMidRequest: Bool, hasUnparsedBytes: Bool, now: Double, limits: ServerLimits) -> Double {
-        if isMidRequest {
-            if headCompletedAt == nil { headCompletedAt = now }
-            return headCompletedAt! + limits.bodyTimeoutSeconds
-        }
-        if hasUnparsedBytes { return requestStartedAt + limits.headerTimeoutSeconds }
-        // A connection that has sent nothing yet gets no more time than a slow head.
-        return idleSince + (hasServedRequest ? limits.idleTimeoutSeconds : limits.firstRequestTimeoutSeconds)
-    }
-
-    mutating func requestAnswered() {
-        hasServedRequest = true
-        headCompletedAt = nil
-        idleSince = monotonicSeconds()
-        requestStartedAt = idleSince
-    }
-}
-
-/// Hands a streamed answer's bytes from its producer thread to the connection's loop, and
-/// holds the producer back while more than `maxPendingBytes` wait to be written (a slow
-/// reader): the write fails once it has waited the write timeout, or the client is gone.
-final class StreamSink: @unchecked Sendable {
-    private let condition = NSCondition()
-    private weak var connection: ServerConnection?
-    private let loop: EventLoop
-    private let maxPendingBytes: Int
-    private let writeTimeoutSeconds: Double
-    private var pending = 0
-    private var isClosed = false
-
-    init(connection: ServerConnection, maxPendingBytes: Int, writeTimeoutSeconds: Double) {
-        self.connection = connection
-        self.loop = connection.loop
-        self.maxPendingBytes = maxPendingBytes
-        self.writeTimeoutSeconds = writeTimeoutSeconds
-    }
-
-    /// From the producer: false once the client is gone or too slow.
-    func write(_ bytes: [UInt8]) -> Bool {
-        condition.lock()
-        let deadline = Date(timeIntervalSinceNow: writeTimeoutSeconds)
-        while !isClosed, pending > maxPendingBytes {
-            if !condition.wait(until: deadline) { break }
-        }
-        let isOpen = !isClosed && pending <= maxPendingBytes
-        if isOpen { pending += bytes.count }
-        condition.unlock()
-        guard isOpen else { return false }
-        loop.execute { [weak connection] in connection?.streamed(bytes) }
-        return true
-    }
-
-    func producerEnded() {
-        loop.execute { [weak connection] in connection?.finishStream() }
-    }
-
-    /// From the loop: `bytes` of what the producer wrote went out.
-    func wrote(_ bytes: Int) {
-        condition.withLock {
-            pending = max(0, pending - bytes)
-            condition.broadcast()
-        }
-    }
-
-    func connectionClosed() {
-        condition.withLock {
-            isClosed = true
-            condition.broadcast()
-        }
     }
 }

@@ -47,6 +47,18 @@ import Testing
         })
     }
 
+    /// A server, a client loop and a channel to the server for `body`; all stopped after it.
+    private func withChannel(_ received: Received, limits: ServerLimits = ServerLimits(),
+                             _ body: (HTTPServer, PostChannel<String>) throws -> Void) throws {
+        let server = try server(received, limits: limits)
+        defer { server.stop() }
+        let loop = try ClientLoop(name: "test-client")
+        defer { loop.stop() }
+        let channel = channel(to: server.port, loop: loop, received: received)
+        defer { channel.close() }
+        try body(server, channel)
+    }
+
     private func waitUntil(_ condition: () -> Bool) -> Bool {
         let deadline = monotonicSeconds() + 5
         while monotonicSeconds() < deadline {
@@ -58,43 +70,35 @@ import Testing
 
     @Test func messagesArriveInOrderOverOneConnectionAndAreCountedOnce() throws {
         let received = Received()
-        let server = try server(received)
-        defer { server.stop() }
-        let loop = try ClientLoop(name: "test-client")
-        defer { loop.stop() }
-        let channel = channel(to: server.port, loop: loop, received: received)
-        defer { channel.close() }
-        for index in 0..<500 { channel.send(["m\(index)"]) }
-        let delivered = { received.lock.withLock { received.bodies.flatMap { $0.split(separator: ",").map(String.init) } } }
-        #expect(waitUntil { delivered().count == 500 })
-        #expect(delivered() == (0..<500).map { "m\($0)" })
-        #expect(received.lock.withLock { (received.sent, received.failed, received.rejected) } == (500, 0, 0))
-        #expect(server.connectionCount == 1)
-        #expect(channel.pending.messages == 0)
-        // Answers are taken in before the next write: none is left unread after it.
-        channel.send(["last"])
-        #expect(waitUntil { delivered().count == 501 })
-        #expect(channel.pending.unanswered <= 1)
+        try withChannel(received) { server, channel in
+            for index in 0..<500 { channel.send(["m\(index)"]) }
+            let delivered = { received.lock.withLock { received.bodies.flatMap { $0.split(separator: ",").map(String.init) } } }
+            #expect(waitUntil { delivered().count == 500 })
+            #expect(delivered() == (0..<500).map { "m\($0)" })
+            #expect(received.lock.withLock { (received.sent, received.failed, received.rejected) } == (500, 0, 0))
+            #expect(server.connectionCount == 1)
+            #expect(channel.pending.messages == 0)
+            // Answers are taken in before the next write: none is left unread after it.
+            channel.send(["last"])
+            #expect(waitUntil { delivered().count == 501 })
+            #expect(channel.pending.unanswered <= 1)
+        }
     }
 
     @Test func aRefusedRequestIsCountedRejectedAndTheConnectionGoesOn() throws {
         let received = Received()
-        let server = try server(received)
-        defer { server.stop() }
-        let loop = try ClientLoop(name: "test-client")
-        defer { loop.stop() }
-        let channel = channel(to: server.port, loop: loop, received: received)
-        defer { channel.close() }
-        channel.send(["open"])
-        #expect(waitUntil { received.lock.withLock { received.bodies } == ["open"] })
-        // On an open connection each send is a request of its own, written at once.
-        channel.send(["refused"])
-        channel.send(["a", "b"])
-        #expect(waitUntil { received.lock.withLock { received.bodies } == ["open", "a,b"] })
-        channel.send(["c"])  // takes in the answers before it (the refusal was written before "a,b" was read)
-        #expect(waitUntil { received.lock.withLock { received.bodies } == ["open", "a,b", "c"] })
-        #expect(received.lock.withLock { (received.sent, received.failed, received.rejected) } == (5, 0, 1))
-        #expect(server.connectionCount == 1)
+        try withChannel(received) { server, channel in
+            channel.send(["open"])
+            #expect(waitUntil { received.lock.withLock { received.bodies } == ["open"] })
+            // On an open connection each send is a request of its own, written at once.
+            channel.send(["refused"])
+            channel.send(["a", "b"])
+            #expect(waitUntil { received.lock.withLock { received.bodies } == ["open", "a,b"] })
+            channel.send(["c"])  // takes in the answers before it (the refusal was written before "a,b" was read)
+            #expect(waitUntil { received.lock.withLock { received.bodies } == ["open", "a,b", "c"] })
+            #expect(received.lock.withLock { (received.sent, received.failed, received.rejected) } == (5, 0, 1))
+            #expect(server.connectionCount == 1)
+        }
     }
 
     /// The bug this guards against: a post written into a connection the server had closed
@@ -103,18 +107,14 @@ import Testing
         let received = Received()
         var limits = ServerLimits()
         limits.idleTimeoutSeconds = 0.2
-        let server = try server(received, limits: limits)
-        defer { server.stop() }
-        let loop = try ClientLoop(name: "test-client")
-        defer { loop.stop() }
-        let channel = channel(to: server.port, loop: loop, received: received)
-        defer { channel.close() }
-        channel.send(["before"])
-        #expect(waitUntil { received.lock.withLock { received.bodies } == ["before"] })
-        #expect(waitUntil { server.connectionCount == 0 })  // the server closed it as idle
-        #expect(waitUntil { !channel.isConnected })          // and the channel saw it go
-        channel.send(["after"])
-        #expect(waitUntil { received.lock.withLock { received.bodies } == ["before", "after"] })
+        try withChannel(received, limits: limits) { server, channel in
+            channel.send(["before"])
+            #expect(waitUntil { received.lock.withLock { received.bodies } == ["before"] })
+            #expect(waitUntil { server.connectionCount == 0 })  // the server closed it as idle
+            #expect(waitUntil { !channel.isConnected })          // and the channel saw it go
+            channel.send(["after"])
+            #expect(waitUntil { received.lock.withLock { received.bodies } == ["before", "after"] })
+        }
     }
 
     @Test func anUnreachablePeerCostsNoWaitAndItsMessagesAreCountedFailed() throws {
@@ -164,19 +164,15 @@ import Testing
 
     @Test func delayedMessagesWaitTheirTimeAndKeepTheirOrder() throws {
         let received = Received()
-        let server = try server(received)
-        defer { server.stop() }
-        let loop = try ClientLoop(name: "test-client")
-        defer { loop.stop() }
-        let channel = channel(to: server.port, loop: loop, received: received)
-        defer { channel.close() }
-        let started = monotonicSeconds()
-        channel.send(["late"], delaySeconds: 0.2)
-        channel.send(["behind"])  // no delay of its own, but must not overtake
-        #expect(waitUntil { received.lock.withLock { received.bodies.joined(separator: ",").split(separator: ",").count } == 2 })
-        let (bodies, arrivals) = received.lock.withLock { (received.bodies.flatMap { $0.split(separator: ",").map(String.init) }, received.arrivals) }
-        #expect(bodies == ["late", "behind"])
-        #expect(arrivals.allSatisfy { $0 - started >= 0.2 })
+        try withChannel(received) { _, channel in
+            let started = monotonicSeconds()
+            channel.send(["late"], delaySeconds: 0.2)
+            channel.send(["behind"])  // no delay of its own, but must not overtake
+            #expect(waitUntil { received.lock.withLock { received.bodies.joined(separator: ",").split(separator: ",").count } == 2 })
+            let (bodies, arrivals) = received.lock.withLock { (received.bodies.flatMap { $0.split(separator: ",").map(String.init) }, received.arrivals) }
+            #expect(bodies == ["late", "behind"])
+            #expect(arrivals.allSatisfy { $0 - started >= 0.2 })
+        }
     }
 
     @Test func closingDropsWhatWaitsAndLaterSendsDoNothing() throws {

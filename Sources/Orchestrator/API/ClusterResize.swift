@@ -26,7 +26,7 @@ extension OrchestratorAPI {
         // Only a leader can add or remove members: without one within a few seconds (an
         // election, or nodes slow to answer under load), answer 503 before starting a node
         // that would wait for a leader that may not come (a partitioned cluster).
-        if target != cluster.nodes.count, !cluster.nodes.contains(where: { $0.pid != nil }) {
+        if target != cluster.nodes.count, !cluster.hasRunningNode {
             throw SupervisorError.noLeader("cluster \(cluster.id) has no node running, and only a leader can add or remove members (start one: POST /clusters/\(cluster.id)/nodes/PORT/start)")
         }
         if target != cluster.nodes.count, summary(cluster).leader == nil,

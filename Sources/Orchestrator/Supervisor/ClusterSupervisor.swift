@@ -27,7 +27,7 @@ final class ManagedCluster: @unchecked Sendable {
         self.dataDirectory = dataDirectory
         self.current = ports.map { Self.process(port: $0, dataDirectory: dataDirectory) }
         self.used = Set(ports)
-        self.client = ClusterClient(http: http, anyNodeRuns: { [unowned self] in nodes.contains { $0.pid != nil } }) { [unowned self] in self.ports }
+        self.client = ClusterClient(http: http, anyNodeRuns: { [unowned self] in hasRunningNode }) { [unowned self] in self.ports }
     }
 
     static func process(port: Int, dataDirectory: String) -> NodeProcess {
@@ -37,6 +37,8 @@ final class ManagedCluster: @unchecked Sendable {
     /// The nodes of the cluster now, by port.
     var nodes: [NodeProcess] { lock.withLock { current } }
     var ports: [Int] { nodes.map(\.port) }
+    /// Whether any node of the cluster has a process running (a paused one counts).
+    var hasRunningNode: Bool { nodes.contains { $0.pid != nil } }
     /// Every port this cluster has used: a removed node's port is never given to a new one
     /// (servers holding an old membership would take the newcomer's vote for the old node's).
     var usedPorts: Set<Int> { lock.withLock { used } }
