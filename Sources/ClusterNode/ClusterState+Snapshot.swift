@@ -31,7 +31,7 @@ extension ClusterState {
         writer.write(UInt32(unhealthyNodes.count))
         for node in unhealthyNodes.sorted() { writer.write(node) }
         writer.write(UInt32(services.count))
-        for service in services.values.sorted(by: { $0.id < $1.id }) { writer.write(service) }
+        for service in services.values { writer.write(service) }
         writer.write(UInt32(requestOrder.count))
         for requestID in requestOrder {
             writer.write(string: requestID)

@@ -15,7 +15,7 @@ public struct ClusterState: Sendable {
     }
 
     /// Every service by ID.
-    public internal(set) var services: [Int: ServiceRecord] = [:]
+    public internal(set) var services = ServiceTable()
     /// The ID the next created service gets (IDs are assigned when applied, so alike everywhere).
     public internal(set) var nextServiceID = 1
     /// Nodes the leader's reconcile loop marked unhealthy: nothing is placed on them.

@@ -111,7 +111,7 @@ public enum NodeAPI {
                 return JSONBody.response(ListEnvelope(services), for: request)
             }
             return try await onLeader(node, request) {
-                let services = try await node.service.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
+                let services = try await node.service.readLinearizably { state in state.services.values.map(ServiceView.init) }
                 return JSONBody.response(ListEnvelope(services), for: request)
             }
         }
@@ -126,7 +126,7 @@ public enum NodeAPI {
         router.addSuspending("GET", "/services/running") { request in
             try await onLeader(node, request) {
                 let running = try await node.service.readLinearizably { state in
-                    state.services.values.filter { $0.placedCount > 0 }.sorted { $0.id < $1.id }.map(ServiceView.init)
+                    state.services.values.filter { $0.placedCount > 0 }.map(ServiceView.init)
                 }
                 return JSONBody.response(ListEnvelope(running), for: request)
             }
@@ -144,7 +144,7 @@ public enum NodeAPI {
         }
         router.addSuspending("GET", "/services/latest") { request in
             try await onLeader(node, request) {
-                let latest = try await node.service.readLinearizably { state in state.services.values.max { $0.id < $1.id }.map(ServiceView.init) }
+                let latest = try await node.service.readLinearizably { state in state.services.last.map(ServiceView.init) }
                 guard let latest else { throw HTTPError(.notFound, "Not found") }
                 return JSONBody.response(latest, for: request)
             }
@@ -153,7 +153,7 @@ public enum NodeAPI {
             try await onLeader(node, request) {
                 let image = try request.parameter("image")
                 let latest = try await node.service.readLinearizably { state in
-                    state.services.values.filter { $0.spec.image == image }.max { $0.id < $1.id }.map(ServiceView.init)
+                    state.services.values.filter { $0.spec.image == image }.last.map(ServiceView.init)
                 }
                 guard let latest else { throw HTTPError(.notFound, "Not found") }
                 return JSONBody.response(latest, for: request)
@@ -163,7 +163,7 @@ public enum NodeAPI {
             try await onLeader(node, request) {
                 let name = try request.parameter("name")
                 let found = try await node.service.readLinearizably { state in
-                    state.services.values.filter { $0.spec.name == name }.sorted { $0.id < $1.id }.map(ServiceView.init)
+                    state.services.values.filter { $0.spec.name == name }.map(ServiceView.init)
                 }
                 guard !found.isEmpty else { throw HTTPError(.notFound, "Not found") }
                 return JSONBody.response(ListEnvelope(found), for: request)
@@ -219,7 +219,7 @@ public enum NodeAPI {
         }
         router.addSuspending("GET", "/state") { request in
             try await onLeader(node, request) {
-                let services = try await node.service.readLinearizably { state in state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
+                let services = try await node.service.readLinearizably { state in state.services.values.map(ServiceView.init) }
                 return JSONBody.response(StateView(leader: address(node.configuration.id), term: node.service.definition().term,
                                                    calls: node.service.recentServiceCalls(), services: services), for: request)
             }

@@ -54,7 +54,7 @@ extension Simulation {
         servers[position].inbox = []
         let round: Replica.Round
         do {
-            round = try servers[position].replica!.begin(inputs)
+            round = try servers[position].replica!.begin(inputs, sendingAheadThrough: self)
         } catch {
             return try stopOnStorageFailure(position, error)
         }
@@ -85,8 +85,8 @@ extension Simulation {
     }
 
     /// The second half of the node's round (`Replica.finish`: fsync, compact, send), then
-    /// the state machine applies, as the node's cluster-service layer does; what arrived
-    /// meanwhile is the next round.
+    /// the state machine applies, as the node's cluster-service layer does, and the leader's
+    /// replication that waited for the apply goes out; what arrived meanwhile is the next round.
     private func finishRound(_ position: Int, _ round: Replica.Round) throws(PropertyViolation) {
         let outputs: [Output]
         do {
@@ -109,6 +109,7 @@ extension Simulation {
             servers[position].compactDurable(through: min(through, servers[position].durableSnapshot?.metadata.index ?? 0))
         }
         for output in outputs { try carryOut(output, at: position) }
+        servers[position].replica!.sendReplication(of: round, through: self)
         if servers[position].isRunning, !servers[position].inbox.isEmpty { try beginRound(position) }
     }
 

@@ -111,7 +111,7 @@ extension Simulation {
     private func decideCommand(pick: Int, at position: Int, id: ProposalID) -> ClusterCommand {
         let state = servers[position].state
         let requestID = "r\(id)"
-        let services = state.services.keys.sorted()
+        let services = Array(state.services.keys)
         switch pick {
         case ..<45:
             var usage = state.usage()
@@ -170,7 +170,7 @@ extension Simulation {
 
     /// A leader's autoscaler step, decided on `state` (a stale one is refused when applied).
     private func autoscalerStep(on state: ClusterState) -> ClusterCommand {
-        let serviceID = state.services.keys.sorted().randomElement(using: &random) ?? 1
+        let serviceID = Array(state.services.keys).randomElement(using: &random) ?? 1
         guard let service = state.services[serviceID], let autoscaler = service.autoscaler else {
             return .placePending(moves: [])  // nothing to step: a harmless command instead
         }

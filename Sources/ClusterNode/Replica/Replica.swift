@@ -16,10 +16,24 @@ public protocol ReplicaNetwork: AnyObject {
 ///
 /// A round has two halves with the fsync between them:
 /// 1. `begin`: every input stepped (under `lock`), the round's entries, hard state and
-///    snapshot written to the write-ahead log as one batch, not yet synced;
+///    snapshot written to the write-ahead log as one batch, not yet synced; a leader's
+///    AppendEntries and heartbeats sent at once (below);
 /// 2. `finish`: one fdatasync when any output requires it (group commit), segments a stored
-///    snapshot covers removed, and only then the messages sent. Its outputs then go to the
-///    cluster-service layer to apply (`ClusterState.apply(_:decode:each:)`).
+///    snapshot covers removed, and only then the other messages sent (votes, answers). Its
+///    outputs then go to the cluster-service layer to apply
+///    (`ClusterState.apply(_:decode:each:)`), and after that the leader's replication that
+///    did not go ahead is sent (`sendReplication`): in a round with nothing to sync the
+///    clients are answered before the followers hear of the new commit index.
+///
+/// Sending ahead (thesis §10.2.1): the leader replicates its new entries while its own
+/// fdatasync runs, so a commit waits for one disk, not the leader's and then a follower's.
+/// It is safe because the leader counts itself towards a quorum only for what is durable:
+/// a follower's acknowledgement is stepped in a later round, and a later round begins only
+/// after this one's fdatasync. The one way a round can commit its own unsynced entries is a
+/// configuration whose only voter is the leader; a round that commits past what was durable
+/// when it began therefore sends nothing ahead (its commit index would travel in the
+/// messages). Everything else waits for the sync: votes, answers to AppendEntries (a follower
+/// acknowledges only what is on its disk), TimeoutNow, snapshots.
 ///
 /// The node runs both halves back to back; the simulation lets virtual time pass between
 /// them, so that a crash can land while the fsync is in flight.
@@ -38,6 +52,12 @@ public final class Replica: @unchecked Sendable {
         public let takenProposals: [ProposalID]
         /// Log segments wholly covered by the stored snapshot, once the round is durable.
         let compactedThrough: LogIndex?
+        /// The messages that wait for the round's sync, grouped by peer (see `finish`).
+        let messagesAfterSync: [(peer: UInt64, envelopes: [Envelope])]
+        /// The leader's replication that did not go ahead (see `sendReplication`).
+        let replicationAfterApply: [(peer: UInt64, envelopes: [Envelope])]
+        /// How many messages went before the sync (`begin`).
+        public let sentAhead: Int
     }
 
     private let lock = NSLock()
@@ -66,14 +86,17 @@ public final class Replica: @unchecked Sendable {
         try body(core)
     }
 
-    /// The round's first half: steps every input (adjacent proposals merged into one batch)
-    /// and writes what they made durable-to-be, unsynced. Nothing is sent yet.
-    public func begin(_ inputs: [RaftNode.Input]) throws(StorageError) -> Round {
+    /// The round's first half: steps every input (adjacent proposals merged into one batch),
+    /// writes what they made durable-to-be, unsynced, and sends through `network` what may
+    /// go before the sync (a leader's replication, see the type's notes).
+    public func begin(_ inputs: [RaftNode.Input], sendingAheadThrough network: some ReplicaNetwork) throws(StorageError) -> Round {
         let batch = Self.coalesced(inputs)
         var outputs: [Output] = []
         var taken: [ProposalID] = []
         outputs.reserveCapacity(batch.count)
         lock.lock()
+        // Every earlier round that wrote was synced before the next began.
+        let durableLastIndex = core.log.lastIndex
         for input in batch {
             outputs.append(core.step(input))
             if case .propose(let proposals) = input { taken += proposals.map(\.id) }
@@ -86,19 +109,43 @@ public final class Replica: @unchecked Sendable {
         // whole one would read as corruption and the node could not restart (the
         // simulation found this once it ran this code).
         if recorded.mustSync { try wal.flush(sync: false) }
-        return Round(outputs: outputs, mustSync: recorded.mustSync,
-                     takenProposals: taken, compactedThrough: recorded.compactedThrough)
+        // Each peer's messages keep the core's order: a prefix of replication may go ahead,
+        // and what remains waits for the apply only when it is all replication.
+        let mayGoAhead = recorded.mustSync && outputs.allSatisfy { ($0.committed.last?.index ?? 0) <= durableLastIndex }
+        var ahead: [(peer: UInt64, envelopes: [Envelope])] = []
+        var afterSync: [(peer: UInt64, envelopes: [Envelope])] = []
+        var afterApply: [(peer: UInt64, envelopes: [Envelope])] = []
+        for (peer, envelopes) in Self.groupedByPeer(outputs) {
+            let aheadCount = mayGoAhead ? envelopes.prefix { Self.isReplication($0.message) }.count : 0
+            if aheadCount > 0 { ahead.append((peer, Array(envelopes.prefix(aheadCount)))) }
+            let rest = envelopes.dropFirst(aheadCount)
+            if rest.isEmpty { continue }
+            if rest.allSatisfy({ Self.isReplication($0.message) }) {
+                afterApply.append((peer, Array(rest)))
+            } else {
+                afterSync.append((peer, Array(rest)))
+            }
+        }
+        if !ahead.isEmpty { network.send(ahead) }
+        return Round(outputs: outputs, mustSync: recorded.mustSync, takenProposals: taken, compactedThrough: recorded.compactedThrough,
+                     messagesAfterSync: afterSync, replicationAfterApply: afterApply,
+                     sentAhead: ahead.reduce(0) { $0 + $1.envelopes.count })
     }
 
-    /// The round's second half: makes it durable, then sends its messages through `network`.
-    /// Returns its outputs for the state machine to apply (after the messages: a leader's
-    /// followers start their own fsync while the leader applies).
-    public func finish(_ round: Round, sendingThrough network: some ReplicaNetwork) throws(StorageError) -> [Output] {
-        if round.mustSync { try wal.flush(sync: isFsyncEnabled) }
-        // Segments wholly covered by the stored snapshot may go.
-        if let through = round.compactedThrough { try wal.compact(through: through) }
+    /// A leader's replication (AppendEntries and heartbeats): it asks nothing of the leader's
+    /// own disk, and a few microseconds' wait costs no one an answer.
+    static func isReplication(_ message: Message) -> Bool {
+        switch message {
+        case .appendEntries, .heartbeat: true
+        default: false
+        }
+    }
+
+    /// The outputs' messages grouped by peer: peers in the order of their first message,
+    /// each peer's in the order the core made them.
+    static func groupedByPeer(_ outputs: [Output]) -> [(peer: UInt64, envelopes: [Envelope])] {
         var messages: [(peer: UInt64, envelopes: [Envelope])] = []
-        for output in round.outputs {
+        for output in outputs {
             for envelope in output.messages {
                 let peer = envelope.to.rawValue
                 // A linear search: a cluster has at most a few peers.
@@ -109,8 +156,26 @@ public final class Replica: @unchecked Sendable {
                 }
             }
         }
-        if !messages.isEmpty { network.send(messages) }
+        return messages
+    }
+
+    /// The round's second half: makes it durable, then sends the rest of its messages through `network`.
+    /// Returns its outputs for the state machine to apply (after the messages: a leader's
+    /// followers start their own fsync while the leader applies).
+    public func finish(_ round: Round, sendingThrough network: some ReplicaNetwork) throws(StorageError) -> [Output] {
+        if round.mustSync { try wal.flush(sync: isFsyncEnabled) }
+        // Segments wholly covered by the stored snapshot may go.
+        if let through = round.compactedThrough { try wal.compact(through: through) }
+        if !round.messagesAfterSync.isEmpty { network.send(round.messagesAfterSync) }
         return round.outputs
+    }
+
+    /// After the round's outputs were applied: the leader's replication that did not go
+    /// ahead (a round with nothing to sync, typically one that only moved the commit index).
+    /// The clients whose entries that round committed were answered first; the followers
+    /// learn the new commit index a moment later, which delays only their own apply.
+    public func sendReplication(of round: Round, through network: some ReplicaNetwork) {
+        if !round.replicationAfterApply.isEmpty { network.send(round.replicationAfterApply) }
     }
 
     /// Where a snapshot of a state machine that applied through `appliedIndex` would go, when

@@ -117,31 +117,38 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     @discardableResult
     func submit(_ batch: [RaftNode.Input]) -> Int {
         inbox.lock()
-        defer { inbox.unlock() }
         let room = isStopped ? 0 : max(0, Self.maxQueuedInputs - inputs.count)
         if batch.count > room { metrics.increment(.inputsDropped, by: batch.count - room) }
-        guard room > 0 else { return 0 }
-        inputs.append(contentsOf: room >= batch.count ? batch : Array(batch.prefix(room)))
-        if !isRoundThreadWoken {
-            isRoundThreadWoken = true
-            inbox.signal()
+        guard room > 0 else {
+            inbox.unlock()
+            return 0
         }
+        inputs.append(contentsOf: room >= batch.count ? batch : Array(batch.prefix(room)))
+        let mustWake = !isRoundThreadWoken
+        isRoundThreadWoken = true
+        inbox.unlock()
+        // Signalled after unlocking: the woken thread's first act is to take the lock, and
+        // signalling while holding it could wake it only to block it again. The flag is set
+        // under the lock, so no wake-up is lost.
+        if mustWake { inbox.signal() }
         return min(room, batch.count)
     }
 
-    /// One round: the replica's (step, write, sync, send), then the service layer's (apply).
+    /// One round: the replica's (step, write, send ahead, sync, send), then the service
+    /// layer's (apply), then the leader's replication that did not go ahead (`Replica`).
     /// A node that cannot write its log stops: acting on state that is not on disk could
     /// break Raft's guarantees.
     private func runRound(_ batch: [RaftNode.Input]) {
         do {
             let began = monotonicSeconds()
-            let round = try replica.begin(batch)
+            let round = try replica.begin(batch, sendingAheadThrough: self)
             consumer?.logWritten(round)
             let started = monotonicSeconds()
             let outputs = try replica.finish(round, sendingThrough: self)
             let finished = monotonicSeconds()
             if round.mustSync && configuration.isFsyncEnabled { metrics.recordSync(seconds: finished - started) }
             consumer?.apply(outputs)
+            replica.sendReplication(of: round, through: self)
             let applied = monotonicSeconds()
             metrics.applyDuration.observe(applied - finished)
             metrics.roundDuration.observe(applied - began)

@@ -156,7 +156,7 @@ extension ClusterService {
         if !isHealthy {
             let healthy = placeableNodes(in: state).subtracting([node])
             let inUse = state.cpuInUse(atMs: LoadView.nowMs())
-            for service in state.services.values.sorted(by: { $0.id < $1.id }) {
+            for service in state.services.values {
                 guard let stranded = service.placement[node], stranded > 0 else { continue }
                 usage[node] = (usage[node] ?? .zero) + service.spec.demand * -stranded
                 var decision = Placement.place(count: stranded, demand: service.spec.demand, capacity: state.capacity, usage: &usage,

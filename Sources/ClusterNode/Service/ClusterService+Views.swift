@@ -125,6 +125,6 @@ extension ClusterService {
     /// This node's own applied services, by ID: not linearizable (for checking that replicas
     /// agree, and for tests).
     func appliedServices() -> [ServiceView] {
-        lock.withLock { state.services.values.sorted { $0.id < $1.id }.map(ServiceView.init) }
+        lock.withLock { state.services.values.map(ServiceView.init) }
     }
 }
