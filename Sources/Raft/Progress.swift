@@ -27,6 +27,10 @@ public struct Progress: Sendable, Equatable {
     var matchIndexAtLastHeartbeat: LogIndex
     /// The highest read context this follower has acknowledged.
     var acknowledgedReadContext: UInt64
+    /// The highest commit index this follower was sent, as far as it applies it (an append's
+    /// up to the append's last entry, a heartbeat's up to `matchIndex`): a commit notice that
+    /// would tell it nothing new is not sent.
+    var commitSent: LogIndex = 0
     let maxInflight: Int
 
     public init(nextIndex: LogIndex, maxInflight: Int) {

@@ -46,7 +46,35 @@ extension RaftNode {
         log.append(entries)
         noteLogChanged(from: first.index)
         leaderState?.progress[id]?.setOwn(lastIndex: log.lastIndex)
-        if maybeCommit() { broadcastAppend(allowEmpty: true) }
+        if maybeCommit() { broadcastCommit() }
+    }
+
+    /// Tells every follower of a commit index that moved: with the entries it is missing, if
+    /// its window allows; a follower being probed gets an (empty) AppendEntries, whose answer
+    /// tells where its log ends; one being replicated to gets a heartbeat that asks for no
+    /// answer. (An empty AppendEntries to every follower was answered by each: at one client
+    /// that was two answers per commit, each waking the leader's event loop and round thread
+    /// for nothing.)
+    mutating func broadcastCommit() {
+        guard let leader = leaderState else { return }
+        for peer in leader.progress.keys.sorted() where peer != id {
+            let sentBefore = output.messages.count
+            var mayBeEmpty = leader.progress[peer]?.state == .probe
+            while sendAppend(to: peer, allowEmpty: mayBeEmpty) { mayBeEmpty = false }
+            if output.messages.count == sentBefore { sendCommitNotice(to: peer) }
+        }
+    }
+
+    /// A heartbeat that asks for no answer, carrying the commit index as far as `peer` is
+    /// known to hold the log (as every heartbeat does), to a follower being replicated to.
+    /// Sent only when it tells the follower something new.
+    mutating func sendCommitNotice(to peer: NodeID) {
+        guard let leader = leaderState, var progress = leader.progress[peer], progress.state == .replicate else { return }
+        let commit = min(progress.matchIndex, commitIndex)
+        guard commit > progress.commitSent else { return }
+        send(.heartbeat(Heartbeat(term: currentTerm, leaderCommit: commit, readContext: leader.readContext, isAnswerRequested: false)), to: peer)
+        progress.commitSent = commit
+        leaderState?.progress[peer] = progress
     }
 
     /// Sends every follower what it is missing, as far as its window allows.
@@ -76,6 +104,7 @@ extension RaftNode {
         send(.appendEntries(AppendEntries(term: currentTerm, prevLogIndex: prevLogIndex, prevLogTerm: prevLogTerm,
                                           entries: entries, leaderCommit: commitIndex)), to: peer)
         progress.didSend(lastIndex: lastIndex, entryCount: entries.count)
+        progress.commitSent = max(progress.commitSent, min(commitIndex, lastIndex))
         leaderState?.progress[peer] = progress
         return !entries.isEmpty && progress.state == .replicate
     }
@@ -133,9 +162,13 @@ extension RaftNode {
             guard isNews else { return }
             if follower == leaderState?.transferTarget { sendTimeoutNowIfCaughtUp() }
             if maybeCommit() {
-                broadcastAppend(allowEmpty: true)
+                broadcastCommit()
             } else {
+                let sentBefore = output.messages.count
                 while sendAppend(to: follower, allowEmpty: false) {}
+                // Committed while this follower lagged: it was told the commit only as far as
+                // it then held the log.
+                if output.messages.count == sentBefore { sendCommitNotice(to: follower) }
             }
         } else {
             var probeIndex = response.hintIndex
@@ -175,6 +208,10 @@ extension RaftNode {
             let isBehind = (progress?.matchIndex ?? 0) < log.lastIndex || progress?.state == .probe
             send(.heartbeat(Heartbeat(term: currentTerm, leaderCommit: commit, readContext: leader.readContext,
                                       isAnswerRequested: isBehind)), to: peer)
+            if var told = progress {
+                told.commitSent = max(told.commitSent, commit)
+                leaderState?.progress[peer] = told
+            }
         }
     }
 

@@ -111,7 +111,8 @@ public struct HTTPRequest: Sendable {
 
 /// Decodes %XX escapes (and `+` as space in queries); malformed escapes stay as they are.
 func percentDecode<S: StringProtocol>(_ text: S, plusIsSpace: Bool) -> String {
-    guard text.contains("%") || (plusIsSpace && text.contains("+")) else { return String(text) }
+    // Bytes, not `contains("%")`: that is Foundation's substring search, through NSString.
+    guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) else { return String(text) }
     var bytes: [UInt8] = []
     var iterator = Array(text.utf8)[...]
     while let byte = iterator.popFirst() {

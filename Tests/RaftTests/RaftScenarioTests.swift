@@ -6,6 +6,34 @@ import Testing
     // Seed 003's churn: the leader stops sending to one follower (a one-way cut). With
     // pre-vote and check-quorum that follower cannot win even a pre-vote (the others hear
     // from the leader), so the leader and its term stay.
+    /// A commit is told to up-to-date followers by a heartbeat that asks for no answer (an
+    /// empty AppendEntries was answered by each follower, two answers per commit for nothing),
+    /// and every follower still learns it.
+    @Test func aCommitReachesUpToDateFollowersWithoutAnswers() {
+        var cluster = ScriptedCluster(size: 3)
+        cluster.elect(1)
+        cluster.tickAll(times: 3)  // first answers in: both followers are replicated to
+        cluster.propose(1, ["x"])
+        // Followers append and answer; the leader commits on the first answer.
+        cluster.deliver { $0.node(1).commitIndex == $0.node(1).log.lastIndex }
+        let notices = cluster.inFlight.filter { $0.from == 1 }
+        #expect(!notices.isEmpty)
+        for notice in notices {
+            guard case .heartbeat(let heartbeat) = notice.message else {
+                Issue.record("the commit went out as \(notice.message), not a heartbeat")
+                continue
+            }
+            #expect(!heartbeat.isAnswerRequested)
+        }
+        let before = cluster.delivered.count
+        cluster.deliverAll()
+        let answersToNotices = cluster.delivered[before...].filter { envelope in
+            if case .heartbeatResponse = envelope.message { true } else { false }
+        }
+        #expect(answersToNotices.isEmpty)
+        for id in cluster.ids { #expect(cluster.node(id).commitIndex == cluster.node(1).commitIndex) }
+    }
+
     @Test func oneWayCutFromLeaderKeepsLeaderAndTerm() {
         var cluster = ScriptedCluster(size: 3)
         cluster.elect(1)
