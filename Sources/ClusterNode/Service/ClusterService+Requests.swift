@@ -115,8 +115,8 @@ extension ClusterService {
             return .earlier(index: earlier.index, term: earlier.term)
         }
         var usage = state.usage()
-        for delta in speculativeUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
-        for delta in queuedUsage.values { for (node, resources) in delta { usage[node] = (usage[node] ?? .zero) + resources } }
+        for (node, resources) in speculativeUsage.total { usage[node] = (usage[node] ?? .zero) + resources }
+        for (node, resources) in queuedUsage.total { usage[node] = (usage[node] ?? .zero) + resources }
         let command: ClusterCommand
         switch Self.decide(makeCommand, &usage, state) {
         case .success(let decided?): command = decided

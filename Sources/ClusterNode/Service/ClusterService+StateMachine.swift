@@ -61,14 +61,14 @@ extension ClusterService {
         changedServices += Array(previous.services.keys) + Array(restored.services.keys)
         changedContainers += Array(previous.containers.keys) + Array(restored.containers.keys)
         for index in decodedCommands.keys where index <= covered { decodedCommands[index] = nil }
-        for index in speculativeUsage.keys where index <= covered { speculativeUsage[index] = nil }
+        speculativeUsage.removeAll { $0 <= covered }
     }
 
     /// Remembers what newly written log entries will place (replacing a truncated suffix).
     private func trackAppended(_ entries: [Entry]) {
         guard let first = entries.first?.index.rawValue else { return }
         for index in decodedCommands.keys where index >= first { decodedCommands[index] = nil }
-        for index in speculativeUsage.keys where index >= first { speculativeUsage[index] = nil }
+        speculativeUsage.removeAll { $0 >= first }
         for entry in entries where entry.kind == .command {
             guard let command = try? ClusterCommandCodec.decode(entry.data) else { continue }  // applied (as rejected) later
             decodedCommands[entry.index.rawValue] = command

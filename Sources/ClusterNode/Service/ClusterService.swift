@@ -42,9 +42,9 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     /// Decoded commands of log entries not yet applied, by index (each entry is decoded once).
     var decodedCommands: [UInt64: ClusterCommand] = [:]
     /// Resources that unapplied log entries will place, by index then node.
-    var speculativeUsage: [UInt64: [UInt64: NodeResources]] = [:]
+    var speculativeUsage = UsageLedger<UInt64>()
     /// Resources of proposals queued but not yet in the log, by proposal.
-    var queuedUsage: [ProposalID: [UInt64: NodeResources]] = [:]
+    var queuedUsage = UsageLedger<ProposalID>()
     var proposalWaiters: [ProposalID: Waiter<ProposalResult>] = [:]
     var readWaiters: [ReadID: Waiter<ReadResult>] = [:]
     var nextID: UInt64 = 1
