@@ -26,8 +26,8 @@ extension OrchestratorAPI {
         // Only a leader can add or remove members: without one within a few seconds (an
         // election, or nodes slow to answer under load), answer 503 before starting a node
         // that would wait for a leader that may not come (a partitioned cluster).
-        if target != cluster.nodes.count, !cluster.hasRunningNode {
-            throw SupervisorError.noLeader("cluster \(cluster.id) has no node running, and only a leader can add or remove members (start one: POST /clusters/\(cluster.id)/nodes/PORT/start)")
+        if target != cluster.nodes.count, let problem = cluster.whyNoLeaderCanCome {
+            throw SupervisorError.noLeader(problem + ", and only a leader can add or remove members")
         }
         if target != cluster.nodes.count, summary(cluster).leader == nil,
            cluster.client.waitForLeader(timeoutSeconds: 3, askTimeoutSeconds: 0.5, pollSeconds: 0.05) == nil {

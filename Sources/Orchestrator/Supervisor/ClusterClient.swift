@@ -10,16 +10,16 @@ final class ClusterClient: @unchecked Sendable {
     let http: HTTPClient
     /// The cluster's node ports now (they change as it grows and shrinks).
     private let ports: @Sendable () -> [Int]
-    /// Whether any of the cluster's nodes has a process running, where the caller knows (the
-    /// orchestrator runs them): when none does, no leader can come and a request fails at
-    /// once instead of waiting out its patience. Nil: not known.
-    private let anyNodeRuns: (@Sendable () -> Bool)?
+    /// Why no leader can come, where the caller knows (the orchestrator runs the nodes and
+    /// sees fewer than a majority running): a request then fails at once instead of waiting
+    /// out its patience. Nil: not known.
+    private let whyNoLeaderCanCome: (@Sendable () -> String?)?
     private let lock = NSLock()
     private var cachedLeader: Int?
 
-    init(http: HTTPClient, anyNodeRuns: (@Sendable () -> Bool)? = nil, ports: @escaping @Sendable () -> [Int]) {
+    init(http: HTTPClient, whyNoLeaderCanCome: (@Sendable () -> String?)? = nil, ports: @escaping @Sendable () -> [Int]) {
         self.http = http
-        self.anyNodeRuns = anyNodeRuns
+        self.whyNoLeaderCanCome = whyNoLeaderCanCome
         self.ports = ports
     }
 
@@ -88,10 +88,10 @@ final class ClusterClient: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(patienceSeconds)
         var lastProblem = "no leader elected yet"
         while Date() < deadline {
+            // A leader's request needs a majority (a commit, or ReadIndex): a leader that has not
+            // yet noticed it lost its majority would only hold the request until it times out.
+            if let problem = whyNoLeaderCanCome?() { throw SupervisorError.noLeader(problem) }
             guard let port = rememberedLeader ?? Self.leader(among: definitions(timeoutSeconds: 0.5))?.port else {
-                if anyNodeRuns?() == false {
-                    throw SupervisorError.noLeader("cluster \(clusterID) has no node running (start one: POST /clusters/\(clusterID)/nodes/PORT/start)")
-                }
                 usleep(50_000)
                 continue
             }

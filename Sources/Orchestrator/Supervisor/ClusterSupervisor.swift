@@ -27,7 +27,7 @@ final class ManagedCluster: @unchecked Sendable {
         self.dataDirectory = dataDirectory
         self.current = ports.map { Self.process(port: $0, dataDirectory: dataDirectory) }
         self.used = Set(ports)
-        self.client = ClusterClient(http: http, anyNodeRuns: { [unowned self] in hasRunningNode }) { [unowned self] in self.ports }
+        self.client = ClusterClient(http: http, whyNoLeaderCanCome: { [unowned self] in whyNoLeaderCanCome }) { [unowned self] in self.ports }
     }
 
     static func process(port: Int, dataDirectory: String) -> NodeProcess {
@@ -37,8 +37,15 @@ final class ManagedCluster: @unchecked Sendable {
     /// The nodes of the cluster now, by port.
     var nodes: [NodeProcess] { lock.withLock { current } }
     var ports: [Int] { nodes.map(\.port) }
-    /// Whether any node of the cluster has a process running (a paused one counts).
-    var hasRunningNode: Bool { nodes.contains { $0.pid != nil } }
+    /// Why no leader can be elected now, when fewer than a majority of the cluster's nodes
+    /// have a process running (a paused one cannot vote); nil when a majority runs.
+    var whyNoLeaderCanCome: String? {
+        let nodes = self.nodes
+        let running = nodes.filter { $0.status == .running && $0.pid != nil }.count
+        guard running <= nodes.count / 2 else { return nil }
+        return "cluster \(id) has \(running) of \(nodes.count) nodes running, not a majority, so no leader can be elected "
+            + "(start or resume nodes: POST /clusters/\(id)/nodes/PORT/start or .../resume)"
+    }
     /// Every port this cluster has used: a removed node's port is never given to a new one
     /// (servers holding an old membership would take the newcomer's vote for the old node's).
     var usedPorts: Set<Int> { lock.withLock { used } }
