@@ -77,6 +77,15 @@ import Transport
         }
     }
 
+    /// A write to cluster 0 answers 503 within 2 s, its error containing `reason`.
+    private static func expectWriteRefusedAtOnce(_ orchestrator: OrchestratorHarness, saying reason: String) throws {
+        let started = monotonicSeconds()
+        let write = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"name": "web", "replicas": 1}}"#)
+        #expect(write.status == 503)
+        #expect(write.text.contains(reason), "\(write.text)")
+        #expect(monotonicSeconds() - started < 2, "the write waited \(monotonicSeconds() - started) s")
+    }
+
     /// With every node of a cluster killed no leader can come: a write answers 503 at once,
     /// saying so, instead of waiting out the orchestrator's patience (6 s) for a leader. (A
     /// fuzzer that killed a one-node cluster spent minutes on such waits.) A node started
@@ -87,11 +96,7 @@ import Transport
         let summary = try orchestrator.waitForLeader()
         let node = Int((summary["leader"] as! String).split(separator: ":").last!)!
         #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(node)/kill").status == 200)
-        let started = monotonicSeconds()
-        let write = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"name": "web", "replicas": 1}}"#)
-        #expect(write.status == 503)
-        #expect(write.text.contains("0 of 1 nodes running"), "\(write.text)")
-        #expect(monotonicSeconds() - started < 2, "the write waited \(monotonicSeconds() - started) s")
+        try Self.expectWriteRefusedAtOnce(orchestrator, saying: "0 of 1 nodes running")
         let resize = try orchestrator.json("PUT", "/clusters/0", #"{"nodes": 2}"#)
         #expect(resize.status == 503 && resize.text.contains("not a majority"), "\(resize.text)")
         #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(node)/start").status == 200)
@@ -110,11 +115,7 @@ import Transport
         let followers = try orchestrator.nodes().map(\.port).filter { $0 != leader }
         #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(followers[0])/kill").status == 200)
         #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(followers[1])/pause").status == 200)
-        let started = monotonicSeconds()
-        let write = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"name": "web", "replicas": 1}}"#)
-        #expect(write.status == 503)
-        #expect(write.text.contains("1 of 3 nodes running, not a majority"), "\(write.text)")
-        #expect(monotonicSeconds() - started < 2, "the write waited \(monotonicSeconds() - started) s")
+        try Self.expectWriteRefusedAtOnce(orchestrator, saying: "1 of 3 nodes running, not a majority")
         #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(followers[1])/resume").status == 200)
         let deadline = monotonicSeconds() + 10
         var status = 0
