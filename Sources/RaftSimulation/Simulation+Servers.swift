@@ -109,7 +109,7 @@ extension Simulation {
             servers[position].compactDurable(through: min(through, servers[position].durableSnapshot?.metadata.index ?? 0))
         }
         for output in outputs { try carryOut(output, at: position) }
-        servers[position].replica!.sendReplication(of: round, through: self)
+        servers[position].replica?.sendReplication(of: round, through: self)
         if servers[position].isRunning, !servers[position].inbox.isEmpty { try beginRound(position) }
     }
 

@@ -159,9 +159,9 @@ public final class Replica: @unchecked Sendable {
         return messages
     }
 
-    /// The round's second half: makes it durable, then sends the rest of its messages through `network`.
-    /// Returns its outputs for the state machine to apply (after the messages: a leader's
-    /// followers start their own fsync while the leader applies).
+    /// The round's second half: makes it durable, then sends through `network` the messages
+    /// that waited for the sync (a follower's answers leave before it applies). Returns the
+    /// outputs for the state machine to apply.
     public func finish(_ round: Round, sendingThrough network: some ReplicaNetwork) throws(StorageError) -> [Output] {
         if round.mustSync { try wal.flush(sync: isFsyncEnabled) }
         // Segments wholly covered by the stored snapshot may go.
