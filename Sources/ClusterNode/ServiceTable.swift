@@ -86,21 +86,26 @@ public struct ServiceTable: Sendable {
         public struct Iterator: IteratorProtocol {
             fileprivate let chunks: [[ServiceRecord?]]
             private var chunk = 0
+            /// The chunk being read (held, not fetched again for every record).
+            private var records: [ServiceRecord?] = []
             private var slot = 0
 
-            fileprivate init(chunks: [[ServiceRecord?]]) { self.chunks = chunks }
+            fileprivate init(chunks: [[ServiceRecord?]]) {
+                self.chunks = chunks
+                records = chunks.first ?? []
+            }
 
             public mutating func next() -> ServiceRecord? {
-                while chunk < chunks.count {
-                    let records = chunks[chunk]
+                while true {
                     while slot < records.count {
                         defer { slot += 1 }
                         if let record = records[slot] { return record }
                     }
                     chunk += 1
+                    guard chunk < chunks.count else { return nil }
+                    records = chunks[chunk]
                     slot = 0
                 }
-                return nil
             }
         }
     }

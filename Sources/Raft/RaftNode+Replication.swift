@@ -56,13 +56,17 @@ extension RaftNode {
     /// that was two answers per commit, each waking the leader's event loop and round thread
     /// for nothing.)
     mutating func broadcastCommit() {
-        guard let leader = leaderState else { return }
-        for peer in leader.progress.keys.sorted() where peer != id {
-            let sentBefore = output.messages.count
-            var mayBeEmpty = leader.progress[peer]?.state == .probe
-            while sendAppend(to: peer, allowEmpty: mayBeEmpty) { mayBeEmpty = false }
-            if output.messages.count == sentBefore { sendCommitNotice(to: peer) }
-        }
+        guard let peers = leaderState?.progress.keys.sorted() else { return }
+        for peer in peers where peer != id { sendAppendsOrCommitNotice(to: peer) }
+    }
+
+    /// What `peer` is missing, as far as its window allows (an empty AppendEntries when it is
+    /// being probed), or else the commit index, if that tells it something new.
+    mutating func sendAppendsOrCommitNotice(to peer: NodeID) {
+        let sentBefore = output.messages.count
+        var mayBeEmpty = leaderState?.progress[peer]?.state == .probe
+        while sendAppend(to: peer, allowEmpty: mayBeEmpty) { mayBeEmpty = false }
+        if output.messages.count == sentBefore { sendCommitNotice(to: peer) }
     }
 
     /// A heartbeat that asks for no answer, carrying the commit index as far as `peer` is
@@ -164,11 +168,9 @@ extension RaftNode {
             if maybeCommit() {
                 broadcastCommit()
             } else {
-                let sentBefore = output.messages.count
-                while sendAppend(to: follower, allowEmpty: false) {}
-                // Committed while this follower lagged: it was told the commit only as far as
-                // it then held the log.
-                if output.messages.count == sentBefore { sendCommitNotice(to: follower) }
+                // If the commit moved while this follower lagged, it was told the commit only as
+                // far as it then held the log. (Acknowledged, it is not being probed.)
+                sendAppendsOrCommitNotice(to: follower)
             }
         } else {
             var probeIndex = response.hintIndex

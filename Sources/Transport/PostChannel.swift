@@ -206,7 +206,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
             outputOffset = 0
             for request in prepare(batch) {
                 output.append(contentsOf: head)
-                output.append(contentsOf: Array("Content-Length: \(request.body.count)\r\n\r\n".utf8))
+                output.append(contentsOf: "Content-Length: \(request.body.count)\r\n\r\n".utf8)
                 output.append(contentsOf: request.body)
                 inFlight.append(request.messages)
                 unreportedSent += request.messages
@@ -378,8 +378,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     /// `timeoutSeconds` is dropped, with what waits for it.
     private func checkProgress() {
         isWatchdogArmed = false
-        let isStalled = state == .connecting
-            || (state == .open && (outputOffset < output.count || (unanswered >= maxUnanswered && !ready.isEmpty)))
+        let isStalled = state == .connecting || (state == .open && (outputOffset < output.count || isWaitingForAnswers))
         guard isStalled, !isClosed else { return }
         if monotonicSeconds() - lastProgress >= timeoutSeconds {
             closeConnection(generation, dropQueued: true)

@@ -148,10 +148,10 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             let finished = monotonicSeconds()
             if round.mustSync && configuration.isFsyncEnabled { metrics.recordSync(seconds: finished - started) }
             consumer?.apply(outputs)
-            replica.sendReplication(of: round, through: self)
             let applied = monotonicSeconds()
+            replica.sendReplication(of: round, through: self)
             metrics.applyDuration.observe(applied - finished)
-            metrics.roundDuration.observe(applied - began)
+            metrics.roundDuration.observe(monotonicSeconds() - began)
         } catch {
             exitOnStorageFailure("cannot write its log: \(error)")
         }
