@@ -78,10 +78,9 @@ final class NodeProcess: @unchecked Sendable {
 
     /// Stops the process: SIGTERM (SIGCONT first if paused), then SIGKILL after `graceSeconds`.
     func terminate(graceSeconds: Double = 2) {
-        guard let pid else {
-            markStatus(.stopped)
-            return
-        }
+        // Marked first: while it ends, it is one we stopped, never one that exited by itself.
+        markStatus(.stopped)
+        guard let pid else { return }
         kill(pid, SIGCONT)
         kill(pid, SIGTERM)
         let deadline = Date().addingTimeInterval(graceSeconds)
@@ -91,17 +90,16 @@ final class NodeProcess: @unchecked Sendable {
             let killDeadline = Date().addingTimeInterval(2)
             while self.pid != nil, Date() < killDeadline { usleep(5_000) }
         }
-        markStatus(.stopped)
         closePipe()
     }
 
     /// Kills at once (SIGKILL), as a crash would.
     func killNow() {
         guard let pid else { return }
+        markStatus(.killed)  // first, as in `terminate`
         kill(pid, SIGKILL)
         let deadline = Date().addingTimeInterval(2)
         while self.pid != nil, Date() < deadline { usleep(2_000) }
-        markStatus(.killed)
         closePipe()
     }
 

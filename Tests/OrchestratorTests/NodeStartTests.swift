@@ -1,0 +1,42 @@
+import Foundation
+@testable import Orchestrator
+import Testing
+import Transport
+
+/// Waiting for a new cluster's nodes: a node that exits by itself fails the start; one
+/// killed or stopped through the API meanwhile does not (the API lists a cluster, and takes
+/// faults on its nodes, while it starts).
+@Suite struct NodeStartTests {
+    @Test func aNodeKilledWhileItsClusterStartsIsNotAFailedStartButOneThatExitsIs() throws {
+        let root = NSTemporaryDirectory() + "node-start-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let supervisor = try ClusterSupervisor(executable: "/bin/sleep", dataRoot: root, keepData: false, echoesLog: false)
+        let port = OrchestratorHarness.freePortRun(2)
+        // Processes that never answer HTTP: only their fate decides.
+        let killed = NodeProcess(port: port, dataDirectory: root + "/a", logPath: root + "/a.log")
+        try killed.start(executable: "/bin/sleep", arguments: ["30"])
+        killed.killNow()
+        #expect(killed.status == .killed && killed.pid == nil)
+        let stopped = NodeProcess(port: port + 1, dataDirectory: root + "/b", logPath: root + "/b.log")
+        try stopped.start(executable: "/bin/sleep", arguments: ["30"])
+        stopped.terminate(graceSeconds: 1)
+        #expect(stopped.status == .stopped && stopped.pid == nil)
+        let started = monotonicSeconds()
+        try supervisor.waitUntilReady([killed, stopped], seconds: 5)
+        #expect(monotonicSeconds() - started < 1)
+
+        let crashed = NodeProcess(port: port, dataDirectory: root + "/c", logPath: root + "/c.log")
+        try crashed.start(executable: "/bin/sh", arguments: ["-c", "exit 3"])
+        // Its exit is recorded by the termination handler, a moment after the process is gone.
+        let deadline = monotonicSeconds() + 10
+        while crashed.status != .exited, monotonicSeconds() < deadline { usleep(1_000) }
+        #expect(crashed.status == .exited)
+        do {
+            try supervisor.waitUntilReady([crashed], seconds: 5)
+            Issue.record("a node that exited by itself did not fail the start")
+        } catch let error as SupervisorError {
+            #expect(error.description.contains("exited during start (exit status 3)"), "\(error)")
+        }
+    }
+}
