@@ -313,3 +313,19 @@ extension StringProtocol {
         return String(slice)
     }
 }
+
+extension HTTPRequest {
+    /// Parses the first whole request in `bytes` (head and body), as the server would; nil
+    /// when `bytes` end before it does. For tools and benchmarks.
+    public static func parse(_ bytes: [UInt8], limits: ServerLimits = ServerLimits()) throws(HTTPError) -> HTTPRequest? {
+        var parser = RequestParser(limits: limits)
+        var offset = 0
+        while true {
+            switch try parser.next(bytes, offset: &offset, isEndOfInput: true) {
+            case .request(let request): return request
+            case .continueExpected: continue
+            case .needMoreData: return nil
+            }
+        }
+    }
+}

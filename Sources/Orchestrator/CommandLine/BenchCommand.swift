@@ -9,6 +9,7 @@ enum BenchCommand {
         usage: orchestrator bench raft [--entries N] [--json]
                orchestrator bench http [--seconds S] [--connections 1,16,64] [--json]
                orchestrator bench http --serve PORT
+               orchestrator bench codec [--iterations N] [--json]
                orchestrator bench idle [--connections 10000] [--probes 200] [--port P --pid PID] [--json]
                orchestrator bench failover [--nodes 3,5] [--rounds 10] [--jitter-ms 500] [--fault kill|pause] [--etcd] [--json]
                orchestrator bench first-leader [--nodes 5] [--rounds 10] [--etcd] [--json]
@@ -20,6 +21,9 @@ enum BenchCommand {
           http   our HTTP server loaded by our HTTP client on loopback: GET and a 200-byte
                  JSON echo at 1, 16 and 64 keep-alive connections; --serve runs only the
                  server (for wrk)
+          codec  a leader's per-request work off the network and disk: parsing a POST
+                 /service, decoding its body, encoding its answer, the log entry's command,
+                 a replication round's AppendEntries (nanoseconds per operation)
           idle   the --serve server in its own process holding N idle keep-alive connections:
                  fresh requests timed connect to answer, idle ones asked again, and the
                  server's threads, descriptors and memory; --port and --pid measure another
@@ -50,11 +54,28 @@ enum BenchCommand {
         case "raft": return try raft(Array(words.dropFirst()))
         case "http": return try http(Array(words.dropFirst()))
         case "idle": return try idle(Array(words.dropFirst()))
+        case "codec": return try codec(Array(words.dropFirst()))
         case "failover", "first-leader", "commit", "scale", "compaction": return try cluster(subcommand, Array(words.dropFirst()))
         case "help", "--help", "-h": print(usage); return 0
         default:
             throw CommandLineArguments.Problem(description: "unknown benchmark \"\(subcommand)\"\n\(usage)")
         }
+    }
+
+    private static func codec(_ words: [String]) throws -> Int32 {
+        let arguments = try CommandLineArguments.parse(words, options: ["iterations"], flags: ["json"])
+        let iterations = try arguments.integer("iterations", default: 100_000, in: 100...100_000_000)
+        warnIfDebug()
+        let results = try CodecBenchmark.run(iterations: iterations)
+        if arguments.has("json") {
+            print(String(decoding: try JSONBody.encode(results, pretty: true), as: UTF8.self))
+        } else {
+            print("per operation, fastest of 3 passes of \(iterations):")
+            for result in results {
+                print("  " + result.operation.padding(toLength: 44, withPad: " ", startingAt: 0) + String(format: "%8.0f ns", result.nanoseconds))
+            }
+        }
+        return 0
     }
 
     private static func raft(_ words: [String]) throws -> Int32 {
