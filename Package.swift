@@ -12,6 +12,8 @@ import PackageDescription
 // and a simulated network; the tests and `orchestrator simulate` / `bench raft` share it.
 // CEpoll is a system module over the C library (epoll, eventfd, accept4) for Transport's
 // event-driven server.
+let optimized: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+
 let package = Package(
     name: "orchestrator",
     platforms: [.macOS(.v14)],
@@ -19,16 +21,17 @@ let package = Package(
         .executable(name: "orchestrator", targets: ["Orchestrator"]),
     ],
     targets: [
-        .target(name: "Raft"),
-        .target(name: "RaftStorage", dependencies: ["Raft"]),
-        .target(name: "RaftSimulation", dependencies: ["Raft", "RaftStorage", "ClusterNode"]),
+        .target(name: "Raft", swiftSettings: optimized),
+        .target(name: "RaftStorage", dependencies: ["Raft"], swiftSettings: optimized),
+        .target(name: "RaftSimulation", dependencies: ["Raft", "RaftStorage", "ClusterNode"], swiftSettings: optimized),
         // Linux's epoll, eventfd and accept4 (the C library has them; Glibc does not export them).
         .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
-        .target(name: "Transport", dependencies: ["CEpoll"]),
-        .target(name: "ClusterNode", dependencies: ["Raft", "RaftStorage", "Transport"]),
+        .target(name: "Transport", dependencies: ["CEpoll"], swiftSettings: optimized),
+        .target(name: "ClusterNode", dependencies: ["Raft", "RaftStorage", "Transport"], swiftSettings: optimized),
         .executableTarget(
             name: "Orchestrator",
-            dependencies: ["ClusterNode", "Transport", "Raft", "RaftSimulation"]
+            dependencies: ["ClusterNode", "Transport", "Raft", "RaftSimulation"],
+            swiftSettings: optimized
         ),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSimulation"]),
         .testTarget(name: "RaftStorageTests", dependencies: ["Raft", "RaftStorage"]),

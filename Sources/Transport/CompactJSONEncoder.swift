@@ -2,103 +2,57 @@ import Foundation
 
 /// Encodes answers as compact JSON with sorted keys, the same text `JSONEncoder` writes with
 /// `[.sortedKeys, .withoutEscapingSlashes]` and `.secondsSince1970` dates, at a fraction of
-/// its cost (every answer of every request goes through here; Foundation's encoder was a
-/// tenth of a leader's CPU under load). Values are written as they are encoded: a string
-/// or number becomes its JSON text at once, and objects keep their fields until they are
-/// written out in key order.
+/// its cost (every answer of every request goes through here).
+///
+/// A scalar's JSON text is written at once into one scratch buffer and its place noted; an
+/// object keeps its fields (key and value) until the whole value is written out, in key
+/// order. So a field costs no allocation of its own: only objects and arrays do, and the
+/// coding path is a stack that becomes an array only when someone asks for it (an error).
 ///
 /// Like `JSONEncoder`: a `Date` is Unix seconds, `Data` is Base64, a `URL` its absolute
 /// string, a non-finite number is an error naming its path, a key encoded twice keeps its
 /// last value, and a value that encodes nothing is an empty object.
 public enum CompactJSONEncoder {
     public static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let root = Slot()
-        try Writer.encode(value, into: root, codingPath: [])
+        let storage = Storage()
+        let root = try storage.encode(value, at: .stack(depth: 0), key: nil)
         var output: [UInt8] = []
-        output.reserveCapacity(256)
-        root.write(to: &output)
+        output.reserveCapacity(storage.scratch.count + 64)
+        storage.write(root, to: &output)
         return output
     }
 
-    /// One place a value goes: empty until something is encoded into it.
-    fileprivate final class Slot {
-        enum Content {
-            case empty
-            case text([UInt8])  // a scalar's JSON text
-            case object(ObjectBox)
-            case array(ArrayBox)
-        }
-        var content: Content = .empty
-
-        func object() -> ObjectBox {
-            if case .object(let box) = content { return box }
-            let box = ObjectBox()
-            content = .object(box)
-            return box
-        }
-
-        func array() -> ArrayBox {
-            if case .array(let box) = content { return box }
-            let box = ArrayBox()
-            content = .array(box)
-            return box
-        }
-
-        func write(to output: inout [UInt8]) {
-            switch content {
-            case .empty: output.append(contentsOf: [UInt8(ascii: "{"), UInt8(ascii: "}")])
-            case .text(let text): output.append(contentsOf: text)
-            case .object(let box): box.write(to: &output)
-            case .array(let box): box.write(to: &output)
-            }
-        }
+    /// An encoded value: a scalar's text (a range of the scratch buffer), an object or an array.
+    fileprivate enum Value {
+        case empty
+        case text(Int, Int)
+        case object(ObjectBox)
+        case array(ArrayBox)
     }
 
     fileprivate final class ObjectBox {
-        var fields: [(key: String, slot: Slot)] = []
-
-        func slot(for key: String) -> Slot {
-            let slot = Slot()
-            fields.append((key, slot))
-            return slot
-        }
-
-        /// Fields in key order; of a key encoded more than once, the last value (as JSONEncoder).
-        func write(to output: inout [UInt8]) {
-            output.append(UInt8(ascii: "{"))
-            let order = fields.indices.sorted { a, b in
-                fields[a].key == fields[b].key ? a < b : fields[a].key.utf8.lexicographicallyPrecedes(fields[b].key.utf8)
-            }
-            var first = true
-            for (position, index) in order.enumerated() {
-                if position + 1 < order.count, fields[order[position + 1]].key == fields[index].key { continue }  // a later value wins
-                if !first { output.append(UInt8(ascii: ",")) }
-                first = false
-                JSONText.appendQuoted(fields[index].key, to: &output)
-                output.append(UInt8(ascii: ":"))
-                fields[index].slot.write(to: &output)
-            }
-            output.append(UInt8(ascii: "}"))
-        }
+        @exclusivity(unchecked) var fields: [(key: String, value: Value)] = []
+        init() { fields.reserveCapacity(8) }
     }
 
     fileprivate final class ArrayBox {
-        var items: [Slot] = []
+        @exclusivity(unchecked) var items: [Value] = []
+    }
 
-        func append() -> Slot {
-            let slot = Slot()
-            items.append(slot)
-            return slot
-        }
+    /// Where an encoder's value goes: a place on the stack of values being encoded, or a
+    /// field or item of an object or array (an encoder handed out by `superEncoder`).
+    fileprivate enum Destination {
+        case slot(Int)
+        case field(ObjectBox, Int)
+        case item(ArrayBox, Int)
+    }
 
-        func write(to output: inout [UInt8]) {
-            output.append(UInt8(ascii: "["))
-            for (index, item) in items.enumerated() {
-                if index > 0 { output.append(UInt8(ascii: ",")) }
-                item.write(to: &output)
-            }
-            output.append(UInt8(ascii: "]"))
-        }
+    /// A container's coding path: the first `depth` keys of the storage's path stack (while
+    /// the value that made the container is being encoded, the stack holds its path), or a
+    /// path of its own (a nested container, which may be used after its siblings were).
+    fileprivate enum Path {
+        case stack(depth: Int)
+        case fixed([any CodingKey])
     }
 
     fileprivate struct IndexKey: CodingKey {
@@ -109,178 +63,349 @@ public enum CompactJSONEncoder {
         init?(intValue: Int) { self.intValue = intValue }
     }
 
-    fileprivate struct Writer: Encoder {
-        let slot: Slot
-        let codingPath: [any CodingKey]
-        var userInfo: [CodingUserInfoKey: Any] { [:] }
+    fileprivate final class Storage {
+        // One encoding runs on one thread and no access to these overlaps another (none is
+        // held across a call that could reach the same property), so the dynamic exclusivity
+        // checks, a sixth of the encoder's time, are left out.
+        @exclusivity(unchecked) var scratch: [UInt8] = []
+        @exclusivity(unchecked) var slots: [Value] = []
+        @exclusivity(unchecked) var path: [any CodingKey] = []
 
-        /// Encodes `value` into `slot`, writing the types JSONEncoder treats specially its way.
-        static func encode<T: Encodable>(_ value: T, into slot: Slot, codingPath: [any CodingKey]) throws {
-            // Comparing types is cheap; casting every value to each of them was not.
-            if T.self == Date.self {
-                try number((value as! Date).timeIntervalSince1970, into: slot, codingPath: codingPath)
-            } else if T.self == Data.self {
-                slot.content = .text(quoted((value as! Data).base64EncodedString()))
-            } else if T.self == URL.self {
-                slot.content = .text(quoted((value as! URL).absoluteString))
-            } else if T.self == Decimal.self {
-                slot.content = .text(Array((value as! Decimal).description.utf8))
-            } else {
-                try value.encode(to: Writer(slot: slot, codingPath: codingPath))
+        init() {
+            scratch.reserveCapacity(512)
+            slots.reserveCapacity(8)
+            path.reserveCapacity(8)
+        }
+
+        func resolve(_ path: Path) -> [any CodingKey] {
+            switch path {
+            case .stack(let depth): Array(self.path.prefix(depth))
+            case .fixed(let keys): keys
             }
         }
 
-        static func number(_ value: Double, into slot: Slot, codingPath: [any CodingKey]) throws {
-            try number(value, wholeBelow: 1e15, into: slot, codingPath: codingPath)
+        /// Encodes `value`, whose container is at `parent` (with `key`, when it is a field or
+        /// an item), and returns what it became.
+        func encode<T: Encodable>(_ value: T, at parent: Path, key: (any CodingKey)?) throws -> Value {
+            if case .stack(let depth) = parent, depth == path.count {
+                if let key { path.append(key) }
+                defer { if key != nil { path.removeLast() } }
+                return try encodeHere(value)
+            }
+            let saved = path
+            path = resolve(parent) + (key.map { [$0] } ?? [])
+            defer { path = saved }
+            return try encodeHere(value)
         }
 
-        static func number(_ value: Float, into slot: Slot, codingPath: [any CodingKey]) throws {
-            try number(value, wholeBelow: 1e7, into: slot, codingPath: codingPath)
+        /// Encodes `value` whose coding path is the stack as it is.
+        private func encodeHere<T: Encodable>(_ value: T) throws -> Value {
+            // Comparing types is cheap; casting every value to each of them was not.
+            if T.self == Date.self { return try number((value as! Date).timeIntervalSince1970, wholeBelow: 1e15, at: .stack(depth: path.count)) }
+            if T.self == Data.self { return quoted((value as! Data).base64EncodedString()) }
+            if T.self == URL.self { return quoted((value as! URL).absoluteString) }
+            if T.self == Decimal.self { return raw((value as! Decimal).description) }
+            if T.self == String.self { return quoted(value as! String) }
+            slots.append(.empty)
+            let slot = slots.count - 1
+            defer { slots.removeLast() }
+            try value.encode(to: Writer(storage: self, destination: .slot(slot), path: .stack(depth: path.count)))
+            return slots[slot]
+        }
+
+        func get(_ destination: Destination) -> Value {
+            switch destination {
+            case .slot(let index): slots[index]
+            case .field(let box, let index): box.fields[index].value
+            case .item(let box, let index): box.items[index]
+            }
+        }
+
+        func set(_ destination: Destination, _ value: Value) {
+            switch destination {
+            case .slot(let index): slots[index] = value
+            case .field(let box, let index): box.fields[index].value = value
+            case .item(let box, let index): box.items[index] = value
+            }
+        }
+
+        func object(at destination: Destination) -> ObjectBox {
+            if case .object(let box) = get(destination) { return box }
+            let box = ObjectBox()
+            set(destination, .object(box))
+            return box
+        }
+
+        func array(at destination: Destination) -> ArrayBox {
+            if case .array(let box) = get(destination) { return box }
+            let box = ArrayBox()
+            set(destination, .array(box))
+            return box
+        }
+
+        // MARK: Scalars, written into the scratch buffer
+
+        func literal(_ text: StaticString) -> Value {
+            let start = scratch.count
+            text.withUTF8Buffer { scratch.append(contentsOf: $0) }
+            return .text(start, scratch.count)
+        }
+
+        func raw(_ text: String) -> Value {
+            let start = scratch.count
+            scratch.append(contentsOf: text.utf8)
+            return .text(start, scratch.count)
+        }
+
+        func quoted(_ text: String) -> Value {
+            let start = scratch.count
+            JSONText.appendQuoted(text, to: &scratch)
+            return .text(start, scratch.count)
+        }
+
+        func bool(_ value: Bool) -> Value { value ? literal("true") : literal("false") }
+
+        func integer(_ value: some FixedWidthInteger) -> Value {
+            let start = scratch.count
+            if value < 0 {
+                scratch.append(UInt8(ascii: "-"))
+                appendDigits(UInt64(value.magnitude))
+            } else {
+                appendDigits(UInt64(value))
+            }
+            return .text(start, scratch.count)
+        }
+
+        private func appendDigits(_ value: UInt64) {
+            var count = 1
+            var rest = value
+            while rest >= 10 {
+                rest /= 10
+                count += 1
+            }
+            scratch.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: count))
+            var position = scratch.count
+            rest = value
+            repeat {
+                position -= 1
+                scratch[position] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            } while rest > 0
         }
 
         /// A number as JSONEncoder writes it: whole numbers (below `wholeBelow`, where the
         /// type is still exact) without a fraction, others in the type's shortest form that
         /// reads back the same; not a number or infinite is an error naming the path.
-        private static func number<F: BinaryFloatingPoint & CustomStringConvertible>(_ value: F, wholeBelow: F, into slot: Slot,
-                                                                                      codingPath: [any CodingKey]) throws {
+        func number<F: BinaryFloatingPoint & CustomStringConvertible>(_ value: F, wholeBelow: F, at path: Path,
+                                                                       key: (any CodingKey)? = nil) throws -> Value {
             guard value.isFinite else {
+                let codingPath = resolve(path) + (key.map { [$0] } ?? [])
                 throw EncodingError.invalidValue(value, .init(codingPath: codingPath, debugDescription: "\(value) is not a valid JSON number"))
             }
-            var text: String
-            if value == value.rounded(), abs(value) < wholeBelow {
-                text = String(Int64(value))
-            } else {
-                text = value.description
-                if text.hasSuffix(".0") { text.removeLast(2) }
+            if value == value.rounded(), abs(value) < wholeBelow { return integer(Int64(value)) }
+            var text = value.description
+            if text.hasSuffix(".0") { text.removeLast(2) }
+            return raw(text)
+        }
+
+        // MARK: Writing out
+
+        func write(_ value: Value, to output: inout [UInt8]) {
+            switch value {
+            case .empty: output.append(contentsOf: [UInt8(ascii: "{"), UInt8(ascii: "}")])
+            case .text(let start, let end): output.append(contentsOf: scratch[start..<end])
+            case .object(let box): write(box, to: &output)
+            case .array(let box):
+                output.append(UInt8(ascii: "["))
+                for (index, item) in box.items.enumerated() {
+                    if index > 0 { output.append(UInt8(ascii: ",")) }
+                    write(item, to: &output)
+                }
+                output.append(UInt8(ascii: "]"))
             }
-            slot.content = .text(Array(text.utf8))
         }
 
-        static func quoted(_ string: String) -> [UInt8] {
-            var output: [UInt8] = []
-            output.reserveCapacity(string.utf8.count + 2)
-            JSONText.appendQuoted(string, to: &output)
-            return output
+        /// Fields in key order; of a key encoded more than once, the last value (as JSONEncoder).
+        private func write(_ box: ObjectBox, to output: inout [UInt8]) {
+            let fields = box.fields
+            output.append(UInt8(ascii: "{"))
+            var isSorted = true
+            for index in fields.indices.dropFirst() where !Self.precedes(fields[index - 1].key, fields[index].key) {
+                isSorted = false
+                break
+            }
+            if isSorted {
+                for (index, field) in fields.enumerated() { writeField(field, first: index == 0, to: &output) }
+            } else {
+                let order = fields.indices.sorted { a, b in
+                    fields[a].key == fields[b].key ? a < b : Self.precedes(fields[a].key, fields[b].key)
+                }
+                var first = true
+                for (position, index) in order.enumerated() {
+                    if position + 1 < order.count, fields[order[position + 1]].key == fields[index].key { continue }  // a later value wins
+                    writeField(fields[index], first: first, to: &output)
+                    first = false
+                }
+            }
+            output.append(UInt8(ascii: "}"))
         }
 
-        func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-            KeyedEncodingContainer(KeyedWriter<Key>(object: slot.object(), codingPath: codingPath))
+        /// Whether `a` comes before `b` in the order of their UTF-8 bytes (JSONEncoder's order
+        /// of sorted keys).
+        static func precedes(_ a: String, _ b: String) -> Bool {
+            let fast = a.utf8.withContiguousStorageIfAvailable { x in
+                b.utf8.withContiguousStorageIfAvailable { y in
+                    let common = min(x.count, y.count)
+                    let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+                    return order != 0 ? order < 0 : x.count < y.count
+                }
+            }
+            return (fast ?? nil) ?? a.utf8.lexicographicallyPrecedes(b.utf8)
         }
 
-        func unkeyedContainer() -> any UnkeyedEncodingContainer { UnkeyedWriter(array: slot.array(), codingPath: codingPath) }
-
-        func singleValueContainer() -> any SingleValueEncodingContainer { SingleWriter(slot: slot, codingPath: codingPath) }
+        private func writeField(_ field: (key: String, value: Value), first: Bool, to output: inout [UInt8]) {
+            if !first { output.append(UInt8(ascii: ",")) }
+            JSONText.appendQuoted(field.key, to: &output)
+            output.append(UInt8(ascii: ":"))
+            write(field.value, to: &output)
+        }
     }
 
-    /// Scalars shared by the three kinds of container: each writes into a slot.
-    fileprivate static func write(_ value: some BinaryInteger, into slot: Slot) { slot.content = .text(Array(String(value).utf8)) }
-    fileprivate static func write(_ value: Bool, into slot: Slot) { slot.content = .text(Array((value ? "true" : "false").utf8)) }
-    fileprivate static func write(_ value: String, into slot: Slot) { slot.content = .text(Writer.quoted(value)) }
-    fileprivate static func writeNull(into slot: Slot) { slot.content = .text(Array("null".utf8)) }
+    fileprivate struct Writer: Encoder {
+        let storage: Storage
+        let destination: Destination
+        let path: Path
+        var codingPath: [any CodingKey] { storage.resolve(path) }
+        var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+        func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
+            KeyedEncodingContainer(KeyedWriter<Key>(storage: storage, object: storage.object(at: destination), path: path))
+        }
+
+        func unkeyedContainer() -> any UnkeyedEncodingContainer {
+            UnkeyedWriter(storage: storage, array: storage.array(at: destination), path: path)
+        }
+
+        func singleValueContainer() -> any SingleValueEncodingContainer { SingleWriter(storage: storage, destination: destination, path: path) }
+    }
 
     fileprivate struct KeyedWriter<Key: CodingKey>: KeyedEncodingContainerProtocol {
+        let storage: Storage
         let object: ObjectBox
-        let codingPath: [any CodingKey]
+        let path: Path
+        var codingPath: [any CodingKey] { storage.resolve(path) }
 
-        private func slot(_ key: Key) -> Slot { object.slot(for: key.stringValue) }
+        private func put(_ key: Key, _ value: Value) { object.fields.append((key.stringValue, value)) }
 
-        mutating func encodeNil(forKey key: Key) throws { CompactJSONEncoder.writeNull(into: slot(key)) }
-        mutating func encode(_ value: Bool, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
-        mutating func encode(_ value: String, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
-        mutating func encode(_ value: Double, forKey key: Key) throws { try Writer.number(value, into: slot(key), codingPath: codingPath + [key]) }
-        mutating func encode(_ value: Float, forKey key: Key) throws { try Writer.number(value, into: slot(key), codingPath: codingPath + [key]) }
-        mutating func encode(_ value: Int, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
-        mutating func encode(_ value: Int8, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
-        mutating func encode(_ value: Int16, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
-        mutating func encode(_ value: Int32, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
-        mutating func encode(_ value: Int64, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
-        mutating func encode(_ value: UInt, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
-        mutating func encode(_ value: UInt8, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
-        mutating func encode(_ value: UInt16, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
-        mutating func encode(_ value: UInt32, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
-        mutating func encode(_ value: UInt64, forKey key: Key) throws { CompactJSONEncoder.write(value, into: slot(key)) }
-        mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { try Writer.encode(value, into: slot(key), codingPath: codingPath + [key]) }
+        mutating func encodeNil(forKey key: Key) throws { put(key, storage.literal("null")) }
+        mutating func encode(_ value: Bool, forKey key: Key) throws { put(key, storage.bool(value)) }
+        mutating func encode(_ value: String, forKey key: Key) throws { put(key, storage.quoted(value)) }
+        mutating func encode(_ value: Double, forKey key: Key) throws { put(key, try storage.number(value, wholeBelow: 1e15, at: path, key: key)) }
+        mutating func encode(_ value: Float, forKey key: Key) throws { put(key, try storage.number(value, wholeBelow: 1e7, at: path, key: key)) }
+        mutating func encode(_ value: Int, forKey key: Key) throws { put(key, storage.integer(value)) }
+        mutating func encode(_ value: Int8, forKey key: Key) throws { put(key, storage.integer(value)) }
+        mutating func encode(_ value: Int16, forKey key: Key) throws { put(key, storage.integer(value)) }
+        mutating func encode(_ value: Int32, forKey key: Key) throws { put(key, storage.integer(value)) }
+        mutating func encode(_ value: Int64, forKey key: Key) throws { put(key, storage.integer(value)) }
+        mutating func encode(_ value: UInt, forKey key: Key) throws { put(key, storage.integer(value)) }
+        mutating func encode(_ value: UInt8, forKey key: Key) throws { put(key, storage.integer(value)) }
+        mutating func encode(_ value: UInt16, forKey key: Key) throws { put(key, storage.integer(value)) }
+        mutating func encode(_ value: UInt32, forKey key: Key) throws { put(key, storage.integer(value)) }
+        mutating func encode(_ value: UInt64, forKey key: Key) throws { put(key, storage.integer(value)) }
+        mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws { put(key, try storage.encode(value, at: path, key: key)) }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
-            KeyedEncodingContainer(KeyedWriter<NestedKey>(object: slot(key).object(), codingPath: codingPath + [key]))
+            let box = ObjectBox()
+            put(key, .object(box))
+            return KeyedEncodingContainer(KeyedWriter<NestedKey>(storage: storage, object: box, path: .fixed(codingPath + [key])))
         }
 
         mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
-            UnkeyedWriter(array: slot(key).array(), codingPath: codingPath + [key])
+            let box = ArrayBox()
+            put(key, .array(box))
+            return UnkeyedWriter(storage: storage, array: box, path: .fixed(codingPath + [key]))
         }
 
-        mutating func superEncoder() -> any Encoder { Writer(slot: object.slot(for: "super"), codingPath: codingPath) }
-        mutating func superEncoder(forKey key: Key) -> any Encoder { Writer(slot: slot(key), codingPath: codingPath + [key]) }
+        mutating func superEncoder() -> any Encoder { superEncoder(named: "super", path: codingPath) }
+        mutating func superEncoder(forKey key: Key) -> any Encoder { superEncoder(named: key.stringValue, path: codingPath + [key]) }
+
+        private func superEncoder(named name: String, path: [any CodingKey]) -> any Encoder {
+            object.fields.append((name, .empty))
+            return Writer(storage: storage, destination: .field(object, object.fields.count - 1), path: .fixed(path))
+        }
     }
 
     fileprivate struct UnkeyedWriter: UnkeyedEncodingContainer {
+        let storage: Storage
         let array: ArrayBox
-        let codingPath: [any CodingKey]
+        let path: Path
+        var codingPath: [any CodingKey] { storage.resolve(path) }
         var count: Int { array.items.count }
 
         private var nextPath: [any CodingKey] { codingPath + [IndexKey(array.items.count)] }
+        private func put(_ value: Value) { array.items.append(value) }
 
-        mutating func encodeNil() throws { CompactJSONEncoder.writeNull(into: array.append()) }
-        mutating func encode(_ value: Bool) throws { CompactJSONEncoder.write(value, into: array.append()) }
-        mutating func encode(_ value: String) throws { CompactJSONEncoder.write(value, into: array.append()) }
-        mutating func encode(_ value: Double) throws {
-            let path = nextPath
-            try Writer.number(value, into: array.append(), codingPath: path)
-        }
-        mutating func encode(_ value: Float) throws {
-            let path = nextPath
-            try Writer.number(value, into: array.append(), codingPath: path)
-        }
-        mutating func encode(_ value: Int) throws { CompactJSONEncoder.write(value, into: array.append()) }
-        mutating func encode(_ value: Int8) throws { CompactJSONEncoder.write(value, into: array.append()) }
-        mutating func encode(_ value: Int16) throws { CompactJSONEncoder.write(value, into: array.append()) }
-        mutating func encode(_ value: Int32) throws { CompactJSONEncoder.write(value, into: array.append()) }
-        mutating func encode(_ value: Int64) throws { CompactJSONEncoder.write(value, into: array.append()) }
-        mutating func encode(_ value: UInt) throws { CompactJSONEncoder.write(value, into: array.append()) }
-        mutating func encode(_ value: UInt8) throws { CompactJSONEncoder.write(value, into: array.append()) }
-        mutating func encode(_ value: UInt16) throws { CompactJSONEncoder.write(value, into: array.append()) }
-        mutating func encode(_ value: UInt32) throws { CompactJSONEncoder.write(value, into: array.append()) }
-        mutating func encode(_ value: UInt64) throws { CompactJSONEncoder.write(value, into: array.append()) }
-        mutating func encode<T: Encodable>(_ value: T) throws {
-            let path = nextPath
-            try Writer.encode(value, into: array.append(), codingPath: path)
-        }
+        mutating func encodeNil() throws { put(storage.literal("null")) }
+        mutating func encode(_ value: Bool) throws { put(storage.bool(value)) }
+        mutating func encode(_ value: String) throws { put(storage.quoted(value)) }
+        mutating func encode(_ value: Double) throws { put(try storage.number(value, wholeBelow: 1e15, at: path, key: IndexKey(count))) }
+        mutating func encode(_ value: Float) throws { put(try storage.number(value, wholeBelow: 1e7, at: path, key: IndexKey(count))) }
+        mutating func encode(_ value: Int) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: Int8) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: Int16) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: Int32) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: Int64) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: UInt) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: UInt8) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: UInt16) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: UInt32) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: UInt64) throws { put(storage.integer(value)) }
+        mutating func encode<T: Encodable>(_ value: T) throws { put(try storage.encode(value, at: path, key: IndexKey(count))) }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
             let path = nextPath
-            return KeyedEncodingContainer(KeyedWriter<NestedKey>(object: array.append().object(), codingPath: path))
+            let box = ObjectBox()
+            put(.object(box))
+            return KeyedEncodingContainer(KeyedWriter<NestedKey>(storage: storage, object: box, path: .fixed(path)))
         }
 
         mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
             let path = nextPath
-            return UnkeyedWriter(array: array.append().array(), codingPath: path)
+            let box = ArrayBox()
+            put(.array(box))
+            return UnkeyedWriter(storage: storage, array: box, path: .fixed(path))
         }
 
         mutating func superEncoder() -> any Encoder {
             let path = nextPath
-            return Writer(slot: array.append(), codingPath: path)
+            put(.empty)
+            return Writer(storage: storage, destination: .item(array, array.items.count - 1), path: .fixed(path))
         }
     }
 
     fileprivate struct SingleWriter: SingleValueEncodingContainer {
-        let slot: Slot
-        let codingPath: [any CodingKey]
+        let storage: Storage
+        let destination: Destination
+        let path: Path
+        var codingPath: [any CodingKey] { storage.resolve(path) }
 
-        mutating func encodeNil() throws { CompactJSONEncoder.writeNull(into: slot) }
-        mutating func encode(_ value: Bool) throws { CompactJSONEncoder.write(value, into: slot) }
-        mutating func encode(_ value: String) throws { CompactJSONEncoder.write(value, into: slot) }
-        mutating func encode(_ value: Double) throws { try Writer.number(value, into: slot, codingPath: codingPath) }
-        mutating func encode(_ value: Float) throws { try Writer.number(value, into: slot, codingPath: codingPath) }
-        mutating func encode(_ value: Int) throws { CompactJSONEncoder.write(value, into: slot) }
-        mutating func encode(_ value: Int8) throws { CompactJSONEncoder.write(value, into: slot) }
-        mutating func encode(_ value: Int16) throws { CompactJSONEncoder.write(value, into: slot) }
-        mutating func encode(_ value: Int32) throws { CompactJSONEncoder.write(value, into: slot) }
-        mutating func encode(_ value: Int64) throws { CompactJSONEncoder.write(value, into: slot) }
-        mutating func encode(_ value: UInt) throws { CompactJSONEncoder.write(value, into: slot) }
-        mutating func encode(_ value: UInt8) throws { CompactJSONEncoder.write(value, into: slot) }
-        mutating func encode(_ value: UInt16) throws { CompactJSONEncoder.write(value, into: slot) }
-        mutating func encode(_ value: UInt32) throws { CompactJSONEncoder.write(value, into: slot) }
-        mutating func encode(_ value: UInt64) throws { CompactJSONEncoder.write(value, into: slot) }
-        mutating func encode<T: Encodable>(_ value: T) throws { try Writer.encode(value, into: slot, codingPath: codingPath) }
+        private func put(_ value: Value) { storage.set(destination, value) }
+
+        mutating func encodeNil() throws { put(storage.literal("null")) }
+        mutating func encode(_ value: Bool) throws { put(storage.bool(value)) }
+        mutating func encode(_ value: String) throws { put(storage.quoted(value)) }
+        mutating func encode(_ value: Double) throws { put(try storage.number(value, wholeBelow: 1e15, at: path)) }
+        mutating func encode(_ value: Float) throws { put(try storage.number(value, wholeBelow: 1e7, at: path)) }
+        mutating func encode(_ value: Int) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: Int8) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: Int16) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: Int32) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: Int64) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: UInt) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: UInt8) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: UInt16) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: UInt32) throws { put(storage.integer(value)) }
+        mutating func encode(_ value: UInt64) throws { put(storage.integer(value)) }
+        mutating func encode<T: Encodable>(_ value: T) throws { put(try storage.encode(value, at: path, key: nil)) }
     }
 }

@@ -83,8 +83,51 @@ import Testing
 
     @Test func nonFiniteNumbersAreErrorsNamingTheirPath() {
         struct Holder: Encodable { var values: [String: Double] }
-        #expect(throws: EncodingError.self) { try CompactJSONEncoder.encode(Holder(values: ["x": .nan])) }
-        #expect(throws: EncodingError.self) { try CompactJSONEncoder.encode([Double.infinity]) }
-        #expect(throws: EncodingError.self) { try CompactJSONEncoder.encode(Float.nan) }
+        struct Outer: Encodable { var list: [Holder] }
+        func path(_ value: some Encodable) -> String? {
+            do {
+                _ = try CompactJSONEncoder.encode(value)
+                return nil
+            } catch EncodingError.invalidValue(_, let context) {
+                return context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(path(Holder(values: ["x": .nan])) == "values.x")
+        #expect(path(Outer(list: [Holder(values: [:]), Holder(values: ["y": .infinity])])) == "list.1.values.y")
+        #expect(path([1.0, Double.infinity]) == "1")
+        #expect(path(Float.nan) == "")
+    }
+
+    /// Containers used out of order (a nested container written after its sibling fields), a
+    /// key written twice, super encoders and a value that encodes nothing: as Foundation.
+    @Test func unusualContainerUseWritesWhatFoundationWrites() throws {
+        struct Nothing: Encodable { func encode(to encoder: any Encoder) throws {} }
+        struct Odd: Encodable {
+            enum Key: String, CodingKey { case b, a, nested, list, again, sup, nothing }
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: Key.self)
+                var nested = container.nestedContainer(keyedBy: Key.self, forKey: .nested)
+                var list = container.nestedUnkeyedContainer(forKey: .list)
+                try container.encode(2, forKey: .b)
+                try nested.encode("late", forKey: .b)
+                try list.encode(1)
+                try container.encode("first", forKey: .again)
+                try container.encode(1.5, forKey: .a)
+                try list.encode(["k": [true]])
+                try container.encode("second", forKey: .again)
+                try nested.encode([Nothing()], forKey: .a)
+                try container.encode(Nothing(), forKey: .nothing)
+                var sup = container.superEncoder(forKey: .sup).container(keyedBy: Key.self)
+                try sup.encode(7, forKey: .a)
+                var superInList = list.superEncoder().singleValueContainer()
+                try superInList.encode("in list")
+            }
+        }
+        let ours = String(decoding: try CompactJSONEncoder.encode(Odd()), as: UTF8.self)
+        #expect(ours == (try Self.foundation(Odd())))
+        // Foundation refuses a top-level value that encodes nothing; an answer is then `{}`.
+        #expect(String(decoding: try CompactJSONEncoder.encode(Nothing()), as: UTF8.self) == "{}")
     }
 }
