@@ -19,21 +19,21 @@ public enum PortRequest: Sendable, Equatable, Codable {
     public static let allowed = 1...65_535
 
     /// `publish` in a body: `true` (any port), `false` (none) or a port number.
-    static func parse(_ value: JSONValue?, field: String) throws(NodeError) -> PortRequest {
+    static func parse(_ value: JSONValue?, field: @autoclosure () -> String) throws(NodeError) -> PortRequest {
         switch value {
         case nil, .bool(false)?, .null?: return .none
         case .bool(true)?: return .any
         case .number(let number)? where number == number.rounded() && allowed.contains(Int(exactly: number) ?? 0):
             return .fixed(Int(number))
         case let other?:
-            throw .invalid("\(field) must be true (any free port), false, or a port from 1 to 65535, got \(other.summary)")
+            throw .invalid("\(field()) must be true (any free port), false, or a port from 1 to 65535, got \(other.summary)")
         }
     }
 
     /// A container port (the one inside, `PrivatePort`): 1 to 65535, 80 when not given.
-    static func privatePort(_ value: Int?, field: String) throws(NodeError) -> Int {
+    static func privatePort(_ value: Int?, field: @autoclosure () -> String) throws(NodeError) -> Int {
         guard let value else { return 80 }
-        guard allowed.contains(value) else { throw .invalid("\(field) must be a port from 1 to 65535, got \(value)") }
+        guard allowed.contains(value) else { throw .invalid("\(field()) must be a port from 1 to 65535, got \(value)") }
         return value
     }
 }

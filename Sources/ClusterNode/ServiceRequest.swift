@@ -48,6 +48,15 @@ public struct ServiceRequest: Decodable, Sendable {
         return (try request.validated(), request.requestId)
     }
 
+    /// True for text of nothing but spaces and tabs (or nothing): what Foundation's
+    /// `trimmingCharacters(in: .whitespaces)` leaves empty, for ASCII; other text is
+    /// checked by it.
+    static func isBlank(_ text: String) -> Bool {
+        if text.utf8.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { return true }
+        if text.utf8.allSatisfy({ $0 < 0x80 }) { return false }
+        return text.trimmingCharacters(in: .whitespaces).isEmpty
+    }
+
     /// `path.name`, or `name` alone for a body that is one service (seed 000's).
     static func field(_ path: String, _ name: String) -> String { path.isEmpty ? name : path + "." + name }
 
@@ -82,18 +91,19 @@ public struct ServiceRequest: Decodable, Sendable {
             guard Self.cpuMillicores.contains(cpu) else { throw .invalid("\(Self.field(path, "cpu")) must be millicores from 1 to \(Self.cpuMillicores.upperBound), got \(cpu)") }
             let memory = item.memory ?? ServiceSpec.defaultMemory
             guard Self.memoryMB.contains(memory) else { throw .invalid("\(Self.field(path, "memory")) must be MB from 1 to \(Self.memoryMB.upperBound), got \(memory)") }
-            for (field, value) in [("name", item.name), ("description", item.description), ("label", item.label), ("image", item.image)] {
-                if let value, value.utf8.count > 256 { throw .invalid("\(Self.field(path, field)) is longer than 256 bytes") }
+            for (field, value) in [("name", item.name), ("description", item.description), ("label", item.label), ("image", item.image)]
+                where (value?.utf8.count ?? 0) > 256 {
+                throw .invalid("\(Self.field(path, field)) is longer than 256 bytes")
             }
-            for (field, value) in [("name", item.name), ("image", item.image)] where value?.trimmingCharacters(in: .whitespaces).isEmpty == true {
+            for (field, value) in [("name", item.name), ("image", item.image)] where value.map(Self.isBlank) == true {
                 throw .invalid("\(Self.field(path, field)) is empty; leave it out or give one")
             }
             if let id = item.id, id < 0 { throw .invalid("\(Self.field(path, "id")) must be a whole number of at least 0, got \(id)") }
             specs.append(ServiceSpec(containerID: item.id, name: item.name ?? item.description ?? item.label ?? item.id.map { "container \($0)" },
                                      description: item.description, label: item.label, image: item.image,
                                      replicas: replicas, cpu: cpu, memory: memory,
-                                     publish: try PortRequest.parse(item.publish, field: "\(Self.field(path, "publish"))"),
-                                     privatePort: try PortRequest.privatePort(item.privatePort, field: "\(Self.field(path, "privatePort"))")))
+                                     publish: try PortRequest.parse(item.publish, field: Self.field(path, "publish")),
+                                     privatePort: try PortRequest.privatePort(item.privatePort, field: Self.field(path, "privatePort"))))
         }
         return specs
     }

@@ -67,16 +67,16 @@ enum JSONNode {
 /// Which keys of each object the target types asked for (by the key's place in the object).
 final class KeyUsage {
     private struct Object {
-        var path: String
-        var keys: [String]
+        var codingPath: [any CodingKey]
+        var fields: [(key: String, value: JSONNode)]
         var requested: [Bool]
         var acceptsAnyKey = false
     }
 
     private var objects: [Object] = []
 
-    func register(path: String, keys: [String]) -> Int {
-        objects.append(Object(path: path, keys: keys, requested: Array(repeating: false, count: keys.count)))
+    func register(codingPath: [any CodingKey], fields: [(key: String, value: JSONNode)]) -> Int {
+        objects.append(Object(codingPath: codingPath, fields: fields, requested: Array(repeating: false, count: fields.count)))
         return objects.count - 1
     }
 
@@ -90,17 +90,48 @@ final class KeyUsage {
         var byPath: [String: (keys: [String], requested: Set<String>, any: Bool)] = [:]
         var order: [String] = []
         for object in objects {
-            if byPath[object.path] == nil { order.append(object.path) }
-            var merged = byPath[object.path] ?? (object.keys, [], false)
-            for (index, key) in object.keys.enumerated() where object.requested[index] { merged.requested.insert(key) }
+            let path = object.codingPath.isEmpty ? "" : JSONBody.path(object.codingPath)
+            if byPath[path] == nil { order.append(path) }
+            var merged = byPath[path] ?? (object.fields.map(\.key), [], false)
+            for (index, field) in object.fields.enumerated() where object.requested[index] { merged.requested.insert(field.key) }
             merged.any = merged.any || object.acceptsAnyKey
-            byPath[object.path] = merged
+            byPath[path] = merged
         }
         return order.flatMap { path -> [String] in
             let object = byPath[path]!
             guard !object.any else { return [] }
             return object.keys.filter { !object.requested.contains($0) }.map { path.isEmpty ? $0 : "\(path).\($0)" }
         }
+    }
+}
+
+/// One object of the body as a keyed container reads it: its fields, where each key is
+/// (looked up in order for a small object, hashed for a large one), and its coding path.
+/// A class, so that copying a container costs one reference.
+private final class ObjectFields {
+    let fields: [(key: String, value: JSONNode)]
+    /// Each key's first place, for objects too large to search in order.
+    private let places: [String: Int]?
+    let object: Int
+    let codingPath: [any CodingKey]
+
+    init(fields: [(key: String, value: JSONNode)], object: Int, codingPath: [any CodingKey]) {
+        self.fields = fields
+        self.object = object
+        self.codingPath = codingPath
+        if fields.count > 16 {
+            var places: [String: Int] = [:]
+            places.reserveCapacity(fields.count)
+            for (index, field) in fields.enumerated() where places[field.key] == nil { places[field.key] = index }
+            self.places = places
+        } else {
+            places = nil
+        }
+    }
+
+    func place(of key: String) -> Int? {
+        if let places { return places[key] }
+        return fields.firstIndex { $0.key == key }
     }
 }
 
@@ -124,12 +155,8 @@ private struct NodeDecoder: Decoder {
         guard case .object(let fields) = node else {
             throw DecodingError.typeMismatch([String: Any].self, .init(codingPath: codingPath, debugDescription: "expected an object, got \(node.kind)"))
         }
-        var places: [String: Int] = [:]
-        places.reserveCapacity(fields.count)
-        for (index, field) in fields.enumerated() where places[field.key] == nil { places[field.key] = index }
-        let keys = fields.map(\.key)
-        let object = usage.register(path: codingPath.isEmpty ? "" : JSONBody.path(codingPath), keys: keys)
-        return KeyedDecodingContainer(KeyedContainer<Key>(fields: fields, places: places, object: object, codingPath: codingPath, usage: usage))
+        let object = usage.register(codingPath: codingPath, fields: fields)
+        return KeyedDecodingContainer(KeyedContainer<Key>(object: ObjectFields(fields: fields, object: object, codingPath: codingPath), usage: usage))
     }
 
     func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
@@ -143,23 +170,20 @@ private struct NodeDecoder: Decoder {
 }
 
 private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
-    let fields: [(key: String, value: JSONNode)]
-    /// Each key's place in `fields`.
-    let places: [String: Int]
-    let object: Int
-    let codingPath: [any CodingKey]
+    let object: ObjectFields
     let usage: KeyUsage
+    var codingPath: [any CodingKey] { object.codingPath }
 
     var allKeys: [Key] {
-        usage.acceptAnyKey(in: object)
-        return fields.compactMap { Key(stringValue: $0.key) }
+        usage.acceptAnyKey(in: object.object)
+        return object.fields.compactMap { Key(stringValue: $0.key) }
     }
 
     /// The field's value, noting that the type asked for it; nil when absent.
     private func value(_ key: Key) -> JSONNode? {
-        guard let place = places[key.stringValue] else { return nil }
-        usage.request(place, in: object)
-        return fields[place].value
+        guard let place = object.place(of: key.stringValue) else { return nil }
+        usage.request(place, in: object.object)
+        return object.fields[place].value
     }
 
     func contains(_ key: Key) -> Bool { value(key) != nil }
@@ -220,7 +244,7 @@ private struct KeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer { try decoder(key).unkeyedContainer() }
-    func superDecoder() throws -> any Decoder { NodeDecoder(node: .object(fields), codingPath: codingPath, usage: usage) }
+    func superDecoder() throws -> any Decoder { NodeDecoder(node: .object(object.fields), codingPath: codingPath, usage: usage) }
     func superDecoder(forKey key: Key) throws -> any Decoder { try decoder(key) }
 }
 
