@@ -34,9 +34,15 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence {
 extension String {
     /// ASCII case-insensitive comparison (header names are ASCII tokens).
     func caseInsensitiveEquals(_ other: String) -> Bool {
-        let a = utf8, b = other.utf8
-        guard a.count == b.count else { return false }
-        return zip(a, b).allSatisfy { x, y in x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A) }
+        guard utf8.count == other.utf8.count else { return false }
+        func equal(_ x: UInt8, _ y: UInt8) -> Bool { x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A) }
+        let fast = utf8.withContiguousStorageIfAvailable { a in
+            other.utf8.withContiguousStorageIfAvailable { b in
+                for index in 0..<a.count where !equal(a[index], b[index]) { return false }
+                return true
+            }
+        }
+        return (fast ?? nil) ?? zip(utf8, other.utf8).allSatisfy(equal)
     }
 }
 
@@ -96,7 +102,7 @@ public struct HTTPRequest: Sendable {
     }
 
     static func split(target: String) -> (String, [String: String]) {
-        guard let mark = target.firstIndex(of: "?") else { return (target, [:]) }
+        guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (target, [:]) }
         var query: [String: String] = [:]
         for pair in target[target.index(after: mark)...].split(separator: "&", omittingEmptySubsequences: true) {
             if let equals = pair.firstIndex(of: "=") {

@@ -161,10 +161,15 @@ struct RequestParser {
     }
 
     private func parseRequestLine(_ buffer: [UInt8], _ line: Range<Int>) throws(HTTPError) -> HTTPRequest {
-        let parts = buffer[line].split(separator: 0x20, omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, !parts[1].isEmpty else {
+        // METHOD SP target SP version: exactly two spaces, none at either end of a part.
+        guard let firstSpace = buffer[line].firstIndex(of: 0x20),
+              let secondSpace = buffer[(firstSpace + 1)..<line.upperBound].firstIndex(of: 0x20),
+              !buffer[(secondSpace + 1)..<line.upperBound].contains(0x20),
+              firstSpace > line.lowerBound, secondSpace > firstSpace + 1
+        else {
             throw HTTPError(.badRequest, "malformed request line (expected: METHOD target HTTP/1.1)")
         }
+        let parts = [buffer[line.lowerBound..<firstSpace], buffer[(firstSpace + 1)..<secondSpace], buffer[(secondSpace + 1)..<line.upperBound]]
         guard parts[0].allSatisfy(isTokenByte) else { throw HTTPError(.badRequest, "malformed method") }
         guard parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             throw HTTPError(.badRequest, "request target contains spaces, control or non-ASCII bytes")
@@ -206,6 +211,26 @@ struct RequestParser {
     }
 
     private func framing(of headers: HTTPHeaders, limit: Int) throws(HTTPError) -> BodyFraming {
+        // The common case first: one Content-Length of plain digits, no Transfer-Encoding.
+        var lengthField: String?
+        var isCommon = true
+        for field in headers.fields {
+            if field.name.caseInsensitiveEquals("content-length") {
+                isCommon = isCommon && lengthField == nil
+                lengthField = field.value
+            } else if field.name.caseInsensitiveEquals("transfer-encoding") {
+                isCommon = false
+            }
+        }
+        guard !isCommon || lengthField != nil else { return .none }
+        if isCommon, let text = lengthField, !text.isEmpty, text.utf8.count <= 18,
+           text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let length = Int(text)
+        {
+            guard length <= limit else {
+                throw HTTPError(.payloadTooLarge, "body of \(length) bytes exceeds this route's limit of \(limit)")
+            }
+            return length == 0 ? .none : .length(length)
+        }
         let encodings = headers.values("transfer-encoding")
         let lengths = headers.values("content-length")
         if !encodings.isEmpty {
