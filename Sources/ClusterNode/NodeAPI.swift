@@ -46,12 +46,20 @@ public enum NodeAPI {
     }
 
     /// The 201 answer to a service request.
-    struct CreatedServices: Codable {
+    struct CreatedServices: Codable, JSONWritable {
         var index: UInt64
         var term: UInt64
         var requestId: String
         var leader: String
         var services: [ServiceView]
+
+        func writeJSON(to writer: inout JSONObjectWriter) throws {
+            writer.field("index", index)
+            writer.field("leader", leader)
+            writer.field("requestId", requestId)
+            try writer.field("services", services)
+            writer.field("term", term)
+        }
     }
 
     /// The answer to a scale request: what this request did (the count it set and the entry

@@ -275,3 +275,35 @@ public struct LogPage: Codable, Sendable {
     public var term: UInt64
     public var entries: [LogEntryDigest]
 }
+
+/// A service's JSON written directly (a created service is the answer of every
+/// `POST /service`): the fields in sorted key order, as `CompactJSONEncoder` writes them from
+/// the `Encodable` conformance. `ServiceViewJSONTests` compares the two, so a field added
+/// above and not here fails that test.
+extension ServiceView: JSONWritable {
+    public func writeJSON(to writer: inout JSONObjectWriter) throws {
+        try writer.field("autoscaler", encoding: autoscaler)
+        writer.field("containerId", containerId)
+        writer.field("cpu", cpu)
+        writer.field("description", description)
+        writer.field("id", id)
+        writer.field("image", image)
+        writer.field("index", index)
+        writer.field("label", label)
+        try writer.field("load", encoding: load)
+        writer.field("memory", memory)
+        writer.field("name", name)
+        writer.field("pending", pending)
+        writer.field("pendingReason", pendingReason)
+        writer.field("placed", placed)
+        writer.field("placement", placement)
+        writer.field("privatePort", privatePort)
+        writer.field("publishedPort", publishedPort)
+        writer.field("replicas", replicas)
+        writer.field("requestId", requestId)
+        writer.field("status", status)
+        writer.field("term", term)
+        writer.field("updatedIndex", updatedIndex)
+        writer.field("vital", vital)
+    }
+}

@@ -67,6 +67,7 @@ public enum JSONBody {
     /// The JSON bytes of `value` (sorted keys, so output is stable). Compact answers are
     /// written by `CompactJSONEncoder` (the same bytes, much cheaper), pretty ones by Foundation.
     public static func encode<T: Encodable>(_ value: T, pretty: Bool = false) throws -> [UInt8] {
+        if !pretty, let writable = value as? any JSONWritable { return try writable.jsonBytes() }
         guard pretty else { return try CompactJSONEncoder.encode(value) }
         let encoder = JSONEncoder()
         // One time base in every answer (API.md): a Date is Unix seconds, never Foundation's 2001 epoch.

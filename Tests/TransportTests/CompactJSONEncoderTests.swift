@@ -88,10 +88,9 @@ import Testing
             do {
                 _ = try CompactJSONEncoder.encode(value)
                 return nil
-            } catch EncodingError.invalidValue(_, let context) {
-                return context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
             } catch {
-                return "\(error)"
+                guard case EncodingError.invalidValue(_, let context) = error else { return "\(error)" }
+                return context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
             }
         }
         #expect(path(Holder(values: ["x": .nan])) == "values.x")
