@@ -85,13 +85,9 @@ import Testing
         struct Holder: Encodable { var values: [String: Double] }
         struct Outer: Encodable { var list: [Holder] }
         func path(_ value: some Encodable) -> String? {
-            do {
-                _ = try CompactJSONEncoder.encode(value)
-                return nil
-            } catch {
-                guard case EncodingError.invalidValue(_, let context) = error else { return "\(error)" }
-                return context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
-            }
+            guard case .failure(let error) = Result(catching: { try CompactJSONEncoder.encode(value) }) else { return nil }
+            guard case EncodingError.invalidValue(_, let context) = error else { return "\(error)" }
+            return context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
         }
         #expect(path(Holder(values: ["x": .nan])) == "values.x")
         #expect(path(Outer(list: [Holder(values: [:]), Holder(values: ["y": .infinity])])) == "list.1.values.y")
