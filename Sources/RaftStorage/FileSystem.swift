@@ -20,9 +20,18 @@ public protocol FileSystem: AnyObject, Sendable {
     func openForAppend(_ path: String) throws(StorageError) -> Int32
     /// Opens a file for writing from its start, creating it or emptying it.
     func createEmpty(_ path: String) throws(StorageError) -> Int32
-    /// Writes all of `bytes` at the file's end; on failure some of them may have been written.
+    /// Opens a log segment (created when missing) to write from `offset` on, first making it
+    /// at least `preallocating` bytes long with zeros (not synced). The zeros are written, not
+    /// just reserved: a later write inside them overwrites blocks the file already has, so
+    /// its fdatasync need not also record a new size (on ext4 that spares a journal commit,
+    /// which the nodes' logs on one disk otherwise queue for). A file system may skip the
+    /// zeros; bytes at and after `offset` are what the caller writes next either way.
+    func openSegment(_ path: String, at offset: Int, preallocating length: Int) throws(StorageError) -> Int32
+    /// Writes all of `bytes` where the file is positioned: its end when opened for append,
+    /// the next place of a segment; on failure some of them may have been written.
     func write(_ file: Int32, _ bytes: [UInt8], path: String) throws(StorageError)
-    /// Cuts an open file back to `length` bytes (after a failed write; best effort).
+    /// Cuts an open file back to `length` bytes and writes from there on (after a failed
+    /// write; best effort).
     func truncate(_ file: Int32, to length: Int)
     /// Makes an open file's data durable (fdatasync).
     func sync(_ file: Int32, path: String) throws(StorageError)
@@ -104,6 +113,31 @@ public final class PosixFileSystem: FileSystem {
         return descriptor
     }
 
+    public func openSegment(_ path: String, at offset: Int, preallocating length: Int) throws(StorageError) -> Int32 {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw .system("open", path, errno) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else {
+            let code = errno
+            _ = Glibc.close(descriptor)
+            throw .system("fstat", path, code)
+        }
+        var end = max(Int(status.st_size), offset)
+        let zeros = [UInt8](repeating: 0, count: 256 * 1024)
+        while end < length {
+            let count = zeros.withUnsafeBytes { pwrite(descriptor, $0.baseAddress!, min($0.count, length - end), off_t(end)) }
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { break }  // no room for zeros: the segment grows as it is written
+            end += count
+        }
+        guard lseek(descriptor, off_t(offset), SEEK_SET) >= 0 else {
+            let code = errno
+            _ = Glibc.close(descriptor)
+            throw .system("lseek", path, code)
+        }
+        return descriptor
+    }
+
     public func write(_ file: Int32, _ bytes: [UInt8], path: String) throws(StorageError) {
         var offset = 0
         while offset < bytes.count {
@@ -120,7 +154,9 @@ public final class PosixFileSystem: FileSystem {
     }
 
     public func truncate(_ file: Int32, to length: Int) {
-        _ = ftruncate(file, off_t(length))  // best effort: the caller is already failing
+        // Best effort: the caller is already failing.
+        _ = ftruncate(file, off_t(length))
+        _ = lseek(file, off_t(length), SEEK_SET)
     }
 
     public func sync(_ file: Int32, path: String) throws(StorageError) {

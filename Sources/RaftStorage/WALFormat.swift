@@ -17,6 +17,9 @@ import Raft
 ///
 /// A later entries record starting at or below an earlier one's last index replaces the
 /// entries from its first index on (a follower's conflicting suffix, §5.3).
+///
+/// A segment is preallocated with zeros (see `FileSystem.openSegment`): where a batch header
+/// should be and only zeros follow, the segment ends (no tear, nothing to cut).
 public enum WALFormat {
     static let magic: UInt32 = 0x4C57_4652
     /// Bytes in a batch header.
@@ -104,6 +107,10 @@ public enum WALFormat {
                 }
                 offset = end
             case .failure(let reason):
+                // The rest of a preallocated segment: zeros, never written.
+                if bytes[offset...].allSatisfy({ $0 == 0 }) {
+                    return ScanResult(records: records, validBytes: offset, hasTornTail: false)
+                }
                 let isTorn = mayEndTorn && !containsValidBatch(bytes, after: offset)
                 guard isTorn else { throw Corruption(offset: offset, reason: reason) }
                 return ScanResult(records: records, validBytes: offset, hasTornTail: true)
@@ -146,8 +153,9 @@ public enum WALFormat {
     /// damage is corruption.
     private static func containsValidBatch(_ bytes: [UInt8], after offset: Int) -> Bool {
         var candidate = offset + 1
+        let magicFirstByte = UInt8(truncatingIfNeeded: magic)  // little-endian: the first byte written
         while candidate + headerBytes <= bytes.count {
-            if case .success = readBatch(bytes, at: candidate) { return true }
+            if bytes[candidate] == magicFirstByte, case .success = readBatch(bytes, at: candidate) { return true }
             candidate += 1
         }
         return false

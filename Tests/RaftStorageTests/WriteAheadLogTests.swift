@@ -61,13 +61,16 @@ import Testing
                 var bytes = complete + last[..<cut]
                 if withZeros { bytes += [UInt8](repeating: 0, count: 64) }
                 try Data(bytes).write(to: URL(fileURLWithPath: directory + "/wal-0000000000000001.log"))
-                let wal = try WriteAheadLog(directory: directory)
+                let wal = try WriteAheadLog(directory: directory, maxSegmentBytes: 4096)
                 #expect(wal.recovered.log.entries.map(\.term) == [1, 1], "cut at \(cut)")
                 #expect(wal.recovered.hardState.currentTerm == 1, "cut at \(cut)")
-                #expect(wal.recovered.truncatedBytes == bytes.count - complete.count)
+                // Nothing but zeros after the whole batches is the unwritten rest of a
+                // preallocated segment: the log's end, not a tear.
+                let isUnwritten = bytes[complete.count...].allSatisfy { $0 == 0 }
+                #expect(wal.recovered.truncatedBytes == (isUnwritten ? 0 : bytes.count - complete.count), "cut at \(cut)")
                 wal.append(entries(terms: [4], startingAt: 3))
                 try wal.flush(sync: true)
-                let reopened = try WriteAheadLog(directory: directory).recovered
+                let reopened = try WriteAheadLog(directory: directory, maxSegmentBytes: 4096).recovered
                 #expect(reopened.log.entries.map(\.term) == [1, 1, 4], "cut at \(cut)")
             }
         }
@@ -135,6 +138,39 @@ import Testing
         #expect(try wal.segmentPaths().count > 3)
         let recovered = try WriteAheadLog(directory: directory, maxSegmentBytes: 200).recovered
         #expect(recovered.log.lastIndex == 40)
+    }
+
+    /// A segment is preallocated with zeros to its full size, written from its start and read
+    /// back to where its batches end; a restarted log goes on writing where they end.
+    @Test func segmentsArePreallocatedAndTheirZerosAreTheEnd() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let segmentBytes = 64 * 1024
+        let wal = try WriteAheadLog(directory: directory, maxSegmentBytes: segmentBytes)
+        wal.append(entries(terms: [1, 1]))
+        try wal.flush(sync: true)
+        let path = try #require(try wal.segmentPaths().first)
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int == segmentBytes)
+        let restarted = try WriteAheadLog(directory: directory, maxSegmentBytes: segmentBytes)
+        #expect(restarted.recovered.log.entries.map(\.term) == [1, 1])
+        #expect(restarted.recovered.truncatedBytes == 0)
+        restarted.append(entries(terms: [2], startingAt: 3))
+        try restarted.flush(sync: true)
+        let again = try WriteAheadLog(directory: directory, maxSegmentBytes: segmentBytes).recovered
+        #expect(again.log.entries.map(\.term) == [1, 1, 2])
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int == segmentBytes)
+        // A tear inside the zeros (a header persisted without its payload) is cut off, and
+        // the segment is preallocated again behind it.
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        let used = WALFormat.batch([.entries(firstIndex: 1, entries(terms: [1, 1]))]).count
+            + WALFormat.batch([.entries(firstIndex: 3, entries(terms: [2], startingAt: 3))]).count
+        try handle.seek(toOffset: UInt64(used))
+        handle.write(Data(WALFormat.batch([.entries(firstIndex: 4, entries(terms: [2], startingAt: 4))]).prefix(20)))
+        try handle.close()
+        let torn = try WriteAheadLog(directory: directory, maxSegmentBytes: segmentBytes)
+        #expect(torn.recovered.log.entries.map(\.term) == [1, 1, 2])
+        #expect(torn.recovered.truncatedBytes == segmentBytes - used)
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int == segmentBytes)
     }
 
     @Test func tornBatchInEarlierSegmentIsCorruption() throws {
