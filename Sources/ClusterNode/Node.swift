@@ -41,7 +41,10 @@ public final class Node: @unchecked Sendable {
     }
 
     /// Stops the threads; queued work is dropped, written state stays on disk.
-    public func stop() { replica.stop() }
+    public func stop() {
+        replica.stop()
+        service.leadership.stop()
+    }
 
     /// Which peer sends on each open connection that carried Raft messages.
     private let connectionsLock = NSLock()

@@ -335,31 +335,26 @@ public enum CompactJSONEncoder {
         }
     }
 
-    fileprivate struct UnkeyedWriter: UnkeyedEncodingContainer {
+    /// The scalar writes an unkeyed and a single-value container share: each puts the value's
+    /// text in its next place (`numberKey`: the key an error about a number names, if any).
+    fileprivate protocol ScalarWriting {
+        var storage: Storage { get }
+        var path: Path { get }
+        var numberKey: (any CodingKey)? { get }
+        mutating func put(_ value: Value)
+    }
+
+    fileprivate struct UnkeyedWriter: UnkeyedEncodingContainer, ScalarWriting {
         let storage: Storage
         let array: ArrayBox
         let path: Path
         var codingPath: [any CodingKey] { storage.resolve(path) }
         var count: Int { array.items.count }
+        var numberKey: (any CodingKey)? { IndexKey(count) }
 
         private var nextPath: [any CodingKey] { codingPath + [IndexKey(array.items.count)] }
-        private func put(_ value: Value) { array.items.append(value) }
+        func put(_ value: Value) { array.items.append(value) }
 
-        mutating func encodeNil() throws { put(storage.literal("null")) }
-        mutating func encode(_ value: Bool) throws { put(storage.bool(value)) }
-        mutating func encode(_ value: String) throws { put(storage.quoted(value)) }
-        mutating func encode(_ value: Double) throws { put(try storage.number(value, wholeBelow: 1e15, at: path, key: IndexKey(count))) }
-        mutating func encode(_ value: Float) throws { put(try storage.number(value, wholeBelow: 1e7, at: path, key: IndexKey(count))) }
-        mutating func encode(_ value: Int) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: Int8) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: Int16) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: Int32) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: Int64) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: UInt) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: UInt8) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: UInt16) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: UInt32) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: UInt64) throws { put(storage.integer(value)) }
         mutating func encode<T: Encodable>(_ value: T) throws { put(try storage.encode(value, at: path, key: IndexKey(count))) }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
@@ -383,29 +378,33 @@ public enum CompactJSONEncoder {
         }
     }
 
-    fileprivate struct SingleWriter: SingleValueEncodingContainer {
+    fileprivate struct SingleWriter: SingleValueEncodingContainer, ScalarWriting {
         let storage: Storage
         let destination: Destination
         let path: Path
         var codingPath: [any CodingKey] { storage.resolve(path) }
+        var numberKey: (any CodingKey)? { nil }
 
-        private func put(_ value: Value) { storage.set(destination, value) }
+        func put(_ value: Value) { storage.set(destination, value) }
 
-        mutating func encodeNil() throws { put(storage.literal("null")) }
-        mutating func encode(_ value: Bool) throws { put(storage.bool(value)) }
-        mutating func encode(_ value: String) throws { put(storage.quoted(value)) }
-        mutating func encode(_ value: Double) throws { put(try storage.number(value, wholeBelow: 1e15, at: path)) }
-        mutating func encode(_ value: Float) throws { put(try storage.number(value, wholeBelow: 1e7, at: path)) }
-        mutating func encode(_ value: Int) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: Int8) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: Int16) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: Int32) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: Int64) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: UInt) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: UInt8) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: UInt16) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: UInt32) throws { put(storage.integer(value)) }
-        mutating func encode(_ value: UInt64) throws { put(storage.integer(value)) }
         mutating func encode<T: Encodable>(_ value: T) throws { put(try storage.encode(value, at: path, key: nil)) }
     }
+}
+
+extension CompactJSONEncoder.ScalarWriting {
+    mutating func encodeNil() throws { put(storage.literal("null")) }
+    mutating func encode(_ value: Bool) throws { put(storage.bool(value)) }
+    mutating func encode(_ value: String) throws { put(storage.quoted(value)) }
+    mutating func encode(_ value: Double) throws { put(try storage.number(value, wholeBelow: 1e15, at: path, key: numberKey)) }
+    mutating func encode(_ value: Float) throws { put(try storage.number(value, wholeBelow: 1e7, at: path, key: numberKey)) }
+    mutating func encode(_ value: Int) throws { put(storage.integer(value)) }
+    mutating func encode(_ value: Int8) throws { put(storage.integer(value)) }
+    mutating func encode(_ value: Int16) throws { put(storage.integer(value)) }
+    mutating func encode(_ value: Int32) throws { put(storage.integer(value)) }
+    mutating func encode(_ value: Int64) throws { put(storage.integer(value)) }
+    mutating func encode(_ value: UInt) throws { put(storage.integer(value)) }
+    mutating func encode(_ value: UInt8) throws { put(storage.integer(value)) }
+    mutating func encode(_ value: UInt16) throws { put(storage.integer(value)) }
+    mutating func encode(_ value: UInt32) throws { put(storage.integer(value)) }
+    mutating func encode(_ value: UInt64) throws { put(storage.integer(value)) }
 }

@@ -10,8 +10,9 @@ extension ClusterService {
     func startAutoscalers() {
         Task.detached { [self] in
             while !isStoppedNow {
-                // Asleep until the next step is due (at most half a second: a follower only
-                // checks whether it leads, and an idle node pays next to nothing).
+                // A follower sleeps until it leads; the leader until the next step is due (at
+                // most half a second, so a new autoscaler starts within it).
+                await leadership.untilLeading { withCore { $0.isLeader } }
                 let milliseconds = min(500, max(10, millisecondsUntilNextStep(nowMs: LoadView.nowMs())))
                 try? await Task.sleep(nanoseconds: UInt64(milliseconds) * 1_000_000)
                 for serviceID in dueAutoscalers(nowMs: LoadView.nowMs()) {

@@ -12,9 +12,9 @@ extension ClusterService {
     func startReconciler() {
         Task.detached { [self] in
             while !isStoppedNow {
-                // Four passes a second while leading; a follower only checks whether it leads.
-                let isLeading = withCore { $0.isLeader }
-                try? await Task.sleep(nanoseconds: isLeading ? 250_000_000 : 1_000_000_000)
+                // Four passes a second while leading; a follower sleeps until it leads.
+                await leadership.untilLeading { withCore { $0.isLeader } }
+                try? await Task.sleep(nanoseconds: 250_000_000)
                 await reconcileOnce()
             }
         }

@@ -19,6 +19,7 @@ extension ClusterService {
             contact.startLeading()
             leadingSince = monotonicSeconds()
             roleChangedAt = Date().timeIntervalSince1970
+            leadership.becameLeader()
         case .becameFollower(let term, let leader):
             if let leader { leaderHistory[term.rawValue] = leader.rawValue }
             roleChangedAt = Date().timeIntervalSince1970

@@ -57,6 +57,8 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     var changedContainers: [Int] = []
     /// Who answered this node, when, and whose connections closed (its own lock: see there).
     let contact = PeerContact()
+    /// Wakes the leader-only loops when this node becomes leader (its own lock).
+    let leadership = LeadershipSignal()
     /// The leader of the latest term before this node's leadership, if another node.
     var formerLeader: UInt64?
     var leadingSince = 0.0
