@@ -20,13 +20,14 @@ public protocol FileSystem: AnyObject, Sendable {
     func openForAppend(_ path: String) throws(StorageError) -> Int32
     /// Opens a file for writing from its start, creating it or emptying it.
     func createEmpty(_ path: String) throws(StorageError) -> Int32
-    /// Opens a log segment (created when missing) to write from `offset` on, first making it
-    /// at least `preallocating` bytes long with zeros (not synced). The zeros are written, not
-    /// just reserved: a later write inside them overwrites blocks the file already has, so
-    /// its fdatasync need not also record a new size (on ext4 that spares a journal commit,
-    /// which the nodes' logs on one disk otherwise queue for). A file system may skip the
-    /// zeros; bytes at and after `offset` are what the caller writes next either way.
-    func openSegment(_ path: String, at offset: Int, preallocating length: Int) throws(StorageError) -> Int32
+    /// Opens a log segment (created when missing) to write from `offset` on.
+    func openSegment(_ path: String, at offset: Int) throws(StorageError) -> Int32
+    /// Makes an open segment at least `length` bytes long by writing zeros after its end (not
+    /// synced), and returns its length. The zeros are written, not just reserved: a later
+    /// write inside them overwrites blocks the file already has, so its fdatasync need not
+    /// also record a new size (on ext4 that spares a journal commit, which the nodes' logs on
+    /// one disk otherwise queue for). A file system may write none and return 0.
+    func extendWithZeros(_ file: Int32, to length: Int, path: String) throws(StorageError) -> Int
     /// Writes all of `bytes` where the file is positioned: its end when opened for append,
     /// the next place of a segment; on failure some of them may have been written.
     func write(_ file: Int32, _ bytes: [UInt8], path: String) throws(StorageError)
@@ -113,29 +114,32 @@ public final class PosixFileSystem: FileSystem {
         return descriptor
     }
 
-    public func openSegment(_ path: String, at offset: Int, preallocating length: Int) throws(StorageError) -> Int32 {
+    public func openSegment(_ path: String, at offset: Int) throws(StorageError) -> Int32 {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw .system("open", path, errno) }
-        var status = stat()
-        guard fstat(descriptor, &status) == 0 else {
-            let code = errno
-            _ = Glibc.close(descriptor)
-            throw .system("fstat", path, code)
-        }
-        var end = max(Int(status.st_size), offset)
-        let zeros = [UInt8](repeating: 0, count: 256 * 1024)
-        while end < length {
-            let count = zeros.withUnsafeBytes { pwrite(descriptor, $0.baseAddress!, min($0.count, length - end), off_t(end)) }
-            if count < 0, errno == EINTR { continue }
-            guard count > 0 else { break }  // no room for zeros: the segment grows as it is written
-            end += count
-        }
         guard lseek(descriptor, off_t(offset), SEEK_SET) >= 0 else {
             let code = errno
             _ = Glibc.close(descriptor)
             throw .system("lseek", path, code)
         }
         return descriptor
+    }
+
+    public func extendWithZeros(_ file: Int32, to length: Int, path: String) throws(StorageError) -> Int {
+        var status = stat()
+        guard fstat(file, &status) == 0 else { throw .system("fstat", path, errno) }
+        var end = Int(status.st_size)
+        let zeros = [UInt8](repeating: 0, count: min(256 * 1024, max(0, length - end)))
+        while end < length {
+            let count = zeros.withUnsafeBytes { pwrite(file, $0.baseAddress!, min($0.count, length - end), off_t(end)) }
+            if count < 0 {
+                let code = errno
+                if code == EINTR { continue }
+                throw .system("pwrite", path, code)
+            }
+            end += count
+        }
+        return end
     }
 
     public func write(_ file: Int32, _ bytes: [UInt8], path: String) throws(StorageError) {

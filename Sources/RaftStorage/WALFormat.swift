@@ -18,7 +18,7 @@ import Raft
 /// A later entries record starting at or below an earlier one's last index replaces the
 /// entries from its first index on (a follower's conflicting suffix, §5.3).
 ///
-/// A segment is preallocated with zeros (see `FileSystem.openSegment`): where a batch header
+/// A segment is written with zeros ahead of its batches (`FileSystem.extendWithZeros`): where a batch header
 /// should be and only zeros follow, the segment ends (no tear, nothing to cut).
 public enum WALFormat {
     static let magic: UInt32 = 0x4C57_4652
@@ -107,7 +107,7 @@ public enum WALFormat {
                 }
                 offset = end
             case .failure(let reason):
-                // The rest of a preallocated segment: zeros, never written.
+                // Zeros written ahead of the batches, never written over.
                 if bytes[offset...].allSatisfy({ $0 == 0 }) {
                     return ScanResult(records: records, validBytes: offset, hasTornTail: false)
                 }

@@ -140,8 +140,9 @@ import Testing
         #expect(recovered.log.lastIndex == 40)
     }
 
-    /// A segment is preallocated with zeros to its full size, written from its start and read
-    /// back to where its batches end; a restarted log goes on writing where they end.
+    /// A segment is written with zeros ahead (here up to its full size, smaller than a step),
+    /// written over from its start and read back to where its batches end; a restarted log
+    /// goes on writing where they end.
     @Test func segmentsArePreallocatedAndTheirZerosAreTheEnd() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
