@@ -150,7 +150,9 @@ public final class WriteAheadLog {
             try openSegment(1)
         } else {
             descriptor = try fileSystem.openSegment(segmentPath(segmentNumber), at: segmentBytes)
-            zeroedThrough = try fileSystem.extendWithZeros(descriptor, to: min(maxSegmentBytes, segmentBytes + Self.zeroStepBytes), path: segmentPath(segmentNumber))
+            // Best effort, here and below: without the zeros a batch just grows the file.
+            zeroedThrough = (try? fileSystem.extendWithZeros(descriptor, to: min(maxSegmentBytes, segmentBytes + Self.zeroStepBytes),
+                                                             path: segmentPath(segmentNumber))) ?? 0
         }
         if let metadata = snapshot?.metadata, !snapshotContinuesLog {
             // The snapshot was stored but the record that makes the log continue from it was
@@ -220,7 +222,6 @@ public final class WriteAheadLog {
             pending = ByteWriter()
             if segmentBytes + batch.count > zeroedThrough, zeroedThrough > 0, zeroedThrough < maxSegmentBytes {
                 let target = min(maxSegmentBytes, max(segmentBytes + batch.count, zeroedThrough + Self.zeroStepBytes))
-                // Best effort: without the zeros the batch just grows the file.
                 zeroedThrough = (try? fileSystem.extendWithZeros(descriptor, to: target, path: segmentPath(segmentNumber))) ?? zeroedThrough
             }
             do {
@@ -266,13 +267,7 @@ public final class WriteAheadLog {
         let isRotation = descriptor >= 0
         let path = segmentPath(number)
         let newDescriptor = try fileSystem.openSegment(path, at: 0)
-        let zeroed: Int
-        do {
-            zeroed = try fileSystem.extendWithZeros(newDescriptor, to: min(maxSegmentBytes, Self.zeroStepBytes), path: path)
-        } catch {
-            fileSystem.close(newDescriptor)
-            throw error
-        }
+        let zeroed = (try? fileSystem.extendWithZeros(newDescriptor, to: min(maxSegmentBytes, Self.zeroStepBytes), path: path)) ?? 0
         var written = 0
         if isRotation {
             // Every later segment starts with the hard state, durably, before older segments
