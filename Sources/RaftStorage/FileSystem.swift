@@ -16,8 +16,6 @@ public protocol FileSystem: AnyObject, Sendable {
     /// The names in a directory (not `.` and `..`), in no particular order.
     func listDirectory(_ path: String) throws(StorageError) -> [String]
     func readFile(_ path: String) throws(StorageError) -> [UInt8]
-    /// Opens a file for appending, creating it empty when missing.
-    func openForAppend(_ path: String) throws(StorageError) -> Int32
     /// Opens a file for writing from its start, creating it or emptying it.
     func createEmpty(_ path: String) throws(StorageError) -> Int32
     /// Opens a log segment (created when missing) to write from `offset` on.
@@ -28,8 +26,8 @@ public protocol FileSystem: AnyObject, Sendable {
     /// also record a new size (on ext4 that spares a journal commit, which the nodes' logs on
     /// one disk otherwise queue for). A file system may write none and return 0.
     func extendWithZeros(_ file: Int32, to length: Int, path: String) throws(StorageError) -> Int
-    /// Writes all of `bytes` where the file is positioned: its end when opened for append,
-    /// the next place of a segment; on failure some of them may have been written.
+    /// Writes all of `bytes` where the file is positioned (the next place of a segment, the
+    /// end of a file created empty); on failure some of them may have been written.
     func write(_ file: Int32, _ bytes: [UInt8], path: String) throws(StorageError)
     /// Cuts an open file back to `length` bytes and writes from there on (after a failed
     /// write; best effort).
@@ -100,12 +98,6 @@ public final class PosixFileSystem: FileSystem {
             offset += count
         }
         return Array(bytes[0..<offset])
-    }
-
-    public func openForAppend(_ path: String) throws(StorageError) -> Int32 {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard descriptor >= 0 else { throw .system("open", path, errno) }
-        return descriptor
     }
 
     public func createEmpty(_ path: String) throws(StorageError) -> Int32 {

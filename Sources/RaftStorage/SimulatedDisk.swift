@@ -128,8 +128,6 @@ public final class SimulatedDisk: FileSystem {
         }
     }
 
-    public func openForAppend(_ path: String) throws(StorageError) -> Int32 { try open(path, emptying: false) }
-
     /// A segment here is written by appending: bytes past `offset` (none, after recovery
     /// cut a torn tail) are cut, unsynced, and no zeros are written ahead.
     public func openSegment(_ path: String, at offset: Int) throws(StorageError) -> Int32 {
@@ -139,6 +137,7 @@ public final class SimulatedDisk: FileSystem {
     }
 
     public func extendWithZeros(_ file: Int32, to length: Int, path: String) throws(StorageError) -> Int { 0 }
+
     public func createEmpty(_ path: String) throws(StorageError) -> Int32 { try open(path, emptying: true) }
 
     public func write(_ file: Int32, _ bytes: [UInt8], path: String) throws(StorageError) {

@@ -18,8 +18,9 @@ import Raft
 /// A later entries record starting at or below an earlier one's last index replaces the
 /// entries from its first index on (a follower's conflicting suffix, §5.3).
 ///
-/// A segment is written with zeros ahead of its batches (`FileSystem.extendWithZeros`): where a batch header
-/// should be and only zeros follow, the segment ends (no tear, nothing to cut).
+/// A segment is written with zeros ahead of its batches (`FileSystem.extendWithZeros`):
+/// where a batch header should be and only zeros follow, the segment ends (no tear, nothing
+/// to cut).
 public enum WALFormat {
     static let magic: UInt32 = 0x4C57_4652
     /// Bytes in a batch header.

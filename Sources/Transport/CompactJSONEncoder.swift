@@ -230,7 +230,7 @@ public enum CompactJSONEncoder {
             let fields = box.fields
             output.append(UInt8(ascii: "{"))
             var isSorted = true
-            for index in fields.indices.dropFirst() where !Self.precedes(fields[index - 1].key, fields[index].key) {
+            for index in fields.indices.dropFirst() where !JSONText.sortsBefore(fields[index - 1].key, fields[index].key) {
                 isSorted = false
                 break
             }
@@ -238,7 +238,7 @@ public enum CompactJSONEncoder {
                 for (index, field) in fields.enumerated() { writeField(field, first: index == 0, to: &output) }
             } else {
                 let order = fields.indices.sorted { a, b in
-                    fields[a].key == fields[b].key ? a < b : Self.precedes(fields[a].key, fields[b].key)
+                    fields[a].key == fields[b].key ? a < b : JSONText.sortsBefore(fields[a].key, fields[b].key)
                 }
                 var first = true
                 for (position, index) in order.enumerated() {
@@ -248,19 +248,6 @@ public enum CompactJSONEncoder {
                 }
             }
             output.append(UInt8(ascii: "}"))
-        }
-
-        /// Whether `a` comes before `b` in the order of their UTF-8 bytes (JSONEncoder's order
-        /// of sorted keys).
-        static func precedes(_ a: String, _ b: String) -> Bool {
-            let fast = a.utf8.withContiguousStorageIfAvailable { x in
-                b.utf8.withContiguousStorageIfAvailable { y in
-                    let common = min(x.count, y.count)
-                    let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
-                    return order != 0 ? order < 0 : x.count < y.count
-                }
-            }
-            return (fast ?? nil) ?? a.utf8.lexicographicallyPrecedes(b.utf8)
         }
 
         private func writeField(_ field: (key: String, value: Value), first: Bool, to output: inout [UInt8]) {

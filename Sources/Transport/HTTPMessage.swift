@@ -1,3 +1,5 @@
+import Foundation
+
 /// Header fields in arrival order. Lookups ignore case, as HTTP requires.
 public struct HTTPHeaders: Sendable, Equatable, Sequence {
     public private(set) var fields: [(name: String, value: String)] = []
@@ -283,6 +285,19 @@ public enum JSONText {
     /// Appends `text` as a JSON string literal, escaped as `JSONEncoder` escapes (quote,
     /// backslash, the short escapes, other control bytes as \u00XX; slashes and non-ASCII
     /// as they are).
+    /// Whether key `a` comes before `b` in the order of their UTF-8 bytes (JSONEncoder's order
+    /// of sorted keys, which both of our JSON writers follow).
+    static func sortsBefore(_ a: String, _ b: String) -> Bool {
+        let fast = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y in
+                let common = min(x.count, y.count)
+                let order = common == 0 ? 0 : memcmp(x.baseAddress!, y.baseAddress!, common)
+                return order != 0 ? order < 0 : x.count < y.count
+            }
+        }
+        return (fast ?? nil) ?? a.utf8.lexicographicallyPrecedes(b.utf8)
+    }
+
     public static func appendQuoted(_ text: String, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "\""))
         // Most text needs no escape: copied whole.

@@ -10,7 +10,7 @@ public protocol JSONWritable: Encodable {
 /// keys' UTF-8 bytes (the order `CompactJSONEncoder` sorts them in), and leaves out a nil
 /// optional, as synthesized `Encodable` does.
 public struct JSONObjectWriter {
-    public private(set) var bytes: [UInt8]
+    private var bytes: [UInt8]
     private var isFirst = true
 
     public init() {
@@ -73,7 +73,7 @@ public struct JSONObjectWriter {
     public mutating func field(_ key: StaticString, _ value: [String: Int]) {
         self.key(key)
         bytes.append(UInt8(ascii: "{"))
-        for (index, name) in value.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
+        for (index, name) in value.keys.sorted(by: JSONText.sortsBefore).enumerated() {
             if index > 0 { bytes.append(UInt8(ascii: ",")) }
             JSONText.appendQuoted(name, to: &bytes)
             bytes.append(UInt8(ascii: ":"))

@@ -211,28 +211,15 @@ struct RequestParser {
     }
 
     private func framing(of headers: HTTPHeaders, limit: Int) throws(HTTPError) -> BodyFraming {
-        // The common case first: one Content-Length of plain digits, no Transfer-Encoding.
-        var lengthField: String?
-        var isCommon = true
+        var encodings: [String] = []
+        var lengths: [String] = []
         for field in headers.fields {
             if field.name.caseInsensitiveEquals("content-length") {
-                isCommon = isCommon && lengthField == nil
-                lengthField = field.value
+                lengths.append(field.value)
             } else if field.name.caseInsensitiveEquals("transfer-encoding") {
-                isCommon = false
+                encodings.append(field.value)
             }
         }
-        guard !isCommon || lengthField != nil else { return .none }
-        if isCommon, let text = lengthField, !text.isEmpty, text.utf8.count <= 18,
-           text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let length = Int(text)
-        {
-            guard length <= limit else {
-                throw HTTPError(.payloadTooLarge, "body of \(length) bytes exceeds this route's limit of \(limit)")
-            }
-            return length == 0 ? .none : .length(length)
-        }
-        let encodings = headers.values("transfer-encoding")
-        let lengths = headers.values("content-length")
         if !encodings.isEmpty {
             guard lengths.isEmpty else {
                 throw HTTPError(.badRequest, "both Content-Length and Transfer-Encoding given; send one")
@@ -244,10 +231,12 @@ struct RequestParser {
             return .chunked
         }
         guard let first = lengths.first else { return .none }
-        let values = Set(lengths.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }.map { $0.trimmingASCIISpaces() })
-        guard values.count == 1, let text = values.first, !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-              text.utf8.count <= 18, let length = Int(text)
-        else {
+        func isDigits(_ text: some StringProtocol) -> Bool { !text.isEmpty && text.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+        // One plain number (nearly every request) needs no list split and merged.
+        let values = lengths.count == 1 && isDigits(first)
+            ? [first]
+            : Array(Set(lengths.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }.map { $0.trimmingASCIISpaces() }))
+        guard values.count == 1, let text = values.first, isDigits(text), text.utf8.count <= 18, let length = Int(text) else {
             throw HTTPError(.badRequest, lengths.count > 1 || first.contains(",") ? "conflicting Content-Length values" : "invalid Content-Length \(JSONText.quote(first))")
         }
         guard length <= limit else {
