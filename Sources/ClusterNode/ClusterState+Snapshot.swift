@@ -80,6 +80,7 @@ extension ClusterState {
                 }
                 if version >= 4 { record.autoscaler = try reader.readAutoscalerState(limit: bytes.count) }
                 if record.autoscaler != nil { autoscaledServiceIDs.insert(id) }
+                if spec.vital { vitalServiceIDs.insert(id) }
                 if version >= 6 { record.publishedPort = try reader.readOptionalPort() }
                 services[id] = record
                 if record.pending > 0 { pendingServiceIDs.insert(id) }

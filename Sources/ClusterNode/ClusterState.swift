@@ -36,6 +36,10 @@ public struct ClusterState: Sendable {
     /// The services with replicas waiting for room (derived likewise, kept by `place`), so
     /// the leader's look for pending replicas costs the pending services, not every service.
     public internal(set) var pendingServiceIDs: Set<Int> = []
+    /// The services created as vital (derived likewise: a service's vital mark never
+    /// changes), so the reconcile loop's comparison with the desired-state file costs the
+    /// vital services, not every service, four times a second under the lock requests need.
+    public internal(set) var vitalServiceIDs: Set<Int> = []
     /// The services with an autoscaler (derived likewise), so the leader's autoscaler loop
     /// looks at those, not at every service, each time it wakes.
     public internal(set) var autoscaledServiceIDs: Set<Int> = []
@@ -149,6 +153,7 @@ public struct ClusterState: Sendable {
                 service.publishedPort = freePort(for: plan.spec.publish, on: nil)
                 place(&service, plan.decision, at: entry.index.rawValue)
                 services[id] = service
+                if plan.spec.vital { vitalServiceIDs.insert(id) }
                 created.append(id)
             }
             remember(command, at: entry, created)
@@ -170,6 +175,7 @@ public struct ClusterState: Sendable {
             }
             loadedServiceIDs.remove(serviceID)
             autoscaledServiceIDs.remove(serviceID)
+            vitalServiceIDs.remove(serviceID)
             place(&removed, Placement.Decision(replicas: [:], pending: 0, pendingReason: nil), at: entry.index.rawValue)
             remember(command, at: entry, [serviceID])
             return .services([serviceID])

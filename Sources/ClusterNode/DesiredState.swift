@@ -113,6 +113,6 @@ extension PortRequest {
 extension ClusterState {
     /// The vital service carrying the desired state's `name` (the oldest, if a race made two).
     public func vitalService(named name: String) -> ServiceRecord? {
-        services.values.filter { $0.spec.vital && $0.spec.name == name }.min { $0.id < $1.id }
+        vitalServiceIDs.sorted().lazy.compactMap { services[$0] }.first { $0.spec.name == name }
     }
 }

@@ -74,8 +74,9 @@ extension Simulation {
         }
         guard state.loadedServiceIDs == Set(state.services.values.filter { $0.load != nil }.map(\.id)),
               state.pendingServiceIDs == Set(state.services.values.filter { $0.pending > 0 }.map(\.id)),
-              state.autoscaledServiceIDs == Set(state.services.values.filter { $0.autoscaler != nil }.map(\.id)) else {
-            throw PropertyViolation(property: "Service indexes", detail: "\(servers[position].id) at index \(state.appliedIndex): the loaded, pending or autoscaled services' index differs from the records")
+              state.autoscaledServiceIDs == Set(state.services.values.filter { $0.autoscaler != nil }.map(\.id)),
+              state.vitalServiceIDs == Set(state.services.values.filter { $0.spec.vital }.map(\.id)) else {
+            throw PropertyViolation(property: "Service indexes", detail: "\(servers[position].id) at index \(state.appliedIndex): the loaded, pending, autoscaled or vital services' index differs from the records")
         }
         let snapshot = Snapshot(metadata: metadata, data: state.snapshotData())
         try checker.snapshotTaken(at: metadata.index, hash: FNV1a.hash(snapshot.data), by: servers[position].id)

@@ -177,8 +177,10 @@ extension ClusterService {
     /// holds the lock.
     func desiredStateCommand(usage: inout [UInt64: NodeResources], state: ClusterState) -> ClusterCommand? {
         var vital: [String: [ServiceRecord]] = [:]
-        for service in state.services.values where service.spec.vital {
-            if let name = service.spec.name, state.vitalServices[name] != nil { vital[name, default: []].append(service) }
+        for id in state.vitalServiceIDs {
+            if let service = state.services[id], let name = service.spec.name, state.vitalServices[name] != nil {
+                vital[name, default: []].append(service)
+            }
         }
         for name in state.vitalServices.keys.sorted() {
             let wanted = state.vitalServices[name]!
