@@ -8,6 +8,9 @@ final class NodeMetrics: @unchecked Sendable {
     /// The counted things.
     enum Counter: String, CaseIterable {
         case messagesSent, messagesReceived, messagesFailed, messagesRejected, messagesDroppedByLinks, inputsDropped
+        /// Frames on a peer's stream this node refused (malformed, not addressed to it): the
+        /// stream was closed, and the peer opens a new one.
+        case framesRefused
         case appliedEntries, fsyncs, commits, leaderships, elections, preVotes, quorumLosses
         case proposals, proposalsFailed, forwardedRequests, leaderTransfers
         case membershipChanges, snapshotsSent, snapshotsInstalled, snapshotsTaken, compactions, leadersUnreachable

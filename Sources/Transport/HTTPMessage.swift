@@ -46,6 +46,12 @@ extension String {
         }
         return (fast ?? nil) ?? zip(utf8, other.utf8).allSatisfy(equal)
     }
+
+    /// True when this comma-separated header value lists `token` (ASCII case-insensitive),
+    /// as `Connection: keep-alive, Upgrade` lists `upgrade`.
+    func hasHeaderToken(_ token: String) -> Bool {
+        split(separator: ",").contains { $0.trimmingASCIISpaces().caseInsensitiveEquals(token) }
+    }
 }
 
 /// One HTTP request as the server received it.
@@ -88,8 +94,8 @@ public struct HTTPRequest: Sendable {
     /// True when the connection should stay open after this request (HTTP/1.1 unless
     /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`).
     public var wantsKeepAlive: Bool {
-        let connection = headers["connection"]?.lowercased() ?? ""
-        return isHTTP11 ? !connection.contains("close") : connection.contains("keep-alive")
+        guard let connection = headers["connection"] else { return isHTTP11 }
+        return isHTTP11 ? !connection.hasHeaderToken("close") : connection.hasHeaderToken("keep-alive")
     }
 
     /// The parameter `name` of the route pattern; throws 404 when absent.
@@ -154,6 +160,7 @@ public struct HTTPStatus: RawRepresentable, Hashable, Sendable, ExpressibleByInt
     public init(integerLiteral value: Int) { self.rawValue = value }
 
     public static let `continue`: HTTPStatus = 100
+    public static let switchingProtocols: HTTPStatus = 101
     public static let ok: HTTPStatus = 200
     public static let created: HTTPStatus = 201
     public static let accepted: HTTPStatus = 202
@@ -166,6 +173,7 @@ public struct HTTPStatus: RawRepresentable, Hashable, Sendable, ExpressibleByInt
     public static let conflict: HTTPStatus = 409
     public static let payloadTooLarge: HTTPStatus = 413
     public static let unprocessableContent: HTTPStatus = 422
+    public static let upgradeRequired: HTTPStatus = 426
     public static let tooManyRequests: HTTPStatus = 429
     public static let uriTooLong: HTTPStatus = 414
     public static let unsupportedMediaType: HTTPStatus = 415
@@ -180,6 +188,7 @@ public struct HTTPStatus: RawRepresentable, Hashable, Sendable, ExpressibleByInt
     public var reason: String {
         switch rawValue {
         case 100: "Continue"
+        case 101: "Switching Protocols"
         case 200: "OK"
         case 201: "Created"
         case 202: "Accepted"
@@ -194,6 +203,7 @@ public struct HTTPStatus: RawRepresentable, Hashable, Sendable, ExpressibleByInt
         case 414: "URI Too Long"
         case 415: "Unsupported Media Type"
         case 422: "Unprocessable Content"
+        case 426: "Upgrade Required"
         case 429: "Too Many Requests"
         case 431: "Request Header Fields Too Large"
         case 500: "Internal Server Error"
@@ -217,6 +227,9 @@ public struct HTTPResponse: Sendable {
     /// client is gone (or too slow: the socket's send timeout); the connection closes when
     /// it returns. No Content-Length; `body` is ignored.
     public var stream: (@Sendable (_ write: ([UInt8]) -> Bool) -> Void)? = nil
+    /// With status 101: what reads the connection once this answer is written (see
+    /// `switchingProtocols(to:receiver:)`).
+    public var upgrade: (any UpgradedReceiver)? = nil
 
     public init(status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status
@@ -237,7 +250,10 @@ public struct HTTPResponse: Sendable {
     /// The bytes of this response on the wire (head and body in one buffer, for one write).
     func serialized(keepAlive: Bool, includeBody: Bool = true) -> [UInt8] {
         var head = "HTTP/1.1 \(status.rawValue) \(status.reason)\r\n"
-        for (name, value) in headers.fields where !name.caseInsensitiveEquals("content-length") && !name.caseInsensitiveEquals("connection") {
+        // The server decides Connection, but for a switch of protocols, which names it.
+        let keepsConnectionHeader = status == .switchingProtocols
+        for (name, value) in headers.fields
+        where !name.caseInsensitiveEquals("content-length") && (keepsConnectionHeader || !name.caseInsensitiveEquals("connection")) {
             head += name + ": " + value + "\r\n"
         }
         if status.rawValue >= 200 && status != .noContent { head += "Content-Length: \(body.count)\r\n" }

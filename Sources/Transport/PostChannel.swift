@@ -31,6 +31,13 @@ import Foundation
 /// counted again: whether the peer took them is unknown. Messages `prepare` leaves out are
 /// its own to count.
 ///
+/// Streamed (`upgradeTo`): the connection opens with one request asking to switch to that
+/// protocol and then carries each request's body as a length-prefixed frame (`FrameReader`)
+/// with no answers: a request's HTTP head and its answer are not paid per batch, and the
+/// loop is never woken by the peer but when it closes. A refusal (any answer but `101`)
+/// counts the messages written on that connection as rejected and ends it; bytes after the
+/// `101` end it too.
+///
 /// Ownership: `lock` guards every field below it; descriptors are registered, watched and
 /// closed on the loop's thread only, and a caller writes only on an open connection.
 public final class PostChannel<Message: Sendable>: @unchecked Sendable {
@@ -47,6 +54,8 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     public let timeoutSeconds: Double
     private let loop: EventLoop
     private let head: [UInt8]
+    /// The request that opens a streamed connection (nil: a request per batch).
+    private let upgradeRequest: [UInt8]?
     private let prepare: @Sendable ([Message]) -> [Prepared]
     private let report: @Sendable (Outcome, Int) -> Void
     /// Idle time after which the connection is replaced rather than reused: well below the
@@ -63,9 +72,8 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     private var isClosed = false
     /// Messages due now, waiting for the connection.
     private var ready: [Message] = []
-    /// Messages held back by a delay, in order, from `delayedHead` on.
-    private var delayed: [(message: Message, due: Double)] = []
-    private var delayedHead = 0
+    /// Messages held back by a delay, in order.
+    private var delayed = DelayedQueue<Message>()
     private var isDelayTimerArmed = false
     private var isWatchdogArmed = false
     /// Requests written (or being written) and not yet answered: the messages each carries.
@@ -82,9 +90,12 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     private var unreportedSent = 0
     private var unreportedFailed = 0
     private var unreportedRejected = 0
+    /// Streamed: the peer answered `101`, and the messages written on this connection so far.
+    private var isUpgraded = false
+    private var sentOnConnection = 0
 
     public init(loop: ClientLoop, host: String, port: Int, path: String, headers: HTTPHeaders,
-                maxQueued: Int = 4_096, maxUnanswered: Int = 64, timeoutSeconds: Double = 0.5,
+                maxQueued: Int = 4_096, maxUnanswered: Int = 64, timeoutSeconds: Double = 0.5, upgradeTo upgradeProtocol: String? = nil,
                 prepare: @escaping @Sendable ([Message]) -> [Prepared], report: @escaping @Sendable (Outcome, Int) -> Void) {
         precondition(maxQueued > 0 && maxUnanswered > 0 && timeoutSeconds > 0, "channel bounds must be positive")
         self.loop = loop.loop
@@ -98,6 +109,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
         var text = "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\n"
         for (name, value) in headers.fields { text += name + ": " + value + "\r\n" }
         head = Array(text.utf8)
+        upgradeRequest = upgradeProtocol.map { Array((text + "Connection: Upgrade\r\nUpgrade: \($0)\r\nContent-Length: 0\r\n\r\n").utf8) }
     }
 
     /// Sends `messages` (in order, after those sent before), at once or, with a delay, not
@@ -107,13 +119,8 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
         locked {
             guard !isClosed else { return }
             let now = monotonicSeconds()
-            if delaySeconds > 0 || delayedHead < delayed.count {
-                for message in messages { delayed.append((message, now + max(0, delaySeconds))) }
-                let excess = delayed.count - delayedHead - maxQueued
-                if excess > 0 {
-                    delayedHead += excess
-                    unreportedFailed += excess
-                }
+            if delaySeconds > 0 || !delayed.isEmpty {
+                unreportedFailed += delayed.append(messages, due: now + max(0, delaySeconds), limit: maxQueued)
                 armDelayTimer()
                 return
             }
@@ -127,10 +134,9 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
         locked {
             guard !isClosed else { return }
             isClosed = true
-            unreportedFailed += ready.count + delayed.count - delayedHead
+            unreportedFailed += ready.count + delayed.count
             ready.removeAll()
             delayed.removeAll()
-            delayedHead = 0
             if state != .idle { endConnection() }
         }
     }
@@ -139,7 +145,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     public var isConnected: Bool { lock.withLock { state == .open } }
     /// Messages waiting (due or delayed) and requests unanswered.
     public var pending: (messages: Int, unanswered: Int) {
-        lock.withLock { (ready.count + delayed.count - delayedHead, inFlight.count - inFlightHead) }
+        lock.withLock { (ready.count + delayed.count, inFlight.count - inFlightHead) }
     }
 
     // MARK: Under the lock
@@ -181,7 +187,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
         case .open:
             readAnswers(now: now)
             guard state == .open else { return }
-            if unanswered == 0 && outputOffset == output.count && now - lastUsed > Self.maxIdleSeconds {
+            if upgradeRequest == nil && unanswered == 0 && outputOffset == output.count && now - lastUsed > Self.maxIdleSeconds {
                 // Idle long enough that the server may be closing it right now: a new one.
                 return endConnection()
             }
@@ -205,10 +211,15 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
             output.removeAll(keepingCapacity: output.capacity <= 1 << 20)
             outputOffset = 0
             for request in prepare(batch) {
-                output.append(contentsOf: head)
-                output.append(contentsOf: "Content-Length: \(request.body.count)\r\n\r\n".utf8)
-                output.append(contentsOf: request.body)
-                inFlight.append(request.messages)
+                if upgradeRequest != nil {
+                    FrameReader.frame(request.body, into: &output)
+                    sentOnConnection += request.messages
+                } else {
+                    output.append(contentsOf: head)
+                    output.append(contentsOf: "Content-Length: \(request.body.count)\r\n\r\n".utf8)
+                    output.append(contentsOf: request.body)
+                    inFlight.append(request.messages)
+                }
                 unreportedSent += request.messages
             }
             lastUsed = now
@@ -256,21 +267,23 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
 
     /// Watches the connection for what it waits for: always the peer closing its end; the
     /// socket's room while output is unwritten; answers only while the pipeline is full and
-    /// more waits (otherwise answers are read before the next write, waking no one).
+    /// more waits (otherwise answers are read before the next write, waking no one), or the
+    /// answer to a switch of protocols.
     private func updateInterest() {
         guard descriptor >= 0, state == .open else { return }
         var wanted = EPOLLRDHUP.rawValue
         if outputOffset < output.count { wanted |= EPOLLOUT.rawValue }
-        if isWaitingForAnswers { wanted |= EPOLLIN.rawValue }
+        // Streamed: the answer to the switch is read when it comes (a refusal ends the
+        // connection at once), then nothing is.
+        if isWaitingForAnswers || (upgradeRequest != nil && !isUpgraded) { wanted |= EPOLLIN.rawValue }
         guard wanted != interest else { return }
         interest = wanted
         loop.modify(descriptor, token: token, events: wanted)  // epoll_ctl is safe from any thread
     }
 
     private func armDelayTimer() {
-        guard !isDelayTimerArmed, delayedHead < delayed.count else { return }
+        guard !isDelayTimerArmed, let due = delayed.firstDue else { return }
         isDelayTimerArmed = true
-        let due = delayed[delayedHead].due
         loop.execute { [self] in loop.schedule(at: due) { [self] in locked { releaseDelayed() } } }
     }
 
@@ -310,6 +323,12 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
             Socket.setNoDelay(descriptor)
             lastProgress = now
             lastUsed = now
+            if let upgradeRequest {
+                output = upgradeRequest
+                outputOffset = 0
+                write(now: now)
+                guard state == .open else { return }
+            }
             writeReady(now: now)
             return updateInterest()
         }
@@ -332,6 +351,10 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
             if count > 0 {
                 answers.append(contentsOf: chunk[0..<count])
                 lastProgress = now
+                if upgradeRequest != nil {
+                    guard takeSwitchAnswer() else { return endConnection() }
+                    continue
+                }
                 while let answer = Self.takeAnswer(from: &answers) {
                     guard answer.status >= 200 else { continue }  // an interim answer
                     guard inFlightHead < inFlight.count else { return endConnection() }
@@ -353,23 +376,26 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
         }
     }
 
+    /// Streamed: takes the `101` from what arrived; false when the peer refused (counting the
+    /// messages written as rejected) or said anything after it.
+    private func takeSwitchAnswer() -> Bool {
+        while !isUpgraded, let answer = Self.takeAnswer(from: &answers) {
+            if answer.status == HTTPStatus.switchingProtocols.rawValue {
+                isUpgraded = true
+            } else if answer.status >= 200 {
+                unreportedRejected += sentOnConnection
+                sentOnConnection = 0
+                return false
+            }
+        }
+        return !(isUpgraded && !answers.isEmpty) && answers.count <= 64 * 1024
+    }
+
     private func releaseDelayed() {
         isDelayTimerArmed = false
         guard !isClosed else { return }
         let now = monotonicSeconds()
-        var due: [Message] = []
-        while delayedHead < delayed.count && delayed[delayedHead].due <= now {
-            due.append(delayed[delayedHead].message)
-            delayedHead += 1
-        }
-        if delayedHead == delayed.count {
-            delayed.removeAll(keepingCapacity: true)
-            delayedHead = 0
-        } else if delayedHead > 4_096 {
-            delayed.removeFirst(delayedHead)
-            delayedHead = 0
-        }
-        enqueue(due)
+        enqueue(delayed.takeDue(now: now))
         armDelayTimer()
         pump(now: now)
     }
@@ -404,6 +430,8 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
         output.removeAll()
         outputOffset = 0
         answers.removeAll()
+        isUpgraded = false
+        sentOnConnection = 0
         state = .idle
         if dropQueued || isClosed {
             unreportedFailed += ready.count

@@ -21,6 +21,8 @@ final class ServerConnection: @unchecked Sendable {
         case handling
         /// A streamed answer is being written until its producer ends.
         case streaming
+        /// The connection switched protocols: its input goes to `upgraded` (see `UpgradedReceiver`).
+        case upgraded
         case closed
     }
 
@@ -53,6 +55,7 @@ final class ServerConnection: @unchecked Sendable {
     private var timerAt = Double.infinity
     private var interest: UInt32 = 0
     private var sink: StreamSink?
+    private var upgraded: (any UpgradedReceiver)?
 
     init(server: HTTPServer, descriptor: Int32, id: UInt64, remoteAddress: String?, loop: EventLoop) {
         self.server = server
@@ -90,6 +93,10 @@ final class ServerConnection: @unchecked Sendable {
         while true {
             let count = loop.readBuffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             if count > 0 {
+                if phase == .upgraded {
+                    if upgraded?.received(loop.readBuffer[0..<count]) == false { close() }
+                    return
+                }
                 guard phase == .reading else { return }  // a streamed answer's client has nothing to say: discarded
                 if offset == input.count {
                     input.removeAll(keepingCapacity: input.capacity <= 64 * 1024)
@@ -101,7 +108,7 @@ final class ServerConnection: @unchecked Sendable {
                 return process()
             }
             if count == 0 {
-                if phase == .streaming { return close() }
+                if phase == .streaming || phase == .upgraded { return close() }
                 isEndOfInput = true
                 setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
                 return process()
@@ -200,6 +207,7 @@ final class ServerConnection: @unchecked Sendable {
             _ = server.setBusy(id, false)
             return
         }
+        if let receiver = response.upgrade, response.status == .switchingProtocols { return switchProtocols(response, to: receiver) }
         let keepAlive = request.wantsKeepAlive && !isEndOfInput && !server.lock.withLock { server.isStopping }
         let includeBody = request.method != "HEAD"
         if let stream = response.stream {
@@ -240,6 +248,22 @@ final class ServerConnection: @unchecked Sendable {
             setInterest(interest | EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
             armTimer()
         }
+    }
+
+    /// Writes the `101` answer and hands the connection's input to `receiver` from then on,
+    /// starting with what the client sent after its request. The connection stays busy (never
+    /// evicted as idle, no idle deadline) until either side closes it or the server stops.
+    private func switchProtocols(_ response: HTTPResponse, to receiver: any UpgradedReceiver) {
+        guard !server.setBusy(id, true), !isEndOfInput else { return close() }
+        write(response.serialized(keepAlive: true, includeBody: false))
+        guard phase != .closed else { return }
+        phase = .upgraded
+        upgraded = receiver
+        let rest = input[offset...]
+        input = []
+        offset = 0
+        if !rest.isEmpty, !receiver.received(rest) { return close() }
+        setInterest(interest | EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
     }
 
     // MARK: Streams
@@ -350,13 +374,15 @@ final class ServerConnection: @unchecked Sendable {
         case .reading:
             phase = .handling
             closeAfterWrite = true
-        case .handling, .streaming, .closed: break  // closes after its answer (setBusy says so)
+        case .handling, .streaming, .upgraded, .closed: break  // closes after its answer (setBusy says so)
         }
     }
 
-    /// Closes the connection unless a handler is running for it (stopping the server).
+    /// Closes the connection unless a handler is running for it (stopping the server); a
+    /// switched one has no answer to finish.
     func closeIfIdle() {
         if phase == .reading { evict() }
+        if phase == .upgraded { close() }
     }
 
     func close() {
@@ -368,6 +394,8 @@ final class ServerConnection: @unchecked Sendable {
         if !wasHandling { server.releaseBody(&reservedBodyBytes) }
         sink?.connectionClosed()
         sink = nil
+        upgraded?.closed()
+        upgraded = nil
         output = []
         input = []
         server.connectionDidClose(id)

@@ -332,6 +332,10 @@ import Testing
         let foreign = try orchestrator.client.send("POST", host: "127.0.0.1", port: ports1[0], path: "/raft/messages",
                                                   headers: .init([("X-Cluster-ID", "0")]), body: [0, 0, 0, 0])
         #expect(foreign.status.rawValue == 403)
+        // Nor may another cluster's node open a stream of them (the way nodes send).
+        let foreignStream = try orchestrator.client.send("POST", host: "127.0.0.1", port: ports1[0], path: "/raft/stream",
+                                                        headers: .init([("X-Cluster-ID", "0"), ("Connection", "Upgrade"), ("Upgrade", "raft-frames")]))
+        #expect(foreignStream.status.rawValue == 403)
 
         let list = try orchestrator.json("GET", "/clusters").body as? [String: Any]
         #expect((list?["metadata"] as? [String: Int])?["count"] == 2)

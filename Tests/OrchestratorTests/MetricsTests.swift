@@ -58,6 +58,12 @@ struct MetricsTests {
         #expect(try #require(Self.value(node, "raft_apply_duration_seconds_count", labels)) >= 6)
         #expect(try #require(Self.value(node, "raft_election_duration_seconds_count", labels)) >= 1, "the new leader campaigned after losing its leader")
         #expect(try #require(Self.value(node, "http_request_duration_seconds_count", ["route": "/service", "method": "POST", "code": "2xx"])) >= 6)
+        // Peers' messages came as frames on a stream each (one request to switch, then none),
+        // not as a request per batch.
+        #expect(try #require(Self.value(node, "node_messages_received_total", labels)) >= 6)
+        #expect(Self.value(node, "http_request_duration_seconds_count", ["route": "/raft/messages"]) == nil)
+        let streams = try #require(Self.value(node, "http_request_duration_seconds_count", ["route": "/raft/stream", "code": "1xx"]))
+        #expect(streams >= 1 && streams <= 3, "\(streams) streams opened to the leader by its one live peer")
 
         let whole = try Self.scrape(orchestrator)
         let cluster = ["cluster": "0"]

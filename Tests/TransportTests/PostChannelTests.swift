@@ -6,14 +6,7 @@ import Testing
 @testable import Transport
 
 @Suite(.serialized) struct PostChannelTests {
-    final class Received: @unchecked Sendable {
-        let lock = NSLock()
-        var bodies: [String] = []
-        var arrivals: [Double] = []
-        var sent = 0
-        var failed = 0
-        var rejected = 0
-    }
+    typealias Received = ChannelRecord
 
     private func server(_ received: Received, limits: ServerLimits = ServerLimits()) throws -> HTTPServer {
         var router = Router()
@@ -35,16 +28,7 @@ import Testing
                          maxUnanswered: Int = 64, timeoutSeconds: Double = 0.5) -> PostChannel<String> {
         PostChannel(loop: loop, host: "127.0.0.1", port: port, path: "/in", headers: HTTPHeaders(),
                     maxQueued: maxQueued, maxUnanswered: maxUnanswered, timeoutSeconds: timeoutSeconds,
-                    prepare: { messages in [(Array(messages.joined(separator: ",").utf8), messages.count)] },
-                    report: { outcome, count in
-            received.lock.withLock {
-                switch outcome {
-                case .sent: received.sent += count
-                case .failed: received.failed += count
-                case .rejected: received.rejected += count
-                }
-            }
-        })
+                    prepare: ChannelRecord.joined, report: received.count)
     }
 
     /// A server, a client loop and a channel to the server for `body`; all stopped after it.
@@ -57,15 +41,6 @@ import Testing
         let channel = channel(to: server.port, loop: loop, received: received)
         defer { channel.close() }
         try body(server, channel)
-    }
-
-    private func waitUntil(_ condition: () -> Bool) -> Bool {
-        let deadline = monotonicSeconds() + 5
-        while monotonicSeconds() < deadline {
-            if condition() { return true }
-            usleep(2_000)
-        }
-        return condition()
     }
 
     @Test func messagesArriveInOrderOverOneConnectionAndAreCountedOnce() throws {

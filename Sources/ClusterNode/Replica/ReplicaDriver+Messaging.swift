@@ -6,13 +6,16 @@ import Transport
 /// one pipelined connection) and the receiving end.
 extension ReplicaDriver {
 
-    /// A channel to `peer`'s `/raft/messages`. A link's state is read as messages leave
+    /// A channel to `peer`'s `/raft/stream`: one connection switched to frames of message
+    /// batches (a request and an answer per batch cost both nodes a parse and a write each,
+    /// and woke the sender's loop for every answer). A link's state is read as messages leave
     /// (after any delay): a cut link drops them, a lossy one drops each with its probability.
     func makeChannel(to peer: UInt64) -> PostChannel<Envelope> {
         let links = self.links
         let metrics = self.metrics
         let headers = HTTPHeaders([("Content-Type", "application/octet-stream"), ("X-Cluster-ID", configuration.clusterID)])
-        return PostChannel(loop: clientLoop, host: "127.0.0.1", port: Int(peer), path: "/raft/messages", headers: headers, maxQueued: 4_096,
+        return PostChannel(loop: clientLoop, host: "127.0.0.1", port: Int(peer), path: "/raft/stream", headers: headers, maxQueued: 4_096,
+                           upgradeTo: NodeAPI.raftStreamProtocol,
                            prepare: { envelopes in
             let link = links.state(to: peer)
             guard link.isUp else {
