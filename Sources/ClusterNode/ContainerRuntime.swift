@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 
 /// A simulated container on this node: one replica of a service, or one container created
 /// on its own (seed 001's `POST /clusters/:id/containers`, seed 004's `POST /containers`).
@@ -61,7 +62,7 @@ extension SimulatedContainer {
 public final class ContainerRuntime: @unchecked Sendable {
     public let nodeID: UInt64
     public let resources: NodeResources
-    private let lock = NSLock()
+    private let lock = AdaptiveLock()
     private var replicas: [String: SimulatedContainer] = [:]
     /// Each service with replicas here: its spec, its load and its placed count (all nodes).
     private var services: [Int: ServiceRecord] = [:]

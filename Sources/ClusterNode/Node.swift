@@ -47,7 +47,7 @@ public final class Node: @unchecked Sendable {
     }
 
     /// Which peer sends on each open connection that carried Raft messages.
-    private let connectionsLock = NSLock()
+    private let connectionsLock = AdaptiveLock()
     private var peerConnections: [UInt64: UInt64] = [:]
 
     /// A connection closed: when it was the last one a peer sent Raft messages on, the peer's

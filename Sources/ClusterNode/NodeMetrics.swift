@@ -19,7 +19,7 @@ final class NodeMetrics: @unchecked Sendable {
         case pendingSearchesSkipped
     }
 
-    private let lock = NSLock()
+    private let lock = AdaptiveLock()
     private var counters: [Counter: Int] = [:]
     private var fsyncSeconds = 0.0
     private var commitSeconds = 0.0

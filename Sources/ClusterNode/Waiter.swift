@@ -4,7 +4,7 @@ import Transport
 /// A one-shot result that a task waits for, suspended without holding a thread (`value`),
 /// and another side delivers.
 final class Waiter<Result: Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = AdaptiveLock()
     private var result: Result?
     private var continuation: CheckedContinuation<Result?, Never>?
 

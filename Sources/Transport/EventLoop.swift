@@ -21,7 +21,7 @@ final class EventLoop: @unchecked Sendable {
     private let epoll: Int32
     /// An eventfd that `execute` writes to wake the loop.
     private let wakeDescriptor: Int32
-    private let lock = NSLock()
+    private let lock = AdaptiveLock()
     /// Tasks from other threads (guarded by `lock`), and whether a wake-up is already on its way.
     private var tasks: [() -> Void] = []
     private var isWakePending = false

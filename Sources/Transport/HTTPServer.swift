@@ -20,7 +20,7 @@ public final class HTTPServer: @unchecked Sendable {
     public let host: String
     public let limits: ServerLimits
     let router: Router
-    let lock = NSLock()
+    let lock = AdaptiveLock()
     private var listener: Int32 = -1
     private var listenerToken: UInt64 = 0
     private var boundPort: Int

@@ -8,7 +8,7 @@ public final class Histogram: @unchecked Sendable {
     /// commit, an fsync, an election or an HTTP request on a laptop or a loaded CI machine.
     public static let latencyBounds: [Double] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10]
 
-    private let lock = NSLock()
+    private let lock = AdaptiveLock()
     /// Read without the lock: never changes.
     private let bounds: [Double]
     private var snapshotValue: HistogramSnapshot

@@ -62,7 +62,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     /// servers' 60 s idle timeout, so a request never races the server closing it.
     static var maxIdleSeconds: Double { 20 }
 
-    private let lock = NSLock()
+    private let lock = AdaptiveLock()
     private var state = State.idle
     /// Counts connections: work handed to the loop for an earlier one finds it gone.
     private var generation: UInt64 = 0

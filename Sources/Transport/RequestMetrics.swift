@@ -12,7 +12,7 @@ public final class RequestMetrics: @unchecked Sendable {
     }
 
     private static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    private let lock = NSLock()
+    private let lock = AdaptiveLock()
     private var histograms: [Key: Histogram] = [:]
 
     public init() {}

@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 import Raft
 import RaftStorage
 
@@ -60,7 +61,7 @@ public final class Replica: @unchecked Sendable {
         public let sentAhead: Int
     }
 
-    private let lock = NSLock()
+    private let lock = AdaptiveLock()
     private var core: RaftNode
     /// The node's write-ahead log and snapshot store; used by the round's runner only.
     public let wal: WriteAheadLog

@@ -52,7 +52,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     /// can be without blocking, by the client loop otherwise. Created on first use, as
     /// members join.
     private var peers: [UInt64: PostChannel<Envelope>] = [:]
-    private let peersLock = NSLock()
+    private let peersLock = AdaptiveLock()
     /// Inputs waiting for the driver: beyond this, received messages are dropped (Raft
     /// tolerates loss) and proposals refused, so a stalled disk cannot exhaust memory.
     static let maxQueuedInputs = 50_000

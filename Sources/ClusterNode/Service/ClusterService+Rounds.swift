@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Raft
 import Transport
 
@@ -18,12 +19,15 @@ extension ClusterService {
             leaderHistory[term.rawValue] = configuration.id
             contact.startLeading()
             leadingSince = monotonicSeconds()
+            leadingTerm.store(term.rawValue, ordering: .releasing)
             roleChangedAt = Date().timeIntervalSince1970
             leadership.becameLeader()
         case .becameFollower(let term, let leader):
+            leadingTerm.store(0, ordering: .releasing)
             if let leader { leaderHistory[term.rawValue] = leader.rawValue }
             roleChangedAt = Date().timeIntervalSince1970
         case .becameCandidate, .becamePreCandidate:
+            leadingTerm.store(0, ordering: .releasing)
             roleChangedAt = Date().timeIntervalSince1970
         default: break
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Raft
 import RaftStorage
 import Transport
@@ -37,7 +38,7 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     /// The replica layer: rounds, and the core to read.
     let driver: ReplicaDriver
 
-    let lock = NSLock()
+    let lock = AdaptiveLock()
     var state: ClusterState
     /// Decoded commands of log entries not yet applied, by index (each entry is decoded once).
     var decodedCommands: [UInt64: ClusterCommand] = [:]
@@ -62,6 +63,11 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     /// The leader of the latest term before this node's leadership, if another node.
     var formerLeader: UInt64?
     var leadingSince = 0.0
+    /// The term of this node's current leadership (0: not leading), set with `leadingSince`,
+    /// and the leadership whose wait after its election is over: while they match, a request
+    /// skips `settleAfterElection`'s look under the state lock (atomics: read without it).
+    let leadingTerm = Atomic<UInt64>(0)
+    let settledTerm = Atomic<UInt64>(0)
     /// This node's commit index over the last grace period, oldest first (monotonic seconds),
     /// to tell whether a follower's log keeps up.
     var commitSamples: [(time: Double, index: UInt64)] = []

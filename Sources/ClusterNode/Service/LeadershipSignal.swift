@@ -1,11 +1,12 @@
 import Foundation
+import Transport
 
 /// Wakes the loops that act only on the leader (reconcile, autoscalers) when this node
 /// becomes leader, so that on a follower they sleep instead of polling (a follower's loops
 /// woke three times a second only to find it still following: an eighth of an idle node's
 /// CPU).
 final class LeadershipSignal: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = AdaptiveLock()
     private var waiters: [CheckedContinuation<Void, Never>] = []
     /// Counts leaderships begun, so a wait cannot miss one that begins while it starts.
     private var generation = 0

@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 import Raft
 
 /// What this node heard from its peers: when each last answered one of its Raft messages,
@@ -7,7 +8,7 @@ import Raft
 /// the state lock, which a round's apply or a view over every service may hold for a while.
 /// (Lock order: the service's `lock` may be held when taking this one, never the reverse.)
 final class PeerContact: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = AdaptiveLock()
     /// When each peer last answered one of this node's Raft messages (an append, heartbeat
     /// or snapshot answer: proof that both directions work), in monotonic seconds.
     private var acknowledged: [UInt64: Double] = [:]
