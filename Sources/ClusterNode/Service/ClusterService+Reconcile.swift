@@ -30,9 +30,7 @@ extension ClusterService {
     /// what was committed `seconds` ago. The caller holds the lock while using it.
     func keepingUp(within seconds: Double, now: Double) -> (UInt64) -> Bool {
         let committedThen = commitSamples.last(where: { $0.time <= now - seconds })?.index
-        let matchIndexes = withCore { core in
-            Dictionary(uniqueKeysWithValues: core.membership.members.map { ($0.rawValue, core.progress(of: $0)?.matchIndex.rawValue ?? 0) })
-        }
+        let matchIndexes = coreView.matchIndexes
         let acknowledgements = contact.acknowledgements
         return { [self] peer in
             guard peer != configuration.id else { return true }
@@ -53,7 +51,7 @@ extension ClusterService {
     /// before the reconcile loop marks it). The caller holds the lock.
     func placeableNodes(in state: ClusterState) -> Set<UInt64> {
         let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
-        guard withCore({ $0.isLeader }) else { return healthy }
+        guard coreView.isLeader else { return healthy }
         let heard = contact.heard.union([configuration.id])
         return healthy.filter(heard.contains).filter(keepingUp(within: placementSilenceSeconds, now: monotonicSeconds()))
     }

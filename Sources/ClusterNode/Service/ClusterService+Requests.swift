@@ -102,8 +102,7 @@ extension ClusterService {
     {
         lock.lock()
         defer { lock.unlock() }
-        let (isLeader, leader) = withCore { core in (core.isLeader, core.leaderID?.rawValue) }
-        guard isLeader else { throw .failed(.notLeader(leader: leader)) }
+        guard coreView.isLeader else { throw .failed(.notLeader(leader: coreView.leaderID)) }
         if isClientCall, let earlier = state.record(ofRequest: requestID) {
             // A retry of a request already applied: its outcome then stands. Deciding again on
             // today's state would be wrong (a retried delete would find its own deletion and

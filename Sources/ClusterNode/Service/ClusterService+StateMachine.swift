@@ -11,8 +11,10 @@ extension ClusterService {
     /// the proposals the round took are no longer counted as queued. One lock for both, so
     /// that placement never sees a proposal's usage twice or not at all.
     func logWritten(_ round: Replica.Round) {
+        let view = driver.replica.withCore { CoreView($0) }
         lock.lock()
         defer { lock.unlock() }
+        coreView = view
         for id in round.takenProposals { queuedUsage[id] = nil }
         for output in round.outputs where !output.entries.isEmpty { trackAppended(output.entries) }
     }

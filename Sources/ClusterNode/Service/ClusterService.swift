@@ -40,6 +40,10 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
 
     let lock = AdaptiveLock()
     var state: ClusterState
+    /// What request handling needs of the core, as of the last round (each round's
+    /// `logWritten` refreshes it): read under this lock, so a request holding it never waits
+    /// for the core's lock, which the round thread holds while it steps a round's inputs.
+    var coreView = CoreView()
     /// Decoded commands of log entries not yet applied, by index (each entry is decoded once).
     var decodedCommands: [UInt64: ClusterCommand] = [:]
     /// Resources that unapplied log entries will place, by index then node.
@@ -122,4 +126,22 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
 
     /// True once the node is stopping.
     var isStoppedNow: Bool { driver.isStoppedNow }
+}
+
+/// The core's facts a leader decides requests by (see `ClusterService.coreView`).
+struct CoreView {
+    var isLeader = false
+    var leaderID: UInt64?
+    /// Each member's match index (leader only; the leader's own is its last index).
+    var matchIndexes: [UInt64: UInt64] = [:]
+
+    init() {}
+
+    init(_ core: borrowing RaftNode) {
+        isLeader = core.isLeader
+        leaderID = core.leaderID?.rawValue
+        if isLeader {
+            for member in core.membership.members { matchIndexes[member.rawValue] = core.progress(of: member)?.matchIndex.rawValue ?? 0 }
+        }
+    }
 }
