@@ -5,6 +5,9 @@
 public protocol UpgradedReceiver: AnyObject, Sendable {
     /// Bytes from the client; false closes the connection.
     func received(_ bytes: ArraySlice<UInt8>) -> Bool
+    /// Bytes it holds between calls (a frame not yet whole): the server counts them against
+    /// its budget for request bodies being read, and closes the connection beyond it.
+    var bufferedBytes: Int { get }
     /// The connection closed (the client went, a receive refused, the server stopped).
     func closed()
 }
@@ -44,6 +47,8 @@ public final class FrameReader: UpgradedReceiver, @unchecked Sendable {
     }
 
     public func closed() { onClose() }
+
+    public var bufferedBytes: Int { partial.count }
 
     /// Hands over every whole frame in `bytes` and keeps the rest.
     private func take(_ bytes: ArraySlice<UInt8>) -> Bool {

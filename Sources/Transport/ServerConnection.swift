@@ -94,7 +94,7 @@ final class ServerConnection: @unchecked Sendable {
             let count = loop.readBuffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
             if count > 0 {
                 if phase == .upgraded {
-                    if upgraded?.received(loop.readBuffer[0..<count]) == false { close() }
+                    if !deliver(loop.readBuffer[0..<count]) { close() }
                     return
                 }
                 guard phase == .reading else { return }  // a streamed answer's client has nothing to say: discarded
@@ -262,8 +262,22 @@ final class ServerConnection: @unchecked Sendable {
         let rest = input[offset...]
         input = []
         offset = 0
-        if !rest.isEmpty, !receiver.received(rest) { return close() }
+        if !rest.isEmpty, !deliver(rest) { return close() }
         setInterest(interest | EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
+    }
+
+    /// Hands input to the switched connection's receiver. What it then holds (a frame not yet
+    /// whole) is reserved from the server's budget for bodies being read, as a request body
+    /// would be, so that many streams cannot each hold a large partial frame. False: close.
+    private func deliver(_ bytes: ArraySlice<UInt8>) -> Bool {
+        guard let upgraded, upgraded.received(bytes) else { return false }
+        let held = upgraded.bufferedBytes
+        guard held != reservedBodyBytes else { return true }
+        server.releaseBody(&reservedBodyBytes)
+        guard held > 0 else { return true }
+        guard server.reserveBody(held) else { return false }
+        reservedBodyBytes = held
+        return true
     }
 
     // MARK: Streams

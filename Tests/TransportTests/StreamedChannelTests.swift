@@ -140,6 +140,33 @@ import Testing
         }
     }
 
+    /// A frame not yet whole is held against the server's budget for bodies being read: a
+    /// stream that would hold more than the budget is closed, and a whole one releases it.
+    @Test func partialFramesCountAgainstTheServersBodyBudget() throws {
+        let received = Received()
+        var limits = ServerLimits()
+        limits.maxBodyBytesInFlight = 40_000
+        let server = try server(received, limits: limits)
+        defer { server.stop() }
+        let switchRequest = "POST /stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test-frames\r\nContent-Length: 0\r\n\r\n"
+        // Within the budget: 30,000 bytes of a 50,000-byte frame are held, then it is whole.
+        let within = try RawConnection(port: server.port)
+        var frame: [UInt8] = []
+        FrameReader.frame(Array(repeating: UInt8(ascii: "a"), count: 50_000), into: &frame)
+        try within.send(Array(switchRequest.utf8) + frame.prefix(30_004))
+        #expect(waitUntil { server.bodyBytesBeingRead == 30_004 })  // its length prefix held too
+        try within.send(Array(frame[30_004...]))
+        #expect(waitUntil { received.messages.count == 1 && server.bodyBytesBeingRead == 0 })
+        // Beyond it: 45,000 bytes of another such frame, and the stream is closed.
+        let beyond = try RawConnection(port: server.port)
+        try beyond.send(Array(switchRequest.utf8) + frame.prefix(45_004))
+        let answer = String(decoding: beyond.readUntilClosed(), as: UTF8.self)
+        #expect(answer.hasPrefix("HTTP/1.1 101 "))
+        #expect(received.lock.withLock { received.closedStreams } >= 1)
+        #expect(waitUntil { server.bodyBytesBeingRead == 0 })
+        #expect(received.messages.count == 1)
+    }
+
     @Test func aPlainRequestToAStreamRouteIsAnsweredWithAnError() throws {
         let received = Received()
         let server = try server(received)
