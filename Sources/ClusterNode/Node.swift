@@ -63,11 +63,22 @@ public final class Node: @unchecked Sendable {
         }
     }
 
-    /// Accepts a batch of Raft messages posted by a peer of this cluster.
-    func receive(_ body: [UInt8], clusterID: String?, connection: UInt64? = nil) throws(NodeError) {
+    /// Refuses Raft messages sent by another cluster's node (the `X-Cluster-ID` header).
+    func checkCluster(_ clusterID: String?) throws(NodeError) {
         guard clusterID == configuration.clusterID else {
             throw .forbidden("raft messages are accepted only from members of cluster \(configuration.clusterID)")
         }
+    }
+
+    /// Accepts a batch of Raft messages posted by a peer of this cluster.
+    func receive(_ body: [UInt8], clusterID: String?, connection: UInt64? = nil) throws(NodeError) {
+        try checkCluster(clusterID)
+        try receive(body, connection: connection)
+    }
+
+    /// Accepts a batch of Raft messages from a peer whose cluster was checked already (a
+    /// frame of its stream).
+    func receive(_ body: [UInt8], connection: UInt64?) throws(NodeError) {
         let envelopes: [Envelope]
         do {
             envelopes = try RaftWireCodec.decode(body)

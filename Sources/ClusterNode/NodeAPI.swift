@@ -5,8 +5,6 @@ import Transport
 /// The HTTP API of one node (API.md, "Node"): its definition, links, stats, services,
 /// seed 004's host and container views, metrics, and the internal Raft endpoint.
 public enum NodeAPI {
-    /// The protocol `POST /raft/stream` switches a connection to (see `FrameReader`).
-    public static let raftStreamProtocol = "raft-frames"
     /// The node's routes.
     public static func router(for node: Node) -> Router {
         var router = Router()
@@ -27,34 +25,7 @@ public enum NodeAPI {
             return JSONBody.response(node.service.logPage(from: try number("from", 1), to: try number("to", UInt64.max)), for: request)
         }
         router.add("GET", "/metrics") { _ in node.service.metricsText().response }
-        // Decoded and queued for the round thread: nothing here blocks, so it runs on the loop.
-        router.addImmediate("POST", "/raft/messages") { request in
-            try node.receive(request.body, clusterID: request.headers["x-cluster-id"], connection: request.connectionID)
-            return HTTPResponse(status: .noContent)
-        }
-        // The same batches as a stream of frames on one connection, without a request and an
-        // answer each (`PostChannel`'s streamed mode): what the nodes use between themselves.
-        router.addImmediate("POST", "/raft/stream") { request in
-            guard request.headers["x-cluster-id"] == node.configuration.clusterID else {
-                throw HTTPError(.forbidden, "raft messages are accepted only from members of cluster \(node.configuration.clusterID)")
-            }
-            guard request.upgradeProtocol == Self.raftStreamProtocol else {
-                var response = HTTPResponse.error(.upgradeRequired, "POST /raft/stream switches the connection to \(Self.raftStreamProtocol) frames: send Connection: Upgrade and Upgrade: \(Self.raftStreamProtocol)")
-                response.headers.set("Upgrade", Self.raftStreamProtocol)
-                return response
-            }
-            let connection = request.connectionID
-            let receiver = FrameReader(maxFrameBytes: NodeLimits.maxRaftBodyBytes) { frame in
-                do {
-                    try node.receive(frame, clusterID: node.configuration.clusterID, connection: connection)
-                    return true
-                } catch {
-                    node.service.metrics.increment(.framesRefused)
-                    return false
-                }
-            }
-            return .switchingProtocols(to: Self.raftStreamProtocol, receiver: receiver)
-        }
+        addRaftRoutes(&router, node)
         addServiceRoutes(&router, node)
         addServiceQueryRoutes(&router, node)
         addAgentRoutes(&router, node)

@@ -78,7 +78,7 @@ extension ClusterService {
                          Double(configuration.electionTimeoutMilliseconds) / 1_000)
         while true {
             let waiting = lock.withLock { () -> Bool in
-                guard withCore({ $0.isLeader }) else { return false }
+                guard coreView.isLeader else { return false }
                 let members = Set(state.capacity.keys).subtracting(state.unhealthyNodes).subtracting(contact.closedPeers)
                     .subtracting([configuration.id] + (formerLeader.map { [$0] } ?? []))
                 guard monotonicSeconds() - leadingSince < window, !members.isSubset(of: contact.heard) else {
