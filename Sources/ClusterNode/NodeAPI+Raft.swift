@@ -17,7 +17,7 @@ extension NodeAPI {
         router.addImmediate("POST", "/raft/stream") { request in
             try node.checkCluster(request.headers["x-cluster-id"])
             guard request.upgradeProtocol == raftStreamProtocol else {
-                var response = HTTPResponse.error(.upgradeRequired, "POST /raft/stream switches the connection to \(raftStreamProtocol) frames: send Connection: Upgrade and Upgrade: \(raftStreamProtocol)")
+                var response = HTTPResponse.error(.upgradeRequired, "POST /raft/stream switches the connection to the \(raftStreamProtocol) protocol: send Connection: Upgrade and Upgrade: \(raftStreamProtocol)")
                 response.headers.set("Upgrade", raftStreamProtocol)
                 return response
             }
