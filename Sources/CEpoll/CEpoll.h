@@ -1,11 +1,13 @@
 // Linux's event notification calls, which the Glibc module does not export (see
 // shared/PLATFORM.md): epoll for the event-driven HTTP server, eventfd to wake a loop, and
 // accept4 to take a connection non-blocking in one call (declared here: glibc declares it
-// only under _GNU_SOURCE, which would make this module's system types differ from Glibc's).
+// only under _GNU_SOURCE, which would make this module's system types differ from Glibc's),
+// and getrandom to draw many random bytes in one call (Glibc's module does not export it).
 #ifndef CEPOLL_H
 #define CEPOLL_H
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 
 struct sockaddr;
 static inline int cepoll_accept4(int listener, int flags) {

@@ -289,7 +289,7 @@ public enum NodeAPI {
     /// The request's `Idempotency-Key` (checked like a body's `requestId`), or a fresh UUID.
     static func requestID(_ request: HTTPRequest) throws(NodeError) -> String {
         do {
-            return try NodeError.checkRequestID(request.headers["idempotency-key"]) ?? UUID().uuidString
+            return try NodeError.checkRequestID(request.headers["idempotency-key"]) ?? RandomID.uuidString()
         } catch {
             throw .invalid("Idempotency-Key must be a non-empty string of at most 256 bytes")
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Raft
+import Transport
 
 /// The autoscalers run on the leader: each service's controller steps every `intervalMs`,
 /// and every step is proposed as an entry (with the placement of a new count), so the
@@ -46,7 +47,7 @@ extension ClusterService {
     /// Proposes one step of `serviceID`'s autoscaler, decided on the applied state.
     func stepAutoscaler(_ serviceID: Int) async {
         do {
-            _ = try await propose(requestID: "autoscale-\(serviceID)-\(UUID().uuidString)", summary: (0, 0), isClientCall: false) { usage, state in
+            _ = try await propose(requestID: "autoscale-\(serviceID)-\(RandomID.uuidString())", summary: (0, 0), isClientCall: false) { usage, state in
                 guard let service = state.services[serviceID], let autoscaler = service.autoscaler else { return nil }
                 let nowMs = LoadView.nowMs()
                 let decision = autoscaler.step(averageCPU: AutoscalerState.averageCPU(of: service, nowMs: nowMs),

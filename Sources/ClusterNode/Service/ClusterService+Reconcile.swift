@@ -130,7 +130,7 @@ extension ClusterService {
         }
         guard let decision else { return }
         do {
-            _ = try await proposeIfAny(requestID: "reconcile-\(UUID().uuidString)", decision)
+            _ = try await proposeIfAny(requestID: "reconcile-\(RandomID.uuidString())", decision)
         } catch {
             // Leadership moved or the commit timed out: the next pass looks again.
         }
