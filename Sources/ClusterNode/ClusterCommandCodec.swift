@@ -161,9 +161,13 @@ public enum ClusterCommandCodec {
 
 extension ByteWriter {
     mutating func write(string: String) {
-        let bytes = Array(string.utf8)
-        write(UInt32(bytes.count))
-        write(bytes)
+        // The text's bytes straight from its UTF-8 view: no array per string (a snapshot
+        // writes a few per service).
+        var text = string
+        text.withUTF8 { utf8 in
+            write(UInt32(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
     }
 
     mutating func write(optional string: String?) {
@@ -187,13 +191,24 @@ extension ByteWriter {
     }
 
     mutating func write(_ decision: Placement.Decision) {
-        write(UInt32(decision.replicas.count))
-        for (node, count) in decision.replicas.sorted(by: { $0.key < $1.key }) {
+        write(placement: decision.replicas, pending: decision.pending, pendingReason: decision.pendingReason)
+    }
+
+    /// A `Placement.Decision`'s encoding from its parts (a service record writes its own
+    /// without making a decision of them). Nodes in ascending order; one node needs no sort.
+    mutating func write(placement replicas: [UInt64: Int], pending: Int, pendingReason: String?) {
+        write(UInt32(replicas.count))
+        if replicas.count == 1, let (node, count) = replicas.first {
             write(node)
             write(UInt32(count))
+        } else {
+            for (node, count) in replicas.sorted(by: { $0.key < $1.key }) {
+                write(node)
+                write(UInt32(count))
+            }
         }
-        write(UInt64(decision.pending))
-        write(optional: decision.pendingReason)
+        write(UInt64(pending))
+        write(optional: pendingReason)
     }
 
     mutating func write(_ moves: [ServiceMove]) {

@@ -22,6 +22,9 @@ extension ClusterState {
     /// The bytes of this state for a snapshot.
     public func snapshotData() -> [UInt8] {
         var writer = ByteWriter()
+        // Room for the whole state at once (a service takes about 250 bytes, a remembered
+        // request about 80): growing a buffer of tens of MB step by step copied it each time.
+        writer.bytes.reserveCapacity(4_096 + services.count * 320 + requestOrder.count * 96 + containers.count * 320)
         writer.write(Self.snapshotVersion)
         writer.write(appliedIndex)
         writer.write(UInt64(nextServiceID))
@@ -45,7 +48,7 @@ extension ClusterState {
         }
         writer.write(UInt64(nextContainerID))
         writer.write(UInt32(containers.count))
-        for record in containers.values.sorted(by: { $0.id < $1.id }) { writer.write(record) }
+        for id in containers.keys.sorted() { writer.write(containers[id]!) }
         writer.write(UInt32(vitalServices.count))
         for name in vitalServices.keys.sorted() { writer.write(vitalServices[name]!) }
         return writer.bytes
@@ -132,7 +135,7 @@ extension ByteWriter {
     mutating func write(_ service: ServiceRecord) {
         write(UInt64(service.id))
         write(service.spec)
-        write(Placement.Decision(replicas: service.placement, pending: service.pending, pendingReason: service.pendingReason))
+        write(placement: service.placement, pending: service.pending, pendingReason: service.pendingReason)
         write(service.index)
         write(service.term)
         write(service.updatedIndex)

@@ -4,8 +4,10 @@ import Transport
 
 /// The per-request work a leader does off the network and the disk, timed alone: reading a
 /// client's `POST /service` (head and body), encoding its answer, and the Raft messages of
-/// one replication round. `orchestrator bench codec` prints it; a change to the parser or
-/// the JSON coders shows here before it shows in a cluster's throughput.
+/// one replication round; and the per-service cost of a snapshot of the state machine (every
+/// node encodes one as its log grows, which a large state pays for in every request's CPU).
+/// `orchestrator bench codec` prints it; a change to the parser or the coders shows here
+/// before it shows in a cluster's throughput.
 public enum CodecBenchmark {
     public struct Result: Codable, Sendable {
         public var operation: String
@@ -48,6 +50,32 @@ public enum CodecBenchmark {
         try time("decode the command") { _ = try ClusterCommandCodec.decode(entry.data) }
         time("encode AppendEntries of 8 entries") { _ = RaftWireCodec.encode(appends) }
         try time("decode AppendEntries of 8 entries") { _ = try RaftWireCodec.decode(wire) }
+
+        // A state of 10,000 services made as a cluster makes them (one request each), timed
+        // per service: the snapshot's encoding and its restore on a node that installs it.
+        var state = ClusterState(members: [8_001, 8_002, 8_003], nodeResources: NodeResources(slots: 1_000_000, cpuMillicores: 1 << 40, memoryMB: 1 << 40))
+        let services = 10_000
+        for number in 1...services {
+            let requestID = RandomID.uuidString()
+            let create = ClusterCommand.createServices(requestID: requestID, services: [
+                PlannedService(spec: ServiceSpec(name: "bench", replicas: 1),
+                               decision: Placement.Decision(replicas: [UInt64(8_001 + number % 3): 1], pending: 0, pendingReason: nil)),
+            ])
+            _ = state.apply(Entry(term: 3, index: LogIndex(UInt64(number)), data: ClusterCommandCodec.encode(create)))
+        }
+        let snapshot = state.snapshotData()
+        let rounds = max(1, iterations / (services * 10))
+        func timePerService(_ operation: String, _ body: () throws -> Void) rethrows {
+            var best = Double.infinity
+            for _ in 0..<3 {
+                let start = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<rounds { try body() }
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / Double(rounds * services))
+            }
+            results.append(Result(operation: operation, nanoseconds: best))
+        }
+        timePerService("encode a snapshot, per service (of 10,000)") { _ = state.snapshotData() }
+        try timePerService("restore a snapshot, per service") { _ = try ClusterState(snapshotData: snapshot) }
         return results
     }
 }

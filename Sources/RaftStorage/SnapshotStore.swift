@@ -50,10 +50,14 @@ public final class SnapshotStore: @unchecked Sendable {
             if let newest = existing.last, newest.index >= snapshot.metadata.index.rawValue { return }
             let name = Self.fileName(snapshot.metadata.index)
             let temporary = directory + "/" + name + ".tmp"
-            let bytes = Self.encode(snapshot)
+            let (head, tail) = Self.frame(snapshot)
             let descriptor = try fileSystem.createEmpty(temporary)
             do throws(StorageError) {
-                try fileSystem.write(descriptor, bytes, path: temporary)
+                // The data as it is, between its header and checksum: a copy of a state of
+                // tens of MB into one buffer would cost as much as writing it.
+                try fileSystem.write(descriptor, head, path: temporary)
+                try fileSystem.write(descriptor, snapshot.data, path: temporary)
+                try fileSystem.write(descriptor, tail, path: temporary)
                 try fileSystem.sync(descriptor, path: temporary)
             } catch {
                 fileSystem.close(descriptor)
@@ -67,15 +71,19 @@ public final class SnapshotStore: @unchecked Sendable {
         }
     }
 
-    static func encode(_ snapshot: Snapshot) -> [UInt8] {
-        var writer = ByteWriter()
-        writer.write(magic)
-        writer.write(version)
-        writer.write(snapshot.metadata)
-        writer.write(UInt64(snapshot.data.count))
-        writer.write(snapshot.data)
-        writer.write(CRC32C.checksum(writer.bytes))
-        return writer.bytes
+    /// What goes before a snapshot's data in its file and what after (the CRC32C of both).
+    static func frame(_ snapshot: Snapshot) -> (head: [UInt8], tail: [UInt8]) {
+        var head = ByteWriter()
+        head.write(magic)
+        head.write(version)
+        head.write(snapshot.metadata)
+        head.write(UInt64(snapshot.data.count))
+        let crc = snapshot.data.withUnsafeBytes { data in
+            head.bytes.withUnsafeBytes { CRC32C.checksum(data, continuing: CRC32C.checksum($0)) }
+        }
+        var tail = ByteWriter()
+        tail.write(crc)
+        return (head.bytes, tail.bytes)
     }
 
     static func decode(_ bytes: [UInt8]) -> Snapshot? {
