@@ -3,16 +3,19 @@ import Transport
 
 /// A one-shot result that a task waits for, suspended without holding a thread (`value`),
 /// and another side delivers.
-final class Waiter<Result: Sendable>: @unchecked Sendable {
+final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendable {
     private let lock = AdaptiveLock()
     private var result: Result?
     private var continuation: CheckedContinuation<Result?, Never>?
+    /// Delivered or given up: nothing more happens.
+    private var isOver = false
 
     /// Delivers the result; later deliveries are ignored.
     func deliver(_ value: Result) {
         let waiting = lock.withLock { () -> CheckedContinuation<Result?, Never>? in
-            guard result == nil else { return nil }
+            guard !isOver else { return nil }
             result = value
+            isOver = true
             defer { continuation = nil }
             return continuation
         }
@@ -28,15 +31,122 @@ final class Waiter<Result: Sendable>: @unchecked Sendable {
                 return nil
             }
             if let delivered { return continuation.resume(returning: delivered) }
-            TimerThread.shared.schedule(after: seconds) { [weak self] in self?.expire() }
+            WaitDeadlines.shared.add(self, after: seconds)
         }
     }
 
-    private func expire() {
+    var isSettled: Bool { lock.withLock { isOver } }
+
+    func expire() {
         let expired = lock.withLock { () -> CheckedContinuation<Result?, Never>? in
+            guard !isOver else { return nil }
+            isOver = true
             defer { continuation = nil }
-            return result == nil ? continuation : nil
+            return continuation
         }
         expired?.resume(returning: nil)
+    }
+}
+
+/// When waiting tasks give up (`Waiter.value(seconds:)`). A node's waiters all wait the same
+/// time (its commit timeout), so deadlines of one length come in the order they were set:
+/// each length has a first-in-first-out lane and one timer at its front's deadline. Waiters
+/// that got their answer leave from the front as new ones join, so a lane holds about the
+/// waits in flight. (A timer per waiter in the shared heap cost about 3% of a leader's CPU at
+/// 128 connections: a closure and a heap entry for each request, kept for the whole timeout.)
+final class WaitDeadlines: @unchecked Sendable {
+    protocol Expiring: AnyObject {
+        /// Answered or expired already.
+        var isSettled: Bool { get }
+        /// Gives up waiting (nothing when settled).
+        func expire()
+    }
+
+    static let shared = WaitDeadlines(timers: TimerThread.shared)
+
+    /// One wait length's waiters, in the order of their deadlines.
+    private struct Lane {
+        let seconds: Double
+        var deadlines: [Double] = []
+        var waiters: [any Expiring] = []
+        var front = 0
+        /// A timer is set for this lane.
+        var isTimed = false
+
+        var isEmpty: Bool { front == waiters.count }
+        var frontDeadline: Double { deadlines[front] }
+
+        /// Drops the front waiters that are settled; with `now`, also takes those due then
+        /// (returned, to be expired outside the lock).
+        mutating func dropFront(dueAt now: Double = -.infinity) -> [any Expiring] {
+            var due: [any Expiring] = []
+            while !isEmpty {
+                if deadlines[front] <= now {
+                    due.append(waiters[front])
+                } else if !waiters[front].isSettled {
+                    break
+                }
+                front += 1
+            }
+            if isEmpty {
+                deadlines.removeAll(keepingCapacity: true)
+                waiters.removeAll(keepingCapacity: true)
+                front = 0
+            } else if front >= 1_024, front * 2 >= waiters.count {
+                deadlines.removeFirst(front)
+                waiters.removeFirst(front)
+                front = 0
+            }
+            return due
+        }
+    }
+
+    private let timers: TimerThread
+    private let lock = AdaptiveLock()
+    /// A few lanes at most (one per commit timeout in use): searched in order.
+    private var lanes: [Lane] = []
+
+    init(timers: TimerThread) { self.timers = timers }
+
+    /// `waiter` expires `seconds` from now unless it is settled by then.
+    func add(_ waiter: any Expiring, after seconds: Double) {
+        let deadline = monotonicSeconds() + seconds
+        let mustTime = lock.withLock { () -> Bool in
+            let at = laneIndex(seconds)
+            // Settled waiters at the front go now: commits come in the order of proposals.
+            _ = lanes[at].dropFront()
+            lanes[at].deadlines.append(deadline)
+            lanes[at].waiters.append(waiter)
+            guard !lanes[at].isTimed else { return false }
+            lanes[at].isTimed = true
+            return true
+        }
+        if mustTime { timeLane(seconds, at: deadline) }
+    }
+
+    /// Waiters in the lanes (answered ones not yet dropped included).
+    var count: Int { lock.withLock { lanes.reduce(0) { $0 + $1.waiters.count - $1.front } } }
+
+    private func laneIndex(_ seconds: Double) -> Int {
+        if let at = lanes.firstIndex(where: { $0.seconds == seconds }) { return at }
+        lanes.append(Lane(seconds: seconds))
+        return lanes.count - 1
+    }
+
+    private func timeLane(_ seconds: Double, at deadline: Double) {
+        timers.schedule(after: deadline - monotonicSeconds()) { [self] in sweep(seconds) }
+    }
+
+    /// Expires the lane's waiters that are due and drops the settled ones at its front, then
+    /// sets the timer for the new front.
+    private func sweep(_ seconds: Double) {
+        let (due, next) = lock.withLock { () -> ([any Expiring], Double?) in
+            let at = laneIndex(seconds)
+            let due = lanes[at].dropFront(dueAt: monotonicSeconds())
+            lanes[at].isTimed = !lanes[at].isEmpty
+            return (due, lanes[at].isEmpty ? nil : lanes[at].frontDeadline)
+        }
+        for waiter in due { waiter.expire() }
+        if let next { timeLane(seconds, at: next) }
     }
 }
