@@ -39,4 +39,25 @@ import Transport
             #expect(error.description.contains("exited during start (exit status 3)"), "\(error)")
         }
     }
+
+    /// Nodes run with glibc's allocator tuned (unless the orchestrator's own environment tunes
+    /// it), and with the rest of the orchestrator's environment.
+    @Test func nodesStartWithTheAllocatorTunedAndTheParentsEnvironment() throws {
+        let root = NSTemporaryDirectory() + "node-env-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let node = NodeProcess(port: OrchestratorHarness.freePortRun(1), dataDirectory: root + "/a", logPath: root + "/a.log")
+        try node.start(executable: "/bin/sh", arguments: ["-c", "echo \"$GLIBC_TUNABLES|$MALLOC_ARENA_MAX|$PATH\" > \(root)/env.txt"])
+        let deadline = monotonicSeconds() + 10
+        while node.status != .exited, monotonicSeconds() < deadline { usleep(1_000) }
+        let seen = try String(contentsOfFile: root + "/env.txt", encoding: .utf8).trimmingCharacters(in: .newlines)
+        let tunables = ProcessInfo.processInfo.environment["GLIBC_TUNABLES"] ?? "glibc.malloc.tcache_count=512:glibc.malloc.mxfast=0"
+        let arenas = ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] ?? "2"
+        #expect(seen == "\(tunables)|\(arenas)|\(ProcessInfo.processInfo.environment["PATH"] ?? "")")
+
+        let own = NodeProcess.environment(inheriting: ["GLIBC_TUNABLES": "glibc.malloc.tcache_count=16", "HOME": "/h"])
+        #expect(own["GLIBC_TUNABLES"] == "glibc.malloc.tcache_count=16")
+        #expect(own["MALLOC_ARENA_MAX"] == "2")
+        #expect(own["HOME"] == "/h")
+    }
 }
