@@ -76,7 +76,7 @@ extension ClusterService {
         let id = lock.withLock { () -> ProposalID in
             let id = nextID
             nextID += 1
-            proposalWaiters[id] = waiter
+            proposalWaiters[id] = PendingProposal(waiter: waiter, requestID: nil)
             return id
         }
         _ = try await submitAndWait(.changeMembership(id, change), waiter: waiter,

@@ -6,7 +6,8 @@ extension ClusterService {
     /// Proposes the command `makeCommand` builds (under the state lock, with the leader's
     /// full view of usage: applied, in the log, and queued) and waits for its commit.
     ///
-    /// Returns nil when `makeCommand` finds nothing to do.
+    /// Returns nil when `makeCommand` finds nothing to do; for a client call, what the request
+    /// did comes with its commit (`Committed.applied`).
     ///
     /// `makeCommand` decides on this node's applied state, which a deposed leader that has not
     /// noticed yet cannot know is current: a definite "not found" or "conflict" it throws is
@@ -14,7 +15,7 @@ extension ClusterService {
     /// command is then decided again (API.md: never a definite answer from a stale view).
     func propose(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool = true,
                  makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?)
-        async throws(NodeError) -> (index: UInt64, term: UInt64)?
+        async throws(NodeError) -> Committed?
     {
         if isClientCall { await settleAfterElection() }
         do {
@@ -55,21 +56,28 @@ extension ClusterService {
         }
     }
 
+    /// A committed proposal: its entry and, for a client call, what the request did.
+    struct Committed {
+        var index: UInt64
+        var term: UInt64
+        var applied: AppliedRequest?
+    }
+
     /// What the locked part of an attempt decided: an earlier outcome that stands, nothing
     /// to do, or a proposal queued with its waiter.
     private enum Prepared {
-        case earlier(index: UInt64, term: UInt64)
+        case earlier(Committed)
         case nothing
         case queued(id: ProposalID, data: [UInt8], fingerprint: UInt64, waiter: Waiter<ProposalResult>)
     }
 
     private func proposeOnce(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool,
                              makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?)
-        async throws(AttemptFailure) -> (index: UInt64, term: UInt64)?
+        async throws(AttemptFailure) -> Committed?
     {
         let (id, data, fingerprint, waiter): (ProposalID, [UInt8], UInt64, Waiter<ProposalResult>)
         switch try prepare(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand) {
-        case .earlier(let index, let term): return (index, term)
+        case .earlier(let committed): return committed
         case .nothing: return nil
         case .queued(let queuedID, let queuedData, let queuedFingerprint, let queuedWaiter):
             (id, data, fingerprint, waiter) = (queuedID, queuedData, queuedFingerprint, queuedWaiter)
@@ -77,9 +85,9 @@ extension ClusterService {
         metrics.increment(.proposals)
 
         let started = monotonicSeconds()
-        let (index, term): (UInt64, UInt64)
+        let committed: Committed
         do {
-            (index, term) = try await submitAndWait(.propose([RaftNode.Proposal(id: id, data: data)]), waiter: waiter,
+            committed = try await submitAndWait(.propose([RaftNode.Proposal(id: id, data: data)]), waiter: waiter,
                                                     timeoutMessage: "not committed within \(configuration.commitTimeoutSeconds) s (request \(requestID)); it may still commit: retry with the same requestId to be sure it applies once") { reason in
                 forget(proposal: id, requestID: requestID, error: reason)
             }
@@ -88,10 +96,10 @@ extension ClusterService {
         }
         metrics.recordCommit(seconds: monotonicSeconds() - started)
         // Two requests under one key can both reach the log; the second applied as a no-op.
-        if isClientCall, lock.withLock({ state.isReused(requestID, withOtherThan: fingerprint) }) {
+        if isClientCall, committed.applied?.record?.isOtherRequest(than: fingerprint) == true {
             throw .failed(Self.reusedRequestID(requestID))
         }
-        return (index, term)
+        return committed
     }
 
     /// The locked part of an attempt: decides the command on the leader's full view of
@@ -111,7 +119,7 @@ extension ClusterService {
             if case .success(let decided?) = Self.decide(makeCommand, &usage, state), state.isReused(requestID, withOtherThan: decided.requestFingerprint) {
                 throw .failed(Self.reusedRequestID(requestID))
             }
-            return .earlier(index: earlier.index, term: earlier.term)
+            return .earlier(Committed(index: earlier.index, term: earlier.term, applied: nil))
         }
         var usage = state.usage()
         for (node, resources) in speculativeUsage.total { usage[node] = (usage[node] ?? .zero) + resources }
@@ -135,7 +143,7 @@ extension ClusterService {
         nextID += 1
         let waiter = Waiter<ProposalResult>()
         queuedUsage[id] = usageDelta(of: command)
-        proposalWaiters[id] = waiter
+        proposalWaiters[id] = PendingProposal(waiter: waiter, requestID: isClientCall ? requestID : nil, namesServices: !command.isContainerCommand)
         if isClientCall {
             if serviceCalls[requestID] == nil { serviceCallOrder.append(requestID) }
             serviceCalls[requestID] = ServiceCall(requestID: requestID, receivedAt: Date().timeIntervalSince1970, status: .queued,
@@ -159,7 +167,7 @@ extension ClusterService {
     /// matching error is thrown: overloaded, timed out (it may still apply), not leader,
     /// retryable (failed without effect), or rejected (a change that cannot apply).
     func submitAndWait(_ input: RaftNode.Input, waiter: Waiter<ProposalResult>, timeoutMessage: String,
-                       forget: (String) -> Void) async throws(NodeError) -> (index: UInt64, term: UInt64) {
+                       forget: (String) -> Void) async throws(NodeError) -> Committed {
         guard submit(input) else {
             forget("node overloaded")
             throw .overloaded
@@ -169,8 +177,8 @@ extension ClusterService {
             throw .timedOut(timeoutMessage, mayHaveApplied: true)
         }
         switch result {
-        case .committed(let index, let term):
-            return (index, term)
+        case .committed(let index, let term, let applied):
+            return Committed(index: index, term: term, applied: applied)
         case .notLeader(let leader):
             forget("leader changed")
             throw .notLeader(leader: leader)
@@ -242,13 +250,18 @@ extension ClusterService {
             }
             return .createServices(requestID: requestID, services: planned)
         }
-        guard let (index, term) = committed else { preconditionFailure("a create request always has a command") }
-        let records = lock.withLock { (state.result(ofRequest: requestID) ?? []).compactMap { state.services[$0] } }
-        return (records, index, term)
+        guard let committed else { preconditionFailure("a create request always has a command") }
+        return (appliedRequest(committed, requestID).services, committed.index, committed.term)
+    }
+
+    /// What a committed client request did: delivered with its commit, or (a retry answered
+    /// from its earlier outcome) read when it was prepared.
+    private func appliedRequest(_ committed: Committed?, _ requestID: String) -> AppliedRequest {
+        committed?.applied ?? lock.withLock { AppliedRequest(requestID, in: state) }
     }
 
     /// What one scale request did: the count it set, the entry that carried it, and the
-    /// service as it is now (another client's later change may already show there).
+    /// service as it was right after the change applied.
     struct ScaleResult: Sendable {
         var replicas: Int
         var index: UInt64
@@ -281,30 +294,31 @@ extension ClusterService {
 
     /// Sets a service's replica count, placing the difference.
     func scaleService(_ serviceID: Int, replicas: Int, requestID: String) async throws(NodeError) -> ScaleResult {
-        _ = try await propose(requestID: requestID, summary: (1, replicas)) { usage, state throws(NodeError) -> ClusterCommand? in
+        let committed = try await propose(requestID: requestID, summary: (1, replicas)) { usage, state throws(NodeError) -> ClusterCommand? in
             guard let service = state.services[serviceID] else { throw .notFound("Not found") }
             let decision = placement(of: service, count: replicas, usage: &usage, state: state)
             return .scaleService(requestID: requestID, serviceID: serviceID, replicas: replicas, decision: decision)
         }
         // The entry's own record: a retry with the same requestId answers the same index.
-        let (applied, current) = lock.withLock { (state.record(ofRequest: requestID), state.services[serviceID]) }
-        guard let applied, applied.services == [serviceID] else {
+        let applied = appliedRequest(committed, requestID)
+        guard let record = applied.record, record.services == [serviceID] else {
             throw NodeError.notFound("service \(serviceID) does not exist (it was deleted before this change applied)")
         }
-        return ScaleResult(replicas: replicas, index: applied.index, term: applied.term, service: current)
+        return ScaleResult(replicas: replicas, index: record.index, term: record.term, service: applied.services.first)
     }
 
     /// Sets a service's offered load; the leader's clock marks when the pattern starts.
     func setLoad(_ serviceID: Int, pattern: LoadPattern, requestID: String) async throws(NodeError) -> ScaleResult {
-        _ = try await propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
+        let committed = try await propose(requestID: requestID, summary: (1, 0)) { _, state throws(NodeError) -> ClusterCommand? in
             guard state.services[serviceID] != nil else { throw .notFound("Not found") }
             return .setServiceLoad(requestID: requestID, serviceID: serviceID, load: ServiceLoad(pattern: pattern, sinceMs: LoadView.nowMs()))
         }
-        let (applied, current) = lock.withLock { (state.record(ofRequest: requestID), state.services[serviceID]) }
-        guard let applied, applied.services == [serviceID] else {
+        let applied = appliedRequest(committed, requestID)
+        guard let record = applied.record, record.services == [serviceID] else {
             throw NodeError.notFound("service \(serviceID) does not exist (it was deleted before this change applied)")
         }
-        return ScaleResult(replicas: current?.spec.replicas ?? 0, index: applied.index, term: applied.term, service: current)
+        let current = applied.services.first
+        return ScaleResult(replicas: current?.spec.replicas ?? 0, index: record.index, term: record.term, service: current)
     }
 
     /// Removes one replica of a service from `node` (seed 004's delete of a replica's

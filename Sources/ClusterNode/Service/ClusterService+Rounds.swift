@@ -54,24 +54,32 @@ extension ClusterService {
         }
     }
 
-    func result(of outcome: ProposalOutcome) -> ProposalResult {
+    /// A proposal's outcome for its waiter (under the lock, right after `output` applied):
+    /// a client request's commit carries what it did (`AppliedRequest`).
+    func result(of outcome: ProposalOutcome, in output: Output, for pending: PendingProposal) -> ProposalResult {
         switch outcome {
         case .committed(_, let index):
-            .committed(index: index.rawValue, term: withCore { $0.log.term(at: index)?.rawValue ?? 0 })
+            // The entry's term from the output that committed it (consecutive indexes), or
+            // from the core's log.
+            let entries = output.committed
+            let offset = entries.first.map { Int(truncatingIfNeeded: index.rawValue &- $0.index.rawValue) } ?? -1
+            let term = offset >= 0 && offset < entries.count && entries[offset].index == index
+                ? entries[offset].term.rawValue : withCore { $0.log.term(at: index)?.rawValue ?? 0 }
+            return .committed(index: index.rawValue, term: term, applied: pending.requestID.map { AppliedRequest($0, in: state, namesServices: pending.namesServices) })
         case .failed(_, .notLeader(let leader)):
-            .notLeader(leader: leader?.rawValue)
+            return .notLeader(leader: leader?.rawValue)
         case .failed(_, .overwritten(let index)):
-            .failed("lost to a leadership change (another entry was committed at index \(index)); not applied, safe to retry")
+            return .failed("lost to a leadership change (another entry was committed at index \(index)); not applied, safe to retry")
         case .failed(_, .tooManyPending):
-            .failed("too many requests waiting for commit")
+            return .failed("too many requests waiting for commit")
         case .failed(_, .leaderTransferInProgress):
-            .failed("leadership is being transferred; retry in a moment")
+            return .failed("leadership is being transferred; retry in a moment")
         case .failed(_, .membershipChangeInProgress):
-            .failed("another membership change is still being committed; retry in a moment")
+            return .failed("another membership change is still being committed; retry in a moment")
         case .failed(_, .invalidMembershipChange(let reason)):
-            .rejected(reason)
+            return .rejected(reason)
         case .failed(_, .outcomeUnknown(let index)):
-            .failed("this node's log was replaced by the leader's snapshot before entry \(index) was known committed; retry with the same requestId to be sure it applies once")
+            return .failed("this node's log was replaced by the leader's snapshot before entry \(index) was known committed; retry with the same requestId to be sure it applies once")
         }
     }
 

@@ -38,8 +38,8 @@ extension ClusterService {
             }
             for event in output.events { record(event) }
             for outcome in output.proposals {
-                guard let waiter = proposalWaiters.removeValue(forKey: outcome.id) else { continue }
-                proposalResults.append((waiter, result(of: outcome)))
+                guard let pending = proposalWaiters.removeValue(forKey: outcome.id) else { continue }
+                proposalResults.append((pending.waiter, result(of: outcome, in: output, for: pending)))
             }
             for outcome in output.reads {
                 let (id, result) = Self.result(of: outcome)

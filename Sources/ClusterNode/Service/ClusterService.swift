@@ -18,11 +18,37 @@ import Transport
 public final class ClusterService: RoundConsumer, @unchecked Sendable {
     /// How a proposal ended, for the client waiting on it.
     enum ProposalResult: Sendable {
-        case committed(index: UInt64, term: UInt64)
+        /// `applied`: for a client request, what it did, read as it applied.
+        case committed(index: UInt64, term: UInt64, applied: AppliedRequest?)
         case notLeader(leader: UInt64?)
         case failed(String)
         /// The request cannot succeed as asked (an invalid membership change).
         case rejected(String)
+    }
+
+    /// What a committed client request did, read under the lock the apply holds as the
+    /// request's entry applied: the request's record (nil only if a snapshot from the leader
+    /// replaced the state meanwhile), and the services it names as they were then (none for
+    /// a container request, whose record names containers). The task waiting for the commit
+    /// answers from it without taking the lock again.
+    struct AppliedRequest: Sendable {
+        var record: ClusterState.RequestRecord?
+        var services: [ServiceRecord]
+
+        /// Read from `state` (under the lock).
+        init(_ requestID: String, in state: borrowing ClusterState, namesServices: Bool = true) {
+            record = state.record(ofRequest: requestID)
+            services = namesServices ? (record?.services ?? []).compactMap { state.services[$0] } : []
+        }
+    }
+
+    /// A proposal waiting for its outcome, and the client request it carries (nil for the
+    /// node's own proposals: reconciling, autoscaling, membership changes).
+    struct PendingProposal {
+        let waiter: Waiter<ProposalResult>
+        let requestID: String?
+        /// The request's record names services (not containers).
+        var namesServices = true
     }
 
     enum ReadResult: Sendable {
@@ -50,7 +76,7 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     var speculativeUsage = UsageLedger<UInt64>()
     /// Resources of proposals queued but not yet in the log, by proposal.
     var queuedUsage = UsageLedger<ProposalID>()
-    var proposalWaiters: [ProposalID: Waiter<ProposalResult>] = [:]
+    var proposalWaiters: [ProposalID: PendingProposal] = [:]
     var readWaiters: [ReadID: Waiter<ReadResult>] = [:]
     var nextID: UInt64 = 1
     /// Recent service calls handled here by request ID, and their order, newest last (for `/state`).
