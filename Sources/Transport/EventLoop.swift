@@ -3,6 +3,7 @@
 #endif
 import CEpoll
 import Foundation
+import Synchronization
 
 /// One thread waiting in `epoll_wait` for the descriptors registered with it, its timers and
 /// the tasks other threads hand it. Everything registered runs on that thread, one thing at
@@ -29,6 +30,9 @@ final class EventLoop: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     /// The loop's thread, once it runs.
     private var thread: pthread_t?
+    /// Times `epoll_wait` returned (tests check that a loop sleeps when it has nothing to do).
+    private let wakeups = Atomic<Int>(0)
+    var wakeupCount: Int { wakeups.load(ordering: .relaxed) }
 
     // The loop thread's own state.
     /// Where connections read into (each copies out at once).
@@ -139,6 +143,7 @@ final class EventLoop: @unchecked Sendable {
             }
             if lock.withLock({ !tasks.isEmpty }) { timeout = 0 }  // handed over by the loop's own tasks
             let count = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), timeout) }
+            wakeups.add(1, ordering: .relaxed)
             if count > 0 {
                 for index in 0..<Int(count) {
                     let token = events[index].data.u64

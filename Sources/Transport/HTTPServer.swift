@@ -87,6 +87,8 @@ public final class HTTPServer: @unchecked Sendable {
     public var connectionsEvicted: Int { lock.withLock { evictedCount } }
     /// True on one of the server's event-loop threads.
     var isOnEventLoop: Bool { lock.withLock { loops }.contains { $0.isCurrent } }
+    /// Times the event loops woke, all together.
+    var eventLoopWakeups: Int { lock.withLock { loops }.reduce(0) { $0 + $1.wakeupCount } }
 
     /// Threads the server holds now: its event loops and the worker-pool threads alive.
     public var threadCount: Int { lock.withLock { loops.count } + workers.threadCounts.alive }

@@ -83,7 +83,15 @@ final class ServerConnection: @unchecked Sendable {
             return close()
         }
         if events & EPOLLOUT.rawValue != 0 { flush() }
-        if events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0, phase != .closed { readAvailable() }
+        guard events & (EPOLLIN.rawValue | EPOLLRDHUP.rawValue) != 0, phase != .closed else { return }
+        if phase == .handling {
+            // Input while a handler runs (pipelining, or a half-close) waits in the kernel until
+            // the answer is written: stop watching it until then (level-triggered, it would be
+            // reported again and again). Interest is dropped only when input comes: a client
+            // that waits for its answer, as most do, costs no epoll_ctl per request.
+            return setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
+        }
+        readAvailable()
     }
 
     /// Reads one buffer's worth (level-triggered: more input is reported again), then parses.
@@ -167,7 +175,6 @@ final class ServerConnection: @unchecked Sendable {
         let dispatch = server.router.dispatch(request)
         if dispatch.isImmediate { return answeredInline(request, dispatch.respondNow()) }
         if dispatch.mayBlock {
-            setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
             return server.workers.run { [self] in
                 let response = dispatch.respondNow()
                 loop.execute { [self] in answered(request, response) }
@@ -186,7 +193,6 @@ final class ServerConnection: @unchecked Sendable {
             inlineResponse = nil
             return answeredInline(request, response)
         }
-        setInterest(interest & ~(EPOLLIN.rawValue | EPOLLRDHUP.rawValue))
     }
 
     /// An answer given while `dispatch` ran, on the loop: `process` goes on with what is buffered.

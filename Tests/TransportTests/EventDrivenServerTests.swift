@@ -95,6 +95,37 @@ import Testing
         }
     }
 
+    /// Input that comes while a handler waits (a pipelined request, or the client's close)
+    /// stays in the kernel until the answer is written, and the loop does not spin on it.
+    @Test func inputWhileAHandlerWaitsWaitsWithoutWakingTheLoopAgainAndAgain() throws {
+        let gate = Gate()
+        var router = Router()
+        router.addSuspending("GET", "/park") { _ in
+            await gate.pass()
+            return HTTPResponse(body: Array("parked".utf8))
+        }
+        router.addImmediate("GET", "/next") { _ in HTTPResponse(body: Array("next".utf8)) }
+        var limits = ServerLimits()
+        limits.eventLoops = 1
+        let server = HTTPServer(port: 0, limits: limits, router: router)
+        try server.start()
+        defer { server.stop() }
+        let connection = try RawConnection(port: server.port)
+        try connection.send("GET /park HTTP/1.1\r\nHost: x\r\n\r\n")
+        let deadline = monotonicSeconds() + 10
+        while server.requestsInHandlers < 1, monotonicSeconds() < deadline { usleep(2_000) }
+        try connection.send("GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        usleep(50_000)  // the second request is in the kernel's buffer, reported once
+        let before = server.eventLoopWakeups
+        usleep(200_000)
+        let woken = server.eventLoopWakeups - before
+        #expect(woken < 20, "the loop woke \(woken) times in 0.2 s with input waiting behind a handler")
+        gate.open()
+        let answers = String(decoding: connection.readUntilClosed(), as: UTF8.self)
+        #expect(answers.hasPrefix("HTTP/1.1 200"))
+        #expect(answers.contains("parked") && answers.hasSuffix("next"), "answered in order: \(answers)")
+    }
+
     @Test func suspendedHandlersHoldNoThreadAndAnswerWhenResumed() throws {
         let gate = Gate()
         var router = Router()
