@@ -43,14 +43,27 @@ public enum StrictJSONDecoder {
 }
 
 /// A parsed JSON value; numbers keep their text so that no precision is lost before the
-/// target type is known.
-enum JSONNode {
+/// target type is known. Public for fast paths that read a common body straight from it and
+/// leave anything unusual to `StrictJSONDecoder`, which names what is wrong.
+public enum JSONNode: Sendable {
     case null
     case bool(Bool)
     case number(String)
     case string(String)
     case array([JSONNode])
     case object([(key: String, value: JSONNode)])
+
+    /// The document in `bytes`, or nil when it is not valid JSON (or nests too deeply).
+    public static func parse(_ bytes: [UInt8]) -> JSONNode? {
+        var parser = JSONParser(bytes: bytes)
+        return try? parser.parseDocument()
+    }
+
+    /// A number written as a plain whole number that fits `Int` ("-12"; not "1.0" or "1e3").
+    public var integer: Int? {
+        guard case .number(let text) = self else { return nil }
+        return Int(text)
+    }
 
     var kind: String {
         switch self {

@@ -1,4 +1,4 @@
-import ClusterNode
+@testable import ClusterNode
 import Foundation
 import Raft
 import Testing
@@ -193,6 +193,49 @@ import Transport
         #expect { _ = try ServiceRequest.specs(from: Array(body.utf8)) } throws: { error in
             guard case .invalid(let text)? = error as? NodeError else { return false }
             return text.hasPrefix(message)
+        }
+    }
+
+    /// The fast path (`ServiceRequest.plain`) reads what the strict decoder reads, field for
+    /// field, and stands aside (nil) for anything else, which the strict decoder then reads or
+    /// refuses naming the problem.
+    @Test func thePlainPathReadsWhatTheStrictDecoderReads() throws {
+        let plainBodies = [
+            #"{"container": {"id": 5, "replicas": 25}}"#,
+            #"{"containers": [{"description": "container 0", "replicas": 10}, {"description": "c\u00e9 \"1\"", "replicas": 10}]}"#,
+            #"{"container": {"id": 5, "label": "web"}, "replicas": 25, "requestId": "k-1"}"#,
+            #"{"container": {"name": "a", "image": "nginx", "cpu": 250, "memory": 64, "publish": true, "privatePort": 80, "replicas": 2}}"#,
+            #"{"container": {"name": "b", "publish": 8080, "replicas": 1}}"#,
+            #"{"container": {"name": "c", "publish": "8081", "replicas": 1}}"#,
+            #"{"container": {"name": "d", "publish": false, "replicas": -3}}"#,
+            #"{"containers": []}"#,
+            #"{"container": {"replicas": 1}, "containers": [{"replicas": 1}]}"#,
+            #" { "container" : { "id" : 0 , "replicas" : 1 } } "#,
+        ]
+        for body in plainBodies {
+            let bytes = Array(body.utf8)
+            let plain = try #require(ServiceRequest.plain(bytes), "the plain path stood aside for \(body)")
+            let strict = try JSONBody.decodeStrictly(ServiceRequest.self, from: bytes)
+            #expect(plain.requestId == strict.requestId, "\(body)")
+            let plainSpecs = Result { () throws(NodeError) in try plain.validated() }
+            let strictSpecs = Result { () throws(NodeError) in try strict.validated() }
+            switch (plainSpecs, strictSpecs) {
+            case (.success(let a), .success(let b)): #expect(a == b, "\(body)")
+            case (.failure(let a), .failure(let b)): #expect("\(a)" == "\(b)", "\(body)")
+            default: Issue.record("one path accepted \(body), the other refused it")
+            }
+        }
+        let otherBodies = [
+            #"{"container": {"id": 5, "replicas": 2.5}}"#, #"{"container": {"id": 5, "replicas": 1e2}}"#,
+            #"{"container": {"replicas": "two"}}"#, #"{"container": {"replicas": 1, "name": null}}"#,
+            #"{"container": {"replicas": 1, "publish": null}}"#, #"{"container": {"replicas": 1, "publish": {"port": 1}}}"#,
+            #"{"container": {"replicas": 1, "extra": 1}}"#, #"{"container": {"replicas": 1}, "extra": 1}"#,
+            #"{"container": [1]}"#, #"{"containers": {"replicas": 1}}"#, #"{"containers": [1]}"#,
+            #"{"replicas": 99999999999999999999, "container": {}}"#, #"{"requestId": 5, "container": {"replicas": 1}}"#,
+            #"[{"container": {"replicas": 1}}]"#, #"{"container": {"replicas": 1}"#, "", #"{"container": {"replicas": 1, "replicas": 2}}"#,
+        ]
+        for body in otherBodies {
+            #expect(ServiceRequest.plain(Array(body.utf8)) == nil, "the plain path read \(body)")
         }
     }
 }
