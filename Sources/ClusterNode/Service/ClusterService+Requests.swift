@@ -261,7 +261,8 @@ extension ClusterService {
     }
 
     /// What one scale request did: the count it set, the entry that carried it, and the
-    /// service as it was right after the change applied.
+    /// service as it was right after the change applied (for a retry answered from its
+    /// earlier outcome: as it is now).
     struct ScaleResult: Sendable {
         var replicas: Int
         var index: UInt64
