@@ -67,38 +67,9 @@ final class WaitDeadlines: @unchecked Sendable {
     /// One wait length's waiters, in the order of their deadlines.
     private struct Lane {
         let seconds: Double
-        var deadlines: [Double] = []
-        var waiters: [any Expiring] = []
-        var front = 0
+        var waits = DelayedQueue<any Expiring>()
         /// A timer is set for this lane.
         var isTimed = false
-
-        var isEmpty: Bool { front == waiters.count }
-        var frontDeadline: Double { deadlines[front] }
-
-        /// Drops the front waiters that are settled; with `now`, also takes those due then
-        /// (returned, to be expired outside the lock).
-        mutating func dropFront(dueAt now: Double = -.infinity) -> [any Expiring] {
-            var due: [any Expiring] = []
-            while !isEmpty {
-                if deadlines[front] <= now {
-                    due.append(waiters[front])
-                } else if !waiters[front].isSettled {
-                    break
-                }
-                front += 1
-            }
-            if isEmpty {
-                deadlines.removeAll(keepingCapacity: true)
-                waiters.removeAll(keepingCapacity: true)
-                front = 0
-            } else if front >= 1_024, front * 2 >= waiters.count {
-                deadlines.removeFirst(front)
-                waiters.removeFirst(front)
-                front = 0
-            }
-            return due
-        }
     }
 
     private let timers: TimerThread
@@ -114,9 +85,8 @@ final class WaitDeadlines: @unchecked Sendable {
         let mustTime = lock.withLock { () -> Bool in
             let at = laneIndex(seconds)
             // Settled waiters at the front go now: commits come in the order of proposals.
-            _ = lanes[at].dropFront()
-            lanes[at].deadlines.append(deadline)
-            lanes[at].waiters.append(waiter)
+            _ = lanes[at].waits.takeFront { waiter, _ in waiter.isSettled }
+            lanes[at].waits.append([waiter], due: deadline)
             guard !lanes[at].isTimed else { return false }
             lanes[at].isTimed = true
             return true
@@ -125,7 +95,7 @@ final class WaitDeadlines: @unchecked Sendable {
     }
 
     /// Waiters in the lanes (answered ones not yet dropped included).
-    var count: Int { lock.withLock { lanes.reduce(0) { $0 + $1.waiters.count - $1.front } } }
+    var count: Int { lock.withLock { lanes.reduce(0) { $0 + $1.waits.count } } }
 
     private func laneIndex(_ seconds: Double) -> Int {
         if let at = lanes.firstIndex(where: { $0.seconds == seconds }) { return at }
@@ -137,16 +107,17 @@ final class WaitDeadlines: @unchecked Sendable {
         timers.schedule(after: deadline - monotonicSeconds()) { [self] in sweep(seconds) }
     }
 
-    /// Expires the lane's waiters that are due and drops the settled ones at its front, then
-    /// sets the timer for the new front.
+    /// Takes the lane's front waiters that are due or settled (expiring a settled one does
+    /// nothing), then sets the timer for the new front.
     private func sweep(_ seconds: Double) {
-        let (due, next) = lock.withLock { () -> ([any Expiring], Double?) in
+        let now = monotonicSeconds()
+        let (taken, next) = lock.withLock { () -> ([any Expiring], Double?) in
             let at = laneIndex(seconds)
-            let due = lanes[at].dropFront(dueAt: monotonicSeconds())
-            lanes[at].isTimed = !lanes[at].isEmpty
-            return (due, lanes[at].isEmpty ? nil : lanes[at].frontDeadline)
+            let taken = lanes[at].waits.takeFront { waiter, due in due <= now || waiter.isSettled }
+            lanes[at].isTimed = !lanes[at].waits.isEmpty
+            return (taken, lanes[at].waits.firstDue)
         }
-        for waiter in due { waiter.expire() }
+        for waiter in taken { waiter.expire() }
         if let next { timeLane(seconds, at: next) }
     }
 }

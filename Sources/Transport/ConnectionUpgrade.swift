@@ -54,21 +54,20 @@ public final class FrameReader: UpgradedReceiver, @unchecked Sendable {
     private func take(_ bytes: ArraySlice<UInt8>) -> Bool {
         var position = bytes.startIndex
         while bytes.endIndex - position >= 4 {
-            let length = Int(bytes[position]) << 24 | Int(bytes[position + 1]) << 16 | Int(bytes[position + 2]) << 8 | Int(bytes[position + 3])
+            // A length that already says too much is refused before its bytes arrive.
+            let length = Self.length(in: bytes, at: position)
             guard length <= maxFrameBytes else { return false }
             guard bytes.endIndex - position - 4 >= length else { break }
             guard onFrame(Array(bytes[(position + 4)..<(position + 4 + length)])) else { return false }
             position += 4 + length
         }
-        if position < bytes.endIndex {
-            // A length that already says too much is refused before its bytes arrive.
-            if bytes.endIndex - position >= 4 {
-                let length = Int(bytes[position]) << 24 | Int(bytes[position + 1]) << 16 | Int(bytes[position + 2]) << 8 | Int(bytes[position + 3])
-                guard length <= maxFrameBytes else { return false }
-            }
-            partial = Array(bytes[position...])
-        }
+        if position < bytes.endIndex { partial = Array(bytes[position...]) }
         return true
+    }
+
+    /// The big-endian length prefix at `position`.
+    private static func length(in bytes: ArraySlice<UInt8>, at position: Int) -> Int {
+        Int(bytes[position]) << 24 | Int(bytes[position + 1]) << 16 | Int(bytes[position + 2]) << 8 | Int(bytes[position + 3])
     }
 }
 

@@ -99,11 +99,7 @@ import Testing
     /// stays in the kernel until the answer is written, and the loop does not spin on it.
     @Test func inputWhileAHandlerWaitsWaitsWithoutWakingTheLoopAgainAndAgain() throws {
         let gate = Gate()
-        var router = Router()
-        router.addSuspending("GET", "/park") { _ in
-            await gate.pass()
-            return HTTPResponse(body: Array("parked".utf8))
-        }
+        var router = Self.router(parkingAt: gate, answering: "parked")
         router.addImmediate("GET", "/next") { _ in HTTPResponse(body: Array("next".utf8)) }
         var limits = ServerLimits()
         limits.eventLoops = 1
@@ -112,10 +108,12 @@ import Testing
         defer { server.stop() }
         let connection = try RawConnection(port: server.port)
         try connection.send("GET /park HTTP/1.1\r\nHost: x\r\n\r\n")
-        let deadline = monotonicSeconds() + 10
-        while server.requestsInHandlers < 1, monotonicSeconds() < deadline { usleep(2_000) }
+        Self.waitUntil(server, handles: 1)
+        let quiet = server.eventLoopWakeups
         try connection.send("GET /next HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        usleep(50_000)  // the second request is in the kernel's buffer, reported once
+        // The second request reached the loop (reported once), and waits in the kernel's buffer.
+        let reported = monotonicSeconds() + 10
+        while server.eventLoopWakeups == quiet, monotonicSeconds() < reported { usleep(1_000) }
         let before = server.eventLoopWakeups
         usleep(200_000)
         let woken = server.eventLoopWakeups - before
@@ -126,13 +124,25 @@ import Testing
         #expect(answers.contains("parked") && answers.hasSuffix("next"), "answered in order: \(answers)")
     }
 
-    @Test func suspendedHandlersHoldNoThreadAndAnswerWhenResumed() throws {
-        let gate = Gate()
+    /// A router whose `GET /park` waits at `gate`, then answers `answer`.
+    private static func router(parkingAt gate: Gate, answering answer: String) -> Router {
         var router = Router()
         router.addSuspending("GET", "/park") { _ in
             await gate.pass()
-            return HTTPResponse(body: Array("resumed".utf8))
+            return HTTPResponse(body: Array(answer.utf8))
         }
+        return router
+    }
+
+    /// Waits (at most 10 s) until `count` requests are in the server's handlers.
+    private static func waitUntil(_ server: HTTPServer, handles count: Int) {
+        let deadline = monotonicSeconds() + 10
+        while server.requestsInHandlers < count, monotonicSeconds() < deadline { usleep(2_000) }
+    }
+
+    @Test func suspendedHandlersHoldNoThreadAndAnswerWhenResumed() throws {
+        let gate = Gate()
+        var router = Self.router(parkingAt: gate, answering: "resumed")
         router.add("GET", "/hello") { _ in HTTPResponse(body: Array("hello".utf8)) }
         let server = HTTPServer(port: 0, router: router)
         try server.start()
@@ -144,8 +154,7 @@ import Testing
             try connection.send("GET /park HTTP/1.1\r\nHost: x\r\n\r\n")
             connections.append(connection)
         }
-        let deadline = monotonicSeconds() + 10
-        while server.requestsInHandlers < parked, monotonicSeconds() < deadline { usleep(2_000) }
+        Self.waitUntil(server, handles: parked)
         #expect(server.requestsInHandlers == parked)
         // Three hundred requests waiting, and no thread waits with them.
         #expect(server.threadCount <= server.limits.eventLoops + 1, "\(server.threadCount) threads while \(parked) handlers wait")
