@@ -17,6 +17,9 @@ final class NodeMetrics: @unchecked Sendable {
         /// Reconcile passes that did not search for room for pending replicas: nothing that decides
         /// whether one fits had changed since a search that placed none.
         case pendingSearchesSkipped
+        /// Rounds an event loop began itself on a nearly idle node, instead of waking the
+        /// round thread for them (`ReplicaDriver.submit(_:mayBeginRound:)`).
+        case roundsBegunOnEventLoops
     }
 
     private let lock = AdaptiveLock()

@@ -64,6 +64,9 @@ struct MetricsTests {
         #expect(Self.value(node, "http_request_duration_seconds_count", ["route": "/raft/messages"]) == nil)
         let streams = try #require(Self.value(node, "http_request_duration_seconds_count", ["route": "/raft/stream", "code": "1xx"]))
         #expect(streams >= 1 && streams <= 3, "\(streams) streams opened to the leader by its one live peer")
+        // One client at a time on an idle node: the event loop that read a request began its
+        // round itself (stepped, wrote, sent), leaving the round thread only the fdatasync.
+        #expect(try #require(Self.value(node, "node_rounds_begun_on_event_loops_total", labels)) >= 1)
 
         let whole = try Self.scrape(orchestrator)
         let cluster = ["cluster": "0"]

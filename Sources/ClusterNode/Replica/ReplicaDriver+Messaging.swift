@@ -51,11 +51,11 @@ extension ReplicaDriver {
         return [(body, envelopes.count)]
     }
 
-    /// Queues a batch of Raft messages received from peers for the next round, on the round
-    /// thread: the receiving event loop goes straight back to its connections (beyond the
-    /// inbox's bound messages are dropped, which Raft tolerates).
+    /// Queues a batch of Raft messages received from peers for the next round (beyond the
+    /// inbox's bound messages are dropped, which Raft tolerates); when no round is under way
+    /// the receiving event loop begins one itself (`submit(_:mayBeginRound:)`).
     func receive(_ envelopes: [Envelope]) {
         metrics.increment(.messagesReceived, by: envelopes.count)
-        submit(envelopes.map { .receive($0) })
+        submit(envelopes.map { .receive($0) }, mayBeginRound: true)
     }
 }
