@@ -25,8 +25,8 @@ protocol RoundConsumer: AnyObject {
 /// task or pool thread ever waits for the disk.
 ///
 /// Ownership: `inbox` guards `inputs`, `isStopped`, `lastTick`, `isRoundThreadWoken`,
-/// `isRoundRunning`, `handedOver`, `isWaitingForRoundHere` and `lastRoundInputCount` (the
-/// timer thread waits on it); one round runs at a time
+/// `isRoundRunning`, `handedOver`, `isWaitingForRoundHere`, `roundThreadWakesAt` and
+/// `lastRoundInputCount` (the timer thread waits on it); one round runs at a time
 /// (`isRoundRunning`), so the replica's log has one user at a time; `peersLock` guards `peers`. The core is guarded inside `Replica`.
 public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     let configuration: NodeConfiguration
@@ -54,6 +54,8 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     private var handedOver: (round: Replica.Round, began: Double)?
     /// The round thread waits for a round an event loop runs to end (or be handed over).
     private var isWaitingForRoundHere = false
+    /// When the round thread, asleep, wakes for the core's next timer event (infinity: awake).
+    private var roundThreadWakesAt = Double.infinity
     /// Inputs (besides ticks) the last round took: how busy the node is.
     private var lastRoundInputCount = 0
     /// An event loop begins a round only on a nearly idle node (the last round took at most
@@ -198,10 +200,13 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             exitOnStorageFailure("cannot write its log: \(error)")
         }
         consumer?.roundFinished()
-        // The round thread may be waiting for this round to end (inputs came meanwhile, or a tick).
+        let due = replica.withCore { $0.ticksUntilNextTimerEvent }
+        // The round thread may be waiting for this round to end (inputs came meanwhile, or a
+        // tick), or asleep until a timer event this round brought forward (a new leader's
+        // first heartbeat comes long before the election timeout it slept towards).
         let mustWake = inbox.withLock {
             isRoundRunning = false
-            return isWaitingForRoundHere
+            return isWaitingForRoundHere || lastTick + Double(due) * tickSeconds < roundThreadWakesAt
         }
         if mustWake { inbox.signal() }
     }
@@ -272,7 +277,9 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             inbox.lock()
             let wakeAt = lastTick + Double(due) * tickSeconds
             if !isStopped, handedOver == nil, !isRoundThreadWoken, inputs.isEmpty, wakeAt > monotonicSeconds() {
+                roundThreadWakesAt = wakeAt
                 _ = inbox.wait(until: Date(timeIntervalSinceNow: wakeAt - monotonicSeconds()))
+                roundThreadWakesAt = .infinity
             }
             while !isStopped, isRoundRunning, handedOver == nil {
                 isWaitingForRoundHere = true
