@@ -25,6 +25,24 @@ import Testing
         #expect(files == ["snapshot-0000000000000030.snap"])
     }
 
+    /// A snapshot of several pieces is written and synced piece by piece (so a log's sync on
+    /// the same disk never waits behind the whole file), and loads back whole.
+    @Test func largeSnapshotIsSyncedPieceByPieceAndLoadsBackWhole() throws {
+        let disk = SimulatedDisk()
+        let store = try SnapshotStore(directory: "/data/raft", fileSystem: disk)
+        let large = snapshot(at: 40, bytes: 3 * SnapshotStore.steadyWriteBytes + 12_345)
+        let syncsBefore = disk.syncCount
+        try store.save(large)
+        // Three pieces synced before the last, then the file, then its directory.
+        #expect(disk.syncCount - syncsBefore == 5)
+        #expect(try SnapshotStore(directory: "/data/raft", fileSystem: disk).load() == large)
+        let small = snapshot(at: 50, bytes: 1_000)
+        let syncsBeforeSmall = disk.syncCount
+        try store.save(small)
+        #expect(disk.syncCount - syncsBeforeSmall == 2)
+        #expect(try SnapshotStore(directory: "/data/raft", fileSystem: disk).load() == small)
+    }
+
     @Test func damagedSnapshotIsRefusedNamingTheFile() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
