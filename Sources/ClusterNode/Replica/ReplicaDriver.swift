@@ -22,7 +22,9 @@ protocol RoundConsumer: AnyObject {
 /// have passed, and runs the replica's round (step, write, one fdatasync, send), then hands
 /// the outputs to the cluster-service layer (`RoundConsumer`). Whatever arrives during a
 /// round's fdatasync goes into the next round together (group commit), and no event loop,
-/// task or pool thread ever waits for the disk.
+/// task or pool thread ever waits for the disk. On a nearly idle node the event loop that
+/// queues a proposal or a peer's messages begins the round itself and hands it to the round
+/// thread only for its fdatasync (`submit(_:mayBeginRound:)`).
 ///
 /// Ownership: `inbox` guards `inputs`, `isStopped`, `lastTick`, `isRoundThreadWoken`,
 /// `isRoundRunning`, `handedOver`, `isWaitingForRoundHere`, `roundThreadWakesAt` and
