@@ -33,12 +33,14 @@ public enum CodecBenchmark {
         let wire = RaftWireCodec.encode(appends)
 
         var results: [Result] = []
-        func time(_ operation: String, _ body: () throws -> Void) rethrows {
+        /// The best of three runs of `repetitions` calls, per call or per one of the `units`
+        /// each call handles.
+        func time(_ operation: String, repetitions: Int = iterations, units: Int = 1, _ body: () throws -> Void) rethrows {
             var best = Double.infinity
             for _ in 0..<3 {
                 let start = DispatchTime.now().uptimeNanoseconds
-                for _ in 0..<iterations { try body() }
-                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / Double(iterations))
+                for _ in 0..<repetitions { try body() }
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / Double(repetitions * units))
             }
             results.append(Result(operation: operation, nanoseconds: best))
         }
@@ -65,17 +67,8 @@ public enum CodecBenchmark {
         }
         let snapshot = state.snapshotData()
         let rounds = max(1, iterations / (services * 10))
-        func timePerService(_ operation: String, _ body: () throws -> Void) rethrows {
-            var best = Double.infinity
-            for _ in 0..<3 {
-                let start = DispatchTime.now().uptimeNanoseconds
-                for _ in 0..<rounds { try body() }
-                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / Double(rounds * services))
-            }
-            results.append(Result(operation: operation, nanoseconds: best))
-        }
-        timePerService("encode a snapshot, per service (of 10,000)") { _ = state.snapshotData() }
-        try timePerService("restore a snapshot, per service") { _ = try ClusterState(snapshotData: snapshot) }
+        time("encode a snapshot, per service (of 10,000)", repetitions: rounds, units: services) { _ = state.snapshotData() }
+        try time("restore a snapshot, per service", repetitions: rounds, units: services) { _ = try ClusterState(snapshotData: snapshot) }
         return results
     }
 }

@@ -50,8 +50,7 @@ import Testing
         router.addImmediate("GET", "/n/:n") { request in HTTPResponse(body: Array(try request.parameter("n").utf8)) }
         router.addImmediate("POST", "/echo") { request in HTTPResponse(body: request.body) }
         router.addImmediate("GET", "/fail") { _ in throw HTTPError(.conflict, "no") }
-        let server = HTTPServer(port: 0, router: router)
-        try server.start()
+        let server = try Self.started(router)
         defer { server.stop() }
         let connection = try RawConnection(port: server.port)
         // 500 requests in one write: answered in order on one connection.
@@ -101,10 +100,7 @@ import Testing
         let gate = Gate()
         var router = Self.router(parkingAt: gate, answering: "parked")
         router.addImmediate("GET", "/next") { _ in HTTPResponse(body: Array("next".utf8)) }
-        var limits = ServerLimits()
-        limits.eventLoops = 1
-        let server = HTTPServer(port: 0, limits: limits, router: router)
-        try server.start()
+        let server = try Self.started(router) { $0.eventLoops = 1 }
         defer { server.stop() }
         let connection = try RawConnection(port: server.port)
         try connection.send("GET /park HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -122,6 +118,15 @@ import Testing
         let answers = String(decoding: connection.readUntilClosed(), as: UTF8.self)
         #expect(answers.hasPrefix("HTTP/1.1 200"))
         #expect(answers.contains("parked") && answers.hasSuffix("next"), "answered in order: \(answers)")
+    }
+
+    /// A server on a free port with `router` (its limits changed by `adjust`), started.
+    private static func started(_ router: Router, adjusting adjust: (inout ServerLimits) -> Void = { _ in }) throws -> HTTPServer {
+        var limits = ServerLimits()
+        adjust(&limits)
+        let server = HTTPServer(port: 0, limits: limits, router: router)
+        try server.start()
+        return server
     }
 
     /// A router whose `GET /park` waits at `gate`, then answers `answer`.
@@ -144,8 +149,7 @@ import Testing
         let gate = Gate()
         var router = Self.router(parkingAt: gate, answering: "resumed")
         router.add("GET", "/hello") { _ in HTTPResponse(body: Array("hello".utf8)) }
-        let server = HTTPServer(port: 0, router: router)
-        try server.start()
+        let server = try Self.started(router)
         defer { server.stop() }
         let parked = 300
         var connections: [RawConnection] = []
@@ -235,10 +239,7 @@ import Testing
             }
             return response
         }
-        var limits = ServerLimits()
-        limits.writeTimeoutSeconds = 1
-        let server = HTTPServer(port: 0, limits: limits, router: router)
-        try server.start()
+        let server = try Self.started(router) { $0.writeTimeoutSeconds = 1 }
         defer { server.stop() }
         let connection = try RawConnection(port: server.port)
         try connection.send("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -168,44 +168,38 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         return min(room, batch.count)
     }
 
-    /// One round on the round thread: the replica's (step, write, send ahead, sync, send),
-    /// then the service layer's (apply), then the leader's replication that did not go ahead
-    /// (`Replica`). A node that cannot write its log stops: acting on state that is not on
-    /// disk could break Raft's guarantees.
-    private func runRound(_ batch: [RaftNode.Input]) {
+    /// One round: the replica's (step, write, send ahead, sync, send), then the service
+    /// layer's (apply), then the leader's replication that did not go ahead (`Replica`).
+    /// `handingOverSync` (an event loop's round, `submit`): a round that must be synced goes
+    /// to the round thread for the fdatasync and the rest, and false is returned (an event
+    /// loop never waits for the disk). A node that cannot write its log stops: acting on
+    /// state that is not on disk could break Raft's guarantees.
+    @discardableResult
+    private func runRound(_ batch: [RaftNode.Input], handingOverSync: Bool = false) -> Bool {
         let began = monotonicSeconds()
+        let round: Replica.Round
         do {
-            let round = try replica.begin(batch, sendingAheadThrough: self)
-            consumer?.logWritten(round)
-            try complete(round, began: began)
+            round = try replica.begin(batch, sendingAheadThrough: self)
         } catch {
             exitOnStorageFailure("cannot write its log: \(error)")
         }
-        consumer?.roundFinished()
+        consumer?.logWritten(round)
+        if handingOverSync, round.mustSync {
+            inbox.withLock { handedOver = (round, began) }
+            inbox.signal()
+            return false
+        }
+        complete(round, began: began)
+        return true
     }
 
-    /// A round begun by an event loop (`submit`): stepped, written and its replication sent
-    /// here; one that must be synced goes to the round thread for the fdatasync and the rest
-    /// (an event loop never waits for the disk), one that need not is completed here.
+    /// A round an event loop began (`submit`), run here unless handed over; then the round
+    /// thread is woken if it waits for this round to end (inputs came meanwhile, or a tick),
+    /// or sleeps until a timer event this round brought forward (a new leader's first
+    /// heartbeat comes long before the election timeout it slept towards).
     private func runRoundHere(_ batch: [RaftNode.Input]) {
-        let began = monotonicSeconds()
-        do {
-            let round = try replica.begin(batch, sendingAheadThrough: self)
-            consumer?.logWritten(round)
-            if round.mustSync {
-                inbox.withLock { handedOver = (round, began) }
-                inbox.signal()
-                return
-            }
-            try complete(round, began: began)
-        } catch {
-            exitOnStorageFailure("cannot write its log: \(error)")
-        }
-        consumer?.roundFinished()
+        guard runRound(batch, handingOverSync: true) else { return }
         let due = replica.withCore { $0.ticksUntilNextTimerEvent }
-        // The round thread may be waiting for this round to end (inputs came meanwhile, or a
-        // tick), or asleep until a timer event this round brought forward (a new leader's
-        // first heartbeat comes long before the election timeout it slept towards).
         let mustWake = inbox.withLock {
             isRoundRunning = false
             return isWaitingForRoundHere || lastTick + Double(due) * tickSeconds < roundThreadWakesAt
@@ -214,17 +208,22 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     }
 
     /// A begun round's second half: sync and send (`Replica.finish`), apply, then the
-    /// replication that waited for the apply.
-    private func complete(_ round: Replica.Round, began: Double) throws(StorageError) {
-        let started = monotonicSeconds()
-        let outputs = try replica.finish(round, sendingThrough: self)
-        let finished = monotonicSeconds()
-        if round.mustSync && configuration.isFsyncEnabled { metrics.recordSync(seconds: finished - started) }
-        consumer?.apply(outputs)
-        let applied = monotonicSeconds()
-        replica.sendReplication(of: round, through: self)
-        metrics.applyDuration.observe(applied - finished)
-        metrics.roundDuration.observe(monotonicSeconds() - began)
+    /// replication that waited for the apply; then the round is over for the service layer.
+    private func complete(_ round: Replica.Round, began: Double) {
+        do {
+            let started = monotonicSeconds()
+            let outputs = try replica.finish(round, sendingThrough: self)
+            let finished = monotonicSeconds()
+            if round.mustSync && configuration.isFsyncEnabled { metrics.recordSync(seconds: finished - started) }
+            consumer?.apply(outputs)
+            let applied = monotonicSeconds()
+            replica.sendReplication(of: round, through: self)
+            metrics.applyDuration.observe(applied - finished)
+            metrics.roundDuration.observe(monotonicSeconds() - began)
+        } catch {
+            exitOnStorageFailure("cannot write its log: \(error)")
+        }
+        consumer?.roundFinished()
     }
 
     /// A node that cannot keep its durable state stops: acting on state that is not on disk
@@ -297,14 +296,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             let handed = handedOver
             handedOver = nil
             inbox.unlock()
-            if let handed {
-                do {
-                    try complete(handed.round, began: handed.began)
-                } catch {
-                    exitOnStorageFailure("cannot write its log: \(error)")
-                }
-                consumer?.roundFinished()
-            }
+            if let handed { complete(handed.round, began: handed.began) }
             while let batch = takeBatch() { runRound(batch) }
         }
     }

@@ -168,7 +168,7 @@ extension ClusterService {
     /// retryable (failed without effect), or rejected (a change that cannot apply).
     func submitAndWait(_ input: RaftNode.Input, waiter: Waiter<ProposalResult>, timeoutMessage: String,
                        forget: (String) -> Void) async throws(NodeError) -> Committed {
-        guard driver.submit(input, mayBeginRound: true) else {
+        guard submit(input, mayBeginRound: true) else {
             forget("node overloaded")
             throw .overloaded
         }

@@ -148,7 +148,7 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
 
     /// Queues an input for the replica layer and runs it; false when the inbox is full.
     @discardableResult
-    func submit(_ input: RaftNode.Input) -> Bool { driver.submit(input) }
+    func submit(_ input: RaftNode.Input, mayBeginRound: Bool = false) -> Bool { driver.submit(input, mayBeginRound: mayBeginRound) }
 
     /// True once the node is stopping.
     var isStoppedNow: Bool { driver.isStoppedNow }
