@@ -72,19 +72,32 @@ cpu_seconds() {
     echo "$ticks $(getconf CLK_TCK)" | awk '{print $1 / $2}'
 }
 
-# "requests/s p50 p99 cpu-microseconds-per-request" from wrk's --latency output and the
-# CPU the servers ($4...) used meanwhile (all three members: followers work too).
+# The machine's busy and idle time so far (all CPUs, in clock ticks, from /proc/stat): busy
+# counts user, system and interrupt time (not idle, iowait or steal), so wrk, the kernel's
+# network work on behalf of both ends and any other process are in it.
+host_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat; }
+# "busy-microseconds-per-request idle-percent" between two host_ticks readings.
+host_per_request() {
+    echo "$1 $2" | awk -v n="$3" -v hz="$(getconf CLK_TCK)" '{ busy = $3 - $1; idle = $4 - $2
+        printf "%.0f %.0f", (n > 0 ? busy * 1e6 / hz / n : 0), (busy + idle > 0 ? 100 * idle / (busy + idle) : 0) }'
+}
+
+# "requests/s p50 p99 cpu-microseconds-per-request host-busy-microseconds-per-request
+# host-idle-percent" from wrk's --latency output, the CPU the servers ($4...) used meanwhile
+# (all three members: followers work too) and the machine's.
 measure() {
-    local output before after
+    local output before after host_before host_after
     before=$(cpu_seconds "${@:4}")
+    host_before=$(host_ticks)
     output=$(wrk -t1 -c"$2" -d"${seconds}s" --latency -s "$3" "$1" 2>&1)
+    host_after=$(host_ticks)
     after=$(cpu_seconds "${@:4}")
     local rate p50 p99 requests
     rate=$(echo "$output" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$output" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$output" | awk '$1 == "99%" {print $2}')
     requests=$(echo "$output" | awk '/requests in/ {print $1}')
-    echo "$rate $p50 $p99 $(awk -v a="$before" -v b="$after" -v n="$requests" 'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1e6 / n : 0) }')"
+    echo "$rate $p50 $p99 $(awk -v a="$before" -v b="$after" -v n="$requests" 'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1e6 / n : 0) }') $(host_per_request "$host_before" "$host_after" "$requests")"
 }
 # wrk prints latencies as 1.23ms, 456.78us or 1.02s: in milliseconds.
 ms() { echo "$1" | awk '/us$/ {sub("us",""); print $0/1000; next} /ms$/ {sub("ms",""); print $0; next} /s$/ {sub("s",""); print $0*1000}'; }
@@ -92,14 +105,17 @@ ms() { echo "$1" | awk '/us$/ {sub("us",""); print $0/1000; next} /ms$/ {sub("ms
 our_pids=$(pgrep -P "${pids[3]}" | tr '\n' ' ')  # the orchestrator's node processes
 etcd_pids="${pids[0]} ${pids[1]} ${pids[2]}"
 echo "commit through the leader, 3 nodes, fsync on, wrk -t1, ${seconds} s per cell, ours then etcd at each count"
-echo "(cpu: microseconds of CPU, user + system, of all three members per acknowledged request)"
-printf "%-6s %10s %10s %6s %9s %9s %6s %9s %9s %6s %9s %9s %6s\n" conns "ours req/s" "etcd req/s" ratio "ours p50" "etcd p50" ratio "ours p99" "etcd p99" ratio "ours cpu" "etcd cpu" ratio
+echo "(cpu: microseconds of CPU, user + system, of all three members per acknowledged request;"
+echo " host: microseconds the whole machine was busy per acknowledged request, wrk and the kernel's"
+echo " network work included, and its idle share: where idle is near 0, req/s follows host per request)"
+printf "%-6s %10s %10s %6s %9s %9s %6s %9s %9s %6s %9s %9s %6s %9s %9s %6s %5s %5s\n" conns "ours req/s" "etcd req/s" ratio "ours p50" "etcd p50" ratio "ours p99" "etcd p99" ratio "ours cpu" "etcd cpu" ratio "ours host" "etcd host" ratio "idle" "idle"
 for c in $connections; do
     # shellcheck disable=SC2086
-    read -r our_rate our_p50 our_p99 our_cpu <<< "$(measure "http://127.0.0.1:$leader_ours/service" "$c" "$work/ours.lua" $our_pids)"
+    read -r our_rate our_p50 our_p99 our_cpu our_host our_idle <<< "$(measure "http://127.0.0.1:$leader_ours/service" "$c" "$work/ours.lua" $our_pids)"
     # shellcheck disable=SC2086
-    read -r etcd_rate etcd_p50 etcd_p99 etcd_cpu <<< "$(measure "$leader_etcd/v3/kv/put" "$c" "$work/etcd.lua" $etcd_pids)"
+    read -r etcd_rate etcd_p50 etcd_p99 etcd_cpu etcd_host etcd_idle <<< "$(measure "$leader_etcd/v3/kv/put" "$c" "$work/etcd.lua" $etcd_pids)"
     our_p50=$(ms "$our_p50"); etcd_p50=$(ms "$etcd_p50"); our_p99=$(ms "$our_p99"); etcd_p99=$(ms "$etcd_p99")
-    awk -v c="$c" -v a="$our_rate" -v b="$etcd_rate" -v p="$our_p50" -v q="$etcd_p50" -v r="$our_p99" -v s="$etcd_p99" -v x="$our_cpu" -v y="$etcd_cpu" 'BEGIN {
-        printf "%-6s %10.0f %10.0f %6.2f %9.2f %9.2f %6.2f %9.2f %9.2f %6.2f %9.0f %9.0f %6.2f\n", c, a, b, a / b, p, q, p / q, r, s, r / s, x, y, (y > 0 ? x / y : 0) }'
+    awk -v c="$c" -v a="$our_rate" -v b="$etcd_rate" -v p="$our_p50" -v q="$etcd_p50" -v r="$our_p99" -v s="$etcd_p99" -v x="$our_cpu" -v y="$etcd_cpu" \
+        -v h="$our_host" -v k="$etcd_host" -v i="$our_idle" -v j="$etcd_idle" 'BEGIN {
+        printf "%-6s %10.0f %10.0f %6.2f %9.2f %9.2f %6.2f %9.2f %9.2f %6.2f %9.0f %9.0f %6.2f %9.0f %9.0f %6.2f %4.0f%% %4.0f%%\n", c, a, b, a / b, p, q, p / q, r, s, r / s, x, y, (y > 0 ? x / y : 0), h, k, (k > 0 ? h / k : 0), i, j }'
 done
