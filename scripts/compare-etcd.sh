@@ -7,6 +7,10 @@
 #     scripts/compare-etcd.sh [seconds per cell, default 10] [connections, default "1 8 32 128"]
 #
 # ORCHESTRATOR=path/to/orchestrator runs another build of ours (to compare two of our builds).
+# ROUNDS=n measures each cell n times, ours and etcd back to back in turns (ours first in odd
+# rounds, etcd first in even ones), and prints the medians of both sides and the median of
+# the n ratios of each pair: this machine's speed drifts by half within minutes, and a pair
+# measured a few seconds apart sees the same phase.
 #
 # Ours: POST /service (a service of one replica, committed and applied) to the leader.
 # etcd: POST /v3/kv/put of a 100-byte value to the leader (etcd's own default: fsync on).
@@ -71,6 +75,8 @@ cpu_seconds() {
     for pid in "$@"; do ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2> /dev/null || echo 0))); done
     echo "$ticks $(getconf CLK_TCK)" | awk '{print $1 / $2}'
 }
+# wrk prints latencies as 1.23ms, 456.78us or 1.02s: in milliseconds.
+ms() { echo "$1" | awk '/us$/ {sub("us",""); print $0/1000; next} /ms$/ {sub("ms",""); print $0; next} /s$/ {sub("s",""); print $0*1000}'; }
 
 # The machine's busy and idle time so far (all CPUs, in clock ticks, from /proc/stat): busy
 # counts user, system and interrupt time (not idle, iowait or steal), so wrk, the kernel's
@@ -97,25 +103,46 @@ measure() {
     p50=$(echo "$output" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$output" | awk '$1 == "99%" {print $2}')
     requests=$(echo "$output" | awk '/requests in/ {print $1}')
-    echo "$rate $p50 $p99 $(awk -v a="$before" -v b="$after" -v n="$requests" 'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1e6 / n : 0) }') $(host_per_request "$host_before" "$host_after" "$requests")"
+    echo "$rate $(ms "$p50") $(ms "$p99") $(awk -v a="$before" -v b="$after" -v n="$requests" 'BEGIN { printf "%.0f", (n > 0 ? (b - a) * 1e6 / n : 0) }') $(host_per_request "$host_before" "$host_after" "$requests")"
 }
-# wrk prints latencies as 1.23ms, 456.78us or 1.02s: in milliseconds.
-ms() { echo "$1" | awk '/us$/ {sub("us",""); print $0/1000; next} /ms$/ {sub("ms",""); print $0; next} /s$/ {sub("s",""); print $0*1000}'; }
 
 our_pids=$(pgrep -P "${pids[3]}" | tr '\n' ' ')  # the orchestrator's node processes
 etcd_pids="${pids[0]} ${pids[1]} ${pids[2]}"
-echo "commit through the leader, 3 nodes, fsync on, wrk -t1, ${seconds} s per cell, ours then etcd at each count"
+rounds="${ROUNDS:-1}"
+echo "commit through the leader, 3 nodes, fsync on, wrk -t1, ${seconds} s per cell, ours and etcd back to back at each count$([ "$rounds" -gt 1 ] && echo ", $rounds rounds: medians, and the median of the rounds' ratios")"
 echo "(cpu: microseconds of CPU, user + system, of all three members per acknowledged request;"
 echo " host: microseconds the whole machine was busy per acknowledged request, wrk and the kernel's"
 echo " network work included, and its idle share: where idle is near 0, req/s follows host per request)"
 printf "%-6s %10s %10s %6s %9s %9s %6s %9s %9s %6s %9s %9s %6s %9s %9s %6s %5s %5s\n" conns "ours req/s" "etcd req/s" ratio "ours p50" "etcd p50" ratio "ours p99" "etcd p99" ratio "ours cpu" "etcd cpu" ratio "ours host" "etcd host" ratio "idle" "idle"
 for c in $connections; do
-    # shellcheck disable=SC2086
-    read -r our_rate our_p50 our_p99 our_cpu our_host our_idle <<< "$(measure "http://127.0.0.1:$leader_ours/service" "$c" "$work/ours.lua" $our_pids)"
-    # shellcheck disable=SC2086
-    read -r etcd_rate etcd_p50 etcd_p99 etcd_cpu etcd_host etcd_idle <<< "$(measure "$leader_etcd/v3/kv/put" "$c" "$work/etcd.lua" $etcd_pids)"
-    our_p50=$(ms "$our_p50"); etcd_p50=$(ms "$etcd_p50"); our_p99=$(ms "$our_p99"); etcd_p99=$(ms "$etcd_p99")
-    awk -v c="$c" -v a="$our_rate" -v b="$etcd_rate" -v p="$our_p50" -v q="$etcd_p50" -v r="$our_p99" -v s="$etcd_p99" -v x="$our_cpu" -v y="$etcd_cpu" \
-        -v h="$our_host" -v k="$etcd_host" -v i="$our_idle" -v j="$etcd_idle" 'BEGIN {
-        printf "%-6s %10.0f %10.0f %6.2f %9.2f %9.2f %6.2f %9.2f %9.2f %6.2f %9.0f %9.0f %6.2f %9.0f %9.0f %6.2f %4.0f%% %4.0f%%\n", c, a, b, a / b, p, q, p / q, r, s, r / s, x, y, (y > 0 ? x / y : 0), h, k, (k > 0 ? h / k : 0), i, j }'
+    pairs=""
+    for round in $(seq 1 "$rounds"); do
+        # shellcheck disable=SC2086
+        if [ $((round % 2)) -eq 1 ]; then
+            ours=$(measure "http://127.0.0.1:$leader_ours/service" "$c" "$work/ours.lua" $our_pids)
+            theirs=$(measure "$leader_etcd/v3/kv/put" "$c" "$work/etcd.lua" $etcd_pids)
+        else
+            theirs=$(measure "$leader_etcd/v3/kv/put" "$c" "$work/etcd.lua" $etcd_pids)
+            ours=$(measure "http://127.0.0.1:$leader_ours/service" "$c" "$work/ours.lua" $our_pids)
+        fi
+        pairs+="$ours $theirs"$'\n'
+    done
+    # Each line: ours' six figures (req/s, p50, p99, cpu, host, idle), then etcd's.
+    printf "%s" "$pairs" | awk -v c="$c" '
+        function median(values, n,    i, j, t) {
+            for (i = 2; i <= n; i++) for (j = i; j > 1 && values[j - 1] > values[j]; j--) { t = values[j]; values[j] = values[j - 1]; values[j - 1] = t }
+            return n % 2 ? values[(n + 1) / 2] : (values[n / 2] + values[n / 2 + 1]) / 2
+        }
+        { n++; for (k = 1; k <= 6; k++) { o[k, n] = $k; e[k, n] = $(k + 6) } }
+        END {
+            printf "%-6s", c
+            for (k = 1; k <= 6; k++) {
+                split("", a); split("", b); split("", r)
+                for (i = 1; i <= n; i++) { a[i] = o[k, i]; b[i] = e[k, i]; r[i] = (e[k, i] > 0 ? o[k, i] / e[k, i] : 0) }
+                if (k == 6) { printf " %4.0f%% %4.0f%%", median(a, n), median(b, n); continue }
+                format = (k == 2 || k == 3) ? " %9.2f %9.2f %6.2f" : (k == 1 ? " %10.0f %10.0f %6.2f" : " %9.0f %9.0f %6.2f")
+                printf format, median(a, n), median(b, n), median(r, n)
+            }
+            printf "\n"
+        }'
 done

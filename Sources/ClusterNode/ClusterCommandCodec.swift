@@ -19,7 +19,7 @@ public enum ClusterCommandCodec {
 
     /// The bytes of `command` for a log entry.
     public static func encode(_ command: ClusterCommand) -> [UInt8] {
-        var writer = ByteWriter()
+        var writer = ByteWriter(capacity: 256)
         writer.write(version)
         switch command {
         case .createServices(let requestID, let services):

@@ -4,8 +4,9 @@ import Transport
 
 /// The per-request work a leader does off the network and the disk, timed alone: reading a
 /// client's `POST /service` (head and body), encoding its answer, and the Raft messages of
-/// one replication round; and the per-service cost of a snapshot of the state machine (every
-/// node encodes one as its log grows, which a large state pays for in every request's CPU).
+/// one replication round; the per-service cost of a snapshot of the state machine (every
+/// node encodes one as its log grows, which a large state pays for in every request's CPU);
+/// and applying a committed create to the state machine, which every node does.
 /// `orchestrator bench codec` prints it; a change to the parser or the coders shows here
 /// before it shows in a cluster's throughput.
 public enum CodecBenchmark {
@@ -56,19 +57,31 @@ public enum CodecBenchmark {
         // A state of 10,000 services made as a cluster makes them (one request each), timed
         // per service: the snapshot's encoding and its restore on a node that installs it.
         var state = ClusterState(members: [8_001, 8_002, 8_003], nodeResources: NodeResources(slots: 1_000_000, cpuMillicores: 1 << 40, memoryMB: 1 << 40))
-        let services = 10_000
-        for number in 1...services {
-            let requestID = RandomID.uuidString()
-            let create = ClusterCommand.createServices(requestID: requestID, services: [
+        /// The log entry of the `number`th request: one service of one replica, on one of the three nodes.
+        func creation(_ number: Int) -> Entry {
+            let create = ClusterCommand.createServices(requestID: RandomID.uuidString(), services: [
                 PlannedService(spec: ServiceSpec(name: "bench", replicas: 1),
                                decision: Placement.Decision(replicas: [UInt64(8_001 + number % 3): 1], pending: 0, pendingReason: nil)),
             ])
-            _ = state.apply(Entry(term: 3, index: LogIndex(UInt64(number)), data: ClusterCommandCodec.encode(create)))
+            return Entry(term: 3, index: LogIndex(UInt64(number)), data: ClusterCommandCodec.encode(create))
         }
+        let services = 10_000
+        for number in 1...services { _ = state.apply(creation(number)) }
         let snapshot = state.snapshotData()
         let rounds = max(1, iterations / (services * 10))
         time("encode a snapshot, per service (of 10,000)", repetitions: rounds, units: services) { _ = state.snapshotData() }
         try time("restore a snapshot, per service", repetitions: rounds, units: services) { _ = try ClusterState(snapshotData: snapshot) }
+
+        // What every node does with each committed request: apply it (decoded, as the
+        // leader and the followers have it from the entry they wrote).
+        let applies = max(1, iterations / 10)
+        let entries = (0..<3 * applies).map { creation(services + 1 + $0) }
+        let commands = try entries.map { entry throws(ClusterCommandCodec.Malformed) in try ClusterCommandCodec.decode(entry.data) }
+        var next = 0
+        time("apply a created service (on every node)", repetitions: applies) {
+            _ = state.apply(entries[next], decoded: commands[next])
+            next += 1
+        }
         return results
     }
 }

@@ -101,7 +101,7 @@ public enum ClusterCommand: Codable, Sendable, Equatable {
     /// leader's placement decision left out): a request ID reused with another request
     /// has another fingerprint. The same on every node and in every process.
     public var requestFingerprint: UInt64 {
-        var writer = ByteWriter()
+        var writer = ByteWriter(capacity: 128)
         switch self {
         case .createServices(_, let services):
             writer.write(UInt8(1))

@@ -5,6 +5,10 @@ public struct ByteWriter: Sendable {
 
     public init() {}
 
+    /// A writer with room for `capacity` bytes, so that a small message is written with one
+    /// allocation instead of one per doubling of its buffer.
+    public init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
     public mutating func write(_ value: UInt8) { bytes.append(value) }
 
     public mutating func write(_ value: UInt32) {

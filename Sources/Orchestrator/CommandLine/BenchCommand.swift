@@ -24,7 +24,7 @@ enum BenchCommand {
           codec  a leader's per-request work off the network and disk: parsing a POST
                  /service, decoding its body, encoding its answer, the log entry's command,
                  a replication round's AppendEntries, a snapshot's encode and restore per
-                 service (nanoseconds per operation)
+                 service, applying a created service (nanoseconds per operation)
           idle   the --serve server in its own process holding N idle keep-alive connections:
                  fresh requests timed connect to answer, idle ones asked again, and the
                  server's threads, descriptors and memory; --port and --pid measure another
