@@ -8,10 +8,9 @@ protocol RoundConsumer: AnyObject {
     /// A round's entries are in the log (not yet durable or committed) and its proposals
     /// taken: called before the round's outputs are applied.
     func logWritten(_ round: Replica.Round)
-    /// A round's outputs, durable and their messages sent: apply and answer.
+    /// A round's outputs, durable and their messages sent: apply and answer (and snapshot
+    /// the state machine if due).
     func apply(_ outputs: [Output])
-    /// The round is over (a moment to snapshot the state machine if due).
-    func roundFinished()
 }
 
 /// The replica layer in the node's process: the `Replica` (core and storage) with its
@@ -208,7 +207,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     }
 
     /// A begun round's second half: sync and send (`Replica.finish`), apply, then the
-    /// replication that waited for the apply; then the round is over for the service layer.
+    /// replication that waited for the apply.
     private func complete(_ round: Replica.Round, began: Double) {
         do {
             let started = monotonicSeconds()
@@ -223,7 +222,6 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         } catch {
             exitOnStorageFailure("cannot write its log: \(error)")
         }
-        consumer?.roundFinished()
     }
 
     /// A node that cannot keep its durable state stops: acting on state that is not on disk

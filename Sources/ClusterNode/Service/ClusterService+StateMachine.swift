@@ -20,7 +20,7 @@ extension ClusterService {
     }
 
     /// Applies committed entries, records events, and answers the clients waiting on
-    /// proposals and reads (after the lock is released).
+    /// proposals and reads (after the lock is released); then starts a snapshot if one is due.
     func apply(_ outputs: [Output]) {
         var proposalResults: [(Waiter<ProposalResult>, ProposalResult)] = []
         var readResults: [(Waiter<ReadResult>, ReadResult)] = []
@@ -50,10 +50,12 @@ extension ClusterService {
         changedServices.removeAll(keepingCapacity: true)
         let containerChanges = changedContainers.map { (containerID: $0, record: state.containers[$0]) }
         changedContainers.removeAll(keepingCapacity: true)
+        let snapshot = snapshotDue()
         lock.unlock()
         if !changes.isEmpty || !containerChanges.isEmpty { containers.reconcile(changes, containerChanges) }
         for (waiter, result) in proposalResults { waiter.deliver(result) }
         for (waiter, result) in readResults { waiter.deliver(result) }
+        if let snapshot { take(snapshot.state, at: snapshot.metadata) }
     }
 
     /// The state was replaced by a snapshot from the leader (under the lock): every service
@@ -123,18 +125,19 @@ extension ClusterService {
         return delta
     }
 
-    func roundFinished() { snapshotIfDue() }
+    /// The state to snapshot and where, once enough entries were applied since the last
+    /// snapshot (under the lock, at the end of `apply`: the round thread takes the lock once
+    /// for both, not again to learn that no snapshot is due, which the event loops' requests
+    /// would wait for). The state is a value: the copy costs nothing until the next apply.
+    private func snapshotDue() -> (state: ClusterState, metadata: SnapshotMetadata)? {
+        guard !isSnapshotting, let metadata = driver.replica.snapshotDue(appliedIndex: state.appliedIndex, stored: storedSnapshot) else { return nil }
+        isSnapshotting = true
+        return (state, metadata)
+    }
 
-    /// Snapshots the state machine once enough entries were applied since the last snapshot:
-    /// the state (a value) is copied under the lock, encoded and stored by a background
-    /// thread of lower priority, and the core is told afterwards so that it compacts its log.
-    private func snapshotIfDue() {
-        let due = lock.withLock { () -> (ClusterState, SnapshotMetadata)? in
-            guard !isSnapshotting, let metadata = driver.replica.snapshotDue(appliedIndex: state.appliedIndex, stored: storedSnapshot) else { return nil }
-            isSnapshotting = true
-            return (state, metadata)
-        }
-        guard let (copy, metadata) = due else { return }
+    /// Snapshots `copy`: encoded and stored by a background thread of lower priority, and the
+    /// core is told afterwards so that it compacts its log.
+    private func take(_ copy: ClusterState, at metadata: SnapshotMetadata) {
         let thread = Thread { [self] in
             // Encoding a large state takes a core for a while: it yields to the rounds and the
             // event loops (nice 10 for this thread alone; on Linux the nice value is per thread),
