@@ -49,8 +49,7 @@ extension ClusterState {
     /// named services' and containers' records (an absent one counts as absent). Two nodes at
     /// the same applied index with different fingerprints for the same names have diverged.
     public func fingerprint(ofServices serviceIDs: some Sequence<Int>, containers containerIDs: [Int] = []) -> UInt64 {
-        var writer = ByteWriter()
-        writer.bytes.reserveCapacity(256)
+        var writer = ByteWriter(capacity: 256)
         writer.write(appliedIndex)
         writer.write(UInt64(nextServiceID))
         writer.write(UInt64(nextContainerID))

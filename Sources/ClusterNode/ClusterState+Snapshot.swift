@@ -21,10 +21,9 @@ extension ClusterState {
 
     /// The bytes of this state for a snapshot.
     public func snapshotData() -> [UInt8] {
-        var writer = ByteWriter()
         // Room for the whole state at once (a service takes about 250 bytes, a remembered
         // request about 80): growing a buffer of tens of MB step by step copied it each time.
-        writer.bytes.reserveCapacity(4_096 + services.count * 320 + requestOrder.count * 96 + containers.count * 320)
+        var writer = ByteWriter(capacity: 4_096 + services.count * 320 + requestOrder.count * 96 + containers.count * 320)
         writer.write(Self.snapshotVersion)
         writer.write(appliedIndex)
         writer.write(UInt64(nextServiceID))

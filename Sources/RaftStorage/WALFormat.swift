@@ -74,12 +74,11 @@ public enum WALFormat {
     /// A whole batch (header and payload) ready for one write.
     static func batch(payload: [UInt8]) -> [UInt8] {
         precondition(payload.count <= maxPayloadBytes, "batch of \(payload.count) bytes exceeds \(maxPayloadBytes)")
-        var header = ByteWriter()
+        var header = ByteWriter(capacity: headerBytes + payload.count)
         header.write(magic)
         header.write(UInt32(payload.count))
         header.write(CRC32C.checksum(payload))
         header.write(CRC32C.checksum(header.bytes))
-        header.bytes.reserveCapacity(headerBytes + payload.count)
         header.write(payload)
         return header.bytes
     }

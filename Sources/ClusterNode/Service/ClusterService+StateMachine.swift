@@ -128,7 +128,7 @@ extension ClusterService {
     /// The state to snapshot and where, once enough entries were applied since the last
     /// snapshot (under the lock, at the end of `apply`: the round thread takes the lock once
     /// for both, not again to learn that no snapshot is due, which the event loops' requests
-    /// would wait for). The state is a value: the copy costs nothing until the next apply.
+    /// would wait for). The state is a value, shared with the thread that encodes it.
     private func snapshotDue() -> (state: ClusterState, metadata: SnapshotMetadata)? {
         guard !isSnapshotting, let metadata = driver.replica.snapshotDue(appliedIndex: state.appliedIndex, stored: storedSnapshot) else { return nil }
         isSnapshotting = true
