@@ -26,7 +26,7 @@ protocol RoundConsumer: AnyObject {
 /// thread only for its fdatasync (`submit(_:mayBeginRound:)`).
 ///
 /// Ownership: `inbox` guards `inputs`, `isStopped`, `lastTick`, `isRoundThreadWoken`,
-/// `isRoundRunning`, `handedOver`, `isWaitingForRoundHere`, `roundThreadWakesAt` and
+/// `isRoundRunning`, `isRoundOnEventLoop`, `handedOver`, `isWaitingForRoundHere`, `roundThreadWakesAt` and
 /// `lastRoundInputCount` (the timer thread waits on it); one round runs at a time
 /// (`isRoundRunning`), so the replica's log has one user at a time; `peersLock` guards `peers`. The core is guarded inside `Replica`.
 public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
@@ -51,6 +51,10 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     private var isRoundThreadWoken = false
     /// A round is under way: on the round thread, or begun by an event loop (`submit`).
     private var isRoundRunning = false
+    /// The round under way runs on an event loop (not handed over): inputs queued meanwhile
+    /// wait for its end, which wakes the round thread for them, instead of waking it now only
+    /// for it to wait for that end.
+    private var isRoundOnEventLoop = false
     /// A round an event loop began that must be synced: for the round thread to finish.
     private var handedOver: (round: Replica.Round, began: Double)?
     /// The round thread waits for a round an event loop runs to end (or be handed over).
@@ -152,9 +156,14 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         if mayBeginRound, !isRoundRunning, !isRoundThreadWoken, lastRoundInputCount <= Self.maxInputsToBeginRoundHere,
            let round = takeInputs() {
             isRoundRunning = true
+            isRoundOnEventLoop = true
             inbox.unlock()
             metrics.increment(.roundsBegunOnEventLoops)
             runRoundHere(round)
+            return min(room, batch.count)
+        }
+        if isRoundOnEventLoop {
+            inbox.unlock()
             return min(room, batch.count)
         }
         let mustWake = !isRoundThreadWoken
@@ -184,7 +193,10 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         }
         consumer?.logWritten(round)
         if handingOverSync, round.mustSync {
-            inbox.withLock { handedOver = (round, began) }
+            inbox.withLock {
+                handedOver = (round, began)
+                isRoundOnEventLoop = false
+            }
             inbox.signal()
             return false
         }
@@ -193,15 +205,17 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     }
 
     /// A round an event loop began (`submit`), run here unless handed over; then the round
-    /// thread is woken if it waits for this round to end (inputs came meanwhile, or a tick),
-    /// or sleeps until a timer event this round brought forward (a new leader's first
-    /// heartbeat comes long before the election timeout it slept towards).
+    /// thread is woken if inputs were queued meanwhile, if it waits for this round to end (a
+    /// tick was due), or if it sleeps until a timer event this round brought forward (a new
+    /// leader's first heartbeat comes long before the election timeout it slept towards).
     private func runRoundHere(_ batch: [RaftNode.Input]) {
         guard runRound(batch, handingOverSync: true) else { return }
         let due = replica.withCore { $0.ticksUntilNextTimerEvent }
         let mustWake = inbox.withLock {
             isRoundRunning = false
-            return isWaitingForRoundHere || lastTick + Double(due) * tickSeconds < roundThreadWakesAt
+            isRoundOnEventLoop = false
+            if !inputs.isEmpty { isRoundThreadWoken = true }
+            return !inputs.isEmpty || isWaitingForRoundHere || lastTick + Double(due) * tickSeconds < roundThreadWakesAt
         }
         if mustWake { inbox.signal() }
     }
