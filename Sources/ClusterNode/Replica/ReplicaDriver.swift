@@ -26,9 +26,10 @@ protocol RoundConsumer: AnyObject {
 /// thread only for its fdatasync (`submit(_:mayBeginRound:)`).
 ///
 /// Ownership: `inbox` guards `inputs`, `isStopped`, `lastTick`, `isRoundThreadWoken`,
-/// `isRoundRunning`, `isRoundOnEventLoop`, `handedOver`, `isWaitingForRoundHere`, `roundThreadWakesAt` and
-/// `lastRoundInputCount` (the timer thread waits on it); one round runs at a time
-/// (`isRoundRunning`), so the replica's log has one user at a time; `peersLock` guards `peers`. The core is guarded inside `Replica`.
+/// `isRoundRunning`, `isRoundOnEventLoop`, `handedOver`, `isWaitingForRoundHere`,
+/// `roundThreadWakesAt` and `lastRoundInputCount` (the timer thread waits on it); one round
+/// runs at a time (`isRoundRunning`), so the replica's log has one user at a time;
+/// `peersLock` guards `peers`. The core is guarded inside `Replica`.
 public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     let configuration: NodeConfiguration
     let log: EventLog
@@ -142,7 +143,9 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     func submit(_ input: RaftNode.Input, mayBeginRound: Bool = false) -> Bool { submit([input], mayBeginRound: mayBeginRound) == 1 }
 
     /// Queues inputs (as many as the inbox takes; the rest are dropped and counted) and wakes
-    /// the round thread, or runs the round here (see above); returns how many were queued.
+    /// the round thread, or runs the round here (see above); while an event loop runs a
+    /// round, they wait for its end instead (`runRoundHere` wakes the round thread then).
+    /// Returns how many were queued.
     @discardableResult
     func submit(_ batch: [RaftNode.Input], mayBeginRound: Bool = false) -> Int {
         inbox.lock()
