@@ -26,9 +26,9 @@ protocol RoundConsumer: AnyObject {
 /// thread only for its fdatasync (`submit(_:mayBeginRound:)`).
 ///
 /// Ownership: `inbox` guards `inputs`, `isStopped`, `lastTick`, `isRoundThreadWoken`,
-/// `isRoundRunning`, `isRoundOnEventLoop`, `handedOver`, `isWaitingForRoundHere`,
-/// `roundThreadWakesAt` and `lastRoundInputCount` (the timer thread waits on it); one round
-/// runs at a time (`isRoundRunning`), so the replica's log has one user at a time;
+/// `roundRunner`, `handedOver`, `isWaitingForRoundHere`, `roundThreadWakesAt` and
+/// `lastRoundInputCount` (the timer thread waits on it); one round runs at a time
+/// (`roundRunner`), so the replica's log has one user at a time;
 /// `peersLock` guards `peers`. The core is guarded inside `Replica`.
 public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     let configuration: NodeConfiguration
@@ -50,12 +50,16 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     private var lastTick = monotonicSeconds()
     /// `submit` woke the timer thread to run a round and it has not yet looked.
     private var isRoundThreadWoken = false
-    /// A round is under way: on the round thread, or begun by an event loop (`submit`).
-    private var isRoundRunning = false
-    /// The round under way runs on an event loop (not handed over): inputs queued meanwhile
-    /// wait for its end, which wakes the round thread for them, instead of waking it now only
-    /// for it to wait for that end.
-    private var isRoundOnEventLoop = false
+    /// Who runs the round under way (nil: none is).
+    private enum RoundRunner {
+        /// The round thread, including a round an event loop began and handed over.
+        case roundThread
+        /// The event loop that began it (`submit`): inputs queued meanwhile wait for its
+        /// end, which wakes the round thread for them, instead of waking it now only for it
+        /// to wait for that end.
+        case eventLoop
+    }
+    private var roundRunner: RoundRunner?
     /// A round an event loop began that must be synced: for the round thread to finish.
     private var handedOver: (round: Replica.Round, began: Double)?
     /// The round thread waits for a round an event loop runs to end (or be handed over).
@@ -156,16 +160,15 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             return 0
         }
         inputs.append(contentsOf: room >= batch.count ? batch : Array(batch.prefix(room)))
-        if mayBeginRound, !isRoundRunning, !isRoundThreadWoken, lastRoundInputCount <= Self.maxInputsToBeginRoundHere,
+        if mayBeginRound, roundRunner == nil, !isRoundThreadWoken, lastRoundInputCount <= Self.maxInputsToBeginRoundHere,
            let round = takeInputs() {
-            isRoundRunning = true
-            isRoundOnEventLoop = true
+            roundRunner = .eventLoop
             inbox.unlock()
             metrics.increment(.roundsBegunOnEventLoops)
             runRoundHere(round)
             return min(room, batch.count)
         }
-        if isRoundOnEventLoop {
+        if roundRunner == .eventLoop {
             inbox.unlock()
             return min(room, batch.count)
         }
@@ -198,7 +201,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         if handingOverSync, round.mustSync {
             inbox.withLock {
                 handedOver = (round, began)
-                isRoundOnEventLoop = false
+                roundRunner = .roundThread
             }
             inbox.signal()
             return false
@@ -215,8 +218,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         guard runRound(batch, handingOverSync: true) else { return }
         let due = replica.withCore { $0.ticksUntilNextTimerEvent }
         let mustWake = inbox.withLock {
-            isRoundRunning = false
-            isRoundOnEventLoop = false
+            roundRunner = nil
             if !inputs.isEmpty { isRoundThreadWoken = true }
             return !inputs.isEmpty || isWaitingForRoundHere || lastTick + Double(due) * tickSeconds < roundThreadWakesAt
         }
@@ -276,7 +278,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         inbox.lock()
         defer { inbox.unlock() }
         guard !isStopped, let batch = takeInputs() else {
-            isRoundRunning = false
+            roundRunner = nil
             return nil
         }
         return batch
@@ -297,7 +299,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
                 _ = inbox.wait(until: Date(timeIntervalSinceNow: wakeAt - monotonicSeconds()))
                 roundThreadWakesAt = .infinity
             }
-            while !isStopped, isRoundRunning, handedOver == nil {
+            while !isStopped, roundRunner == .eventLoop {
                 isWaitingForRoundHere = true
                 inbox.wait()
             }
@@ -307,7 +309,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
                 return
             }
             isRoundThreadWoken = false
-            isRoundRunning = true
+            roundRunner = .roundThread
             let handed = handedOver
             handedOver = nil
             inbox.unlock()
