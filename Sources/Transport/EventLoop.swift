@@ -33,6 +33,9 @@ final class EventLoop: @unchecked Sendable {
     /// Times `epoll_wait` returned (tests check that a loop sleeps when it has nothing to do).
     private let wakeups = Atomic<Int>(0)
     var wakeupCount: Int { wakeups.load(ordering: .relaxed) }
+    /// Looks for events without sleeping while busy (`BriefSpin`): an idle loop makes none.
+    private let polls = Atomic<Int>(0)
+    var pollCount: Int { polls.load(ordering: .relaxed) }
 
     // The loop thread's own state.
     /// Where connections read into (each copies out at once).
@@ -40,6 +43,7 @@ final class EventLoop: @unchecked Sendable {
     private var handlers: [UInt64: Handler] = [:]
     private var nextToken: UInt64 = 1
     private var timers = TimerHeap()
+    private var busy = BusyTracker()
 
     static let wakeToken: UInt64 = 0
 
@@ -142,7 +146,19 @@ final class EventLoop: @unchecked Sendable {
                 timeout = Int32(min(max(0, (next - monotonicSeconds()) * 1_000).rounded(.up), 60_000))
             }
             if lock.withLock({ !tasks.isEmpty }) { timeout = 0 }  // handed over by the loop's own tasks
-            let count = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), timeout) }
+            var count: Int32 = 0
+            // A busy loop polls a moment before it sleeps (`BriefSpin`).
+            if timeout != 0, busy.isBusy(at: monotonicSeconds()) {
+                _ = BriefSpin.poll {
+                    polls.add(1, ordering: .relaxed)
+                    count = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), 0) }
+                    return count != 0
+                }
+            }
+            if count == 0 {
+                count = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), timeout) }
+            }
+            if count > 0 { busy.noteWork(at: monotonicSeconds()) }
             wakeups.add(1, ordering: .relaxed)
             if count > 0 {
                 for index in 0..<Int(count) {

@@ -89,6 +89,8 @@ public final class HTTPServer: @unchecked Sendable {
     var isOnEventLoop: Bool { lock.withLock { loops }.contains { $0.isCurrent } }
     /// Times the event loops woke, all together.
     var eventLoopWakeups: Int { lock.withLock { loops }.reduce(0) { $0 + $1.wakeupCount } }
+    /// Looks for events the loops made without sleeping (see `BriefSpin`), for tests.
+    var eventLoopPolls: Int { lock.withLock { loops }.reduce(0) { $0 + $1.pollCount } }
 
     /// Threads the server holds now: its event loops and the worker-pool threads alive.
     public var threadCount: Int { lock.withLock { loops.count } + workers.threadCounts.alive }
