@@ -76,6 +76,7 @@ extension ClusterService {
         async throws(AttemptFailure) -> Committed?
     {
         let (id, data, fingerprint, waiter): (ProposalID, [UInt8], UInt64, Waiter<ProposalResult>)
+        await roundGate.passWhenRoundReleased()
         switch try prepare(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand) {
         case .earlier(let committed): return committed
         case .nothing: return nil

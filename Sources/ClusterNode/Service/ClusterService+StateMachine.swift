@@ -12,11 +12,13 @@ extension ClusterService {
     /// that placement never sees a proposal's usage twice or not at all.
     func logWritten(_ round: Replica.Round) {
         let view = driver.replica.withCore { CoreView($0) }
+        roundGate.roundTakesLock()
         lock.lock()
-        defer { lock.unlock() }
         coreView = view
         for id in round.takenProposals { queuedUsage[id] = nil }
         for output in round.outputs where !output.entries.isEmpty { trackAppended(output.entries) }
+        lock.unlock()
+        roundGate.roundReleasedLock()
     }
 
     /// Applies committed entries, records events, and answers the clients waiting on
@@ -24,6 +26,7 @@ extension ClusterService {
     func apply(_ outputs: [Output]) {
         var proposalResults: [(Waiter<ProposalResult>, ProposalResult)] = []
         var readResults: [(Waiter<ReadResult>, ReadResult)] = []
+        roundGate.roundTakesLock()
         lock.lock()
         for output in outputs {
             do {
@@ -52,6 +55,7 @@ extension ClusterService {
         changedContainers.removeAll(keepingCapacity: true)
         let snapshot = snapshotDue()
         lock.unlock()
+        roundGate.roundReleasedLock()
         if !changes.isEmpty || !containerChanges.isEmpty { containers.reconcile(changes, containerChanges) }
         for (waiter, result) in proposalResults { waiter.deliver(result) }
         for (waiter, result) in readResults { waiter.deliver(result) }

@@ -65,6 +65,8 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     let driver: ReplicaDriver
 
     let lock = AdaptiveLock()
+    /// Requests suspend rather than block while the round thread holds `lock`.
+    let roundGate = RoundLockGate()
     var state: ClusterState
     /// What request handling needs of the core, as of the last round (each round's
     /// `logWritten` refreshes it): read under this lock, so a request holding it never waits

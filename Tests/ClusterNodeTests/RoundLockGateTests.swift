@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+@testable import ClusterNode
+
+@Suite struct RoundLockGateTests {
+    private final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        func set() { lock.withLock { value = true } }
+        var isSet: Bool { lock.withLock { value } }
+    }
+
+    @Test func aRequestPassesAtOnceUnlessARoundHoldsTheLockThenWhenItIsReleased() async {
+        let gate = RoundLockGate()
+        await gate.passWhenRoundReleased()  // nothing held: returns at once
+        gate.roundTakesLock()
+        let passed = Flag()
+        let task = Task {
+            await gate.passWhenRoundReleased()
+            passed.set()
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while gate.waitingCount == 0, Date() < deadline { try? await Task.sleep(nanoseconds: 1_000_000) }
+        #expect(gate.waitingCount == 1)
+        #expect(!passed.isSet, "passed while the round held the lock")
+        gate.roundReleasedLock()
+        await task.value
+        #expect(passed.isSet)
+        #expect(gate.waitingCount == 0)
+    }
+
+    /// Rounds taking and releasing the lock on one thread while many tasks pass: none is
+    /// left waiting (a release between a task's look and its registration is not lost).
+    @Test(.timeLimit(.minutes(1))) func noTaskIsLeftWaitingWhileRoundsComeAndGo() async {
+        let gate = RoundLockGate()
+        let stop = Flag()
+        let rounds = Thread {
+            while !stop.isSet {
+                gate.roundTakesLock()
+                gate.roundReleasedLock()
+            }
+        }
+        rounds.start()
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<2_000 { group.addTask { await gate.passWhenRoundReleased() } }
+        }
+        stop.set()
+        #expect(gate.waitingCount == 0)
+    }
+}
