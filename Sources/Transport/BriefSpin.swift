@@ -6,15 +6,17 @@ import Foundation
 /// A thread about to sleep for work that usually comes within microseconds polls for it a
 /// moment first, yielding the CPU between looks: on a virtual machine a sleeping thread's
 /// wake-up (a futex or epoll wake, an inter-processor interrupt to a halted virtual CPU, the
-/// switch back) costs tens of microseconds, more than the wait it ends. A commit at one
-/// connection crosses five such hand-offs on three nodes.
+/// switch back) costs tens of microseconds, more than the wait it ends, and a commit at one
+/// connection crosses several such hand-offs on three nodes.
 ///
-/// The poll only takes CPU nobody else wants: it stops at once when a yield gave the CPU to
-/// another thread (the machine is busy, and the poll would only delay that thread), and a
-/// thread polls only while its work comes in quick succession (`BusyTracker`), so an idle
-/// node sleeps as before.
+/// The poll is meant to take only CPU nobody else wants: it stops at once when a yield gave
+/// the CPU to another thread (the machine is busy, and the poll would only delay that
+/// thread). A yield sees only its own CPU's queue, so a thread waiting on the other CPU's
+/// is not noticed; hence also the second bound: a thread polls only while its work comes in
+/// quick succession (`BusyTracker`), so an idle node sleeps as before.
 public enum BriefSpin {
-    /// The longest poll (measured: 100 us takes most commit hand-offs at one connection).
+    /// The longest poll (300 us measured no better at one connection, and costs more where
+    /// nothing comes).
     public static let budgetSeconds = 0.000_1
     /// A yield that took longer than this ran another thread.
     static let contendedYieldSeconds = 0.000_005

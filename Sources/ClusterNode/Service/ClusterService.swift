@@ -65,7 +65,7 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     let driver: ReplicaDriver
 
     let lock = AdaptiveLock()
-    /// Requests suspend rather than block while the round thread holds `lock`.
+    /// Requests suspend rather than block while a round holds `lock`.
     let roundGate = RoundLockGate()
     var state: ClusterState
     /// What request handling needs of the core, as of the last round (each round's

@@ -4,10 +4,10 @@ import Transport
 
 /// Lets a request that would wait for the state lock while a round holds it suspend its
 /// task instead of blocking its event loop. A round (on the round thread, or on an event
-/// loop of a nearly idle node) holds the lock for a whole batch (`ClusterService.logWritten` decodes the round's new entries,
-/// `ClusterService.apply` applies the committed ones): at 128 connections tens to hundreds
-/// of microseconds, in which the loop reads and parses other connections' requests instead
-/// of sleeping on the lock. The task resumes once the round has released it. Other
+/// loop of a nearly idle node) holds the lock for a whole batch (`ClusterService.logWritten`
+/// decodes the round's new entries, `ClusterService.apply` applies the committed ones): at
+/// 128 connections tens to hundreds of microseconds, in which the loop reads and parses
+/// other connections' requests instead of sleeping on the lock. The task resumes once the round has released it. Other
 /// holders of the lock (requests, views) hold it for microseconds; a request simply waits
 /// for them.
 ///
@@ -19,7 +19,7 @@ final class RoundLockGate: @unchecked Sendable {
     private var waiting: [CheckedContinuation<Void, Never>] = []
     private let held = Atomic<Bool>(false)
 
-    /// The round thread is about to take the state lock.
+    /// A round is about to take the state lock.
     func roundTakesLock() {
         lock.withLock {
             isHeld = true
@@ -27,7 +27,7 @@ final class RoundLockGate: @unchecked Sendable {
         }
     }
 
-    /// The round thread released the state lock: the waiting tasks resume.
+    /// The round released the state lock: the waiting tasks resume (on their executors).
     func roundReleasedLock() {
         let resumed = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
             isHeld = false
@@ -38,8 +38,8 @@ final class RoundLockGate: @unchecked Sendable {
         for continuation in resumed { continuation.resume() }
     }
 
-    /// Returns at once unless the round thread holds (or is taking) the state lock; then
-    /// suspends until it released it.
+    /// Returns at once unless a round holds (or is taking) the state lock; then suspends
+    /// until the round released it.
     func passWhenRoundReleased() async {
         guard held.load(ordering: .acquiring) else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
