@@ -12,11 +12,21 @@ extension ClusterService {
     /// that placement never sees a proposal's usage twice or not at all.
     func logWritten(_ round: Replica.Round) {
         let view = driver.replica.withCore { CoreView($0) }
-        roundGate.roundTakesLock()
-        lock.lock()
+        lockForRound()
         coreView = view
         for id in round.takenProposals { queuedUsage[id] = nil }
         for output in round.outputs where !output.entries.isEmpty { trackAppended(output.entries) }
+        unlockForRound()
+    }
+
+    /// A round takes the state lock: requests arriving meanwhile suspend (`RoundLockGate`).
+    private func lockForRound() {
+        roundGate.roundTakesLock()
+        lock.lock()
+    }
+
+    /// A round releases the state lock, and the requests that suspended go on.
+    private func unlockForRound() {
         lock.unlock()
         roundGate.roundReleasedLock()
     }
@@ -26,8 +36,7 @@ extension ClusterService {
     func apply(_ outputs: [Output]) {
         var proposalResults: [(Waiter<ProposalResult>, ProposalResult)] = []
         var readResults: [(Waiter<ReadResult>, ReadResult)] = []
-        roundGate.roundTakesLock()
-        lock.lock()
+        lockForRound()
         for output in outputs {
             do {
                 try state.apply(output, decode: { decodedCommands.removeValue(forKey: $0.index.rawValue) }) { change, now in
@@ -54,8 +63,7 @@ extension ClusterService {
         let containerChanges = changedContainers.map { (containerID: $0, record: state.containers[$0]) }
         changedContainers.removeAll(keepingCapacity: true)
         let snapshot = snapshotDue()
-        lock.unlock()
-        roundGate.roundReleasedLock()
+        unlockForRound()
         if !changes.isEmpty || !containerChanges.isEmpty { containers.reconcile(changes, containerChanges) }
         for (waiter, result) in proposalResults { waiter.deliver(result) }
         for (waiter, result) in readResults { waiter.deliver(result) }

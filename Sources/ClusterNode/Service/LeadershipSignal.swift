@@ -6,42 +6,27 @@ import Transport
 /// woke three times a second only to find it still following: an eighth of an idle node's
 /// CPU).
 final class LeadershipSignal: @unchecked Sendable {
-    private let lock = AdaptiveLock()
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-    /// Counts leaderships begun, so a wait cannot miss one that begins while it starts.
-    private var generation = 0
-    private var isStopped = false
+    /// Leaderships begun (so a wait cannot miss one that begins while it starts), and
+    /// whether the node stopped.
+    private let tasks = WaitingTasks((generation: 0, isStopped: false))
 
     /// Returns once `isLeading()` is true, or the node stops. `isLeading` reads the core,
     /// which becomes leader before `becameLeader` is called (no lock of this type is held
     /// while it runs).
     func untilLeading(_ isLeading: () -> Bool) async {
-        let seen = lock.withLock { generation }
+        let seen = tasks.read { $0.generation }
         if isLeading() { return }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            lock.lock()
-            guard !isStopped, generation == seen else {
-                lock.unlock()
-                return continuation.resume()
-            }
-            waiters.append(continuation)
-            lock.unlock()
-        }
+        await tasks.wait { !$0.isStopped && $0.generation == seen }
     }
 
     /// This node became leader: every waiting loop goes on.
-    func becameLeader() {
-        let woken = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
-            generation += 1
-            defer { waiters = [] }
-            return waiters
-        }
-        for waiter in woken { waiter.resume() }
-    }
+    func becameLeader() { tasks.change { $0.generation += 1 } }
 
     /// The node stops: waiting loops go on (to see that and end), and none waits again.
     func stop() {
-        lock.withLock { isStopped = true }
-        becameLeader()
+        tasks.change {
+            $0.isStopped = true
+            $0.generation += 1
+        }
     }
 }

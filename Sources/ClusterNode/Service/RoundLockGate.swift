@@ -7,51 +7,33 @@ import Transport
 /// loop of a nearly idle node) holds the lock for a whole batch (`ClusterService.logWritten`
 /// decodes the round's new entries, `ClusterService.apply` applies the committed ones): at
 /// 128 connections tens to hundreds of microseconds, in which the loop reads and parses
-/// other connections' requests instead of sleeping on the lock. The task resumes once the round has released it. Other
-/// holders of the lock (requests, views) hold it for microseconds; a request simply waits
-/// for them.
+/// other connections' requests instead of sleeping on the lock. The task resumes once the
+/// round has released it. Other holders of the lock (requests, views) hold it for
+/// microseconds; a request simply waits for them.
 ///
-/// Ownership: `lock` guards `isHeld` and `waiting`; `held` mirrors `isHeld` for a look
-/// without the lock.
+/// `isHeld` is set and cleared inside `tasks`' changes, so it can be read without their lock
+/// (a request's look on the fast path) and with it (whether to suspend).
 final class RoundLockGate: @unchecked Sendable {
-    private let lock = AdaptiveLock()
-    private var isHeld = false
-    private var waiting: [CheckedContinuation<Void, Never>] = []
-    private let held = Atomic<Bool>(false)
+    private let tasks = WaitingTasks(())
+    private let isHeld = Atomic<Bool>(false)
 
     /// A round is about to take the state lock.
     func roundTakesLock() {
-        lock.withLock {
-            isHeld = true
-            held.store(true, ordering: .releasing)
-        }
+        tasks.change(resuming: false) { _ in isHeld.store(true, ordering: .releasing) }
     }
 
     /// The round released the state lock: the waiting tasks resume (on their executors).
     func roundReleasedLock() {
-        let resumed = lock.withLock { () -> [CheckedContinuation<Void, Never>] in
-            isHeld = false
-            held.store(false, ordering: .releasing)
-            defer { waiting.removeAll(keepingCapacity: true) }
-            return waiting
-        }
-        for continuation in resumed { continuation.resume() }
+        tasks.change { _ in isHeld.store(false, ordering: .releasing) }
     }
 
     /// Returns at once unless a round holds (or is taking) the state lock; then suspends
     /// until the round released it.
     func passWhenRoundReleased() async {
-        guard held.load(ordering: .acquiring) else { return }
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let mustWait = lock.withLock { () -> Bool in
-                guard isHeld else { return false }
-                waiting.append(continuation)
-                return true
-            }
-            if !mustWait { continuation.resume() }
-        }
+        guard isHeld.load(ordering: .acquiring) else { return }
+        await tasks.wait { _ in isHeld.load(ordering: .acquiring) }
     }
 
     /// Tasks suspended now (for tests).
-    var waitingCount: Int { lock.withLock { waiting.count } }
+    var waitingCount: Int { tasks.waitingCount }
 }
