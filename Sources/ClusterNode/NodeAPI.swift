@@ -377,18 +377,20 @@ public enum NodeAPI {
         return id
     }
 
-    /// Runs `body` here when this node leads; otherwise forwards the request to the leader
-    /// (once: a forwarded request is never forwarded again) or answers 503 naming none.
-    /// The leader this node knows of, polled (suspending, no thread held) for up to `seconds`.
+    /// The leader this node's service knows of, polled (suspending, no thread held) for up to
+    /// `seconds`. The service's view, not the core's: the core may already lead while the
+    /// service still refuses, and a retry on the core's word would be refused again.
     static func waitForKnownLeader(_ node: Node, seconds: Double) async -> UInt64? {
         let deadline = monotonicSeconds() + seconds
         while true {
-            if let leader = node.replica.replica.withCore({ $0.leaderID?.rawValue }) { return leader }
+            if let leader = node.service.knownLeader { return leader }
             guard monotonicSeconds() < deadline else { return nil }
             try? await Task.sleep(nanoseconds: 5_000_000)
         }
     }
 
+    /// Runs `body` here when this node leads; otherwise forwards the request to the leader
+    /// (once: a forwarded request is never forwarded again) or answers 503 naming none.
     static func onLeader(_ node: Node, _ request: HTTPRequest, _ body: () async throws -> HTTPResponse) async throws -> HTTPResponse {
         // A malformed Idempotency-Key is refused even where a body's requestId takes precedence.
         if request.headers["idempotency-key"] != nil { _ = try requestID(request) }

@@ -145,6 +145,11 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     /// Reads the Raft core (see the lock order above).
     func withCore<T>(_ body: (borrowing RaftNode) throws -> T) rethrows -> T { try driver.replica.withCore(body) }
 
+    /// The leader as this service knows it (its view of the core, taken once a round's log
+    /// write is done). It trails the core by that part of a round: a node whose core already
+    /// leads refuses client requests until then, so waiting for a leader reads this view.
+    var knownLeader: UInt64? { lock.withLock { coreView.leaderID } }
+
     /// The members in this node's log (voters and learners), sorted.
     var currentMembers: [UInt64] { withCore { $0.membership.members.map(\.rawValue).sorted() } }
 
