@@ -75,7 +75,7 @@ final class ClusterBenchmarks: @unchecked Sendable {
             requestNumber += 1
             return requestNumber
         }
-        let body = #"{"container": {"id": \#(number), "replicas": 1}, "requestId": "bench-\#(number)-\#(UUID().uuidString)"}"#
+        let body = #"{"container": {"id": \#(number), "replicas": 1}, "requestId": "bench-\#(number)-\#(RandomID.uuidString())"}"#
         guard let response = try? client.postJSON(host: "127.0.0.1", port: port, path: "/service", body: Array(body.utf8), timeoutSeconds: timeout) else { return false }
         return response.status == .created
     }

@@ -41,7 +41,7 @@ extension ClusterBenchmarks {
                 while run.lock.withLock({ run.done < changes }) {
                     cycle += 1
                     // One service's life: created, scaled up, deleted (three committed changes).
-                    let tag = "c\(worker)-\(cycle)-\(UUID().uuidString.prefix(8))"
+                    let tag = "c\(worker)-\(cycle)-\(RandomID.uuidString().prefix(8))"
                     let created = try? client.postJSON(host: "127.0.0.1", port: leader, path: "/service",
                                                        body: Array(#"{"requestId": "\#(tag)", "container": {"name": "\#(tag)", "replicas": 1}}"#.utf8), timeoutSeconds: 10)
                     guard created?.status == .created, let body = created?.body,
