@@ -10,9 +10,19 @@ extension ClusterService {
     /// Remembers what newly written log entries will place (replacing a truncated suffix);
     /// the proposals the round took are no longer counted as queued. One lock for both, so
     /// that placement never sees a proposal's usage twice or not at all.
+    ///
+    /// The round's events are taken in here too, under the same hold as the new view of the
+    /// core: the role the node reports, its count of leaderships, when its role changed and
+    /// the start of a leadership's settling wait all change together with what requests are
+    /// accepted by (`coreView`). Taken in only after the round's fdatasync, they lagged it:
+    /// a node reported itself leader with no leadership counted yet (a scrape then missed
+    /// one), and a request right after an election skipped the settling wait.
     func logWritten(_ round: Replica.Round) {
         let view = driver.replica.withCore { CoreView($0) }
         lockForRound()
+        for output in round.outputs {
+            for event in output.events { record(event) }
+        }
         coreView = view
         for id in round.takenProposals { queuedUsage[id] = nil }
         for output in round.outputs where !output.entries.isEmpty { trackAppended(output.entries) }
@@ -31,8 +41,8 @@ extension ClusterService {
         roundGate.roundReleasedLock()
     }
 
-    /// Applies committed entries, records events, and answers the clients waiting on
-    /// proposals and reads (after the lock is released); then starts a snapshot if one is due.
+    /// Applies committed entries and answers the clients waiting on proposals and reads
+    /// (after the lock is released); then starts a snapshot if one is due.
     func apply(_ outputs: [Output]) {
         var proposalResults: [(Waiter<ProposalResult>, ProposalResult)] = []
         var readResults: [(Waiter<ReadResult>, ReadResult)] = []
@@ -48,7 +58,6 @@ extension ClusterService {
             } catch {
                 driver.exitOnStorageFailure("the leader's \(error)")
             }
-            for event in output.events { record(event) }
             for outcome in output.proposals {
                 guard let pending = proposalWaiters.removeValue(forKey: outcome.id) else { continue }
                 proposalResults.append((pending.waiter, result(of: outcome, in: output, for: pending)))

@@ -3,15 +3,15 @@ import Raft
 import Transport
 
 extension ClusterService {
-    /// `GET /`.
+    /// `GET /`. The role, term and leader as the service layer took them in (with the round's
+    /// events, `logWritten`): a node reports itself leader when it also counts the leadership
+    /// and accepts writes, not a moment before, when only its core has taken office.
     func definition() -> NodeDefinition {
-        let since = lock.withLock { roleChangedAt }
-        return withCore { core in
-            NodeDefinition(id: configuration.id, address: address(configuration.id), cluster: configuration.clusterID,
-                           peers: core.membership.members.map(\.rawValue).sorted().filter { $0 != configuration.id }.map(address),
-                           state: core.role.apiName, term: core.currentTerm.rawValue, leader: core.leaderID.map { address($0.rawValue) }, roleSince: since,
-                           leaderships: metrics[.leaderships])
-        }
+        let (view, since, leaderships) = lock.withLock { (coreView, roleChangedAt, metrics[.leaderships]) }
+        let peers = currentMembers.filter { $0 != configuration.id }.map(address)
+        return NodeDefinition(id: configuration.id, address: address(configuration.id), cluster: configuration.clusterID, peers: peers,
+                              state: view.role, term: view.term, leader: view.leaderID.map(address), roleSince: since,
+                              leaderships: leaderships)
     }
 
     /// `GET /stats`: Raft facts with the term they are true for, the last log entries, load and links.

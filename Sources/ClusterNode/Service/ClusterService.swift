@@ -139,6 +139,7 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
         } else {
             self.state = ClusterState(members: configuration.members, nodeResources: .standard(slots: configuration.capacity))
         }
+        coreView = driver.replica.withCore { CoreView($0) }
         driver.consumer = self
     }
 
@@ -165,6 +166,9 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
 struct CoreView {
     var isLeader = false
     var leaderID: UInt64?
+    /// The role as the API names it, and the term.
+    var role = "follower"
+    var term: UInt64 = 0
     /// Each member's match index (leader only; the leader's own is its last index).
     var matchIndexes: [UInt64: UInt64] = [:]
 
@@ -173,6 +177,8 @@ struct CoreView {
     init(_ core: borrowing RaftNode) {
         isLeader = core.isLeader
         leaderID = core.leaderID?.rawValue
+        role = core.role.apiName
+        term = core.currentTerm.rawValue
         if isLeader {
             for member in core.membership.members { matchIndexes[member.rawValue] = core.progress(of: member)?.matchIndex.rawValue ?? 0 }
         }
