@@ -56,8 +56,13 @@ import Testing
         return (answer.body as? [String: Any])?["results"] as? [[String: Any]] ?? []
     }
 
+    /// T = 2 s instead of 0.5: seven debug-build nodes and a writer, beside the other suites
+    /// on two cores, once took 59 s for what takes 2.5 s alone; the hand-over then missed its
+    /// bound of two election timeouts and no node led steadily for seconds, as when election
+    /// timeouts expire on live but starved leaders (not reproduced since, in five full runs).
+    /// What is checked does not depend on T.
     @Test func clusterGrownFrom3To7AndShrunkTo3UnderLoadLosesNothing() throws {
-        let orchestrator = try OrchestratorHarness(nodes: 3)
+        let orchestrator = try OrchestratorHarness(nodes: 3, extraArguments: ["--election-timeout-ms", "2000"])
         defer { orchestrator.stop() }
         try orchestrator.waitForLeader()
         let writer = Writer()
