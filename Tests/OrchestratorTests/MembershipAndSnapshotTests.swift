@@ -57,7 +57,7 @@ import Testing
     }
 
     /// T = 2 s instead of 0.5: in the full suite seven debug-build nodes and a writer run
-    /// beside the other suites on two cores (about 60 s there, 2.5 s alone), and once the
+    /// beside the other suites on two cores (40-60 s there, 2.5 s alone), and once the
     /// hand-over missed its bound of two election timeouts and then no node led steadily for
     /// seconds, as when election timeouts expire on live but starved leaders (not reproduced
     /// since, in five full runs). What is checked does not depend on T.
