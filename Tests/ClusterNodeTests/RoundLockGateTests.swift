@@ -32,9 +32,9 @@ import Testing
     /// Rounds taking and releasing the lock on one thread while many tasks pass: none is
     /// left waiting (a release between a task's look and its registration is not lost).
     /// Each round holds the lock a moment and the next comes a moment later, as real ones
-    /// do: taken and released in a tight loop, the thread kept a core busy for as long as the
-    /// tasks took, 10 ms alone but 80-97 s in a full test run (the tasks wait their turn on
-    /// the cooperative pool behind other tests there), which slowed every other test. The
+    /// do (in a tight loop the thread would keep a core busy for as long as the tasks take).
+    /// Alone this takes 10 ms; a full test run reports 79-97 s for it, as for the other
+    /// async tests there, which wait for the cooperative pool that blocking tests occupy. The
     /// time limit only catches a task left waiting for good: one minute was once too short
     /// for that wait alone.
     @Test(.timeLimit(.minutes(5))) func noTaskIsLeftWaitingWhileRoundsComeAndGo() async {
