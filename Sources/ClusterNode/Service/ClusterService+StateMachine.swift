@@ -20,12 +20,12 @@ extension ClusterService {
     func logWritten(_ round: Replica.Round) {
         let view = driver.replica.withCore { CoreView($0) }
         lockForRound()
-        for output in round.outputs {
-            for event in output.events { record(event) }
-        }
         coreView = view
         for id in round.takenProposals { queuedUsage[id] = nil }
-        for output in round.outputs where !output.entries.isEmpty { trackAppended(output.entries) }
+        for output in round.outputs {
+            for event in output.events { record(event) }
+            if !output.entries.isEmpty { trackAppended(output.entries) }
+        }
         unlockForRound()
     }
 

@@ -10,7 +10,7 @@ extension ClusterService {
         let (view, since, leaderships) = lock.withLock { (coreView, roleChangedAt, metrics[.leaderships]) }
         let peers = currentMembers.filter { $0 != configuration.id }.map(address)
         return NodeDefinition(id: configuration.id, address: address(configuration.id), cluster: configuration.clusterID, peers: peers,
-                              state: view.role, term: view.term, leader: view.leaderID.map(address), roleSince: since,
+                              state: view.role.apiName, term: view.term, leader: view.leaderID.map(address), roleSince: since,
                               leaderships: leaderships)
     }
 

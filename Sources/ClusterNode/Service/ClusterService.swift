@@ -71,7 +71,7 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     /// What request handling needs of the core, as of the last round (each round's
     /// `logWritten` refreshes it): read under this lock, so a request holding it never waits
     /// for the core's lock, which the round thread holds while it steps a round's inputs.
-    var coreView = CoreView()
+    var coreView: CoreView
     /// Decoded commands of log entries not yet applied, by index (each entry is decoded once).
     var decodedCommands: [UInt64: ClusterCommand] = [:]
     /// Resources that unapplied log entries will place, by index then node.
@@ -162,24 +162,22 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     var isStoppedNow: Bool { driver.isStoppedNow }
 }
 
-/// The core's facts a leader decides requests by (see `ClusterService.coreView`).
+/// The core's facts a leader decides requests by, and a node reports (see
+/// `ClusterService.coreView`).
 struct CoreView {
-    var isLeader = false
-    var leaderID: UInt64?
-    /// The role as the API names it, and the term.
-    var role = "follower"
-    var term: UInt64 = 0
+    let role: RaftNode.Role
+    let term: UInt64
+    let leaderID: UInt64?
     /// Each member's match index (leader only; the leader's own is its last index).
-    var matchIndexes: [UInt64: UInt64] = [:]
+    private(set) var matchIndexes: [UInt64: UInt64] = [:]
 
-    init() {}
+    var isLeader: Bool { role == .leader }
 
     init(_ core: borrowing RaftNode) {
-        isLeader = core.isLeader
-        leaderID = core.leaderID?.rawValue
-        role = core.role.apiName
+        role = core.role
         term = core.currentTerm.rawValue
-        if isLeader {
+        leaderID = core.leaderID?.rawValue
+        if role == .leader {
             for member in core.membership.members { matchIndexes[member.rawValue] = core.progress(of: member)?.matchIndex.rawValue ?? 0 }
         }
     }
