@@ -46,7 +46,7 @@ public enum NodeAPIDocument: APIDescription {
         "NodeDefinition": Schema.object([
             "id": uint, "address": Schema.string, "cluster": Schema.string, "peers": Schema.array(Schema.string),
             "state": Schema.enumeration(["leader", "follower", "candidate"]), "term": uint, "leader": Schema.string,
-            "roleSince": Schema.number, "leaderships": uint,
+            "roleSince": Schema.number, "leaderships": uint, "recentLeaders": Schema.map(Schema.string),
         ], required: ["id", "address", "cluster", "peers", "state", "term"]),
         "LinkTable": Schema.map(linkState),
         "LinkUpdate": .object([

@@ -188,6 +188,9 @@ public struct NodeDefinition: Codable, Sendable {
     public var roleSince: Double? = nil
     /// How many times this process became leader since it started.
     public var leaderships: Int? = nil
+    /// The leaders this process knew in its latest terms (term → address, at most 16 terms):
+    /// a leadership is known to the nodes that followed it, after its leader is gone.
+    public var recentLeaders: [String: String]? = nil
 }
 
 /// What the leader knows of one follower.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Transport
+@testable import Orchestrator
 
 /// `GET /metrics` of the orchestrator and of a node: histograms and per-cluster series hold
 /// what happened, and promtool accepts both texts.
@@ -33,7 +34,8 @@ struct MetricsTests {
         let orchestrator = try OrchestratorHarness(nodes: 3)
         defer { orchestrator.stop() }
         let first = try Self.leaderPort(orchestrator)
-        _ = try Self.scrape(orchestrator)  // sees the first leadership before that leader dies
+        // No scrape before the kill: the first leadership is counted from the survivors'
+        // recent leader histories, not from the dead leader's own count.
         #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(first)/kill").status == 200)
         let deadline = Date().addingTimeInterval(10)
         var leader = first
@@ -42,6 +44,8 @@ struct MetricsTests {
             usleep(20_000)
         }
         #expect(leader != first, "no new leader after the kill")
+        let recent = try #require((try orchestrator.json("GET", "/", port: leader).body as? [String: Any])?["recentLeaders"] as? [String: String])
+        #expect(Set(recent.values).isSuperset(of: ["localhost:\(first)", "localhost:\(leader)"]), "the new leader's recent leaders: \(recent)")
         for index in 0..<6 {
             let created = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"name": "m\#(index)", "replicas": 1}}"#)
             #expect(created.status == 201, "\(created.text)")
@@ -80,6 +84,36 @@ struct MetricsTests {
         #expect(Self.value(whole, "http_request_duration_seconds_count", ["route": "unmatched"]) == nil)
         _ = try orchestrator.json("GET", "/no/such/route")
         #expect(Self.value(try Self.scrape(orchestrator), "http_request_duration_seconds_count", ["route": "unmatched", "code": "4xx"]) == 1)
+    }
+
+    /// Leader changes are the led terms the nodes report, each counted once however many
+    /// nodes report it and however often; a cluster's count is bounded in memory, and a term
+    /// that fell below what it remembers is not counted again when a node reports it late.
+    @Test func leaderChangesCountEachLedTermOnce() {
+        let metrics = ClusterMetrics()
+        metrics.observeLedTerms(cluster: "0", [1])
+        metrics.observeLedTerms(cluster: "0", [1, 2])
+        metrics.observeLedTerms(cluster: "0", [2, 1])
+        metrics.observeLedTerms(cluster: "1", [1])
+        #expect(metrics.values(cluster: "0").leaderChanges == 2)
+        #expect(metrics.values(cluster: "1").leaderChanges == 1)
+        // A node that missed terms 3 and 4 reports 5; another later reports 3 and 4.
+        metrics.observeLedTerms(cluster: "0", [5])
+        metrics.observeLedTerms(cluster: "0", [3, 4, 5])
+        #expect(metrics.values(cluster: "0").leaderChanges == 5)
+
+        let many = ClusterMetrics.trackedTerms + 10
+        metrics.observeLedTerms(cluster: "0", 1...many)
+        #expect(metrics.values(cluster: "0").leaderChanges == Int(many))
+        metrics.observeLedTerms(cluster: "0", [1, 2, 3, many])
+        #expect(metrics.values(cluster: "0").leaderChanges == Int(many), "terms below the remembered window are not counted again")
+        metrics.observeLedTerms(cluster: "0", [many + 1])
+        #expect(metrics.values(cluster: "0").leaderChanges == Int(many) + 1)
+
+        metrics.forget(cluster: "0")
+        #expect(metrics.values(cluster: "0").leaderChanges == 0)
+        metrics.observeLedTerms(cluster: "0", [1])
+        #expect(metrics.values(cluster: "0").leaderChanges == 1, "a cluster created again under the same id counts afresh")
     }
 
     @Test(.enabled(if: TestTools.find("promtool") != nil, "needs promtool (Debian's prometheus package; .ci/run installs it); skipped: not installed here"))

@@ -16,7 +16,7 @@ extension ClusterService {
             // its connections closed), or handed over; the wait after the election does not
             // wait for its answer (a paused leader never answers).
             formerLeader = leaderHistory.filter { $0.key < term.rawValue && $0.value != configuration.id }.max { $0.key < $1.key }?.value
-            leaderHistory[term.rawValue] = configuration.id
+            noteLeader(configuration.id, of: term.rawValue)
             contact.startLeading()
             leadingSince = monotonicSeconds()
             leadingTerm.store(term.rawValue, ordering: .releasing)
@@ -24,7 +24,7 @@ extension ClusterService {
             leadership.becameLeader()
         case .becameFollower(let term, let leader):
             leadingTerm.store(0, ordering: .releasing)
-            if let leader { leaderHistory[term.rawValue] = leader.rawValue }
+            if let leader { noteLeader(leader.rawValue, of: term.rawValue) }
             roleChangedAt = Date().timeIntervalSince1970
         case .becameCandidate, .becamePreCandidate:
             leadingTerm.store(0, ordering: .releasing)
@@ -32,6 +32,18 @@ extension ClusterService {
         default: break
         }
         if leaderHistory.count > Self.maxLeaderHistory, let oldest = leaderHistory.keys.min() { leaderHistory[oldest] = nil }
+    }
+
+    /// Remembers `leader` as the leader of `term` (a node's terms only grow, so the newest
+    /// term is the last of `recentLeaders` or a new one after it).
+    private func noteLeader(_ leader: UInt64, of term: UInt64) {
+        leaderHistory[term] = leader
+        if recentLeaders.last?.term == term {
+            recentLeaders[recentLeaders.count - 1].leader = leader
+        } else {
+            recentLeaders.append((term, leader))
+            if recentLeaders.count > Self.recentLeaderCount { recentLeaders.removeFirst() }
+        }
     }
 
     /// How an event reads in the node's log (nil: too frequent to log, e.g. pre-votes).

@@ -7,11 +7,12 @@ extension ClusterService {
     /// events, `logWritten`): a node reports itself leader when it also counts the leadership
     /// and accepts writes, not a moment before, when only its core has taken office.
     func definition() -> NodeDefinition {
-        let (view, since, leaderships) = lock.withLock { (coreView, roleChangedAt, metrics[.leaderships]) }
+        let (view, since, leaderships, recent) = lock.withLock { (coreView, roleChangedAt, metrics[.leaderships], recentLeaders) }
         let peers = currentMembers.filter { $0 != configuration.id }.map(address)
         return NodeDefinition(id: configuration.id, address: address(configuration.id), cluster: configuration.clusterID, peers: peers,
                               state: view.role.apiName, term: view.term, leader: view.leaderID.map(address), roleSince: since,
-                              leaderships: leaderships)
+                              leaderships: leaderships,
+                              recentLeaders: Dictionary(uniqueKeysWithValues: recent.map { (String($0.term), address($0.leader)) }))
     }
 
     /// `GET /stats`: Raft facts with the term they are true for, the last log entries, load and links.

@@ -110,6 +110,11 @@ public final class ClusterService: RoundConsumer, @unchecked Sendable {
     var leadingSinceTerm: UInt64 = 0
     /// The leader this node knew in each term (term → leader), newest terms kept.
     var leaderHistory: [UInt64: UInt64] = [:]
+    /// The latest terms of `leaderHistory`, oldest first (at most `recentLeaderCount`): what
+    /// `GET /` reports, so that whoever polls it learns of a leadership even when that leader
+    /// died before it was asked.
+    var recentLeaders: [(term: UInt64, leader: UInt64)] = []
+    static let recentLeaderCount = 16
     /// When this node's role or term last changed (Unix seconds), for timing elections from outside.
     var roleChangedAt = Date().timeIntervalSince1970
     /// True while a snapshot of the state machine is being written in the background.

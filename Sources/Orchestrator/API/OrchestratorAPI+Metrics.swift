@@ -3,26 +3,39 @@ import Foundation
 import Transport
 
 /// What the orchestrator counts for `GET /metrics` beyond its request histograms: API
-/// requests per cluster, and leader changes per cluster accumulated from each node's own
-/// count of leaderships (a node that restarts counts from zero again; a leadership won
-/// and lost by a node killed between two scrapes is missed).
+/// requests per cluster, and leader changes per cluster: the terms in which some node led,
+/// gathered at each scrape from every node's recent leader history (`GET /`). A leadership
+/// is known to the nodes that followed it, so one whose leader was killed before any scrape
+/// still counts; one that no node answering a scrape heard of is missed (a leader that
+/// died before its first heartbeat arrived, or more than 16 terms behind every node's
+/// latest).
 final class ClusterMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private var requests: [String: [String: Int]] = [:]  // cluster → status class → count
-    private var leaderships: [String: Int] = [:]  // "cluster/port" → the node's last count
+    /// Per cluster: the led terms counted, above `floor`; at most about `trackedTerms`.
+    private var ledTerms: [String: (terms: Set<UInt64>, floor: UInt64)] = [:]
     private var leaderChanges: [String: Int] = [:]
+    /// Led terms remembered per cluster: a term this far below the highest seen is no
+    /// longer remembered, and is not counted (again) if a node reports it late.
+    static let trackedTerms: UInt64 = 1_024
 
     func countRequest(cluster: String, status: HTTPStatus) {
         lock.withLock { requests[cluster, default: [:]]["\(status.rawValue / 100)xx", default: 0] += 1 }
     }
 
-    /// Adds what a node reports now to its cluster's leader changes.
-    func observeLeaderships(cluster: String, port: Int, count: Int) {
+    /// Counts the terms in `led` (terms in which a node reports a leader) that the cluster's
+    /// count does not hold yet.
+    func observeLedTerms(cluster: String, _ led: some Sequence<UInt64>) {
         lock.withLock {
-            let key = "\(cluster)/\(port)"
-            let last = leaderships[key] ?? 0
-            leaderChanges[cluster, default: 0] += count >= last ? count - last : count
-            leaderships[key] = count
+            var known = ledTerms[cluster] ?? ([], 0)
+            for term in led where term > known.floor && known.terms.insert(term).inserted {
+                leaderChanges[cluster, default: 0] += 1
+            }
+            if known.terms.count > Int(Self.trackedTerms), let highest = known.terms.max() {
+                known.floor = highest - Self.trackedTerms
+                known.terms = known.terms.filter { $0 > known.floor }
+            }
+            ledTerms[cluster] = known
         }
     }
 
@@ -31,7 +44,7 @@ final class ClusterMetrics: @unchecked Sendable {
         lock.withLock {
             requests[cluster] = nil
             leaderChanges[cluster] = nil
-            leaderships = leaderships.filter { !$0.key.hasPrefix(cluster + "/") }
+            ledTerms[cluster] = nil
         }
     }
 
@@ -62,7 +75,7 @@ extension OrchestratorAPI {
                 if let answered {
                     states[answered.state, default: 0] += 1
                     term = max(term, answered.term)
-                    if let count = answered.leaderships { clusterMetrics.observeLeaderships(cluster: cluster.id, port: node.port, count: count) }
+                    if let recent = answered.recentLeaders { clusterMetrics.observeLedTerms(cluster: cluster.id, recent.keys.compactMap { UInt64($0) }) }
                 } else {
                     switch node.status {
                     case .paused: states["paused", default: 0] += 1
@@ -77,7 +90,7 @@ extension OrchestratorAPI {
             }
             text.gauge("orchestrator_cluster_term", "Highest Raft term a node of the cluster reports.", Double(term), labels: labels)
             let counted = clusterMetrics.values(cluster: cluster.id)
-            text.counter("orchestrator_cluster_leader_changes_total", "Times a node of the cluster became leader, from the nodes' own counts.",
+            text.counter("orchestrator_cluster_leader_changes_total", "Leaderships in the cluster: terms in which a node led, from the nodes' recent leader histories.",
                          Double(counted.leaderChanges), labels: labels)
             for code in ["2xx", "3xx", "4xx", "5xx"] {
                 text.counter("orchestrator_cluster_api_requests_total", "API requests about the cluster (paths under /clusters/:id), by status class.",
