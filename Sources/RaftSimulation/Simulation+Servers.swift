@@ -72,6 +72,11 @@ extension Simulation {
         let (role, term, log) = servers[position].replica!.withCore { core in (core.role, core.currentTerm, core.log) }
         try checker.checkLeaderAppendOnly(id, role: role, term: term, log: log, firstWrittenIndex: firstWritten)
         servers[position].round = round
+        // A leader's round that commits only what was durable before it applies (and answers)
+        // now, as the node does: a crash during the fsync below then follows its answers.
+        if round.mayApplyBeforeSync {
+            for output in round.outputs { try apply(output, at: position) }
+        }
         guard round.mustSync else { return try finishRound(position, round) }
         // fdatasync of a small append: 50 to 400 microseconds, now and then 5 to 50 ms.
         let latency = storageRandom.chance(0.02) ? 5_000 + storageRandom.next(below: 45_000) : 50 + random.next(below: 350)
@@ -108,7 +113,10 @@ extension Simulation {
             // The stored snapshot covers these entries: the write-ahead log dropped them.
             servers[position].compactDurable(through: min(through, servers[position].durableSnapshot?.metadata.index ?? 0))
         }
-        for output in outputs { try carryOut(output, at: position) }
+        for output in outputs {
+            try recordDurableChanges(output, at: position)
+            if !round.mayApplyBeforeSync { try apply(output, at: position) }
+        }
         servers[position].replica?.sendReplication(of: round, through: self)
         if servers[position].isRunning, !servers[position].inbox.isEmpty { try beginRound(position) }
     }
@@ -133,29 +141,36 @@ extension Simulation {
         }
     }
 
-    /// Checks an output's outcomes, then applies it to the server's state machine.
-    private func carryOut(_ output: Output, at position: Int) throws(PropertyViolation) {
+    /// Tells the checker of an output's log changes and elections, once they are durable: a
+    /// single voter elects itself and appends within one step, and a crash before the fsync
+    /// undoes both (no other server ever saw them), so the same term may then be won again
+    /// with other entries.
+    private func recordDurableChanges(_ output: Output, at position: Int) throws(PropertyViolation) {
         let id = servers[position].id
-        // Log changes and elections count once they are durable: a single voter elects itself
-        // and appends within one step, and a crash before the fsync undoes both (no other
-        // server ever saw them), so the same term may then be won again with other entries.
         guard let replica = servers[position].replica else { return }
         let needsLog = output.snapshot != nil || !output.entries.isEmpty || !output.events.isEmpty
-        let (log, term) = replica.withCore { core in (needsLog ? core.log : nil, core.currentTerm) }
-        if output.snapshot != nil, let log {
+        guard needsLog else { return }
+        let log = replica.withCore { $0.log }
+        if output.snapshot != nil {
             checker.logReplaced(id)
             try checker.logChanged(id, log: log, from: log.firstIndex)
         }
-        if let first = output.entries.first, let log {
+        if let first = output.entries.first {
             try checker.logChanged(id, log: log, from: max(first.index, log.firstIndex))
         }
         for event in output.events {
-            if case .becameLeader(let term) = event, let log {
+            if case .becameLeader(let term) = event {
                 report.elections += 1
                 report.maxTerm = max(report.maxTerm, term)
                 try checker.leaderElected(id, term: term, log: log)
             }
         }
+    }
+
+    /// Applies an output to the server's state machine, then checks its outcomes.
+    private func apply(_ output: Output, at position: Int) throws(PropertyViolation) {
+        guard let replica = servers[position].replica else { return }
+        let term = replica.withCore { $0.currentTerm }
         try applyToStateMachine(output, at: position, term: term)
         report.committedEntries = checker.committed.count
         for outcome in output.proposals { try checkOutcome(outcome) }

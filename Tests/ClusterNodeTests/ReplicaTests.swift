@@ -181,10 +181,36 @@ import Testing
         let ahead = RecordingNetwork()
         let round = try replica.begin([.receive(Envelope(from: 2, to: 1, message: .appendEntries(append)))], sendingAheadThrough: ahead)
         #expect(round.mustSync)
+        #expect(!round.mayApplyBeforeSync)
         #expect(ahead.sent.isEmpty)
         let after = RecordingNetwork()
         _ = try replica.finish(round, sendingThrough: after)
         #expect(after.sent.flatMap(\.envelopes).contains { if case .appendEntriesResponse(let answer) = $0.message { answer.isSuccess } else { false } })
+    }
+
+    /// A leader's round that commits entries written (and synced) by earlier rounds while it
+    /// appends new ones may apply before its sync: a crash that loses the new entries keeps
+    /// every committed one. A follower's round, and one that commits only what the leader
+    /// appends in it, may not.
+    @Test func aLeaderAppliesBeforeItsSyncOnlyWhatWasDurableBefore() throws {
+        let disk = SimulatedDisk()
+        let replica = try Self.leader(on: disk)
+        let first = try replica.begin([.propose([RaftNode.Proposal(id: 1, data: [1])])], sendingAheadThrough: RecordingNetwork())
+        _ = try replica.finish(first, sendingThrough: RecordingNetwork())
+        let (term, durable) = replica.withCore { ($0.currentTerm, $0.log.lastIndex) }
+        let answer = RaftNode.Input.receive(Envelope(from: 2, to: 1, message: .appendEntriesResponse(AppendEntriesResponse(term: term, isSuccess: true, matchIndex: durable))))
+        let round = try replica.begin([answer, .propose([RaftNode.Proposal(id: 2, data: [2])])], sendingAheadThrough: RecordingNetwork())
+        #expect(round.mustSync)
+        #expect(round.mayApplyBeforeSync)
+        let committed = round.outputs.flatMap(\.committed)
+        #expect(committed.contains { $0.data == [1] })
+        #expect(committed.allSatisfy { $0.index <= durable })
+        #expect(round.outputs.flatMap(\.proposals).contains(.committed(1, index: durable)))
+        var lose = LoseEverything()
+        _ = disk.crash(using: &lose)  // this round's sync never happened
+        let recovered = try WriteAheadLog(directory: "/data/raft", fileSystem: disk).recovered.log
+        #expect(recovered.lastIndex == durable, "the new entry is lost, every committed one kept")
+        #expect(recovered.entries(in: durable...durable).first?.data == [1])
     }
 
     /// A leader that is its configuration's only voter commits its entries in the round that
@@ -204,6 +230,7 @@ import Testing
         let ahead = RecordingNetwork()
         let round = try replica.begin([.propose([RaftNode.Proposal(id: 1, data: [9])])], sendingAheadThrough: ahead)
         #expect(round.outputs.contains { $0.committed.contains { $0.data == [9] } })
+        #expect(!round.mayApplyBeforeSync, "its commit is not on any disk yet")
         #expect(ahead.sent.isEmpty)
         let after = RecordingNetwork()
         _ = try replica.finish(round, sendingThrough: after)

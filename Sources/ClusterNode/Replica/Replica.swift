@@ -36,6 +36,15 @@ public protocol ReplicaNetwork: AnyObject {
 /// messages). Everything else waits for the sync: votes, answers to AppendEntries (a follower
 /// acknowledges only what is on its disk), TimeoutNow, snapshots.
 ///
+/// Applying before the sync: a leader's round that commits only entries durable before it
+/// began (followers' answers to earlier rounds) while it also appends new ones may apply
+/// the commits and answer their clients before its fdatasync (`mayApplyBeforeSync`): what
+/// it answers is on a majority of disks already, and the fdatasync makes durable only the
+/// new entries and hard state, which no answer depends on. Under load most of a leader's
+/// rounds are of this kind, and their answers no longer wait for a disk they do not need.
+/// Followers (whose committed entries may have been rewritten in the same round) and rounds
+/// that commit anything newer apply after the sync, as before.
+///
 /// The node runs both halves back to back; the simulation lets virtual time pass between
 /// them, so that a crash can land while the fsync is in flight.
 ///
@@ -49,6 +58,9 @@ public final class Replica: @unchecked Sendable {
         public let outputs: [Output]
         /// Whether the round's writes must be fsync'd before its messages go out.
         public let mustSync: Bool
+        /// A leader's round whose commits were all durable before it began: its outputs may
+        /// be applied (and their clients answered) before its fdatasync (see the type's notes).
+        public let mayApplyBeforeSync: Bool
         /// The proposals the round took into the log or refused (no longer queued).
         public let takenProposals: [ProposalID]
         /// Log segments wholly covered by the stored snapshot, once the round is durable.
@@ -98,6 +110,7 @@ public final class Replica: @unchecked Sendable {
         lock.lock()
         // Every earlier round that wrote was synced before the next began.
         let durableLastIndex = core.log.lastIndex
+        let beganAsLeader = core.isLeader
         for input in batch {
             outputs.append(core.step(input))
             if case .propose(let proposals) = input { taken += proposals.map(\.id) }
@@ -112,7 +125,8 @@ public final class Replica: @unchecked Sendable {
         if recorded.mustSync { try wal.flush(sync: false) }
         // Each peer's messages keep the core's order: a prefix of replication may go ahead,
         // and what remains waits for the apply only when it is all replication.
-        let mayGoAhead = recorded.mustSync && outputs.allSatisfy { ($0.committed.last?.index ?? 0) <= durableLastIndex }
+        let commitsOnlyDurable = outputs.allSatisfy { ($0.committed.last?.index ?? 0) <= durableLastIndex }
+        let mayGoAhead = recorded.mustSync && commitsOnlyDurable
         var ahead: [(peer: UInt64, envelopes: [Envelope])] = []
         var afterSync: [(peer: UInt64, envelopes: [Envelope])] = []
         var afterApply: [(peer: UInt64, envelopes: [Envelope])] = []
@@ -128,7 +142,9 @@ public final class Replica: @unchecked Sendable {
             }
         }
         if !ahead.isEmpty { network.send(ahead) }
-        return Round(outputs: outputs, mustSync: recorded.mustSync, takenProposals: taken, compactedThrough: recorded.compactedThrough,
+        let mayApplyBeforeSync = mayGoAhead && beganAsLeader && outputs.allSatisfy { $0.snapshot == nil }
+        return Round(outputs: outputs, mustSync: recorded.mustSync, mayApplyBeforeSync: mayApplyBeforeSync,
+                     takenProposals: taken, compactedThrough: recorded.compactedThrough,
                      messagesAfterSync: afterSync, replicationAfterApply: afterApply,
                      sentAhead: ahead.reduce(0) { $0 + $1.envelopes.count })
     }

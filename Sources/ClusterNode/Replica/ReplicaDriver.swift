@@ -9,7 +9,9 @@ protocol RoundConsumer: AnyObject {
     /// taken: called before the round's outputs are applied.
     func logWritten(_ round: Replica.Round)
     /// A round's outputs, durable and their messages sent: apply and answer (and snapshot
-    /// the state machine if due).
+    /// the state machine if due). A leader's round whose commits were all durable before it
+    /// began comes here right after `logWritten`, before its fdatasync
+    /// (`Replica.Round.mayApplyBeforeSync`).
     func apply(_ outputs: [Output])
 }
 
@@ -183,7 +185,9 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     }
 
     /// One round: the replica's (step, write, send ahead, sync, send), then the service
-    /// layer's (apply), then the leader's replication that did not go ahead (`Replica`).
+    /// layer's (apply), then the leader's replication that did not go ahead (`Replica`); a
+    /// leader's round that commits only what was durable before it applies before its sync
+    /// (`Replica.Round.mayApplyBeforeSync`).
     /// `handingOverSync` (an event loop's round, `submit`): a round that must be synced goes
     /// to the round thread for the fdatasync and the rest, and false is returned (an event
     /// loop never waits for the disk). A node that cannot write its log stops: acting on
@@ -198,6 +202,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             exitOnStorageFailure("cannot write its log: \(error)")
         }
         consumer?.logWritten(round)
+        if round.mayApplyBeforeSync { apply(round.outputs) }
         if handingOverSync, round.mustSync {
             inbox.withLock {
                 handedOver = (round, began)
@@ -233,14 +238,19 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             let outputs = try replica.finish(round, sendingThrough: self)
             let finished = monotonicSeconds()
             if round.mustSync && configuration.isFsyncEnabled { metrics.recordSync(seconds: finished - started) }
-            consumer?.apply(outputs)
-            let applied = monotonicSeconds()
+            if !round.mayApplyBeforeSync { apply(outputs) }
             replica.sendReplication(of: round, through: self)
-            metrics.applyDuration.observe(applied - finished)
             metrics.roundDuration.observe(monotonicSeconds() - began)
         } catch {
             exitOnStorageFailure("cannot write its log: \(error)")
         }
+    }
+
+    /// The service layer applies a round's outputs (and answers their clients).
+    private func apply(_ outputs: [Output]) {
+        let started = monotonicSeconds()
+        consumer?.apply(outputs)
+        metrics.applyDuration.observe(monotonicSeconds() - started)
     }
 
     /// A node that cannot keep its durable state stops: acting on state that is not on disk
