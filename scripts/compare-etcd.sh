@@ -10,7 +10,8 @@
 # ROUNDS=n measures each cell n times, ours and etcd back to back in turns (ours first in odd
 # rounds, etcd first in even ones), and prints the medians of both sides and the median of
 # the n ratios of each pair: this machine's speed drifts by half within minutes, and a pair
-# measured a few seconds apart sees the same phase.
+# measured a few seconds apart sees the same phase. A line under each row then lists every
+# round's own req/s, p50 and p99 ratios, in the order the rounds ran.
 #
 # Ours: POST /service (a service of one replica, committed and applied) to the leader.
 # etcd: POST /v3/kv/put of a 100-byte value to the leader (etcd's own default: fsync on).
@@ -139,10 +140,14 @@ for c in $connections; do
             for (k = 1; k <= 6; k++) {
                 split("", a); split("", b); split("", r)
                 for (i = 1; i <= n; i++) { a[i] = o[k, i]; b[i] = e[k, i]; r[i] = (e[k, i] > 0 ? o[k, i] / e[k, i] : 0) }
+                if (k <= 3) { rounds[k] = ""; for (i = 1; i <= n; i++) rounds[k] = rounds[k] sprintf(" %.2f", r[i]) }
                 if (k == 6) { printf " %4.0f%% %4.0f%%", median(a, n), median(b, n); continue }
                 format = (k == 2 || k == 3) ? " %9.2f %9.2f %6.2f" : (k == 1 ? " %10.0f %10.0f %6.2f" : " %9.0f %9.0f %6.2f")
                 printf format, median(a, n), median(b, n), median(r, n)
             }
             printf "\n"
+            # With several rounds, each round'"'"'s own ratios, in the order they ran: the spread
+            # the medians above come from.
+            if (n > 1) printf "%-6s rounds: req/s%s; p50%s; p99%s\n", "", rounds[1], rounds[2], rounds[3]
         }'
 done
