@@ -190,8 +190,8 @@ import Testing
 
     /// A leader's round that commits entries written (and synced) by earlier rounds while it
     /// appends new ones may apply before its sync: a crash that loses the new entries keeps
-    /// every committed one. A follower's round, and one that commits only what the leader
-    /// appends in it, may not.
+    /// every committed one. (A follower's round and a single voter's round that commits its
+    /// own new entries do not qualify: the tests before and after this one.)
     @Test func aLeaderAppliesBeforeItsSyncOnlyWhatWasDurableBefore() throws {
         let disk = SimulatedDisk()
         let replica = try Self.leader(on: disk)
