@@ -12,9 +12,14 @@ import Transport
 final class ClusterMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private var requests: [String: [String: Int]] = [:]  // cluster → status class → count
-    /// Per cluster: the led terms counted, above `floor`; at most about `trackedTerms`.
-    private var ledTerms: [String: (terms: Set<UInt64>, floor: UInt64)] = [:]
-    private var leaderChanges: [String: Int] = [:]
+    /// One cluster's leader changes: the led terms remembered (those above `floor`, at most
+    /// about `trackedTerms`) and how many were counted in all.
+    private struct LedTerms {
+        var terms: Set<UInt64> = []
+        var floor: UInt64 = 0
+        var count = 0
+    }
+    private var ledTerms: [String: LedTerms] = [:]
     /// Led terms remembered per cluster: a term this far below the highest seen is no
     /// longer remembered, and is not counted (again) if a node reports it late.
     static let trackedTerms: UInt64 = 1_024
@@ -27,10 +32,8 @@ final class ClusterMetrics: @unchecked Sendable {
     /// count does not hold yet.
     func observeLedTerms(cluster: String, _ led: some Sequence<UInt64>) {
         lock.withLock {
-            var known = ledTerms[cluster] ?? ([], 0)
-            for term in led where term > known.floor && known.terms.insert(term).inserted {
-                leaderChanges[cluster, default: 0] += 1
-            }
+            var known = ledTerms[cluster] ?? LedTerms()
+            for term in led where term > known.floor && known.terms.insert(term).inserted { known.count += 1 }
             if known.terms.count > Int(Self.trackedTerms), let highest = known.terms.max() {
                 known.floor = highest - Self.trackedTerms
                 known.terms = known.terms.filter { $0 > known.floor }
@@ -43,13 +46,12 @@ final class ClusterMetrics: @unchecked Sendable {
     func forget(cluster: String) {
         lock.withLock {
             requests[cluster] = nil
-            leaderChanges[cluster] = nil
             ledTerms[cluster] = nil
         }
     }
 
     func values(cluster: String) -> (requests: [String: Int], leaderChanges: Int) {
-        lock.withLock { (requests[cluster] ?? [:], leaderChanges[cluster] ?? 0) }
+        lock.withLock { (requests[cluster] ?? [:], ledTerms[cluster]?.count ?? 0) }
     }
 }
 
