@@ -132,10 +132,9 @@ extension ClusterService {
         case .failure(let refusal) where refusal.isDefiniteRefusal: throw .refusedOnLocalView(refusal)
         case .failure(let error): throw .failed(error)
         }
+        // A key already applied was answered above; two requests under one new key that both
+        // reach the log are told apart after the commit (`proposeOnce`).
         let fingerprint = isClientCall ? command.requestFingerprint : 0
-        if isClientCall, state.isReused(requestID, withOtherThan: fingerprint) {
-            throw .failed(Self.reusedRequestID(requestID))
-        }
         let data = ClusterCommandCodec.encode(command)
         guard data.count <= NodeLimits.maxCommandBytes else {
             throw .failed(.tooLarge("the command would take \(data.count) bytes in the log, above the limit of \(NodeLimits.maxCommandBytes); split the request"))
