@@ -192,7 +192,7 @@ import Testing
         while try decisions().count < 3, Date() < deadline { usleep(100_000) }
         let before = try decisions()
         #expect(before.count >= 3)
-        let target = try orchestrator.nodes().map(\.port).first { $0 != leader }!
+        let target = try orchestrator.follower(besides: leader)
         #expect(try orchestrator.json("POST", "/clusters/0/leader", #"{"node": \#(target)}"#).status == 200)
         while try decisions().count < before.count + 3, Date() < deadline { usleep(100_000) }
         let after = try decisions()
@@ -242,7 +242,7 @@ import Testing
         let leader = try #require(summary["leader"] as? String)
         let term = try #require(summary["term"] as? Int)
         let leaderPort = Int(leader.split(separator: ":").last!)!
-        let follower = try #require(try orchestrator.nodes().first { $0.port != leaderPort }).port
+        let follower = try orchestrator.follower(besides: leaderPort)
         // Seed 003's command, aimed from the leader to one follower; 127.0.0.1 names it too.
         let cut = try orchestrator.json("POST", "/connections/", #"{"127.0.0.1:\#(follower)": 0}"#, port: leaderPort)
         #expect(cut.status == 200 && (cut.body as? [String: Any])?["localhost:\(follower)"] as? Int == 0)
@@ -362,7 +362,7 @@ import Testing
         let summary = try orchestrator.waitForLeader()
         let leader = Int((summary["leader"] as! String).split(separator: ":").last!)!
         let term = try #require(summary["term"] as? Int)
-        let target = try orchestrator.nodes().map(\.port).first { $0 != leader }!
+        let target = try orchestrator.follower(besides: leader)
         let moved = try orchestrator.json("POST", "/clusters/0/leader", #"{"node": \#(target)}"#)
         #expect(moved.status == 200, "\(moved.text)")
         let answer = try #require(moved.body as? [String: Any])

@@ -330,7 +330,7 @@ import Transport
         defer { orchestrator.stop() }
         let summary = try orchestrator.waitForLeader()
         let leader = Int((summary["leader"] as! String).split(separator: ":").last!)!
-        let follower = try orchestrator.nodes().first { $0.port != leader }!.port
+        let follower = try orchestrator.follower(besides: leader)
         let logPath = orchestrator.dataDirectory + "/cluster-0/node-\(follower).log"
         #expect(try orchestrator.json("POST", "/connections", #"{"localhost:\#(leader)": {"up": true, "delayMs": 5, "loss": 0}}"#, port: follower).status == 200)
         #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(follower)/kill").status == 200)

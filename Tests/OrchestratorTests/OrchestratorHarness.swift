@@ -114,6 +114,19 @@ final class OrchestratorHarness: @unchecked Sendable {
         }
     }
 
+    /// A node of cluster `id` other than `leader` that answers as a follower, waiting for one:
+    /// a leader needs only a majority, so on a busy machine another node may still be starting
+    /// (not yet listening) when the leader is known.
+    func follower(besides leader: Int, cluster id: String = "0", seconds: Double = 20) throws -> Int {
+        var found: Int?
+        _ = try waitUntil("a follower besides \(leader)", seconds: seconds) {
+            found = try nodes(cluster: id).first { $0.port != leader && $0.state == "follower" }?.port
+            return found != nil
+        }
+        guard let found else { throw HarnessError("no node besides \(leader) answered as a follower within \(seconds) s: \(log)") }
+        return found
+    }
+
     var log: String { (try? String(contentsOfFile: dataDirectory + ".log", encoding: .utf8)) ?? "" }
 
     /// Stops the orchestrator (SIGTERM) and checks every node it spawned has exited.
