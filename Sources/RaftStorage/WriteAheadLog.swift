@@ -52,6 +52,9 @@ public final class WriteAheadLog {
 
     private var descriptor: Int32 = -1
     private var segmentNumber: UInt64 = 0
+    /// The open segment's path, named in errors: kept with `descriptor`, not built again for
+    /// every write and sync.
+    private var openPath = ""
     private var segmentBytes = 0
     /// How far the open segment is written with zeros ahead of its batches (0: not at all).
     private var zeroedThrough = 0
@@ -149,10 +152,11 @@ public final class WriteAheadLog {
         if segments.isEmpty {
             try openSegment(1)
         } else {
-            descriptor = try fileSystem.openSegment(segmentPath(segmentNumber), at: segmentBytes)
+            openPath = segmentPath(segmentNumber)
+            descriptor = try fileSystem.openSegment(openPath, at: segmentBytes)
             // Best effort, here and below: without the zeros a batch just grows the file.
             zeroedThrough = (try? fileSystem.extendWithZeros(descriptor, to: min(maxSegmentBytes, segmentBytes + Self.zeroStepBytes),
-                                                             path: segmentPath(segmentNumber))) ?? 0
+                                                             path: openPath)) ?? 0
         }
         if let metadata = snapshot?.metadata, !snapshotContinuesLog {
             // The snapshot was stored but the record that makes the log continue from it was
@@ -222,10 +226,10 @@ public final class WriteAheadLog {
             pending = ByteWriter()
             if segmentBytes + batch.count > zeroedThrough, zeroedThrough > 0, zeroedThrough < maxSegmentBytes {
                 let target = min(maxSegmentBytes, max(segmentBytes + batch.count, zeroedThrough + Self.zeroStepBytes))
-                zeroedThrough = (try? fileSystem.extendWithZeros(descriptor, to: target, path: segmentPath(segmentNumber))) ?? zeroedThrough
+                zeroedThrough = (try? fileSystem.extendWithZeros(descriptor, to: target, path: openPath)) ?? zeroedThrough
             }
             do {
-                try fileSystem.write(descriptor, batch, path: segmentPath(segmentNumber))
+                try fileSystem.write(descriptor, batch, path: openPath)
             } catch {
                 fileSystem.truncate(descriptor, to: segmentBytes)
                 zeroedThrough = min(zeroedThrough, segmentBytes)
@@ -237,7 +241,7 @@ public final class WriteAheadLog {
             pendingLastIndex = 0
         }
         if sync {
-            try fileSystem.sync(descriptor, path: segmentPath(segmentNumber))
+            try fileSystem.sync(descriptor, path: openPath)
             syncCount += 1
             if segmentBytes >= maxSegmentBytes { try openSegment(segmentNumber + 1) }
         }
@@ -289,6 +293,7 @@ public final class WriteAheadLog {
         try fileSystem.syncDirectory(directory)
         if descriptor >= 0 { fileSystem.close(descriptor) }
         descriptor = newDescriptor
+        openPath = path
         segmentNumber = number
         segmentBytes = written
         zeroedThrough = zeroed

@@ -25,10 +25,13 @@ public final class HTTPServer: @unchecked Sendable {
     private var listenerToken: UInt64 = 0
     private var boundPort: Int
     /// What the server knows of each open connection, by connection number (guarded by `lock`).
-    struct ConnectionRecord {
-        var connection: ServerConnection
+    /// A class, changed in place: as a struct in the dictionary each change went through the
+    /// dictionary's modify accessor, whose coroutine frames cost three allocations, and a
+    /// request changes its record three times.
+    final class ConnectionRecord {
+        let connection: ServerConnection
         /// The client's IP address (without the port), for the per-address cap.
-        var address: String
+        let address: String
         /// A handler is running for it: it is never closed to make room.
         var isBusy = false
         /// When it last started or finished a request (monotonic seconds): the one idle
@@ -36,6 +39,12 @@ public final class HTTPServer: @unchecked Sendable {
         var lastActivity: Double
         /// Closed to make room; its loop is closing it.
         var isEvicted = false
+
+        init(connection: ServerConnection, address: String, lastActivity: Double) {
+            self.connection = connection
+            self.address = address
+            self.lastActivity = lastActivity
+        }
     }
 
     private var connections: [UInt64: ConnectionRecord] = [:]
@@ -252,7 +261,7 @@ public final class HTTPServer: @unchecked Sendable {
             if idlest == nil || record.lastActivity < idlest!.record.lastActivity { idlest = (id, record) }
         }
         guard let (id, record) = idlest else { return nil }
-        connections[id]?.isEvicted = true
+        record.isEvicted = true
         evictedCount += 1
         forgetLive(record.address)
         // Its loop stops reading it at once (an answer it is writing still goes out) and closes it.
@@ -276,14 +285,15 @@ public final class HTTPServer: @unchecked Sendable {
     /// Marks a connection busy or not; true when it must close after this answer (stopping, evicted).
     func setBusy(_ id: UInt64, _ isBusy: Bool) -> Bool {
         lock.withLock {
-            connections[id]?.isBusy = isBusy
-            connections[id]?.lastActivity = monotonicSeconds()
-            return isStopping || connections[id]?.isEvicted == true
+            guard let record = connections[id] else { return isStopping }
+            record.isBusy = isBusy
+            record.lastActivity = monotonicSeconds()
+            return isStopping || record.isEvicted
         }
     }
 
     func noteRequestStarted(_ id: UInt64) {
-        lock.withLock { connections[id]?.lastActivity = monotonicSeconds() }
+        lock.withLock { if let record = connections[id] { record.lastActivity = monotonicSeconds() } }
     }
 
     func countRequest() {

@@ -117,6 +117,7 @@ struct RequestParser {
         guard lines.count - 1 <= limits.maxHeaderCount else {
             throw HTTPError(.headerFieldsTooLarge, "more than \(limits.maxHeaderCount) header fields")
         }
+        request.headers.reserveCapacity(lines.count - 1)
         for line in lines.dropFirst() {
             let (name, value) = try parseHeaderLine(buffer, line)
             request.headers.add(name, value)
@@ -146,6 +147,7 @@ struct RequestParser {
     /// Lines between `from` and `to` (each without its CRLF or LF).
     private func splitLines(_ buffer: [UInt8], from: Int, to: Int) -> [Range<Int>] {
         var lines: [Range<Int>] = []
+        lines.reserveCapacity(16)  // a request line and a few fields: one allocation, not one per doubling
         var lineStart = from
         var position = from
         while position < to {
@@ -233,10 +235,14 @@ struct RequestParser {
         guard let first = lengths.first else { return .none }
         func isDigits(_ text: some StringProtocol) -> Bool { !text.isEmpty && text.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
         // One plain number (nearly every request) needs no list split and merged.
-        let values = lengths.count == 1 && isDigits(first)
-            ? [first]
-            : Array(Set(lengths.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }.map { $0.trimmingASCIISpaces() }))
-        guard values.count == 1, let text = values.first, isDigits(text), text.utf8.count <= 18, let length = Int(text) else {
+        let text: String?
+        if lengths.count == 1 && isDigits(first) {
+            text = first
+        } else {
+            let values = Set(lengths.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }.map { $0.trimmingASCIISpaces() })
+            text = values.count == 1 ? values.first : nil
+        }
+        guard let text, isDigits(text), text.utf8.count <= 18, let length = Int(text) else {
             throw HTTPError(.badRequest, lengths.count > 1 || first.contains(",") ? "conflicting Content-Length values" : "invalid Content-Length \(JSONText.quote(first))")
         }
         guard length <= limit else {

@@ -54,6 +54,11 @@ import Testing
         #expect(fixed.first?.body == Array("hello".utf8))
         let chunked = try parseAll("POST /s HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
         #expect(chunked.first?.body == Array("hello world".utf8))
+        // Repeated lengths that agree are one length (RFC 9112 §6.3), in a list or in fields.
+        let listed = try parseAll("POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 5, 5\r\n\r\nhello")
+        #expect(listed.first?.body == Array("hello".utf8))
+        let repeated = try parseAll("POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello")
+        #expect(repeated.first?.body == Array("hello".utf8))
     }
 
     @Test func http10ClosesUnlessKeepAliveAndNeedsNoHost() throws {

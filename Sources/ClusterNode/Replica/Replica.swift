@@ -235,13 +235,21 @@ public final class Replica: @unchecked Sendable {
     static func coalesced(_ batch: [RaftNode.Input]) -> [RaftNode.Input] {
         var result: [RaftNode.Input] = []
         result.reserveCapacity(batch.count)
+        // The run of adjacent proposals being gathered: built in one array, not copied into a
+        // new one per proposal (which made a round of n proposals copy n * n / 2 of them).
+        var proposals: [RaftNode.Proposal] = []
         for input in batch {
-            if case .propose(let more) = input, case .propose(let earlier)? = result.last {
-                result[result.count - 1] = .propose(earlier + more)
-            } else {
-                result.append(input)
+            if case .propose(let more) = input {
+                proposals.append(contentsOf: more)
+                continue
             }
+            if !proposals.isEmpty {
+                result.append(.propose(proposals))
+                proposals = []
+            }
+            result.append(input)
         }
+        if !proposals.isEmpty { result.append(.propose(proposals)) }
         return result
     }
 }

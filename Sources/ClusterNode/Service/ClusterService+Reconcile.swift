@@ -48,12 +48,19 @@ extension ClusterService {
 
     /// The nodes new replicas may go to: members not marked unhealthy that acknowledged this
     /// leader recently and keep up with its log (a node killed a moment ago gets nothing even
-    /// before the reconcile loop marks it). The caller holds the lock.
+    /// before the reconcile loop marks it). The caller holds the lock. Built in one pass into
+    /// one set: every request that places replicas asks.
     func placeableNodes(in state: ClusterState) -> Set<UInt64> {
-        let healthy = Set(state.capacity.keys).subtracting(state.unhealthyNodes)
-        guard coreView.isLeader else { return healthy }
-        let heard = contact.heard.union([configuration.id])
-        return healthy.filter(heard.contains).filter(keepingUp(within: placementSilenceSeconds, now: monotonicSeconds()))
+        let isLeader = coreView.isLeader
+        let heard = isLeader ? contact.heard : []
+        let keepsUp = isLeader ? keepingUp(within: placementSilenceSeconds, now: monotonicSeconds()) : { _ in true }
+        var placeable = Set<UInt64>(minimumCapacity: state.capacity.count)
+        for node in state.capacity.keys where !state.unhealthyNodes.contains(node) {
+            // A leader places on itself and on the peers it heard from that keep up.
+            if isLeader, node != configuration.id, !(heard.contains(node) && keepsUp(node)) { continue }
+            placeable.insert(node)
+        }
+        return placeable
     }
 
     /// A peer's last connection carrying Raft messages closed (see `Node.connectionClosed`).

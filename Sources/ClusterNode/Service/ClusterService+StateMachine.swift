@@ -116,10 +116,14 @@ extension ClusterService {
         case .createServices?, .scaleService?, .deleteService?, .setServiceLoad?, .setAutoscaler?, .autoscale?, nil:
             if case .services(let ids) = outcome { changedServices += ids }
         }
-        if let requestID = command?.requestID, serviceCalls[requestID]?.status == .queued, let ids = state.result(ofRequest: requestID) {
-            serviceCalls[requestID]?.status = .committed
-            serviceCalls[requestID]?.index = index
-            serviceCalls[requestID]?.serviceIDs = ids
+        // Copied out and stored back whole: three changes through the dictionary's modify
+        // accessor cost three allocations each (its coroutine frames), on every node, per entry.
+        if let requestID = command?.requestID, var call = serviceCalls[requestID], call.status == .queued,
+           let ids = state.result(ofRequest: requestID) {
+            call.status = .committed
+            call.index = index
+            call.serviceIDs = ids
+            serviceCalls[requestID] = call
         }
     }
 
