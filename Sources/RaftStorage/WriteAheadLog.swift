@@ -61,6 +61,8 @@ public final class WriteAheadLog {
     /// Zeros written ahead at a time: a node's first fdatasync flushes no more than this, and
     /// a segment's size changes (an fdatasync that records it) once per step.
     static let zeroStepBytes = 512 * 1024
+    /// The largest buffer of pending records kept from one round to the next.
+    static let keptBufferBytes = 64 * 1024
     private var pending = ByteWriter()
     /// The highest entry index each segment holds (0: none), by segment number.
     private var segmentLastIndex: [UInt64: LogIndex] = [:]
@@ -223,7 +225,13 @@ public final class WriteAheadLog {
     public func flush(sync: Bool) throws(StorageError) {
         if !pending.bytes.isEmpty {
             let batch = WALFormat.batch(payload: pending.bytes)
-            pending = ByteWriter()
+            // The next round's records go into the same buffer instead of regrowing one from
+            // empty (a few allocations a round), unless this round's was unusually large.
+            if pending.bytes.capacity <= Self.keptBufferBytes {
+                pending.bytes.removeAll(keepingCapacity: true)
+            } else {
+                pending = ByteWriter()
+            }
             if segmentBytes + batch.count > zeroedThrough, zeroedThrough > 0, zeroedThrough < maxSegmentBytes {
                 let target = min(maxSegmentBytes, max(segmentBytes + batch.count, zeroedThrough + Self.zeroStepBytes))
                 zeroedThrough = (try? fileSystem.extendWithZeros(descriptor, to: target, path: openPath)) ?? zeroedThrough

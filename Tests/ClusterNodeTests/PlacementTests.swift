@@ -258,6 +258,9 @@ import Transport
             Envelope(from: 4, to: 1, message: .installSnapshotResponse(InstallSnapshotResponse(term: 3, snapshotIndex: 40, nextOffset: 515))),
         ]
         #expect(try RaftWireCodec.decode(RaftWireCodec.encode(envelopes)) == envelopes)
+        // The room reserved for a body holds it, one message or all of them.
+        for envelope in envelopes { #expect(RaftWireCodec.encode([envelope]).count <= RaftWireCodec.encodedBytes([envelope]), "\(envelope)") }
+        #expect(RaftWireCodec.encode(envelopes).count <= RaftWireCodec.encodedBytes(envelopes))
     }
 
     @Test func truncatedOrPaddedBatchesAreRefused() {

@@ -162,6 +162,7 @@ public final class Replica: @unchecked Sendable {
     /// each peer's in the order the core made them.
     static func groupedByPeer(_ outputs: [Output]) -> [(peer: UInt64, envelopes: [Envelope])] {
         var messages: [(peer: UInt64, envelopes: [Envelope])] = []
+        messages.reserveCapacity(4)  // a few peers: one allocation
         for output in outputs {
             for envelope in output.messages {
                 let peer = envelope.to.rawValue

@@ -183,7 +183,11 @@ struct CoreView {
         term = core.currentTerm.rawValue
         leaderID = core.leaderID?.rawValue
         if role == .leader {
-            for member in core.membership.members { matchIndexes[member.rawValue] = core.progress(of: member)?.matchIndex.rawValue ?? 0 }
+            // Sized at once: built every round, grown from empty it reallocated as it filled.
+            let membership = core.membership
+            matchIndexes.reserveCapacity(membership.voters.count + membership.learners.count)
+            for member in membership.voters { matchIndexes[member.rawValue] = core.progress(of: member)?.matchIndex.rawValue ?? 0 }
+            for member in membership.learners { matchIndexes[member.rawValue] = core.progress(of: member)?.matchIndex.rawValue ?? 0 }
         }
     }
 }
