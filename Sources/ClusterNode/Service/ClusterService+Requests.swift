@@ -192,9 +192,13 @@ extension ClusterService {
         }
     }
 
+    /// Drops what a proposal left behind. One the node refused to queue (overloaded, stopping)
+    /// is never taken by a round, so its usage is dropped here too (it stayed counted as
+    /// queued, and placement saw that room as taken for good).
     private func forget(proposal id: ProposalID, requestID: String, error: String) {
         lock.withLock {
             proposalWaiters[id] = nil
+            queuedUsage[id] = nil
             if serviceCalls[requestID]?.status == .queued {
                 serviceCalls[requestID]?.status = .failed
                 serviceCalls[requestID]?.error = error
