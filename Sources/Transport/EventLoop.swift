@@ -25,6 +25,10 @@ final class EventLoop: @unchecked Sendable {
     private let lock = AdaptiveLock()
     /// Tasks from other threads (guarded by `lock`), and whether a wake-up is already on its way.
     private var tasks: [() -> Void] = []
+    /// The batch being run: the loop thread swaps it with `tasks` (under `lock`), runs it and
+    /// empties it for the next swap, so that taking a batch allocates nothing (copying `tasks`
+    /// out and emptying it in place allocated a new buffer for `tasks` each time).
+    private var runningTasks: [() -> Void] = []
     private var isWakePending = false
     private var isStopRequested = false
     private let finished = DispatchSemaphore(value: 0)
@@ -46,6 +50,8 @@ final class EventLoop: @unchecked Sendable {
     private var busy = BusyTracker()
 
     static let wakeToken: UInt64 = 0
+    /// The largest batch buffer kept for the next (a burst's larger one is let go).
+    static let keptBatchCapacity = 4_096
 
     init(name: String) throws(SocketError) {
         self.name = name
@@ -175,13 +181,12 @@ final class EventLoop: @unchecked Sendable {
                 let now = monotonicSeconds()
                 while let action = timers.popDue(now: now) { action() }
             }
-            let batch = lock.withLock { () -> [() -> Void] in
-                let batch = tasks
-                tasks.removeAll(keepingCapacity: true)
+            lock.withLock {
+                swap(&tasks, &runningTasks)
                 isWakePending = false
-                return batch
             }
-            for task in batch { task() }
+            for task in runningTasks { task() }
+            runningTasks.removeAll(keepingCapacity: runningTasks.capacity <= Self.keptBatchCapacity)
             if lock.withLock({ isStopRequested }) {
                 handlers.removeAll()
                 timers = TimerHeap()

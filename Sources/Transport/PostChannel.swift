@@ -72,6 +72,8 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     private var isClosed = false
     /// Messages due now, waiting for the connection.
     private var ready: [Message] = []
+    /// The batch `writeReady` took from `ready`, swapped back empty (see `EventLoop.runningTasks`).
+    private var takenReady: [Message] = []
     /// Messages held back by a delay, in order.
     private var delayed = DelayedQueue<Message>()
     private var isDelayTimerArmed = false
@@ -206,11 +208,12 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     /// unwritten, then writes.
     private func writeReady(now: Double) {
         while state == .open && !ready.isEmpty && unanswered < maxUnanswered && outputOffset == output.count {
-            let batch = ready
-            ready.removeAll(keepingCapacity: true)
+            swap(&ready, &takenReady)
+            let requests = prepare(takenReady)
+            takenReady.removeAll(keepingCapacity: takenReady.capacity <= 4_096)
             output.removeAll(keepingCapacity: output.capacity <= 1 << 20)
             outputOffset = 0
-            for request in prepare(batch) {
+            for request in requests {
                 if upgradeRequest != nil {
                     FrameReader.frame(request.body, into: &output)
                     sentOnConnection += request.messages
