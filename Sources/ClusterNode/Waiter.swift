@@ -1,23 +1,28 @@
 import Foundation
+import Synchronization
 import Transport
 
 /// A one-shot result that a task waits for, suspended without holding a thread (`value`),
-/// and another side delivers.
+/// and another side delivers. Its state sits in the object under an inline `Mutex`: one
+/// allocation per request, where a separate lock object (and its pthread mutex) made three.
 final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendable {
-    private let lock = AdaptiveLock()
-    private var result: Result?
-    private var continuation: CheckedContinuation<Result?, Never>?
-    /// Delivered or given up: nothing more happens.
-    private var isOver = false
+    private struct State {
+        var result: Result?
+        var continuation: CheckedContinuation<Result?, Never>?
+        /// Delivered or given up: nothing more happens.
+        var isOver = false
+    }
+
+    private let state = Mutex(State())
 
     /// Delivers the result; later deliveries are ignored.
     func deliver(_ value: Result) {
-        let waiting = lock.withLock { () -> CheckedContinuation<Result?, Never>? in
-            guard !isOver else { return nil }
-            result = value
-            isOver = true
-            defer { continuation = nil }
-            return continuation
+        let waiting = state.withLock { state -> CheckedContinuation<Result?, Never>? in
+            guard !state.isOver else { return nil }
+            state.result = value
+            state.isOver = true
+            defer { state.continuation = nil }
+            return state.continuation
         }
         waiting?.resume(returning: value)
     }
@@ -25,9 +30,9 @@ final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendabl
     /// Suspends up to `seconds` (one waiting task at a time); nil on timeout.
     func value(seconds: Double) async -> Result? {
         await withCheckedContinuation { (continuation: CheckedContinuation<Result?, Never>) in
-            let delivered = lock.withLock { () -> Result? in
-                if let result { return result }
-                self.continuation = continuation
+            let delivered = state.withLock { state -> Result? in
+                if let result = state.result { return result }
+                state.continuation = continuation
                 return nil
             }
             if let delivered { return continuation.resume(returning: delivered) }
@@ -35,14 +40,14 @@ final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendabl
         }
     }
 
-    var isSettled: Bool { lock.withLock { isOver } }
+    var isSettled: Bool { state.withLock { $0.isOver } }
 
     func expire() {
-        let expired = lock.withLock { () -> CheckedContinuation<Result?, Never>? in
-            guard !isOver else { return nil }
-            isOver = true
-            defer { continuation = nil }
-            return continuation
+        let expired = state.withLock { state -> CheckedContinuation<Result?, Never>? in
+            guard !state.isOver else { return nil }
+            state.isOver = true
+            defer { state.continuation = nil }
+            return state.continuation
         }
         expired?.resume(returning: nil)
     }
