@@ -210,7 +210,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
         while state == .open && !ready.isEmpty && unanswered < maxUnanswered && outputOffset == output.count {
             swap(&ready, &takenReady)
             let requests = prepare(takenReady)
-            takenReady.removeAll(keepingCapacity: takenReady.capacity <= 4_096)
+            takenReady.removeAll(keepingCapacity: takenReady.capacity <= EventLoop.keptBatchCapacity)
             output.removeAll(keepingCapacity: output.capacity <= 1 << 20)
             outputOffset = 0
             for request in requests {

@@ -186,8 +186,11 @@ struct CoreView {
             // Sized at once: built every round, grown from empty it reallocated as it filled.
             let membership = core.membership
             matchIndexes.reserveCapacity(membership.voters.count + membership.learners.count)
-            for member in membership.voters { matchIndexes[member.rawValue] = core.progress(of: member)?.matchIndex.rawValue ?? 0 }
-            for member in membership.learners { matchIndexes[member.rawValue] = core.progress(of: member)?.matchIndex.rawValue ?? 0 }
+            func note(_ members: Set<NodeID>) {
+                for member in members { matchIndexes[member.rawValue] = core.progress(of: member)?.matchIndex.rawValue ?? 0 }
+            }
+            note(membership.voters)
+            note(membership.learners)
         }
     }
 }
