@@ -76,10 +76,7 @@ final class EventLoop: @unchecked Sendable {
 
     /// Starts the loop's thread.
     func start() {
-        let thread = Thread { [self] in run() }
-        thread.name = name
-        thread.stackSize = 1 << 20
-        thread.start()
+        startNamedThread(name, stackSize: 1 << 20) { [self] in run() }
     }
 
     /// True on the loop's own thread.

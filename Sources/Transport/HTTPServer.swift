@@ -146,7 +146,7 @@ public final class HTTPServer: @unchecked Sendable {
         _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
         var started: [EventLoop] = []
         do {
-            for index in 0..<max(1, limits.eventLoops) { started.append(try EventLoop(name: "http-loop-\(Socket.localPort(descriptor))-\(index)")) }
+            for index in 0..<max(1, limits.eventLoops) { started.append(try EventLoop(name: "http-\(Socket.localPort(descriptor))-\(index)")) }
         } catch {
             close(descriptor)
             throw error

@@ -17,10 +17,7 @@ public final class TimerThread: @unchecked Sendable {
     /// close together are run by one wake-up.
     public init(name: String, resolution: Double) {
         self.resolution = resolution
-        let thread = Thread { [self] in run() }
-        thread.name = name
-        thread.stackSize = 256 << 10
-        thread.start()
+        startNamedThread(name, stackSize: 256 << 10) { [self] in run() }
     }
 
     /// Runs `action` on this thread `seconds` from now (or a little later, within the resolution).

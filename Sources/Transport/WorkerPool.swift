@@ -36,10 +36,7 @@ final class WorkerPool: @unchecked Sendable {
         if mustStart { threads += 1 }
         condition.unlock()
         if mustStart {
-            let thread = Thread { [self] in serve() }
-            thread.name = name
-            thread.stackSize = 512 * 1024
-            thread.start()
+            startNamedThread(name, stackSize: 512 * 1024) { [self] in serve() }
         }
     }
 

@@ -116,10 +116,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
 
     /// Starts the timer thread.
     func start() {
-        let timer = Thread { [self] in timerLoop() }
-        timer.name = "raft-timer"
-        timer.stackSize = 1 << 20
-        timer.start()
+        startNamedThread("raft-rounds", stackSize: 1 << 20) { [self] in timerLoop() }
     }
 
     /// Stops the threads; queued work is dropped, written state stays on disk.

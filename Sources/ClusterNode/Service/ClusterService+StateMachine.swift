@@ -163,7 +163,7 @@ extension ClusterService {
     /// Snapshots `copy`: encoded and stored by a background thread of lower priority, and the
     /// core is told afterwards so that it compacts its log.
     private func take(_ copy: ClusterState, at metadata: SnapshotMetadata) {
-        let thread = Thread { [self] in
+        startNamedThread("snapshot") { [self] in
             // Encoding a large state takes a core for a while: it yields to the rounds and the
             // event loops (nice 10 for this thread alone; on Linux the nice value is per thread),
             // so a snapshot does not stall the commits in flight.
@@ -185,7 +185,5 @@ extension ClusterService {
                 isSnapshotting = false
             }
         }
-        thread.name = "snapshot"
-        thread.start()
     }
 }

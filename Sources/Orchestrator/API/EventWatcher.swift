@@ -24,7 +24,7 @@ final class EventWatcher: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in
+        startNamedThread("event-watcher") { [self] in
             var pass = 0
             while true {
                 usleep(500_000)
@@ -43,8 +43,6 @@ final class EventWatcher: @unchecked Sendable {
                 }
             }
         }
-        thread.name = "event watcher"
-        thread.start()
     }
 
     private func watchRoles(_ cluster: ManagedCluster) {

@@ -51,7 +51,7 @@ final class ExperimentRegistry: @unchecked Sendable {
             }
             return entry
         }
-        let thread = Thread { [self] in
+        startNamedThread("experiment \(entry.id)") { [self] in
             var failure: String?
             do {
                 _ = try entry.runner.run()
@@ -63,8 +63,6 @@ final class ExperimentRegistry: @unchecked Sendable {
                 entries[entry.id]?.error = failure
             }
         }
-        thread.name = "experiment \(entry.id)"
-        thread.start()
         return view(entry)
     }
 

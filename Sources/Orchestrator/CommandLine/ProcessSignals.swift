@@ -1,11 +1,12 @@
 import Foundation
+import Transport
 
 /// Notices that the process that spawned this one is gone: it holds the write end of our
 /// standard input, so end-of-file means it exited (or was killed).
 enum ParentWatch {
     /// Runs `action` on a thread of its own once standard input closes.
     static func onStandardInputClosed(_ action: @escaping @Sendable () -> Void) {
-        let thread = Thread {
+        startNamedThread("parent-watch") {
             var byte: UInt8 = 0
             while true {
                 let count = read(0, &byte, 1)
@@ -13,8 +14,6 @@ enum ParentWatch {
             }
             action()
         }
-        thread.name = "parent-watch"
-        thread.start()
     }
 }
 
@@ -34,7 +33,7 @@ enum Signals {
         sigaddset(&set, SIGTERM)
         pthread_sigmask(SIG_BLOCK, &set, nil)
         let waited = set
-        let waiter = Thread {
+        startNamedThread("signals") {
             var set = waited
             while true {
                 var received: Int32 = 0
@@ -48,8 +47,6 @@ enum Signals {
                 }
             }
         }
-        waiter.name = "signals"
-        waiter.start()
     }
 
     /// Runs `handler` (once per signal) on SIGINT or SIGTERM instead of exiting at once.
