@@ -76,7 +76,11 @@ public enum Placement {
     {
         precondition(count >= 0, "replica count \(count) is negative")
         var placed: [UInt64: Int] = [:]
-        let candidates = capacity.keys.filter { healthy.contains($0) }.sorted()
+        // One array, sorted in place (filtering and then sorting made two per placement).
+        var candidates: [UInt64] = []
+        candidates.reserveCapacity(capacity.count)
+        for node in capacity.keys where healthy.contains(node) { candidates.append(node) }
+        candidates.sort()
         for _ in 0..<count {
             var best: (node: UInt64, score: Double)?
             for node in candidates {

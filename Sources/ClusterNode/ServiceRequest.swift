@@ -140,49 +140,64 @@ public struct ServiceRequest: Decodable, Sendable {
     /// The specs, checked; `single` names the one container in error messages ("" for a
     /// body that is the service itself).
     func validated(single: String = "container", list listName: String = "containers") throws(NodeError) -> [ServiceSpec] {
-        let list: [(Container, String)]
         switch (container, containers) {
-        case (let one?, nil): list = [(one, single)]
+        case (let one?, nil): return [try spec(of: one, at: single)]
         case (nil, let many?):
             guard !many.isEmpty else { throw .invalid("containers is empty; give at least one container") }
             guard many.count <= Self.maxServices else { throw .invalid("containers has \(many.count) entries; at most \(Self.maxServices)") }
-            list = many.enumerated().map { ($0.element, "\(listName)[\($0.offset)]") }
+            var specs: [ServiceSpec] = []
+            specs.reserveCapacity(many.count)
+            for (offset, item) in many.enumerated() { specs.append(try spec(of: item, at: "\(listName)[\(offset)]")) }
+            return specs
         case (.some, .some): throw .invalid("give either container or containers, not both")
         case (nil, nil):
             throw .invalid(#"missing field container (or containers), e.g. {"container": {"id": 5, "replicas": 25}}"#)
         }
-        var specs: [ServiceSpec] = []
-        for (item, path) in list {
-            let replicas: Int
-            switch (item.replicas, self.replicas) {
-            case (let inner?, let outer?) where inner != outer:
-                throw .invalid("\(Self.field(path, "replicas")) (\(inner)) and replicas (\(outer)) disagree")
-            case (let inner?, _): replicas = inner
-            case (nil, let outer?): replicas = outer
-            case (nil, nil): throw .invalid("missing field replicas in \(path) (or at the top level)")
-            }
-            guard replicas >= 1, replicas <= Self.maxReplicas else {
-                throw .invalid("\(Self.field(path, "replicas")) must be a whole number from 1 to \(Self.maxReplicas), got \(replicas)")
-            }
-            let cpu = item.cpu ?? ServiceSpec.defaultCPU
-            guard Self.cpuMillicores.contains(cpu) else { throw .invalid("\(Self.field(path, "cpu")) must be millicores from 1 to \(Self.cpuMillicores.upperBound), got \(cpu)") }
-            let memory = item.memory ?? ServiceSpec.defaultMemory
-            guard Self.memoryMB.contains(memory) else { throw .invalid("\(Self.field(path, "memory")) must be MB from 1 to \(Self.memoryMB.upperBound), got \(memory)") }
-            for (field, value) in [("name", item.name), ("description", item.description), ("label", item.label), ("image", item.image)]
-                where (value?.utf8.count ?? 0) > 256 {
-                throw .invalid("\(Self.field(path, field)) is longer than 256 bytes")
-            }
-            for (field, value) in [("name", item.name), ("image", item.image)] where value.map(Self.isBlank) == true {
-                throw .invalid("\(Self.field(path, field)) is empty; leave it out or give one")
-            }
-            if let id = item.id, id < 0 { throw .invalid("\(Self.field(path, "id")) must be a whole number of at least 0, got \(id)") }
-            specs.append(ServiceSpec(containerID: item.id, name: item.name ?? item.description ?? item.label ?? item.id.map { "container \($0)" },
-                                     description: item.description, label: item.label, image: item.image,
-                                     replicas: replicas, cpu: cpu, memory: memory,
-                                     publish: try PortRequest.parse(item.publish, field: Self.field(path, "publish")),
-                                     privatePort: try PortRequest.privatePort(item.privatePort, field: Self.field(path, "privatePort"))))
+    }
+
+    /// A container's text fields, each at most 256 bytes (lists made once, not per request),
+    /// and those that may be left out but not given empty.
+    private static let textFields = ["name", "description", "label", "image"]
+    private static let nonBlankFields = ["name", "image"]
+
+    private static func text(_ field: String, of item: Container) -> String? {
+        switch field {
+        case "name": item.name
+        case "description": item.description
+        case "label": item.label
+        default: item.image
         }
-        return specs
+    }
+
+    /// One container's spec, checked; `path` names it in error messages.
+    private func spec(of item: Container, at path: String) throws(NodeError) -> ServiceSpec {
+        let replicas: Int
+        switch (item.replicas, self.replicas) {
+        case (let inner?, let outer?) where inner != outer:
+            throw .invalid("\(Self.field(path, "replicas")) (\(inner)) and replicas (\(outer)) disagree")
+        case (let inner?, _): replicas = inner
+        case (nil, let outer?): replicas = outer
+        case (nil, nil): throw .invalid("missing field replicas in \(path) (or at the top level)")
+        }
+        guard replicas >= 1, replicas <= Self.maxReplicas else {
+            throw .invalid("\(Self.field(path, "replicas")) must be a whole number from 1 to \(Self.maxReplicas), got \(replicas)")
+        }
+        let cpu = item.cpu ?? ServiceSpec.defaultCPU
+        guard Self.cpuMillicores.contains(cpu) else { throw .invalid("\(Self.field(path, "cpu")) must be millicores from 1 to \(Self.cpuMillicores.upperBound), got \(cpu)") }
+        let memory = item.memory ?? ServiceSpec.defaultMemory
+        guard Self.memoryMB.contains(memory) else { throw .invalid("\(Self.field(path, "memory")) must be MB from 1 to \(Self.memoryMB.upperBound), got \(memory)") }
+        for field in Self.textFields where (Self.text(field, of: item)?.utf8.count ?? 0) > 256 {
+            throw .invalid("\(Self.field(path, field)) is longer than 256 bytes")
+        }
+        for field in Self.nonBlankFields where Self.text(field, of: item).map(Self.isBlank) == true {
+            throw .invalid("\(Self.field(path, field)) is empty; leave it out or give one")
+        }
+        if let id = item.id, id < 0 { throw .invalid("\(Self.field(path, "id")) must be a whole number of at least 0, got \(id)") }
+        return ServiceSpec(containerID: item.id, name: item.name ?? item.description ?? item.label ?? item.id.map { "container \($0)" },
+                           description: item.description, label: item.label, image: item.image,
+                           replicas: replicas, cpu: cpu, memory: memory,
+                           publish: try PortRequest.parse(item.publish, field: Self.field(path, "publish")),
+                           privatePort: try PortRequest.privatePort(item.privatePort, field: Self.field(path, "privatePort")))
     }
 }
 

@@ -67,7 +67,7 @@ struct JSONParser {
         defer { depth -= 1 }
         position += 1
         var fields: [(key: String, value: JSONNode)] = []
-        var keys: [String] = []
+        fields.reserveCapacity(4)
         var seen = Set<String>()
         skipWhitespace()
         if position < bytes.count, bytes[position] == UInt8(ascii: "}") {
@@ -79,10 +79,9 @@ struct JSONParser {
             guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a field name in quotes") }
             let key = try parseString()
             // A few fields are checked by looking (no hashing); from the 17th on, through a set.
-            if keys.count == 16 { seen = Set(keys) }
-            let isDuplicate = keys.count < 16 ? keys.contains(key) : !seen.insert(key).inserted
+            if fields.count == 16 { seen = Set(fields.map(\.key)) }
+            let isDuplicate = fields.count < 16 ? fields.contains { $0.key == key } : !seen.insert(key).inserted
             guard !isDuplicate else { throw error("duplicate field \(key.debugDescription)") }
-            keys.append(key)
             skipWhitespace()
             guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw error("expected ':' after field \(key.debugDescription)") }
             position += 1

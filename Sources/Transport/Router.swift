@@ -148,7 +148,7 @@ public struct Router: Sendable {
 
     /// Finds what answers `request` (see `Dispatch`).
     public func dispatch(_ request: HTTPRequest) -> Dispatch {
-        let parts = Self.segments(of: request.path).map { percentDecode($0, plusIsSpace: false) }
+        let parts = Self.decodedSegments(of: request.path)
         var allowed: [String] = []
         let method = request.method == "HEAD" ? "GET" : request.method
         for route in routes {
@@ -206,6 +206,21 @@ public struct Router: Sendable {
 
     private static func segments(of path: String) -> [String] {
         path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+    }
+
+    /// A request path's non-empty segments, percent-decoded, gathered in one array (splitting,
+    /// converting and decoding in three passes made three arrays per request).
+    static func decodedSegments(of path: String) -> [String] {
+        var parts: [String] = []
+        parts.reserveCapacity(8)
+        let utf8 = path.utf8
+        var start = utf8.startIndex
+        while start < utf8.endIndex {
+            let end = utf8[start...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
+            if end > start { parts.append(percentDecode(path[start..<end], plusIsSpace: false)) }
+            start = end < utf8.endIndex ? utf8.index(after: end) : end
+        }
+        return parts
     }
 
     private static func match(_ pattern: [Segment], _ parts: [String]) -> [String: String]? {
