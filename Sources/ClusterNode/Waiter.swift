@@ -5,10 +5,13 @@ import Transport
 /// A one-shot result that a task waits for, suspended without holding a thread (`value`),
 /// and another side delivers. Its state sits in the object under an inline `Mutex`: one
 /// allocation per request, where a separate lock object (and its pthread mutex) made three.
+/// The continuation is resumed exactly once, by whichever of delivery and expiry first marks
+/// the state over (or at once by `value` when the result came first), so the unchecked
+/// kind serves: a checked one allocated a checking object per request.
 final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendable {
     private struct State {
         var result: Result?
-        var continuation: CheckedContinuation<Result?, Never>?
+        var continuation: UnsafeContinuation<Result?, Never>?
         /// Delivered or given up: nothing more happens.
         var isOver = false
     }
@@ -17,7 +20,7 @@ final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendabl
 
     /// Delivers the result; later deliveries are ignored.
     func deliver(_ value: Result) {
-        let waiting = state.withLock { state -> CheckedContinuation<Result?, Never>? in
+        let waiting = state.withLock { state -> UnsafeContinuation<Result?, Never>? in
             guard !state.isOver else { return nil }
             state.result = value
             state.isOver = true
@@ -29,7 +32,7 @@ final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendabl
 
     /// Suspends up to `seconds` (one waiting task at a time); nil on timeout.
     func value(seconds: Double) async -> Result? {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Result?, Never>) in
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Result?, Never>) in
             let delivered = state.withLock { state -> Result? in
                 if let result = state.result { return result }
                 state.continuation = continuation
@@ -43,7 +46,7 @@ final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendabl
     var isSettled: Bool { state.withLock { $0.isOver } }
 
     func expire() {
-        let expired = state.withLock { state -> CheckedContinuation<Result?, Never>? in
+        let expired = state.withLock { state -> UnsafeContinuation<Result?, Never>? in
             guard !state.isOver else { return nil }
             state.isOver = true
             defer { state.continuation = nil }

@@ -6,11 +6,25 @@ public enum Quorum {
     /// The largest index that a majority of `voters` have, given each voter's match index
     /// (a voter missing from `matchIndexes` counts as 0).
     public static func committedIndex(voters: Set<NodeID>, matchIndexes: [NodeID: LogIndex]) -> LogIndex {
+        committedIndex(voters: voters) { matchIndexes[$0] ?? 0 }
+    }
+
+    /// The same, with each voter's match index given by `matchIndex`: the indexes are sorted
+    /// in a buffer on the stack (a leader asks after every acknowledgement; a dictionary and
+    /// an array for it were allocated each time).
+    public static func committedIndex(voters: Set<NodeID>, matchIndex: (NodeID) -> LogIndex) -> LogIndex {
         guard !voters.isEmpty else { return 0 }
-        var indexes = voters.map { matchIndexes[$0] ?? 0 }
-        indexes.sort(by: >)
-        // Sorted high to low, the majority-th index is held by a majority.
-        return indexes[majority(of: voters.count) - 1]
+        return withUnsafeTemporaryAllocation(of: LogIndex.self, capacity: voters.count) { buffer in
+            var count = 0
+            for voter in voters {
+                buffer.initializeElement(at: count, to: matchIndex(voter))
+                count += 1
+            }
+            var indexes = UnsafeMutableBufferPointer(rebasing: buffer[..<count])
+            indexes.sort(by: >)
+            // Sorted high to low, the majority-th index is held by a majority.
+            return indexes[majority(of: count) - 1]
+        }
     }
 
     /// The outcome of an election so far.

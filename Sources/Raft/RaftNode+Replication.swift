@@ -187,9 +187,7 @@ extension RaftNode {
     /// when that entry is of the current term (older entries commit indirectly with it).
     mutating func maybeCommit() -> Bool {
         guard let leader = leaderState else { return false }
-        var matchIndexes: [NodeID: LogIndex] = [:]
-        for voter in membership.voters { matchIndexes[voter] = leader.progress[voter]?.matchIndex ?? 0 }
-        let candidate = Quorum.committedIndex(voters: membership.voters, matchIndexes: matchIndexes)
+        let candidate = Quorum.committedIndex(voters: membership.voters) { leader.progress[$0]?.matchIndex ?? 0 }
         guard candidate > commitIndex, log.term(at: candidate) == currentTerm else { return false }
         commit(to: candidate)
         releaseReadsAwaitingTermCommit()

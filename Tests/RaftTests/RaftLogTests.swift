@@ -76,6 +76,22 @@ import Testing
         #expect(Quorum.voteResult(voters: voters, votes: [1: true, 2: false, 3: false]) == .lost)
     }
 
+    @Test func committedIndexIsTheLargestIndexAMajorityHoldsForAnyVotersAndIndexes() {
+        // Against the definition: the largest index that at least a majority of voters have.
+        var random = SplitMix64(seed: 17)
+        for _ in 0..<2_000 {
+            let count = Int(random.next() % 9) + 1
+            let voters = Set((0..<count).map { _ in NodeID(random.next() % 12 + 1) })
+            var matches: [NodeID: LogIndex] = [:]
+            for voter in voters where random.next() % 5 != 0 { matches[voter] = LogIndex(random.next() % 20) }
+            let expected = (0...20).reversed().first { index in
+                voters.filter { (matches[$0] ?? 0) >= LogIndex(UInt64(index)) }.count >= Quorum.majority(of: voters.count)
+            }.map { LogIndex(UInt64($0)) } ?? 0
+            #expect(Quorum.committedIndex(voters: voters, matchIndexes: matches) == expected)
+            #expect(Quorum.committedIndex(voters: voters) { matches[$0] ?? 0 } == expected)
+        }
+    }
+
     @Test func votesOfNonVotersDoNotCount() {
         #expect(Quorum.voteResult(voters: [1, 2, 3], votes: [1: true, 8: true, 9: true]) == .pending)
         #expect(Quorum.committedIndex(voters: [1, 2, 3], matchIndexes: [1: 4, 8: 4, 9: 4]) == 0)

@@ -166,7 +166,8 @@ extension ClusterService {
     /// commit, `forget` is told why (to drop the waiter and record the failure) and the
     /// matching error is thrown: overloaded, timed out (it may still apply), not leader,
     /// retryable (failed without effect), or rejected (a change that cannot apply).
-    func submitAndWait(_ input: RaftNode.Input, waiter: Waiter<ProposalResult>, timeoutMessage: String,
+    /// `timeoutMessage` is built only when it is needed (not for every request).
+    func submitAndWait(_ input: RaftNode.Input, waiter: Waiter<ProposalResult>, timeoutMessage: @autoclosure () -> String,
                        forget: (String) -> Void) async throws(NodeError) -> Committed {
         guard submit(input, mayBeginRound: true) else {
             forget("node overloaded")
@@ -174,7 +175,7 @@ extension ClusterService {
         }
         guard let result = await waiter.value(seconds: configuration.commitTimeoutSeconds) else {
             forget("not committed in time")
-            throw .timedOut(timeoutMessage, mayHaveApplied: true)
+            throw .timedOut(timeoutMessage(), mayHaveApplied: true)
         }
         switch result {
         case .committed(let index, let term, let applied):
