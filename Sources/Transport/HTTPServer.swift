@@ -77,7 +77,7 @@ public final class HTTPServer: @unchecked Sendable {
         self.boundPort = port
         self.limits = limits
         self.router = router
-        self.workers = WorkerPool(name: "http-worker-\(port)", maxThreads: limits.maxHandlerThreads)
+        self.workers = WorkerPool(name: "worker-\(port)", maxThreads: limits.maxHandlerThreads)
     }
 
     /// The port the server listens on.
