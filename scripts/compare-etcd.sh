@@ -44,24 +44,51 @@ done
 "$binary" --port 23700 --nodes 3 --data-dir "$work/ours" > "$work/ours.log" 2>&1 &
 pids+=($!)
 
-leader_etcd=""
-for _ in $(seq 1 200); do
-    for n in 1 2 3; do
-        status=$(curl -s -m 1 -X POST "http://127.0.0.1:2379$n/v3/maintenance/status" -d '{}' || true)
-        member=$(echo "$status" | sed -n 's/.*"member_id":"\([0-9]*\)".*/\1/p'); leader=$(echo "$status" | sed -n 's/.*"leader":"\([0-9]*\)".*/\1/p')
-        if [ -n "$member" ] && [ "$member" = "$leader" ]; then leader_etcd="http://127.0.0.1:2379$n"; fi
+# Each side's leader now: etcd's client URL, our leader's port (nothing when none is known
+# within 20 s).
+find_etcd_leader() {
+    local n status member leader
+    for _ in $(seq 1 200); do
+        for n in 1 2 3; do
+            status=$(curl -s -m 1 -X POST "http://127.0.0.1:2379$n/v3/maintenance/status" -d '{}' || true)
+            member=$(echo "$status" | sed -n 's/.*"member_id":"\([0-9]*\)".*/\1/p'); leader=$(echo "$status" | sed -n 's/.*"leader":"\([0-9]*\)".*/\1/p')
+            if [ -n "$member" ] && [ "$member" = "$leader" ]; then echo "http://127.0.0.1:2379$n"; return; fi
+        done
+        sleep 0.1
     done
-    [ -n "$leader_etcd" ] && break
-    sleep 0.1
-done
+}
+is_our_leader() {
+    local answer; answer=$(curl -s -m 1 "http://127.0.0.1:$1/" || true)
+    case "$answer" in *'"state":"leader"'*) return 0 ;; *) return 1 ;; esac
+}
+find_our_leader() {
+    local port
+    for _ in $(seq 1 200); do
+        port=$(curl -s -m 1 http://127.0.0.1:23700/clusters/0 | sed -n 's/.*"leader":"localhost:\([0-9]*\)".*/\1/p')
+        if [ -n "$port" ] && is_our_leader "$port"; then echo "$port"; return; fi
+        sleep 0.1
+    done
+}
+leader_etcd=$(find_etcd_leader)
 [ -n "$leader_etcd" ] || { echo "etcd elected no leader; see $work"; exit 1; }
-leader_ours=""
-for _ in $(seq 1 200); do
-    leader_ours=$(curl -s -m 1 http://127.0.0.1:23700/clusters/0 | sed -n 's/.*"leader":"localhost:\([0-9]*\)".*/\1/p')
-    [ -n "$leader_ours" ] && break
-    sleep 0.1
-done
+leader_ours=$(find_our_leader)
 [ -n "$leader_ours" ] || { echo "our cluster elected no leader; see $work"; exit 1; }
+# Before each turn: still the leader? A leadership that moved during a run (a stall longer
+# than the election timeout) would otherwise leave the rest of the run measuring a follower
+# that forwards every request. Said on standard error when it happens.
+check_leaders() {
+    if ! is_our_leader "$leader_ours"; then
+        local now; now=$(find_our_leader)
+        echo "note: our leader moved from port $leader_ours to ${now:-none} before the $1-connection turns of round $2; the nodes' logs say:" >&2
+        grep -h "term [0-9]*:" "$work"/ours/cluster-0/node-*.log 2> /dev/null | sort | tail -6 | sed 's/^/      /' >&2 || true
+        [ -n "$now" ] && leader_ours=$now
+    fi
+    local etcd_now; etcd_now=$(find_etcd_leader)
+    if [ -n "$etcd_now" ] && [ "$etcd_now" != "$leader_etcd" ]; then
+        echo "note: etcd's leader moved from $leader_etcd to $etcd_now before the $1-connection turns of round $2" >&2
+        leader_etcd=$etcd_now
+    fi
+}
 
 cat > "$work/ours.lua" <<'LUA'
 wrk.method = "POST"
@@ -123,6 +150,7 @@ printf "%-6s %10s %10s %6s %9s %9s %6s %9s %9s %6s %9s %9s %6s %9s %9s %6s %5s %
 for c in $connections; do
     pairs=""
     for round in $(seq 1 "$rounds"); do
+        check_leaders "$c" "$round"
         # shellcheck disable=SC2086
         if [ $((round % 2)) -eq 1 ]; then
             ours=$(measure "http://127.0.0.1:$leader_ours/service" "$c" "$work/ours.lua" $our_pids)
