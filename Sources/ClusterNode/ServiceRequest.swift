@@ -155,18 +155,22 @@ public struct ServiceRequest: Decodable, Sendable {
         }
     }
 
-    /// A container's text fields, each at most 256 bytes (lists made once, not per request),
-    /// and those that may be left out but not given empty.
-    private static let textFields = ["name", "description", "label", "image"]
-    private static let nonBlankFields = ["name", "image"]
+    /// A container's text fields, each at most 256 bytes, and those that may be left out but
+    /// not given empty (lists made once, not per request).
+    private enum TextField: String {
+        case name, description, label, image
 
-    private static func text(_ field: String, of item: Container) -> String? {
-        switch field {
-        case "name": item.name
-        case "description": item.description
-        case "label": item.label
-        default: item.image
+        func value(in item: Container) -> String? {
+            switch self {
+            case .name: item.name
+            case .description: item.description
+            case .label: item.label
+            case .image: item.image
+            }
         }
+
+        static let all: [TextField] = [.name, .description, .label, .image]
+        static let nonBlank: [TextField] = [.name, .image]
     }
 
     /// One container's spec, checked; `path` names it in error messages.
@@ -186,11 +190,11 @@ public struct ServiceRequest: Decodable, Sendable {
         guard Self.cpuMillicores.contains(cpu) else { throw .invalid("\(Self.field(path, "cpu")) must be millicores from 1 to \(Self.cpuMillicores.upperBound), got \(cpu)") }
         let memory = item.memory ?? ServiceSpec.defaultMemory
         guard Self.memoryMB.contains(memory) else { throw .invalid("\(Self.field(path, "memory")) must be MB from 1 to \(Self.memoryMB.upperBound), got \(memory)") }
-        for field in Self.textFields where (Self.text(field, of: item)?.utf8.count ?? 0) > 256 {
-            throw .invalid("\(Self.field(path, field)) is longer than 256 bytes")
+        for field in TextField.all where (field.value(in: item)?.utf8.count ?? 0) > 256 {
+            throw .invalid("\(Self.field(path, field.rawValue)) is longer than 256 bytes")
         }
-        for field in Self.nonBlankFields where Self.text(field, of: item).map(Self.isBlank) == true {
-            throw .invalid("\(Self.field(path, field)) is empty; leave it out or give one")
+        for field in TextField.nonBlank where field.value(in: item).map(Self.isBlank) == true {
+            throw .invalid("\(Self.field(path, field.rawValue)) is empty; leave it out or give one")
         }
         if let id = item.id, id < 0 { throw .invalid("\(Self.field(path, "id")) must be a whole number of at least 0, got \(id)") }
         return ServiceSpec(containerID: item.id, name: item.name ?? item.description ?? item.label ?? item.id.map { "container \($0)" },

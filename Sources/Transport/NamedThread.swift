@@ -6,7 +6,7 @@ import CEpoll
 /// names the thread only for Foundation. `stackSize` nil keeps Foundation's default.
 public func startNamedThread(_ name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) {
     let thread = Thread {
-        _ = cepoll_name_thread(String(decoding: name.utf8.prefix(15), as: UTF8.self))
+        _ = cepoll_name_thread(name)  // the kernel keeps the first 15 bytes
         body()
     }
     thread.name = name

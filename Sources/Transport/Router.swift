@@ -62,7 +62,7 @@ public struct Router: Sendable {
     }
 
     private mutating func add(_ method: String, _ pattern: String, _ handler: Handler) {
-        let parts = Self.segments(of: pattern)
+        let parts = Self.decodedSegments(of: pattern)
         let segments = parts.map { part -> Segment in
             part.hasPrefix(":") ? .parameter(String(part.dropFirst())) : .literal(part)
         }
@@ -204,12 +204,9 @@ public struct Router: Sendable {
         return indented
     }
 
-    private static func segments(of path: String) -> [String] {
-        path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
-    }
-
-    /// A request path's non-empty segments, percent-decoded, gathered in one array (splitting,
-    /// converting and decoding in three passes made three arrays per request).
+    /// A path's non-empty segments, percent-decoded (a route's pattern has nothing to decode),
+    /// gathered in one array (splitting, converting and decoding in three passes made three
+    /// arrays per request).
     static func decodedSegments(of path: String) -> [String] {
         var parts: [String] = []
         parts.reserveCapacity(8)
