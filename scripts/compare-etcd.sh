@@ -184,3 +184,15 @@ for c in $connections; do
             if (n > 1) printf "%-6s rounds: req/s%s; p50%s; p99%s\n", "", rounds[1], rounds[2], rounds[3]
         }'
 done
+# Leaders that sent no heartbeats for an election timeout (500 ms) or more during the run (a
+# long fdatasync, a starved CPU), either of which can move a leadership: ours log "heartbeats
+# held back" (and count node_heartbeat_stalls_total); etcd warns "failed to send out heartbeat
+# on time (exceeded the 100ms timeout for X, to PEER)" for any heartbeat to a follower later
+# than 2 H, once per follower, X being the time past 2 H: counted here where X is 400 ms or
+# more (T - 2 H).
+ours_stalls=$({ grep -h "heartbeats held back" "$work"/ours/cluster-0/node-*.log 2> /dev/null || true; } | wc -l)
+etcd_stalls=$({ grep -h "failed to send out heartbeat on time" "$work"/etcd-*.log 2> /dev/null || true; } \
+    | sed -n -e 's/.*"exceeded-duration":"\([0-9.]*\)\([a-zµ]*\)".*/\1 \2/p' -e 's/.*timeout for \([0-9.]*\)\([a-zµ]*\),.*/\1 \2/p' \
+    | awk '{ s = $1; if ($2 == "ms") s /= 1000; else if ($2 == "µs" || $2 == "us") s /= 1000000; else if ($2 == "ns") s /= 1e9; else if ($2 == "m") s *= 60 }
+           s >= 0.4 { n++ } END { print n + 0 }')
+echo "leaders' heartbeats held back an election timeout or more: ours ${ours_stalls:-0} times; etcd ${etcd_stalls:-0} warnings (one per follower)"

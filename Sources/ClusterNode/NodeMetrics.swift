@@ -20,6 +20,9 @@ final class NodeMetrics: @unchecked Sendable {
         /// Rounds an event loop began itself on a nearly idle node, instead of waking the
         /// round thread for them (`ReplicaDriver.submit(_:mayBeginRound:)`).
         case roundsBegunOnEventLoops
+        /// Times this node, as leader, stepped no ticks (sent no heartbeats) for at least an
+        /// election timeout: a long fdatasync, a pause, a starved CPU (`ReplicaDriver`).
+        case heartbeatStalls
     }
 
     private let lock = AdaptiveLock()

@@ -176,6 +176,34 @@ import Transport
         #expect(seconds < 0.4, "the first write after the election took \(seconds) s: it waited for the old leader's answer")
     }
 
+    /// A leader that sent no heartbeats for an election timeout (paused here; under load, a
+    /// long fdatasync can do the same) says so in its log when it runs again, with the likely
+    /// cause, and counts it: the explanation of a leadership change with no fault injected.
+    @Test func aLeaderThatHeldBackItsHeartbeatsSaysSo() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3)
+        defer { orchestrator.stop() }
+        let summary = try orchestrator.waitForLeader()
+        let leader = Int((summary["leader"] as! String).split(separator: ":").last!)!
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(leader)/pause").status == 200)
+        // Paused until another node leads: at least an election timeout (500 ms) without ticks.
+        #expect(try orchestrator.waitUntil("a new leader", seconds: 20) {
+            try orchestrator.nodes().contains { $0.port != leader && $0.state == "leader" }
+        })
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(leader)/resume").status == 200)
+        let logPath = orchestrator.dataDirectory + "/cluster-0/node-\(leader).log"
+        var line = ""
+        #expect(try orchestrator.waitUntil("the old leader's log line", seconds: 10) {
+            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            line = log.split(separator: "\n").last { $0.contains("heartbeats held back") }.map(String.init) ?? ""
+            return !line.isEmpty
+        })
+        let heldBack = line.split(separator: " ").firstIndex(of: "back").flatMap { Int(line.split(separator: " ")[$0 + 1]) }
+        #expect((heldBack ?? 0) >= 500, "\(line)")
+        #expect(line.contains("election timeout (500 ms)") && line.contains("likely the process paused or starved of CPU"), "\(line)")
+        let stalls = MetricsTests.value(try MetricsTests.scrape(orchestrator, port: leader), "node_heartbeat_stalls_total")
+        #expect((stalls ?? 0) >= 1)
+    }
+
     @Test func everyNodeKilledAtOnceUnderLoadKeepsEveryAcknowledgedWrite() throws {
         let orchestrator = try OrchestratorHarness(nodes: 3)
         defer { orchestrator.stop() }

@@ -70,6 +70,8 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     private var roundThreadWakesAt = Double.infinity
     /// Inputs (besides ticks) the last round took: how busy the node is.
     private var lastRoundInputCount = 0
+    /// How long the last fdatasync took (for `noteHeldBackHeartbeats`; the round's runner's).
+    private var lastSyncSeconds = 0.0
     /// An event loop begins a round only on a nearly idle node (the last round took at most
     /// this many inputs). Under load, rounds follow each other on the round thread, and a
     /// round an event loop ran would apply a large batch on it, serialized with its
@@ -160,11 +162,11 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         }
         inputs.append(contentsOf: room >= batch.count ? batch : Array(batch.prefix(room)))
         if mayBeginRound, roundRunner == nil, !isRoundThreadWoken, lastRoundInputCount <= Self.maxInputsToBeginRoundHere,
-           let round = takeInputs() {
+           let (round, tickGap) = takeInputs() {
             roundRunner = .eventLoop
             inbox.unlock()
             metrics.increment(.roundsBegunOnEventLoops)
-            runRoundHere(round)
+            runRoundHere(round, tickGap: tickGap)
             return min(room, batch.count)
         }
         if roundRunner == .eventLoop {
@@ -190,8 +192,9 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     /// loop never waits for the disk). A node that cannot write its log stops: acting on
     /// state that is not on disk could break Raft's guarantees.
     @discardableResult
-    private func runRound(_ batch: [RaftNode.Input], handingOverSync: Bool = false) -> Bool {
+    private func runRound(_ batch: [RaftNode.Input], tickGap: Double, handingOverSync: Bool = false) -> Bool {
         let began = monotonicSeconds()
+        if tickGap >= electionTimeoutSeconds { noteHeldBackHeartbeats(tickGap) }
         let round: Replica.Round
         do {
             round = try replica.begin(batch, sendingAheadThrough: self)
@@ -216,8 +219,8 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     /// thread is woken if inputs were queued meanwhile, if it waits for this round to end (a
     /// tick was due), or if it sleeps until a timer event this round brought forward (a new
     /// leader's first heartbeat comes long before the election timeout it slept towards).
-    private func runRoundHere(_ batch: [RaftNode.Input]) {
-        guard runRound(batch, handingOverSync: true) else { return }
+    private func runRoundHere(_ batch: [RaftNode.Input], tickGap: Double) {
+        guard runRound(batch, tickGap: tickGap, handingOverSync: true) else { return }
         let due = replica.withCore { $0.ticksUntilNextTimerEvent }
         let mustWake = inbox.withLock {
             roundRunner = nil
@@ -234,7 +237,10 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             let started = monotonicSeconds()
             let outputs = try replica.finish(round, sendingThrough: self)
             let finished = monotonicSeconds()
-            if round.mustSync && configuration.isFsyncEnabled { metrics.recordSync(seconds: finished - started) }
+            if round.mustSync && configuration.isFsyncEnabled {
+                metrics.recordSync(seconds: finished - started)
+                lastSyncSeconds = finished - started
+            }
             if !round.mayApplyBeforeSync { apply(outputs) }
             replica.sendReplication(of: round, through: self)
             metrics.roundDuration.observe(monotonicSeconds() - began)
@@ -258,13 +264,31 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     }
 
     private var tickSeconds: Double { Double(configuration.tickMicroseconds) / 1_000_000 }
+    private var electionTimeoutSeconds: Double { Double(configuration.electionTimeoutMilliseconds) / 1_000 }
 
-    /// The queued inputs with the ticks that passed in front of them, or nil when there is
-    /// nothing to do (under `inbox`). Ticks are counted against the clock; after a long pause
-    /// (SIGSTOP) a few election timeouts' worth stand for the rest.
-    private func takeInputs() -> [RaftNode.Input]? {
+    /// A leader whose rounds stepped no ticks for at least an election timeout sent no
+    /// heartbeats for that long (its round thread was in a long fdatasync, or the process was
+    /// paused or starved of CPU), and its followers may have elected another leader with no
+    /// fault injected: said in the log, with the last fdatasync's duration to tell a slow disk
+    /// from a pause, and counted (etcd warns alike: "leader failed to send out heartbeat on
+    /// time"). Only the round's runner calls it.
+    private func noteHeldBackHeartbeats(_ gap: Double) {
+        guard let term = replica.withCore({ $0.isLeader ? $0.currentTerm : nil }) else { return }
+        metrics.increment(.heartbeatStalls)
+        let cause = lastSyncSeconds >= gap / 2 ? "a slow disk" : "the process paused or starved of CPU"
+        log.write("term \(term): heartbeats held back \(Int(gap * 1_000)) ms, at least the election timeout "
+            + "(\(configuration.electionTimeoutMilliseconds) ms): followers may have elected another leader; "
+            + "the last fdatasync took \(String(format: "%.1f", lastSyncSeconds * 1_000)) ms (likely \(cause))")
+    }
+
+    /// The queued inputs with the ticks that passed in front of them, and the time since ticks
+    /// were last delivered, or nil when there is nothing to do (under `inbox`). Ticks are
+    /// counted against the clock; after a long pause (SIGSTOP) a few election timeouts' worth
+    /// stand for the rest.
+    private func takeInputs() -> (inputs: [RaftNode.Input], tickGap: Double)? {
         let now = monotonicSeconds()
-        var elapsed = Int((now - lastTick) / tickSeconds)
+        let gap = now - lastTick
+        var elapsed = Int(gap / tickSeconds)
         lastTick += Double(elapsed) * tickSeconds
         let maxCatchUpTicks = 4 * configuration.raftSettings.electionTicks
         if elapsed > maxCatchUpTicks {
@@ -276,12 +300,12 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         var batch = Array(repeating: RaftNode.Input.tick, count: elapsed)
         batch.append(contentsOf: inputs)
         inputs.removeAll(keepingCapacity: true)
-        return batch
+        return (batch, gap)
     }
 
     /// The round thread's next batch, or nil when there is nothing to do (the round thread
     /// then no longer counts as running a round).
-    private func takeBatch() -> [RaftNode.Input]? {
+    private func takeBatch() -> (inputs: [RaftNode.Input], tickGap: Double)? {
         inbox.lock()
         defer { inbox.unlock() }
         guard !isStopped, let batch = takeInputs() else {
@@ -321,7 +345,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             handedOver = nil
             inbox.unlock()
             if let handed { complete(handed.round, began: handed.began) }
-            while let batch = takeBatch() { runRound(batch) }
+            while let (batch, tickGap) = takeBatch() { runRound(batch, tickGap: tickGap) }
         }
     }
 
