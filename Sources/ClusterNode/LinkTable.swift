@@ -103,7 +103,10 @@ public final class LinkTable: @unchecked Sendable {
         var changes: [(UInt64, LinkState)] = []
         let known = snapshot
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
-            let peer = try Self.peerID(from: key)
+            // Each key names a peer (a body such as {"to": ..., "state": ...} is not this API).
+            guard let peer = NodeAddress(parsing: key)?.id else {
+                throw .invalid(#"unknown peer "\#(key)": each key names a peer (localhost:PORT, 127.0.0.1:PORT or PORT), as in {"localhost:8002": 0}"#)
+            }
             guard peer != selfID else { throw .invalid("\(key) is this node itself") }
             guard let current = known[peer] else {
                 let peers = known.keys.sorted().map { "localhost:\($0)" }.joined(separator: ", ")
@@ -117,7 +120,7 @@ public final class LinkTable: @unchecked Sendable {
     /// `localhost:8002`, `127.0.0.1:8002` or `8002` (with an optional `http://`) → 8002.
     static func peerID(from key: String) throws(NodeError) -> UInt64 {
         guard let address = NodeAddress(parsing: key) else {
-            throw .invalid("unknown peer \(key): name it localhost:PORT, 127.0.0.1:PORT or PORT")
+            throw .invalid(#"unknown peer "\#(key)": name it localhost:PORT, 127.0.0.1:PORT or PORT"#)
         }
         return address.id
     }

@@ -154,6 +154,16 @@ import Transport
         #expect(links.snapshot.values.allSatisfy { $0 == .healthy })
     }
 
+    /// A body in another shape ({"to": ..., "state": ...}) is refused naming the key that is
+    /// not a peer and the shape that is meant.
+    @Test func aKeyThatIsNotAPeerIsNamedWithTheExpectedShape() {
+        let links = table()
+        #expect { try links.update(from: Array(#"{"to": "localhost:8002", "state": "down"}"#.utf8)) } throws: { error in
+            guard case .invalid(let message)? = error as? NodeError else { return false }
+            return message.hasPrefix(#"unknown peer "state": each key names a peer"#) && message.contains(#"{"localhost:8002": 0}"#)
+        }
+    }
+
     @Test func aBadKeyRejectsTheWholeUpdate() {
         let links = table()
         #expect(throws: NodeError.self) { try links.update(from: Array(#"{"localhost:8002": 0, "localhost:8009": 0}"#.utf8)) }
