@@ -126,15 +126,13 @@ public struct EntryView: Codable, Sendable {
     init(_ entry: Entry) {
         index = entry.index.rawValue
         term = entry.term.rawValue
+        kind = entry.kind.name
         switch entry.kind {
         case .noop:
-            kind = "noop"
             summary = "no-op appended by the new leader of term \(entry.term)"
         case .membership:
-            kind = "membership"
             summary = "membership change"
         case .command:
-            kind = "command"
             summary = (try? ClusterCommandCodec.decode(entry.data)).map(Self.describe) ?? "undecodable command (\(entry.data.count) bytes)"
         }
     }
@@ -267,7 +265,7 @@ public struct LogEntryDigest: Codable, Sendable, Hashable {
     init(_ entry: Entry) {
         index = entry.index.rawValue
         term = entry.term.rawValue
-        kind = entry.kind == .command ? "command" : (entry.kind == .noop ? "noop" : "membership")
+        kind = entry.kind.name
         digest = CRC32C.checksum(entry.data)
     }
 }

@@ -45,6 +45,15 @@ public enum EntryKind: UInt8, Sendable, Hashable {
     case command = 0
     case noop = 1
     case membership = 2
+
+    /// How views and log comparisons name it.
+    public var name: String {
+        switch self {
+        case .command: "command"
+        case .noop: "noop"
+        case .membership: "membership"
+        }
+    }
 }
 
 /// One entry of the replicated log.
