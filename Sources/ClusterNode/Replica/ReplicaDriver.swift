@@ -27,7 +27,7 @@ protocol RoundConsumer: AnyObject {
 /// queues a proposal or a peer's messages begins the round itself and hands it to the round
 /// thread only for its fdatasync (`submit(_:mayBeginRound:)`).
 ///
-/// Ownership: `inbox` guards `inputs`, `isStopped`, `lastTick`, `isRoundThreadWoken`,
+/// Ownership: `inbox` guards `inputs`, `arrivals`, `isStopped`, `lastTick`, `isRoundThreadWoken`,
 /// `roundRunner`, `handedOver`, `isWaitingForRoundHere`, `roundThreadWakesAt` and
 /// `lastRoundInputCount` (the timer thread waits on it); one round runs at a time
 /// (`roundRunner`), so the replica's log has one user at a time;
@@ -47,6 +47,10 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     private let directoryLock: DirectoryLock
     private let inbox = NSCondition()
     private var inputs: [RaftNode.Input] = []
+    /// When the queued inputs came, in ticks since `lastTick`: each run's end in `inputs` and
+    /// the ticks that had passed when it was queued (runs that came within one tick merged).
+    /// A round steps each run after those ticks, not after all of them (`interleaving`).
+    private var arrivals: [(end: Int, ticksBefore: Int)] = []
     private var isStopped = false
     /// The clock time up to which ticks have been delivered to the core.
     private var lastTick = monotonicSeconds()
@@ -161,6 +165,12 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             return 0
         }
         inputs.append(contentsOf: room >= batch.count ? batch : Array(batch.prefix(room)))
+        let ticksBefore = Int((monotonicSeconds() - lastTick) / tickSeconds)
+        if let last = arrivals.last, last.ticksBefore == ticksBefore {
+            arrivals[arrivals.count - 1].end = inputs.count
+        } else {
+            arrivals.append((inputs.count, ticksBefore))
+        }
         if mayBeginRound, roundRunner == nil, !isRoundThreadWoken, lastRoundInputCount <= Self.maxInputsToBeginRoundHere,
            let (round, tickGap) = takeInputs() {
             roundRunner = .eventLoop
@@ -281,14 +291,15 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             + "the last fdatasync took \(String(format: "%.1f", lastSyncSeconds * 1_000)) ms (likely \(cause))")
     }
 
-    /// The queued inputs with the ticks that passed in front of them, and the time since ticks
-    /// were last delivered, or nil when there is nothing to do (under `inbox`). Ticks are
-    /// counted against the clock; after a long pause (SIGSTOP) a few election timeouts' worth
-    /// stand for the rest.
+    /// The queued inputs and the ticks that passed, each input after the ticks that had
+    /// passed when it came (`interleaving`), and the time since ticks were last delivered, or
+    /// nil when there is nothing to do (under `inbox`). Ticks are counted against the clock;
+    /// after a long pause (SIGSTOP) a few election timeouts' worth stand for the rest.
     private func takeInputs() -> (inputs: [RaftNode.Input], tickGap: Double)? {
         let now = monotonicSeconds()
         let gap = now - lastTick
-        var elapsed = Int(gap / tickSeconds)
+        let passed = Int(gap / tickSeconds)
+        var elapsed = passed
         lastTick += Double(elapsed) * tickSeconds
         let maxCatchUpTicks = 4 * configuration.raftSettings.electionTicks
         if elapsed > maxCatchUpTicks {
@@ -297,10 +308,44 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         }
         guard elapsed > 0 || !inputs.isEmpty else { return nil }
         lastRoundInputCount = inputs.count
-        var batch = Array(repeating: RaftNode.Input.tick, count: elapsed)
-        batch.append(contentsOf: inputs)
+        let batch = Self.interleaving(inputs, arrivals: arrivals, ticks: elapsed, ticksPassed: passed)
         inputs.removeAll(keepingCapacity: true)
+        arrivals.removeAll(keepingCapacity: true)
         return (batch, gap)
+    }
+
+    /// `ticks` ticks with the queued `inputs` among them: each run of inputs after the ticks
+    /// that had passed when it came (`arrivals`, counted of `ticksPassed`; scaled when the
+    /// ticks were capped to fewer), the remaining ticks last. It matters after a round
+    /// thread's long fdatasync, when many ticks and the messages that came meanwhile are
+    /// stepped in one round. With every tick first (the order before session 21), a leader's
+    /// check that it heard from a majority within each election timeout (thesis §6.2) ran
+    /// with its followers' answers from that timeout still unread, and it stepped down and
+    /// campaigned again with no fault anywhere (seen in a comparison run: the leader alone
+    /// campaigned, in term 2, and won); and a follower ran out its election timeout with its
+    /// leader's heartbeats from that time unread, and started a pre-vote. Either order is
+    /// safe (ticks only drive timeouts); this one is what happened.
+    static func interleaving(_ inputs: [RaftNode.Input], arrivals: [(end: Int, ticksBefore: Int)], ticks: Int,
+                             ticksPassed: Int) -> [RaftNode.Input] {
+        var batch: [RaftNode.Input] = []
+        batch.reserveCapacity(ticks + inputs.count)
+        var delivered = 0
+        var start = 0
+        for arrival in arrivals where arrival.end > start {
+            let before = ticksPassed > ticks ? arrival.ticksBefore * ticks / ticksPassed : min(arrival.ticksBefore, ticks)
+            while delivered < before {
+                batch.append(.tick)
+                delivered += 1
+            }
+            batch.append(contentsOf: inputs[start..<min(arrival.end, inputs.count)])
+            start = min(arrival.end, inputs.count)
+        }
+        batch.append(contentsOf: inputs[start...])
+        while delivered < ticks {
+            batch.append(.tick)
+            delivered += 1
+        }
+        return batch
     }
 
     /// The round thread's next batch, or nil when there is nothing to do (the round thread
