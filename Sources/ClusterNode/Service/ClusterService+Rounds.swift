@@ -17,7 +17,7 @@ extension ClusterService {
             // wait for its answer (a paused leader never answers).
             formerLeader = leaderHistory.filter { $0.key < term.rawValue && $0.value != configuration.id }.max { $0.key < $1.key }?.value
             noteLeader(configuration.id, of: term.rawValue)
-            contact.startLeading()
+            contact.startLeading(term: term.rawValue)
             leadingSince = monotonicSeconds()
             leadingTerm.store(term.rawValue, ordering: .releasing)
             roleChangedAt = Date().timeIntervalSince1970
