@@ -321,10 +321,10 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     /// stepped in one round. With every tick first (the order before session 21), a leader's
     /// check that it heard from a majority within each election timeout (thesis §6.2) ran
     /// with its followers' answers from that timeout still unread, and it stepped down and
-    /// campaigned again with no fault anywhere (likely what a comparison run's leader did: after
-    /// such a stall it alone campaigned, in term 2, and won); and a follower ran out its election timeout with its
-    /// leader's heartbeats from that time unread, and started a pre-vote. Either order is
-    /// safe (ticks only drive timeouts); this one is what happened.
+    /// campaigned again with no fault anywhere (likely what a comparison run's leader did:
+    /// after such a stall it alone campaigned, in term 2, and won); and a follower ran out
+    /// its election timeout with its leader's heartbeats from that time unread, and started a
+    /// pre-vote. Either order is safe (ticks only drive timeouts); this one is what happened.
     static func interleaving(_ inputs: [RaftNode.Input], arrivals: [(end: Int, ticksBefore: Int)], ticks: Int,
                              ticksPassed: Int) -> [RaftNode.Input] {
         var batch: [RaftNode.Input] = []
