@@ -79,7 +79,11 @@ leader_ours=$(find_our_leader)
 check_leaders() {
     if ! is_our_leader "$leader_ours"; then
         local now; now=$(find_our_leader)
-        echo "note: our leader moved from port $leader_ours to ${now:-none} before the $1-connection turns of round $2; the nodes' logs say:" >&2
+        if [ "$now" = "$leader_ours" ]; then
+            echo "note: our leader on port $leader_ours stopped leading and was elected again before the $1-connection turns of round $2; the nodes' logs say:" >&2
+        else
+            echo "note: our leader moved from port $leader_ours to ${now:-none} before the $1-connection turns of round $2; the nodes' logs say:" >&2
+        fi
         grep -h "term [0-9]*:" "$work"/ours/cluster-0/node-*.log 2> /dev/null | sort | tail -6 | sed 's/^/      /' >&2 || true
         [ -n "$now" ] && leader_ours=$now
     fi

@@ -165,14 +165,15 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             return 0
         }
         inputs.append(contentsOf: room >= batch.count ? batch : Array(batch.prefix(room)))
-        let ticksBefore = Int((monotonicSeconds() - lastTick) / tickSeconds)
+        let now = monotonicSeconds()
+        let ticksBefore = Int((now - lastTick) / tickSeconds)
         if let last = arrivals.last, last.ticksBefore == ticksBefore {
             arrivals[arrivals.count - 1].end = inputs.count
         } else {
             arrivals.append((inputs.count, ticksBefore))
         }
         if mayBeginRound, roundRunner == nil, !isRoundThreadWoken, lastRoundInputCount <= Self.maxInputsToBeginRoundHere,
-           let (round, tickGap) = takeInputs() {
+           let (round, tickGap) = takeInputs(now: now) {
             roundRunner = .eventLoop
             inbox.unlock()
             metrics.increment(.roundsBegunOnEventLoops)
@@ -295,8 +296,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     /// passed when it came (`interleaving`), and the time since ticks were last delivered, or
     /// nil when there is nothing to do (under `inbox`). Ticks are counted against the clock;
     /// after a long pause (SIGSTOP) a few election timeouts' worth stand for the rest.
-    private func takeInputs() -> (inputs: [RaftNode.Input], tickGap: Double)? {
-        let now = monotonicSeconds()
+    private func takeInputs(now: Double = monotonicSeconds()) -> (inputs: [RaftNode.Input], tickGap: Double)? {
         let gap = now - lastTick
         let passed = Int(gap / tickSeconds)
         var elapsed = passed
@@ -331,14 +331,14 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         batch.reserveCapacity(ticks + inputs.count)
         var delivered = 0
         var start = 0
-        for arrival in arrivals where arrival.end > start {
+        for arrival in arrivals {
             let before = ticksPassed > ticks ? arrival.ticksBefore * ticks / ticksPassed : min(arrival.ticksBefore, ticks)
             while delivered < before {
                 batch.append(.tick)
                 delivered += 1
             }
-            batch.append(contentsOf: inputs[start..<min(arrival.end, inputs.count)])
-            start = min(arrival.end, inputs.count)
+            batch.append(contentsOf: inputs[start..<arrival.end])
+            start = arrival.end
         }
         batch.append(contentsOf: inputs[start...])
         while delivered < ticks {
