@@ -222,7 +222,7 @@ extension ByteWriter {
 
 extension ByteReader {
     mutating func readString() throws -> String {
-        String(decoding: try readBytes(Int(try readUInt32())), as: UTF8.self)
+        try readString(byteCount: Int(try readUInt32()))
     }
 
     mutating func readOptionalString() throws -> String? {

@@ -66,6 +66,14 @@ public struct ByteReader {
         defer { offset += count }
         return Array(bytes[offset..<(offset + count)])
     }
+
+    /// `count` bytes decoded as UTF-8 (invalid sequences repaired), straight from the input:
+    /// no intermediate array, so a string of at most 15 bytes allocates nothing.
+    public mutating func readString(byteCount count: Int) throws(OutOfBounds) -> String {
+        guard count >= 0, bytes.endIndex - offset >= count else { throw OutOfBounds() }
+        defer { offset += count }
+        return String(decoding: bytes[offset..<(offset + count)], as: UTF8.self)
+    }
 }
 
 extension ByteWriter {

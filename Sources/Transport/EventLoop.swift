@@ -23,12 +23,18 @@ final class EventLoop: @unchecked Sendable {
     /// An eventfd that `execute` writes to wake the loop.
     private let wakeDescriptor: Int32
     private let lock = AdaptiveLock()
-    /// Tasks from other threads (guarded by `lock`), and whether a wake-up is already on its way.
-    private var tasks: [() -> Void] = []
+    /// What other threads hand the loop: a closure, or a job of a task that prefers the loop
+    /// as its executor (held as it is: wrapping each job in a closure allocated per job).
+    private enum Work {
+        case closure(() -> Void)
+        case job(UnownedJob)
+    }
+    /// Work from other threads (guarded by `lock`), and whether a wake-up is already on its way.
+    private var tasks: [Work] = []
     /// The batch being run: the loop thread swaps it with `tasks` (under `lock`), runs it and
     /// empties it for the next swap, so that taking a batch allocates nothing (copying `tasks`
     /// out and emptying it in place allocated a new buffer for `tasks` each time).
-    private var runningTasks: [() -> Void] = []
+    private var runningTasks: [Work] = []
     private var isWakePending = false
     private var isStopRequested = false
     private let finished = DispatchSemaphore(value: 0)
@@ -87,9 +93,13 @@ final class EventLoop: @unchecked Sendable {
 
     /// Runs `task` on the loop's thread, after the tasks handed over before it. From the loop's
     /// own thread no wake-up is needed: the loop runs such tasks before it waits again.
-    func execute(_ task: @escaping () -> Void) {
+    func execute(_ task: @escaping () -> Void) { hand(.closure(task)) }
+
+    /// Queues `work` for the loop's thread, waking it unless a wake-up is on its way or this
+    /// is the loop's thread.
+    private func hand(_ work: Work) {
         let mustWake = lock.withLock { () -> Bool in
-            tasks.append(task)
+            tasks.append(work)
             guard !isWakePending, !isOwnThread else { return false }
             isWakePending = true
             return true
@@ -182,7 +192,12 @@ final class EventLoop: @unchecked Sendable {
                 swap(&tasks, &runningTasks)
                 isWakePending = false
             }
-            for task in runningTasks { task() }
+            for work in runningTasks {
+                switch work {
+                case .closure(let task): task()
+                case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+                }
+            }
             runningTasks.removeAll(keepingCapacity: runningTasks.capacity <= Self.keptBatchCapacity)
             if lock.withLock({ isStopRequested }) {
                 handlers.removeAll()
@@ -241,7 +256,6 @@ struct TimerHeap {
 
 extension EventLoop: TaskExecutor {
     func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        execute { [self] in job.runSynchronously(on: asUnownedTaskExecutor()) }
+        hand(.job(UnownedJob(job)))
     }
 }

@@ -171,12 +171,14 @@ struct RequestParser {
         else {
             throw HTTPError(.badRequest, "malformed request line (expected: METHOD target HTTP/1.1)")
         }
-        let parts = [buffer[line.lowerBound..<firstSpace], buffer[(firstSpace + 1)..<secondSpace], buffer[(secondSpace + 1)..<line.upperBound]]
-        guard parts[0].allSatisfy(isTokenByte) else { throw HTTPError(.badRequest, "malformed method") }
-        guard parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+        // Three slices, not an array of them (one allocation per request).
+        let method = buffer[line.lowerBound..<firstSpace], targetBytes = buffer[(firstSpace + 1)..<secondSpace]
+        let versionBytes = buffer[(secondSpace + 1)..<line.upperBound]
+        guard method.allSatisfy(isTokenByte) else { throw HTTPError(.badRequest, "malformed method") }
+        guard targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             throw HTTPError(.badRequest, "request target contains spaces, control or non-ASCII bytes")
         }
-        let version = String(decoding: parts[2], as: UTF8.self)
+        let version = String(decoding: versionBytes, as: UTF8.self)
         let isHTTP11: Bool
         switch version {
         case "HTTP/1.1": isHTTP11 = true
@@ -187,9 +189,9 @@ struct RequestParser {
             }
             throw HTTPError(.badRequest, "malformed HTTP version")
         }
-        let target = String(decoding: parts[1], as: UTF8.self)
+        let target = String(decoding: targetBytes, as: UTF8.self)
         guard target.hasPrefix("/") || target == "*" else { throw HTTPError(.badRequest, "request target must start with /") }
-        return HTTPRequest(method: String(decoding: parts[0], as: UTF8.self), target: target, isHTTP11: isHTTP11)
+        return HTTPRequest(method: String(decoding: method, as: UTF8.self), target: target, isHTTP11: isHTTP11)
     }
 
     private func parseHeaderLine(_ buffer: [UInt8], _ line: Range<Int>) throws(HTTPError) -> (String, String) {
@@ -214,16 +216,24 @@ struct RequestParser {
 
     private func framing(of headers: HTTPHeaders, limit: Int) throws(HTTPError) -> BodyFraming {
         var encodings: [String] = []
+        // The first Content-Length; every one of them only when there are several (a list
+        // for the one that nearly every request has cost an allocation).
+        var firstLength: String?
         var lengths: [String] = []
         for field in headers.fields {
             if field.name.caseInsensitiveEquals("content-length") {
-                lengths.append(field.value)
+                if let firstLength {
+                    if lengths.isEmpty { lengths.append(firstLength) }
+                    lengths.append(field.value)
+                } else {
+                    firstLength = field.value
+                }
             } else if field.name.caseInsensitiveEquals("transfer-encoding") {
                 encodings.append(field.value)
             }
         }
         if !encodings.isEmpty {
-            guard lengths.isEmpty else {
+            guard firstLength == nil else {
                 throw HTTPError(.badRequest, "both Content-Length and Transfer-Encoding given; send one")
             }
             let codings = encodings.flatMap { $0.split(separator: ",") }.map { $0.trimmingASCIISpaces().lowercased() }
@@ -232,18 +242,18 @@ struct RequestParser {
             }
             return .chunked
         }
-        guard let first = lengths.first else { return .none }
+        guard let first = firstLength else { return .none }
         func isDigits(_ text: some StringProtocol) -> Bool { !text.isEmpty && text.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
         // One plain number (nearly every request) needs no list split and merged.
         let text: String?
-        if lengths.count == 1 && isDigits(first) {
+        if lengths.isEmpty && isDigits(first) {
             text = first
         } else {
-            let values = Set(lengths.flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }.map { $0.trimmingASCIISpaces() })
+            let values = Set((lengths.isEmpty ? [first] : lengths).flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }.map { $0.trimmingASCIISpaces() })
             text = values.count == 1 ? values.first : nil
         }
         guard let text, isDigits(text), text.utf8.count <= 18, let length = Int(text) else {
-            throw HTTPError(.badRequest, lengths.count > 1 || first.contains(",") ? "conflicting Content-Length values" : "invalid Content-Length \(JSONText.quote(first))")
+            throw HTTPError(.badRequest, !lengths.isEmpty || first.contains(",") ? "conflicting Content-Length values" : "invalid Content-Length \(JSONText.quote(first))")
         }
         guard length <= limit else {
             throw HTTPError(.payloadTooLarge, "body of \(length) bytes exceeds this route's limit of \(limit)")

@@ -335,7 +335,11 @@ final class ServerConnection: @unchecked Sendable {
             return close()
         }
         guard phase != .closed else { return }
-        output.removeAll(keepingCapacity: output.capacity <= 64 * 1024)
+        // Let go rather than empty in place: `output` is usually the answer's own bytes, taken
+        // over by `write` and still shared with its caller here, so emptying it while keeping
+        // its capacity allocated a new buffer for every answer (the next answer is taken over
+        // the same way; only bytes that wait are ever appended to).
+        output = []
         outputOffset = 0
         writeStartedAt = nil
         if interest & EPOLLOUT.rawValue != 0 { setInterest(interest & ~EPOLLOUT.rawValue) }

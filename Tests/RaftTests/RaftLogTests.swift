@@ -168,3 +168,25 @@ import Testing
         }
     }
 }
+
+@Suite struct ByteReaderTests {
+    @Test func stringsAreReadInPlaceWithinBounds() throws {
+        let short = Array("bench".utf8), long = Array("5f0c7a52-1f3e-4c58-9d2a-0b7e3c1a9f44 héllo".utf8)
+        var writer = ByteWriter()
+        writer.write(short)
+        writer.write(long)
+        writer.write([0x61, 0xFF, 0x62])  // invalid UTF-8 in the middle
+        // From a slice that does not start at 0, as a log entry's bytes often do.
+        let bytes = [0xAA, 0xBB] + writer.bytes
+        var reader = ByteReader(bytes[2...])
+        #expect(try reader.readString(byteCount: short.count) == "bench")
+        #expect(try reader.readString(byteCount: long.count) == String(decoding: long, as: UTF8.self))
+        #expect(try reader.readString(byteCount: 3) == "a\u{FFFD}b")
+        #expect(reader.isAtEnd)
+        #expect(throws: ByteReader.OutOfBounds.self) { try reader.readString(byteCount: 1) }
+        var again = ByteReader(bytes[2...])
+        #expect(throws: ByteReader.OutOfBounds.self) { try again.readString(byteCount: -1) }
+        #expect(throws: ByteReader.OutOfBounds.self) { try again.readString(byteCount: bytes.count) }
+        #expect(try again.readString(byteCount: 2) == "be")  // a refused read consumed nothing
+    }
+}

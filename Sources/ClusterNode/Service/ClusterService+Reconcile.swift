@@ -28,12 +28,24 @@ extension ClusterService {
 
     /// A test of whether a peer acknowledged this leader within `seconds` and its log holds
     /// what was committed `seconds` ago. The caller holds the lock while using it.
-    func keepingUp(within seconds: Double, now: Double) -> (UInt64) -> Bool {
-        let committedThen = commitSamples.last(where: { $0.time <= now - seconds })?.index
-        let matchIndexes = coreView.matchIndexes
-        let acknowledgements = contact.acknowledgements
-        return { [self] peer in
-            guard peer != configuration.id else { return true }
+    func keepingUp(within seconds: Double, now: Double) -> KeepingUp {
+        KeepingUp(selfID: configuration.id, seconds: seconds, now: now,
+                  committedThen: commitSamples.last(where: { $0.time <= now - seconds })?.index,
+                  matchIndexes: coreView.matchIndexes, acknowledgements: contact.acknowledgements)
+    }
+
+    /// What `keepingUp` tests, as a value (a closure capturing the same was an allocation on
+    /// every request that places replicas).
+    struct KeepingUp {
+        let selfID: UInt64
+        let seconds: Double
+        let now: Double
+        let committedThen: UInt64?
+        let matchIndexes: [UInt64: UInt64]
+        let acknowledgements: [UInt64: Double]
+
+        func callAsFunction(_ peer: UInt64) -> Bool {
+            guard peer != selfID else { return true }
             guard let acknowledged = acknowledgements[peer], now - acknowledged <= seconds else { return false }
             guard let committedThen else { return true }
             return (matchIndexes[peer] ?? 0) >= committedThen
@@ -53,11 +65,11 @@ extension ClusterService {
     func placeableNodes(in state: ClusterState) -> Set<UInt64> {
         let isLeader = coreView.isLeader
         let heard = isLeader ? contact.heard : []
-        let keepsUp = isLeader ? keepingUp(within: placementSilenceSeconds, now: monotonicSeconds()) : { _ in true }
+        let keepsUp = isLeader ? keepingUp(within: placementSilenceSeconds, now: monotonicSeconds()) : nil
         var placeable = Set<UInt64>(minimumCapacity: state.capacity.count)
         for node in state.capacity.keys where !state.unhealthyNodes.contains(node) {
             // A leader places on itself and on the peers it heard from that keep up.
-            if isLeader, node != configuration.id, !(heard.contains(node) && keepsUp(node)) { continue }
+            if let keepsUp, node != configuration.id, !(heard.contains(node) && keepsUp(node)) { continue }
             placeable.insert(node)
         }
         return placeable
