@@ -187,8 +187,14 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
         case .connecting, .closing:
             break
         case .open:
-            readAnswers(now: now)
-            guard state == .open else { return }
+            // Plain requests: take the answers that came, so the pipeline has room. A switched
+            // stream is answered nothing: the loop hears of its peer closing (EPOLLRDHUP), and a
+            // read here was a system call per batch that found nothing (two per commit on a
+            // leader at one connection, one on each follower).
+            if !isUpgraded {
+                readAnswers(now: now)
+                guard state == .open else { return }
+            }
             if upgradeRequest == nil && unanswered == 0 && outputOffset == output.count && now - lastUsed > Self.maxIdleSeconds {
                 // Idle long enough that the server may be closing it right now: a new one.
                 return endConnection()
