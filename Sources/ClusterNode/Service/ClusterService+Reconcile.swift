@@ -27,7 +27,8 @@ extension ClusterService {
     }
 
     /// A test of whether a peer acknowledged this leader within `seconds` and its log holds
-    /// what was committed `seconds` ago. The caller holds the lock while using it.
+    /// what was committed `seconds` ago, as things stand now. The caller holds the lock (the
+    /// commit samples and the core's view are read here).
     func keepingUp(within seconds: Double, now: Double) -> KeepingUp {
         KeepingUp(selfID: configuration.id, seconds: seconds, now: now,
                   committedThen: commitSamples.last(where: { $0.time <= now - seconds })?.index,
