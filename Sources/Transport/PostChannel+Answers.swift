@@ -1,5 +1,58 @@
-/// Reading the answers to pipelined posts out of what the connection received.
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Reading the answers to pipelined posts, or to a stream's switch of protocols, out of what
+/// the connection received (on the loop's thread or a sender's, under the channel's lock).
 extension PostChannel {
+    /// Reads what arrived without blocking and counts the answers; the peer closing its end,
+    /// an answer that closes or one to nothing ends the connection.
+    func readAnswers(now: Double) {
+        while state == .open {
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if count > 0 {
+                answers.append(contentsOf: chunk[0..<count])
+                lastProgress = now
+                if upgradeRequest != nil {
+                    guard takeSwitchAnswer() else { return endConnection() }
+                    continue
+                }
+                while let answer = Self.takeAnswer(from: &answers) {
+                    guard answer.status >= 200 else { continue }  // an interim answer
+                    guard inFlightHead < inFlight.count else { return endConnection() }
+                    if answer.status >= 300 { unreportedRejected += inFlight[inFlightHead] }
+                    inFlightHead += 1
+                    if answer.closes { return endConnection() }
+                }
+                if inFlightHead == inFlight.count {
+                    inFlight.removeAll(keepingCapacity: true)
+                    inFlightHead = 0
+                }
+                if answers.count > 64 * 1024 { return endConnection() }  // not answers of ours
+                continue
+            }
+            let code = errno
+            if count < 0 && code == EINTR { continue }
+            if count < 0 && (code == EAGAIN || code == EWOULDBLOCK) { return }
+            return endConnection()  // closed by the peer, or failed
+        }
+    }
+
+    /// Streamed: takes the `101` from what arrived; false when the peer refused (counting the
+    /// messages written as rejected) or said anything after it.
+    private func takeSwitchAnswer() -> Bool {
+        while !isUpgraded, let answer = Self.takeAnswer(from: &answers) {
+            if answer.status == HTTPStatus.switchingProtocols.rawValue {
+                isUpgraded = true
+            } else if answer.status >= 200 {
+                unreportedRejected += sentOnConnection
+                sentOnConnection = 0
+                return false
+            }
+        }
+        return !(isUpgraded && !answers.isEmpty) && answers.count <= 64 * 1024
+    }
+
     /// Takes one whole answer off the front of `buffer`: its status, and whether it closes
     /// the connection. Nil while the answer is incomplete.
     static func takeAnswer(from buffer: inout [UInt8]) -> (status: Int, closes: Bool)? {

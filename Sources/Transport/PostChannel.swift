@@ -45,7 +45,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     /// A request's body and how many messages it carries.
     public typealias Prepared = (body: [UInt8], messages: Int)
 
-    private enum State { case idle, connecting, open, closing }
+    enum State { case idle, connecting, open, closing }
 
     public let host: String
     public let port: Int
@@ -55,7 +55,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     private let loop: EventLoop
     private let head: [UInt8]
     /// The request that opens a streamed connection (nil: a request per batch).
-    private let upgradeRequest: [UInt8]?
+    let upgradeRequest: [UInt8]?
     private let prepare: @Sendable ([Message]) -> [Prepared]
     private let report: @Sendable (Outcome, Int) -> Void
     /// Idle time after which the connection is replaced rather than reused: well below the
@@ -63,10 +63,12 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     static var maxIdleSeconds: Double { 20 }
 
     private let lock = AdaptiveLock()
-    private var state = State.idle
+    // The state the answers are read against is internal, not private: `readAnswers` is in
+    // PostChannel+Answers.swift. Everything here is guarded by `lock`.
+    var state = State.idle
     /// Counts connections: work handed to the loop for an earlier one finds it gone.
     private var generation: UInt64 = 0
-    private var descriptor: Int32 = -1
+    var descriptor: Int32 = -1
     private var token: UInt64 = 0
     private var interest: UInt32 = 0
     private var isClosed = false
@@ -79,22 +81,22 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     private var isDelayTimerArmed = false
     private var isWatchdogArmed = false
     /// Requests written (or being written) and not yet answered: the messages each carries.
-    private var inFlight: [Int] = []
-    private var inFlightHead = 0
+    var inFlight: [Int] = []
+    var inFlightHead = 0
     private var output: [UInt8] = []
     private var outputOffset = 0
-    private var answers: [UInt8] = []
+    var answers: [UInt8] = []
     /// Where answers are read into (by whichever thread reads them, under the lock).
-    private var chunk = [UInt8](repeating: 0, count: 4_096)
+    var chunk = [UInt8](repeating: 0, count: 4_096)
     /// When the connection last connected, wrote or read something.
-    private var lastProgress = 0.0
+    var lastProgress = 0.0
     private var lastUsed = 0.0
     private var unreportedSent = 0
     private var unreportedFailed = 0
-    private var unreportedRejected = 0
+    var unreportedRejected = 0
     /// Streamed: the peer answered `101`, and the messages written on this connection so far.
-    private var isUpgraded = false
-    private var sentOnConnection = 0
+    var isUpgraded = false
+    var sentOnConnection = 0
 
     public init(loop: ClientLoop, host: String, port: Int, path: String, headers: HTTPHeaders,
                 maxQueued: Int = 4_096, maxUnanswered: Int = 64, timeoutSeconds: Double = 0.5, upgradeTo upgradeProtocol: String? = nil,
@@ -267,7 +269,7 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
     /// Ends the connection (failed, refused, idle too long, or the channel closing) from
     /// wherever this runs: at once on the loop; from another thread the loop is asked to (and
     /// no one writes to it meanwhile).
-    private func endConnection() {
+    func endConnection() {
         if loop.isCurrent { return closeConnection(generation, dropQueued: false) }
         state = .closing
         let failed = generation
@@ -350,54 +352,6 @@ public final class PostChannel<Message: Sendable>: @unchecked Sendable {
             guard state == .open else { return }
         }
         writeReady(now: now)
-    }
-
-    /// Reads what arrived without blocking and counts the answers; the peer closing its end,
-    /// an answer that closes or one to nothing ends the connection.
-    private func readAnswers(now: Double) {
-        while state == .open {
-            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if count > 0 {
-                answers.append(contentsOf: chunk[0..<count])
-                lastProgress = now
-                if upgradeRequest != nil {
-                    guard takeSwitchAnswer() else { return endConnection() }
-                    continue
-                }
-                while let answer = Self.takeAnswer(from: &answers) {
-                    guard answer.status >= 200 else { continue }  // an interim answer
-                    guard inFlightHead < inFlight.count else { return endConnection() }
-                    if answer.status >= 300 { unreportedRejected += inFlight[inFlightHead] }
-                    inFlightHead += 1
-                    if answer.closes { return endConnection() }
-                }
-                if inFlightHead == inFlight.count {
-                    inFlight.removeAll(keepingCapacity: true)
-                    inFlightHead = 0
-                }
-                if answers.count > 64 * 1024 { return endConnection() }  // not answers of ours
-                continue
-            }
-            let code = errno
-            if count < 0 && code == EINTR { continue }
-            if count < 0 && (code == EAGAIN || code == EWOULDBLOCK) { return }
-            return endConnection()  // closed by the peer, or failed
-        }
-    }
-
-    /// Streamed: takes the `101` from what arrived; false when the peer refused (counting the
-    /// messages written as rejected) or said anything after it.
-    private func takeSwitchAnswer() -> Bool {
-        while !isUpgraded, let answer = Self.takeAnswer(from: &answers) {
-            if answer.status == HTTPStatus.switchingProtocols.rawValue {
-                isUpgraded = true
-            } else if answer.status >= 200 {
-                unreportedRejected += sentOnConnection
-                sentOnConnection = 0
-                return false
-            }
-        }
-        return !(isUpgraded && !answers.isEmpty) && answers.count <= 64 * 1024
     }
 
     private func releaseDelayed() {
