@@ -104,9 +104,7 @@ public final class LinkTable: @unchecked Sendable {
         let known = snapshot
         for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
             // Each key names a peer (a body such as {"to": ..., "state": ...} is not this API).
-            guard let peer = NodeAddress(parsing: key)?.id else {
-                throw .invalid(#"unknown peer "\#(key)": each key names a peer (localhost:PORT, 127.0.0.1:PORT or PORT), as in {"localhost:8002": 0}"#)
-            }
+            let peer = try Self.peerID(from: key, hint: "each key names a peer (\(Self.addressForms)), as in " + #"{"localhost:8002": 0}"#)
             guard peer != selfID else { throw .invalid("\(key) is this node itself") }
             guard let current = known[peer] else {
                 let peers = known.keys.sorted().map { "localhost:\($0)" }.joined(separator: ", ")
@@ -117,10 +115,14 @@ public final class LinkTable: @unchecked Sendable {
         lock.withLock { for (peer, state) in changes { links[peer] = state } }
     }
 
-    /// `localhost:8002`, `127.0.0.1:8002` or `8002` (with an optional `http://`) → 8002.
-    static func peerID(from key: String) throws(NodeError) -> UInt64 {
+    /// How a peer may be named.
+    static let addressForms = "localhost:PORT, 127.0.0.1:PORT or PORT"
+
+    /// `localhost:8002`, `127.0.0.1:8002` or `8002` (with an optional `http://`) → 8002;
+    /// otherwise an error naming `key`, followed by `hint`.
+    static func peerID(from key: String, hint: @autoclosure () -> String = "name it \(addressForms)") throws(NodeError) -> UInt64 {
         guard let address = NodeAddress(parsing: key) else {
-            throw .invalid(#"unknown peer "\#(key)": name it localhost:PORT, 127.0.0.1:PORT or PORT"#)
+            throw .invalid(#"unknown peer "\#(key)": "# + hint())
         }
         return address.id
     }
