@@ -40,6 +40,25 @@ import Transport
         }
     }
 
+    /// One node started again and again, each time as a process that exits at once: each exit
+    /// is recorded with its own status. (Its termination may be reported before `start`
+    /// returns; `start` once recorded "running" after that, and the node stayed running for
+    /// good, seen once on a loaded machine. This loop rarely hits that window by itself; with
+    /// a 0.1 s sleep put after `run()` the old order failed the test above every time.)
+    @Test func aProcessThatExitsAtOnceIsRecordedExited() throws {
+        let root = NSTemporaryDirectory() + "node-exit-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let port = OrchestratorHarness.freePortRun(1)
+        let node = NodeProcess(port: port, dataDirectory: root + "/a", logPath: root + "/a.log")
+        for round in 0..<40 {
+            try node.start(executable: "/bin/sh", arguments: ["-c", "exit \(round % 5 + 1)"])
+            let deadline = monotonicSeconds() + 10
+            while node.status != .exited, monotonicSeconds() < deadline { usleep(500) }
+            #expect(node.status == .exited && node.lastExitStatus == Int32(round % 5 + 1), "round \(round)")
+        }
+    }
+
     /// Nodes run with glibc's allocator tuned (unless the orchestrator's own environment tunes
     /// it), and with the rest of the orchestrator's environment.
     @Test func nodesStartWithTheAllocatorTunedAndTheParentsEnvironment() throws {

@@ -65,18 +65,32 @@ final class NodeProcess: @unchecked Sendable {
         process.terminationHandler = { [weak self] finished in
             guard let self else { return }
             self.lock.withLock {
+                // Only the current process: a restarted node's previous one may be reported late.
+                guard self.process === finished else { return }
                 self.exitStatus = finished.terminationStatus
                 if self.currentStatus == .running || self.currentStatus == .paused { self.currentStatus = .exited }
             }
         }
-        try process.run()
-        try? log.close()  // the child has its own copy
-        lock.withLock {
-            self.process = process
-            self.parentPipe = pipe
-            self.currentStatus = .running
-            self.exitStatus = nil
+        // Recorded as running before it runs: a process that exits at once (a node whose port
+        // is taken) may be reported to the handler before `run()` returns. Recorded after, its
+        // exit was overwritten and the node counted as running for good (a test saw it once,
+        // on a loaded machine: "exit 3" still running 10 s later).
+        let before = lock.withLock { () -> (process: Process?, pipe: Pipe?, status: Status, exitStatus: Int32?) in
+            defer {
+                self.process = process
+                parentPipe = pipe
+                currentStatus = .running
+                exitStatus = nil
+            }
+            return (self.process, parentPipe, currentStatus, exitStatus)
         }
+        do {
+            try process.run()
+        } catch {
+            lock.withLock { (self.process, parentPipe, currentStatus, exitStatus) = before }
+            throw error
+        }
+        try? log.close()  // the child has its own copy
     }
 
     /// Sends `signal` to the process; returns false when it is not running.
