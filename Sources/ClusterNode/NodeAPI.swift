@@ -68,15 +68,35 @@ public enum NodeAPI {
         var service: ServiceView?
     }
 
+    private static func createdResponse(_ node: Node, _ request: HTTPRequest, _ requestID: String, _ created: ClusterService.CreatedServices) -> HTTPResponse {
+        let answer = CreatedServices(index: created.index, term: created.term, requestId: requestID, leader: address(node.configuration.id),
+                                     services: created.records.map(ServiceView.init))
+        return JSONBody.response(answer, status: .created, for: request)
+    }
+
     private static func addServiceRoutes(_ router: inout Router, _ node: Node) {
-        router.addSuspending("POST", "/service") { request in
-            try await onLeader(node, request) {
+        // The hot path: a settled leader serves it without a task (`ClusterService.proposeWithoutTask`);
+        // the rest (a follower forwarding, the wait after an election, a refusal to confirm)
+        // goes through a suspending handler as every other proposal does.
+        router.addReplying("POST", "/service") { request, reply in
+            do {
+                if request.headers["idempotency-key"] != nil { _ = try requestID(request) }
                 let (specs, bodyRequestID) = try ServiceRequest.specs(from: request.body)
                 let requestID = try bodyRequestID ?? NodeAPI.requestID(request)
-                let (records, index, term) = try await node.service.createServices(specs, requestID: requestID)
-                let answer = CreatedServices(index: index, term: term, requestId: requestID, leader: address(node.configuration.id),
-                                             services: records.map(ServiceView.init))
-                return JSONBody.response(answer, status: .created, for: request)
+                let create: @Sendable () async throws -> HTTPResponse = {
+                    createdResponse(node, request, requestID, try await node.service.createServices(specs, requestID: requestID))
+                }
+                let begun = node.service.createServicesWithoutTask(specs, requestID: requestID, hop: reply.onLoop) { outcome in
+                    switch outcome {
+                    case .done(.success(let created)): reply.send(createdResponse(node, request, requestID, created))
+                    case .done(.failure(.notLeader(let leader))): reply.suspend { request in try await notLeader(leader, node, request, retry: create) }
+                    case .done(.failure(let error)): reply.send(error)
+                    case .needsTask: reply.suspend { request in try await onLeader(node, request, create) }
+                    }
+                }
+                if !begun { reply.suspend { request in try await onLeader(node, request, create) } }
+            } catch {
+                reply.send(error)
             }
         }
         router.addSuspending("POST", "/leader") { request in
@@ -396,36 +416,44 @@ public enum NodeAPI {
         if request.headers["idempotency-key"] != nil { _ = try requestID(request) }
         do {
             return try await body()
-        } catch NodeError.notLeader(var knownLeader) {
-            if knownLeader == nil {
-                // Right after an election a follower may not have heard from the new leader
-                // yet: wait for one, at most an election timeout, before answering 503.
-                knownLeader = await waitForKnownLeader(node, seconds: Double(node.configuration.electionTimeoutMilliseconds) / 1_000)
-                if knownLeader == node.configuration.id { return try await body() }
+        } catch NodeError.notLeader(let knownLeader) {
+            return try await notLeader(knownLeader, node, request, retry: body)
+        }
+    }
+
+    /// A request this node could not serve as leader: once a leader is known (waited for, at
+    /// most an election timeout, when none is), forwarded to it, or run again (`retry`) when
+    /// this node turned out to lead; otherwise answered 503.
+    static func notLeader(_ knownLeader: UInt64?, _ node: Node, _ request: HTTPRequest, retry: () async throws -> HTTPResponse) async throws -> HTTPResponse {
+        var knownLeader = knownLeader
+        if knownLeader == nil {
+            // Right after an election a follower may not have heard from the new leader
+            // yet: wait for one, at most an election timeout, before answering 503.
+            knownLeader = await waitForKnownLeader(node, seconds: Double(node.configuration.electionTimeoutMilliseconds) / 1_000)
+            if knownLeader == node.configuration.id { return try await retry() }
+        }
+        guard let leader = knownLeader, leader != node.configuration.id else { throw NodeError.notLeader(leader: nil) }
+        guard request.headers["x-forwarded-by"] == nil else {
+            throw HTTPError(.serviceUnavailable, "leadership is moving (forwarded request reached a non-leader); retry shortly", headers: HTTPHeaders([("Retry-After", "1")]))
+        }
+        guard node.links.state(to: leader).isUp else {
+            throw HTTPError(.serviceUnavailable, "this node's link to the leader \(address(leader)) is cut; ask another node", headers: HTTPHeaders([("Retry-After", "1")]))
+        }
+        node.metrics.increment(.forwardedRequests)
+        var forwardedHeaders = HTTPHeaders([("Content-Type", request.headers["content-type"] ?? "application/json"), ("X-Forwarded-By", address(node.configuration.id))])
+        if let key = request.headers["idempotency-key"] { forwardedHeaders.add("Idempotency-Key", key) }
+        let headers = forwardedHeaders
+        do {
+            // The blocking client, on a thread of its own: this task holds none meanwhile.
+            let client = node.client, timeout = node.configuration.commitTimeoutSeconds + 1
+            var response = try await runBlocking {
+                try client.send(request.method, host: "127.0.0.1", port: Int(leader), path: request.target, headers: headers,
+                                body: request.body, timeoutSeconds: timeout)
             }
-            guard let leader = knownLeader, leader != node.configuration.id else { throw NodeError.notLeader(leader: nil) }
-            guard request.headers["x-forwarded-by"] == nil else {
-                throw HTTPError(.serviceUnavailable, "leadership is moving (forwarded request reached a non-leader); retry shortly", headers: HTTPHeaders([("Retry-After", "1")]))
-            }
-            guard node.links.state(to: leader).isUp else {
-                throw HTTPError(.serviceUnavailable, "this node's link to the leader \(address(leader)) is cut; ask another node", headers: HTTPHeaders([("Retry-After", "1")]))
-            }
-            node.metrics.increment(.forwardedRequests)
-            var forwardedHeaders = HTTPHeaders([("Content-Type", request.headers["content-type"] ?? "application/json"), ("X-Forwarded-By", address(node.configuration.id))])
-            if let key = request.headers["idempotency-key"] { forwardedHeaders.add("Idempotency-Key", key) }
-            let headers = forwardedHeaders
-            do {
-                // The blocking client, on a thread of its own: this task holds none meanwhile.
-                let client = node.client, timeout = node.configuration.commitTimeoutSeconds + 1
-                var response = try await runBlocking {
-                    try client.send(request.method, host: "127.0.0.1", port: Int(leader), path: request.target, headers: headers,
-                                    body: request.body, timeoutSeconds: timeout)
-                }
-                response.headers.set("X-Served-By", address(leader))
-                return response
-            } catch {
-                throw HTTPError(.serviceUnavailable, "could not reach the leader \(address(leader)): \(error)", headers: HTTPHeaders([("Retry-After", "1")]))
-            }
+            response.headers.set("X-Served-By", address(leader))
+            return response
+        } catch {
+            throw HTTPError(.serviceUnavailable, "could not reach the leader \(address(leader)): \(error)", headers: HTTPHeaders([("Retry-After", "1")]))
         }
     }
 }

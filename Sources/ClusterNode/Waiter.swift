@@ -2,16 +2,31 @@ import Foundation
 import Synchronization
 import Transport
 
-/// A one-shot result that a task waits for, suspended without holding a thread (`value`),
-/// and another side delivers. Its state sits in the object under an inline `Mutex`: one
-/// allocation per request, where a separate lock object (and its pthread mutex) made three.
-/// The continuation is resumed exactly once, by whichever of delivery and expiry first marks
-/// the state over (or at once by `value` when the result came first), so the unchecked
-/// kind serves: a checked one allocated a checking object per request.
+/// A one-shot result that another side delivers, waited for without holding a thread: by a
+/// task, suspended (`value`), or by a callback (`whenDelivered`). Its state sits in the object
+/// under an inline `Mutex`: one allocation per request, where a separate lock object (and its
+/// pthread mutex) made three. The continuation or callback is called exactly once, by
+/// whichever of delivery and expiry first marks the state over (or at once when the result
+/// came first), so the unchecked continuation serves: a checked one allocated a checking
+/// object per request.
 final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendable {
+    /// Who waits: a suspended task or a callback (called once, on whichever thread delivers or
+    /// gives up: see `whenDelivered`).
+    private enum Waiting: @unchecked Sendable {
+        case task(UnsafeContinuation<Result?, Never>)
+        case callback((Result?) -> Void)
+
+        func resume(_ result: Result?) {
+            switch self {
+            case .task(let continuation): continuation.resume(returning: result)
+            case .callback(let body): body(result)
+            }
+        }
+    }
+
     private struct State {
         var result: Result?
-        var continuation: UnsafeContinuation<Result?, Never>?
+        var waiting: Waiting?
         /// Delivered or given up: nothing more happens.
         var isOver = false
     }
@@ -20,39 +35,51 @@ final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendabl
 
     /// Delivers the result; later deliveries are ignored.
     func deliver(_ value: Result) {
-        let waiting = state.withLock { state -> UnsafeContinuation<Result?, Never>? in
+        let waiting = state.withLock { state -> Waiting? in
             guard !state.isOver else { return nil }
             state.result = value
             state.isOver = true
-            defer { state.continuation = nil }
-            return state.continuation
+            defer { state.waiting = nil }
+            return state.waiting
         }
-        waiting?.resume(returning: value)
+        waiting?.resume(value)
     }
 
-    /// Suspends up to `seconds` (one waiting task at a time); nil on timeout.
+    /// Suspends up to `seconds` (one waiter at a time); nil on timeout.
     func value(seconds: Double) async -> Result? {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Result?, Never>) in
-            let delivered = state.withLock { state -> Result? in
-                if let result = state.result { return result }
-                state.continuation = continuation
-                return nil
-            }
-            if let delivered { return continuation.resume(returning: delivered) }
-            WaitDeadlines.shared.add(self, after: seconds)
+            wait(.task(continuation), seconds: seconds)
         }
+    }
+
+    /// Calls `body` with the result once it is delivered, or with nil after `seconds` (one
+    /// waiter at a time): at once, on this thread, when it was delivered already; otherwise on
+    /// the thread that delivers it or gives up (the round's thread, the deadlines' timer), so
+    /// `body` should only hand the result on.
+    func whenDelivered(seconds: Double, _ body: @escaping (Result?) -> Void) {
+        wait(.callback(body), seconds: seconds)
+    }
+
+    private func wait(_ waiting: Waiting, seconds: Double) {
+        let delivered = state.withLock { state -> Result? in
+            if let result = state.result { return result }
+            state.waiting = waiting
+            return nil
+        }
+        if let delivered { return waiting.resume(delivered) }
+        WaitDeadlines.shared.add(self, after: seconds)
     }
 
     var isSettled: Bool { state.withLock { $0.isOver } }
 
     func expire() {
-        let expired = state.withLock { state -> UnsafeContinuation<Result?, Never>? in
+        let expired = state.withLock { state -> Waiting? in
             guard !state.isOver else { return nil }
             state.isOver = true
-            defer { state.continuation = nil }
-            return state.continuation
+            defer { state.waiting = nil }
+            return state.waiting
         }
-        expired?.resume(returning: nil)
+        expired?.resume(nil)
     }
 }
 

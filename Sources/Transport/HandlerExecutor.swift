@@ -10,7 +10,7 @@ public final class HandlerExecutor: TaskExecutor, @unchecked Sendable {
     /// The process's handler threads: one per core, at least two.
     public static let shared = HandlerExecutor(threads: max(2, ProcessInfo.processInfo.activeProcessorCount))
 
-    private let pool: WorkerPool
+    let pool: WorkerPool
 
     init(threads: Int) {
         pool = WorkerPool(name: "http-task", maxThreads: threads)

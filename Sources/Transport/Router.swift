@@ -22,6 +22,7 @@ public struct Router: Sendable {
         case immediate(HTTPHandler)
         case blocking(HTTPHandler)
         case suspending(AsyncHTTPHandler)
+        case replying(ReplyingHTTPHandler)
     }
 
     private struct Route: Sendable {
@@ -61,6 +62,11 @@ public struct Router: Sendable {
         add(method, pattern, .suspending(handler))
     }
 
+    /// Adds a route whose handler answers later without a task (see `ReplyingHTTPHandler`).
+    public mutating func addReplying(_ method: String, _ pattern: String, _ handler: @escaping ReplyingHTTPHandler) {
+        add(method, pattern, .replying(handler))
+    }
+
     private mutating func add(_ method: String, _ pattern: String, _ handler: Handler) {
         let parts = Self.decodedSegments(of: pattern)
         let segments = parts.map { part -> Segment in
@@ -78,6 +84,7 @@ public struct Router: Sendable {
             case immediate(HTTPHandler)
             case blocking(HTTPHandler)
             case suspending(AsyncHTTPHandler)
+            case replying(ReplyingHTTPHandler)
         }
 
         fileprivate let work: Work
@@ -96,38 +103,45 @@ public struct Router: Sendable {
         public var isImmediate: Bool {
             switch work {
             case .answered, .immediate: return true
-            case .blocking, .suspending: return false
+            case .blocking, .suspending, .replying: return false
             }
         }
 
-        /// Runs the handler where the caller is; blocks for a suspending one (tests, tools).
+        /// Runs the handler where the caller is; blocks for a suspending or replying one, whose
+        /// later work runs on the handler executor's threads (tests, tools).
         public func respondNow() -> HTTPResponse {
             let started = monotonicSeconds()
             switch work {
             case .answered(let response): return finish(response, started: started)
             case .immediate(let handler), .blocking(let handler): return finish(Router.call(handler, request), started: started)
-            case .suspending(let handler):
+            case .suspending, .replying:
                 let box = ResponseBox()
                 let done = DispatchSemaphore(value: 0)
-                let request = request
-                Task(executorPreference: HandlerExecutor.shared) {
-                    box.response = await Router.call(handler, request)
+                respond(on: HandlerExecutor.shared) { response in
+                    box.response = response
                     done.signal()
                 }
                 done.wait()
-                return finish(box.response!, started: started)
+                return box.response!
             }
         }
 
-        /// Runs a suspending handler and delivers its answer; anything else is answered at once.
-        /// The handler starts on the caller's thread and runs there until it first waits; it
-        /// goes on on `executor` (the server passes the event loop that read the request).
-        public func respond(on executor: any TaskExecutor, _ completion: @escaping @Sendable (HTTPResponse) -> Void) {
+        /// Runs a suspending or replying handler and delivers its answer; anything else is
+        /// answered at once. The handler starts on the caller's thread and runs there until it
+        /// first waits; it goes on on `runner` (the server passes the event loop that read the
+        /// request).
+        func respond(on runner: any ReplyRunner, _ completion: @escaping @Sendable (HTTPResponse) -> Void) {
             let started = monotonicSeconds()
-            guard case .suspending(let handler) = work else { return completion(respondNow()) }
-            let request = request
-            Task.immediate(executorPreference: executor) {
-                completion(finish(await Router.call(handler, request), started: started))
+            switch work {
+            case .answered, .immediate, .blocking:
+                completion(respondNow())
+            case .suspending(let handler):
+                let request = request
+                Task.immediate(executorPreference: runner) {
+                    completion(finish(await Router.call(handler, request), started: started))
+                }
+            case .replying(let handler):
+                handler(request, HTTPReply(request: request, runner: runner) { response in completion(finish(response, started: started)) })
             }
         }
 
@@ -163,6 +177,7 @@ public struct Router: Sendable {
             case .immediate(let handler): return Dispatch(work: .immediate(handler), request: request, route: route.pattern, observer: observer)
             case .blocking(let handler): return Dispatch(work: .blocking(handler), request: request, route: route.pattern, observer: observer)
             case .suspending(let handler): return Dispatch(work: .suspending(handler), request: request, route: route.pattern, observer: observer)
+            case .replying(let handler): return Dispatch(work: .replying(handler), request: request, route: route.pattern, observer: observer)
             }
         }
         if !allowed.isEmpty {
@@ -181,7 +196,7 @@ public struct Router: Sendable {
         }
     }
 
-    private static func call(_ handler: AsyncHTTPHandler, _ request: HTTPRequest) async -> HTTPResponse {
+    static func call(_ handler: AsyncHTTPHandler, _ request: HTTPRequest) async -> HTTPResponse {
         do {
             return try await handler(request)
         } catch {
@@ -189,7 +204,7 @@ public struct Router: Sendable {
         }
     }
 
-    private static func response(for error: any Error) -> HTTPResponse {
+    static func response(for error: any Error) -> HTTPResponse {
         if let error = error as? HTTPError { return error.response }
         if let error = error as? any HTTPResponseError { return error.httpError.response }
         return .error(.internalServerError, "internal error: \(error)")

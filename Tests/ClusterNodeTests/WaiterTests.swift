@@ -91,3 +91,35 @@ import Transport
         unanswered.deliver(9)  // too late: nothing to resume, no crash
     }
 }
+
+extension WaiterTests {
+    /// Records each call of a waiter's callback.
+    private final class Calls: @unchecked Sendable {
+        private let lock = NSLock()
+        private var results: [Int?] = []
+        func note(_ result: Int?) { lock.withLock { results.append(result) } }
+        var all: [Int?] { lock.withLock { results } }
+    }
+
+    @Test func aCallbackGetsTheResultOnceAtOnceIfDeliveredOrNilAtItsTimeout() {
+        let early = Waiter<Int>(), earlyCalls = Calls()
+        early.deliver(3)
+        early.whenDelivered(seconds: 120) { earlyCalls.note($0) }
+        #expect(earlyCalls.all == [3], "not called at once with a result already delivered")
+        let later = Waiter<Int>(), laterCalls = Calls()
+        later.whenDelivered(seconds: 120) { laterCalls.note($0) }
+        #expect(laterCalls.all.isEmpty)
+        later.deliver(7)
+        later.deliver(8)  // ignored
+        later.expire()  // over already: no second call
+        #expect(laterCalls.all == [7])
+        let unanswered = Waiter<Int>(), unansweredCalls = Calls()
+        let start = monotonicSeconds()
+        unanswered.whenDelivered(seconds: 0.05) { unansweredCalls.note($0) }
+        Self.wait { !unansweredCalls.all.isEmpty }
+        #expect(unansweredCalls.all == [nil])
+        #expect(monotonicSeconds() - start >= 0.05)
+        unanswered.deliver(9)  // too late: no second call
+        #expect(unansweredCalls.all == [nil])
+    }
+}

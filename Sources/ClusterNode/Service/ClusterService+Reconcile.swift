@@ -92,8 +92,7 @@ extension ClusterService {
     /// were not placed five per node.)
     /// Once the wait is over for a leadership, its requests skip it without the state lock.
     func settleAfterElection() async {
-        let term = leadingTerm.load(ordering: .acquiring)
-        if term != 0 && settledTerm.load(ordering: .acquiring) == term { return }
+        if isSettledLeader { return }
         let window = max(2 * Double(configuration.heartbeatMilliseconds) / 1_000 + 0.02,
                          Double(configuration.electionTimeoutMilliseconds) / 1_000)
         while true {
@@ -111,6 +110,12 @@ extension ClusterService {
             guard waiting else { return }
             try? await Task.sleep(nanoseconds: 2_000_000)
         }
+    }
+
+    /// This node leads and its wait after the election is over (read without the lock).
+    var isSettledLeader: Bool {
+        let term = leadingTerm.load(ordering: .acquiring)
+        return term != 0 && settledTerm.load(ordering: .acquiring) == term
     }
 
     /// One pass: at most one decision is proposed (and waited for) per pass.

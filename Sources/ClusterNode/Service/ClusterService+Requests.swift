@@ -3,210 +3,6 @@ import Raft
 import Transport
 
 extension ClusterService {
-    /// Proposes the command `makeCommand` builds (under the state lock, with the leader's
-    /// full view of usage: applied, in the log, and queued) and waits for its commit.
-    ///
-    /// Returns nil when `makeCommand` finds nothing to do; for a client call, what the request
-    /// did comes with its commit (`Committed.applied`).
-    ///
-    /// `makeCommand` decides on this node's applied state, which a deposed leader that has not
-    /// noticed yet cannot know is current: a definite "not found" or "conflict" it throws is
-    /// only answered after ReadIndex confirmed leadership and the state caught up, and the
-    /// command is then decided again (API.md: never a definite answer from a stale view).
-    func propose(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool = true,
-                 makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?)
-        async throws(NodeError) -> Committed?
-    {
-        if isClientCall { await settleAfterElection() }
-        do {
-            return try await proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
-        } catch {
-            guard case .refusedOnLocalView = error else { throw error.nodeError }
-        }
-        try await readLinearizably { _ throws(NodeError) in }
-        do {
-            return try await proposeOnce(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand)
-        } catch {
-            throw error.nodeError
-        }
-    }
-
-    /// `makeCommand`'s outcome as a value. (A typed `catch ... where` on its error inside
-    /// `proposeOnce` crashed the Swift 6.3.1 compiler.)
-    private static func decide(_ makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?,
-                               _ usage: inout [UInt64: NodeResources], _ state: ClusterState) -> Result<ClusterCommand?, NodeError> {
-        do {
-            return .success(try makeCommand(&usage, state))
-        } catch {
-            return .failure(error)
-        }
-    }
-
-    /// How one attempt ended without a commit: a definite refusal (`makeCommand` said "not
-    /// found" or "cannot apply") decided on this node's applied state, not yet known to be
-    /// current; or any other failure.
-    private enum AttemptFailure: Error {
-        case refusedOnLocalView(NodeError)
-        case failed(NodeError)
-
-        var nodeError: NodeError {
-            switch self {
-            case .refusedOnLocalView(let error), .failed(let error): error
-            }
-        }
-    }
-
-    /// A committed proposal: its entry and, for a client call, what the request did.
-    struct Committed {
-        var index: UInt64
-        var term: UInt64
-        var applied: AppliedRequest?
-    }
-
-    /// What the locked part of an attempt decided: an earlier outcome that stands, nothing
-    /// to do, or a proposal queued with its waiter.
-    private enum Prepared {
-        case earlier(Committed)
-        case nothing
-        case queued(id: ProposalID, data: [UInt8], fingerprint: UInt64, waiter: Waiter<ProposalResult>)
-    }
-
-    private func proposeOnce(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool,
-                             makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?)
-        async throws(AttemptFailure) -> Committed?
-    {
-        let (id, data, fingerprint, waiter): (ProposalID, [UInt8], UInt64, Waiter<ProposalResult>)
-        await roundGate.passWhenRoundReleased()
-        switch try prepare(requestID: requestID, summary: summary, isClientCall: isClientCall, makeCommand: makeCommand) {
-        case .earlier(let committed): return committed
-        case .nothing: return nil
-        case .queued(let queuedID, let queuedData, let queuedFingerprint, let queuedWaiter):
-            (id, data, fingerprint, waiter) = (queuedID, queuedData, queuedFingerprint, queuedWaiter)
-        }
-        metrics.increment(.proposals)
-
-        let started = monotonicSeconds()
-        let committed: Committed
-        do {
-            committed = try await submitAndWait(.propose([RaftNode.Proposal(id: id, data: data)]), waiter: waiter,
-                                                    timeoutMessage: "not committed within \(configuration.commitTimeoutSeconds) s (request \(requestID)); it may still commit: retry with the same requestId to be sure it applies once") { reason in
-                forget(proposal: id, requestID: requestID, error: reason)
-            }
-        } catch {
-            throw .failed(error)
-        }
-        metrics.recordCommit(seconds: monotonicSeconds() - started)
-        // Two requests under one key can both reach the log; the second applied as a no-op.
-        if isClientCall, committed.applied?.record?.isOtherRequest(than: fingerprint) == true {
-            throw .failed(Self.reusedRequestID(requestID))
-        }
-        return committed
-    }
-
-    /// The locked part of an attempt: decides the command on the leader's full view of
-    /// usage, encodes it and queues its waiter.
-    private func prepare(requestID: String, summary: (services: Int, replicas: Int), isClientCall: Bool,
-                         makeCommand: (_ usage: inout [UInt64: NodeResources], _ state: ClusterState) throws(NodeError) -> ClusterCommand?)
-        throws(AttemptFailure) -> Prepared
-    {
-        lock.lock()
-        defer { lock.unlock() }
-        guard coreView.isLeader else { throw .failed(.notLeader(leader: coreView.leaderID)) }
-        if isClientCall, let earlier = state.record(ofRequest: requestID) {
-            // A retry of a request already applied: its outcome then stands. Deciding again on
-            // today's state would be wrong (a retried delete would find its own deletion and
-            // answer 404); the same key with different content is still refused.
-            var usage = state.usage()
-            if case .success(let decided?) = Self.decide(makeCommand, &usage, state), state.isReused(requestID, withOtherThan: decided.requestFingerprint) {
-                throw .failed(Self.reusedRequestID(requestID))
-            }
-            return .earlier(Committed(index: earlier.index, term: earlier.term, applied: nil))
-        }
-        var usage = state.usage()
-        for (node, resources) in speculativeUsage.total { usage[node] = (usage[node] ?? .zero) + resources }
-        for (node, resources) in queuedUsage.total { usage[node] = (usage[node] ?? .zero) + resources }
-        let command: ClusterCommand
-        switch Self.decide(makeCommand, &usage, state) {
-        case .success(let decided?): command = decided
-        case .success(nil): return .nothing
-        case .failure(let refusal) where refusal.isDefiniteRefusal: throw .refusedOnLocalView(refusal)
-        case .failure(let error): throw .failed(error)
-        }
-        // A key already applied was answered above; two requests under one new key that both
-        // reach the log are told apart after the commit (`proposeOnce`).
-        let fingerprint = isClientCall ? command.requestFingerprint : 0
-        let data = ClusterCommandCodec.encode(command)
-        guard data.count <= NodeLimits.maxCommandBytes else {
-            throw .failed(.tooLarge("the command would take \(data.count) bytes in the log, above the limit of \(NodeLimits.maxCommandBytes); split the request"))
-        }
-        let id = nextID
-        nextID += 1
-        let waiter = Waiter<ProposalResult>()
-        queuedUsage[id] = usageDelta(of: command)
-        proposalWaiters[id] = PendingProposal(waiter: waiter, requestID: isClientCall ? requestID : nil, namesServices: !command.isContainerCommand)
-        if isClientCall {
-            if serviceCalls[requestID] == nil { serviceCallOrder.append(requestID) }
-            serviceCalls[requestID] = ServiceCall(requestID: requestID, receivedAt: Date().timeIntervalSince1970, status: .queued,
-                                                  services: summary.services, replicas: summary.replicas)
-            // Trimmed in steps of a quarter, so the front of the list is not moved per request.
-            if serviceCallOrder.count > ServiceCall.maxRemembered + ServiceCall.maxRemembered / 4 {
-                let excess = serviceCallOrder.count - ServiceCall.maxRemembered
-                for forgotten in serviceCallOrder.prefix(excess) { serviceCalls[forgotten] = nil }
-                serviceCallOrder.removeFirst(excess)
-            }
-        }
-        return .queued(id: id, data: data, fingerprint: fingerprint, waiter: waiter)
-    }
-
-    static func reusedRequestID(_ requestID: String) -> NodeError {
-        .requestIDReused("requestId (or Idempotency-Key) \(requestID) was already used for a different request; use a new key for a new request")
-    }
-
-    /// Submits a proposal's input and waits (suspended) for its outcome. When it does not
-    /// commit, `forget` is told why (to drop the waiter and record the failure) and the
-    /// matching error is thrown: overloaded, timed out (it may still apply), not leader,
-    /// retryable (failed without effect), or rejected (a change that cannot apply).
-    /// `timeoutMessage` is built only when it is needed (not for every request).
-    func submitAndWait(_ input: RaftNode.Input, waiter: Waiter<ProposalResult>, timeoutMessage: @autoclosure () -> String,
-                       forget: (String) -> Void) async throws(NodeError) -> Committed {
-        guard submit(input, mayBeginRound: true) else {
-            forget("node overloaded")
-            throw .overloaded
-        }
-        guard let result = await waiter.value(seconds: configuration.commitTimeoutSeconds) else {
-            forget("not committed in time")
-            throw .timedOut(timeoutMessage(), mayHaveApplied: true)
-        }
-        switch result {
-        case .committed(let index, let term, let applied):
-            return Committed(index: index, term: term, applied: applied)
-        case .notLeader(let leader):
-            forget("leader changed")
-            throw .notLeader(leader: leader)
-        case .failed(let message):
-            forget(message)
-            metrics.increment(.proposalsFailed)
-            throw .retryable(message)
-        case .rejected(let message):
-            forget(message)
-            throw .rejected(message)
-        }
-    }
-
-    /// Drops what a proposal left behind. One the node refused to queue (overloaded, stopping)
-    /// is never taken by a round, so its usage is dropped here too (it stayed counted as
-    /// queued, and placement saw that room as taken for good).
-    private func forget(proposal id: ProposalID, requestID: String, error: String) {
-        lock.withLock {
-            proposalWaiters[id] = nil
-            queuedUsage[id] = nil
-            if serviceCalls[requestID]?.status == .queued {
-                serviceCalls[requestID]?.status = .failed
-                serviceCalls[requestID]?.error = error
-            }
-        }
-    }
-
     /// Runs `body` on a state at least as new as every write acknowledged before this call
     /// (ReadIndex through the leader). Throws `NodeError.notLeader` on a follower.
     func readLinearizably<T>(_ body: (ClusterState) throws(NodeError) -> T) async throws(NodeError) -> T {
@@ -243,9 +39,30 @@ extension ClusterService {
     }
 
     /// Creates services from a client request; returns their records once committed.
-    func createServices(_ specs: [ServiceSpec], requestID: String) async throws(NodeError) -> (records: [ServiceRecord], index: UInt64, term: UInt64) {
-        let replicas = specs.reduce(0) { $0 + $1.replicas }
-        let committed = try await propose(requestID: requestID, summary: (specs.count, replicas)) { usage, state throws(NodeError) -> ClusterCommand? in
+    func createServices(_ specs: [ServiceSpec], requestID: String) async throws(NodeError) -> CreatedServices {
+        let committed = try await propose(requestID: requestID, summary: Self.summary(of: specs), makeCommand: creating(specs, requestID: requestID))
+        return created(committed, requestID: requestID)
+    }
+
+    /// `createServices` without a task (see `proposeWithoutTask`); false when it must go
+    /// through `createServices`.
+    func createServicesWithoutTask(_ specs: [ServiceSpec], requestID: String, hop: @escaping (@escaping () -> Void) -> Void,
+                                   done: @escaping (TasklessOutcome<CreatedServices>) -> Void) -> Bool {
+        proposeWithoutTask(requestID: requestID, summary: Self.summary(of: specs), makeCommand: creating(specs, requestID: requestID), hop: hop) { [self] outcome in
+            done(outcome.map { committed in created(committed, requestID: requestID) })
+        }
+    }
+
+    /// The services a create request made, once committed, and the entry that carried them.
+    typealias CreatedServices = (records: [ServiceRecord], index: UInt64, term: UInt64)
+
+    private static func summary(of specs: [ServiceSpec]) -> (services: Int, replicas: Int) {
+        (specs.count, specs.reduce(0) { $0 + $1.replicas })
+    }
+
+    /// Places each service's replicas on the leader's full view of usage.
+    private func creating(_ specs: [ServiceSpec], requestID: String) -> CommandMaker {
+        { [self] usage, state throws(NodeError) -> ClusterCommand? in
             let healthy = placeableNodes(in: state)
             let inUse = state.cpuInUse(atMs: LoadView.nowMs())
             let planned = specs.map { spec in
@@ -255,6 +72,9 @@ extension ClusterService {
             }
             return .createServices(requestID: requestID, services: planned)
         }
+    }
+
+    private func created(_ committed: Committed?, requestID: String) -> CreatedServices {
         guard let committed else { preconditionFailure("a create request always has a command") }
         return (appliedRequest(committed, requestID).services, committed.index, committed.term)
     }

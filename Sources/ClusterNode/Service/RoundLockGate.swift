@@ -3,7 +3,7 @@ import Synchronization
 import Transport
 
 /// Lets a request that would wait for the state lock while a round holds it suspend its
-/// task instead of blocking its event loop. A round (on the round thread, or on an event
+/// task (or leave a callback) instead of blocking its event loop. A round (on the round thread, or on an event
 /// loop of a nearly idle node) holds the lock for a whole batch (`ClusterService.logWritten`
 /// decodes the round's new entries, `ClusterService.apply` applies the committed ones): at
 /// 128 connections tens to hundreds of microseconds, in which the loop reads and parses
@@ -34,6 +34,14 @@ final class RoundLockGate: @unchecked Sendable {
         await tasks.wait { _ in isHeld.load(ordering: .acquiring) }
     }
 
-    /// Tasks suspended now (for tests).
+    /// Returns false at once unless a round holds (or is taking) the state lock; then true,
+    /// and `body` is called once the round released it (on the round's thread: it should
+    /// only hand the work on).
+    func callWhenRoundReleased(_ body: @escaping () -> Void) -> Bool {
+        guard isHeld.load(ordering: .acquiring) else { return false }
+        return tasks.callAfterNextChange(if: { _ in isHeld.load(ordering: .acquiring) }, body)
+    }
+
+    /// Tasks suspended and callbacks kept now (for tests).
     var waitingCount: Int { tasks.waitingCount }
 }
