@@ -36,6 +36,8 @@ final class EventLoop: @unchecked Sendable {
     /// out and emptying it in place allocated a new buffer for `tasks` each time).
     private var runningTasks: [Work] = []
     private var isWakePending = false
+    /// The loop handed itself work while handling an event (loop thread only).
+    private var isOwnWorkPending = false
     private var isStopRequested = false
     private let finished = DispatchSemaphore(value: 0)
     /// The loop's thread, once it runs.
@@ -100,7 +102,11 @@ final class EventLoop: @unchecked Sendable {
     private func hand(_ work: Work) {
         let mustWake = lock.withLock { () -> Bool in
             tasks.append(work)
-            guard !isWakePending, !isOwnThread else { return false }
+            if isOwnThread {
+                isOwnWorkPending = true
+                return false
+            }
+            guard !isWakePending else { return false }
             isWakePending = true
             return true
         }
@@ -150,6 +156,22 @@ final class EventLoop: @unchecked Sendable {
         timers.push(deadline, action)
     }
 
+    /// Runs the work handed to the loop so far (on the loop's thread).
+    private func runHandedWork() {
+        isOwnWorkPending = false
+        lock.withLock {
+            swap(&tasks, &runningTasks)
+            isWakePending = false
+        }
+        for work in runningTasks {
+            switch work {
+            case .closure(let task): task()
+            case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
+            }
+        }
+        runningTasks.removeAll(keepingCapacity: runningTasks.capacity <= Self.keptBatchCapacity)
+    }
+
     private func run() {
         lock.withLock { thread = pthread_self() }
         var events = [epoll_event](repeating: epoll_event(), count: 256)
@@ -182,23 +204,17 @@ final class EventLoop: @unchecked Sendable {
                         continue
                     }
                     handlers[token]?(events[index].events)
+                    // Work a handler handed its own loop (a resumed task's job, a reply) runs
+                    // before the next event's handler, not after the whole batch: an answer
+                    // made ready goes out before the loop reads the next connection.
+                    if isOwnWorkPending { runHandedWork() }
                 }
             }
             if !timers.isEmpty {
                 let now = monotonicSeconds()
                 while let action = timers.popDue(now: now) { action() }
             }
-            lock.withLock {
-                swap(&tasks, &runningTasks)
-                isWakePending = false
-            }
-            for work in runningTasks {
-                switch work {
-                case .closure(let task): task()
-                case .job(let job): job.runSynchronously(on: asUnownedTaskExecutor())
-                }
-            }
-            runningTasks.removeAll(keepingCapacity: runningTasks.capacity <= Self.keptBatchCapacity)
+            runHandedWork()
             if lock.withLock({ isStopRequested }) {
                 handlers.removeAll()
                 timers = TimerHeap()

@@ -16,11 +16,15 @@ public typealias ReplyingHTTPHandler = @Sendable (_ request: HTTPRequest, _ repl
 protocol ReplyRunner: TaskExecutor {
     /// Runs `work` later on this runner's thread(s), never inline.
     func execute(_ work: @escaping () -> Void)
+    /// True on this runner's own thread.
+    var isCurrent: Bool { get }
 }
 
 extension EventLoop: ReplyRunner {}
 
 extension HandlerExecutor: ReplyRunner {
+    var isCurrent: Bool { false }
+
     func execute(_ work: @escaping () -> Void) {
         // A reply's work is handed on once and runs once, on one of the pool's threads.
         nonisolated(unsafe) let work = work
@@ -52,8 +56,12 @@ public final class HTTPReply: @unchecked Sendable {
     /// Answers with the error's response, as a throwing handler's error would be.
     public func send(_ error: any Error) { send(Router.response(for: error)) }
 
-    /// Runs `work` on the request's event loop, after what the loop is doing now.
-    public func onLoop(_ work: @escaping () -> Void) { runner.execute(work) }
+    /// Runs `work` on the request's event loop: at once when called there (a commit applied
+    /// by a round that loop runs is answered before the round sends the followers the new
+    /// commit index), otherwise handed to the loop.
+    public func onLoop(_ work: @escaping () -> Void) {
+        if runner.isCurrent { work() } else { runner.execute(work) }
+    }
 
     /// Serves the request with a suspending handler (one task, run on the request's loop
     /// until it first waits): for what the replying handler leaves to the slower path.
