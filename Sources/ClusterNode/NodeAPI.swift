@@ -74,6 +74,11 @@ public enum NodeAPI {
         return JSONBody.response(answer, status: .created, for: request)
     }
 
+    /// `POST /service` through a task (`ClusterService.createServices`).
+    private static func createServices(_ node: Node, _ request: HTTPRequest, _ specs: [ServiceSpec], _ requestID: String) async throws -> HTTPResponse {
+        createdResponse(node, request, requestID, try await node.service.createServices(specs, requestID: requestID))
+    }
+
     private static func addServiceRoutes(_ router: inout Router, _ node: Node) {
         // The hot path: a settled leader serves it without a task (`ClusterService.proposeWithoutTask`);
         // the rest (a follower forwarding, the wait after an election, a refusal to confirm)
@@ -83,18 +88,24 @@ public enum NodeAPI {
                 if request.headers["idempotency-key"] != nil { _ = try requestID(request) }
                 let (specs, bodyRequestID) = try ServiceRequest.specs(from: request.body)
                 let requestID = try bodyRequestID ?? NodeAPI.requestID(request)
-                let create: @Sendable () async throws -> HTTPResponse = {
-                    createdResponse(node, request, requestID, try await node.service.createServices(specs, requestID: requestID))
+                func throughTask() {
+                    reply.suspend { request in try await onLeader(node, request) { try await createServices(node, request, specs, requestID) } }
                 }
                 let begun = node.service.createServicesWithoutTask(specs, requestID: requestID, hop: reply.onLoop) { outcome in
                     switch outcome {
-                    case .done(.success(let created)): reply.send(createdResponse(node, request, requestID, created))
-                    case .done(.failure(.notLeader(let leader))): reply.suspend { request in try await notLeader(leader, node, request, retry: create) }
-                    case .done(.failure(let error)): reply.send(error)
-                    case .needsTask: reply.suspend { request in try await onLeader(node, request, create) }
+                    case .done(.success(let committed)):
+                        reply.send(createdResponse(node, request, requestID, node.service.created(committed, requestID: requestID)))
+                    case .done(.failure(.notLeader(let leader))):
+                        reply.suspend { request in
+                            try await notLeader(leader, node, request) { try await createServices(node, request, specs, requestID) }
+                        }
+                    case .done(.failure(let error)):
+                        reply.send(error)
+                    case .needsTask:
+                        throughTask()
                     }
                 }
-                if !begun { reply.suspend { request in try await onLeader(node, request, create) } }
+                if !begun { throughTask() }
             } catch {
                 reply.send(error)
             }

@@ -36,21 +36,28 @@ extension HandlerExecutor: ReplyRunner {
 public final class HTTPReply: @unchecked Sendable {
     /// The request as routed (path parameters included).
     public let request: HTTPRequest
+    private let route: String?
+    private let observer: Router.Observer?
+    private let started: Double
     private let runner: any ReplyRunner
-    /// Takes the final answer (the router's error formatting and observer, then the server).
-    private let deliver: (HTTPResponse) -> Void
+    /// Takes the answer as it leaves (`Router.finish`): the server writes it.
+    private let completion: @Sendable (HTTPResponse) -> Void
     private let isAnswered = Atomic<Bool>(false)
 
-    init(request: HTTPRequest, runner: any ReplyRunner, deliver: @escaping (HTTPResponse) -> Void) {
+    init(request: HTTPRequest, route: String?, observer: Router.Observer?, started: Double, runner: any ReplyRunner,
+         completion: @escaping @Sendable (HTTPResponse) -> Void) {
         self.request = request
+        self.route = route
+        self.observer = observer
+        self.started = started
         self.runner = runner
-        self.deliver = deliver
+        self.completion = completion
     }
 
     /// Answers the request. Only the first answer counts (a second is a handler's bug, ignored).
     public func send(_ response: HTTPResponse) {
         guard !isAnswered.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        deliver(response)
+        completion(Router.finish(response, for: request, route: route, observer: observer, started: started))
     }
 
     /// Answers with the error's response, as a throwing handler's error would be.

@@ -37,7 +37,8 @@ public struct Router: Sendable {
     /// Told of every answered request: the request (with its path parameters), the pattern
     /// of the route that answered (nil when none matched), the status and the handler's
     /// seconds. For request metrics.
-    public var observer: (@Sendable (_ request: HTTPRequest, _ route: String?, _ status: HTTPStatus, _ seconds: Double) -> Void)?
+    public var observer: Observer?
+    public typealias Observer = @Sendable (_ request: HTTPRequest, _ route: String?, _ status: HTTPStatus, _ seconds: Double) -> Void
 
     public init() {}
 
@@ -90,7 +91,7 @@ public struct Router: Sendable {
         fileprivate let work: Work
         fileprivate let request: HTTPRequest
         fileprivate let route: String?
-        fileprivate let observer: (@Sendable (_ request: HTTPRequest, _ route: String?, _ status: HTTPStatus, _ seconds: Double) -> Void)?
+        fileprivate let observer: Observer?
 
         /// True when the handler may block a thread (run it on a thread that may wait).
         public var mayBlock: Bool {
@@ -141,14 +142,12 @@ public struct Router: Sendable {
                     completion(finish(await Router.call(handler, request), started: started))
                 }
             case .replying(let handler):
-                handler(request, HTTPReply(request: request, runner: runner) { response in completion(finish(response, started: started)) })
+                handler(request, HTTPReply(request: request, route: route, observer: observer, started: started, runner: runner, completion: completion))
             }
         }
 
         private func finish(_ response: HTTPResponse, started: Double) -> HTTPResponse {
-            let response = Router.prettyError(response, for: request)
-            observer?(request, route, response.status, monotonicSeconds() - started)
-            return response
+            Router.finish(response, for: request, route: route, observer: observer, started: started)
         }
     }
 
@@ -208,6 +207,13 @@ public struct Router: Sendable {
         if let error = error as? HTTPError { return error.response }
         if let error = error as? any HTTPResponseError { return error.httpError.response }
         return .error(.internalServerError, "internal error: \(error)")
+    }
+
+    /// A handler's answer as it leaves: an error indented when asked for, and the observer told.
+    static func finish(_ response: HTTPResponse, for request: HTTPRequest, route: String?, observer: Observer?, started: Double) -> HTTPResponse {
+        let response = prettyError(response, for: request)
+        observer?(request, route, response.status, monotonicSeconds() - started)
+        return response
     }
 
     private static func prettyError(_ response: HTTPResponse, for request: HTTPRequest) -> HTTPResponse {

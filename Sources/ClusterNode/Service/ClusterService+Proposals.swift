@@ -36,18 +36,11 @@ extension ClusterService {
     }
 
     /// How a client proposal begun without a task ended (`proposeWithoutTask`).
-    enum TasklessOutcome<Value> {
-        case done(Result<Value, NodeError>)
+    enum TasklessOutcome {
+        case done(Result<Committed?, NodeError>)
         /// Refused on this node's applied view, which a task must confirm (ReadIndex) before
         /// it decides again: `propose` serves such a request from the start.
         case needsTask
-
-        func map<Other>(_ transform: (Value) -> Other) -> TasklessOutcome<Other> {
-            switch self {
-            case .done(let result): .done(result.map(transform))
-            case .needsTask: .needsTask
-            }
-        }
     }
 
     /// `propose` for a client call on a leader past its wait after the election, without a
@@ -58,30 +51,40 @@ extension ClusterService {
     /// Returns false, having done nothing, when this node is not such a leader: the caller
     /// then goes through `propose`, which waits for the election to settle or is refused.
     func proposeWithoutTask(requestID: String, summary: (services: Int, replicas: Int), makeCommand: @escaping CommandMaker,
-                            hop: @escaping (@escaping () -> Void) -> Void, done: @escaping (TasklessOutcome<Committed?>) -> Void) -> Bool
+                            hop: @escaping (@escaping () -> Void) -> Void, done: @escaping (TasklessOutcome) -> Void) -> Bool
     {
         guard isSettledLeader else { return false }
-        let attempt = { [self] in
-            do throws(AttemptFailure) {
-                switch try begin(requestID: requestID, summary: summary, isClientCall: true, makeCommand: makeCommand) {
-                case .finished(let committed): done(.done(.success(committed)))
-                case .submitted(let submitted):
-                    submitted.waiter.whenDelivered(seconds: configuration.commitTimeoutSeconds) { result in
-                        hop { [self] in
-                            do throws(AttemptFailure) {
-                                done(.done(.success(try finish(submitted, result))))
-                            } catch {
-                                done(error.tasklessOutcome)
-                            }
+        // The gate is looked at first so that the common path builds no closure for it.
+        if roundGate.isHeldNow, roundGate.callWhenRoundReleased({ [self] in
+            hop { [self] in attemptWithoutTask(requestID: requestID, summary: summary, makeCommand: makeCommand, hop: hop, done: done) }
+        }) {
+            return true
+        }
+        attemptWithoutTask(requestID: requestID, summary: summary, makeCommand: makeCommand, hop: hop, done: done)
+        return true
+    }
+
+    /// One attempt of `proposeWithoutTask`, on the request's event loop.
+    private func attemptWithoutTask(requestID: String, summary: (services: Int, replicas: Int), makeCommand: CommandMaker,
+                                    hop: @escaping (@escaping () -> Void) -> Void, done: @escaping (TasklessOutcome) -> Void)
+    {
+        do throws(AttemptFailure) {
+            switch try begin(requestID: requestID, summary: summary, isClientCall: true, makeCommand: makeCommand) {
+            case .finished(let committed): done(.done(.success(committed)))
+            case .submitted(let submitted):
+                submitted.waiter.whenDelivered(seconds: configuration.commitTimeoutSeconds) { result in
+                    hop { [self] in
+                        do throws(AttemptFailure) {
+                            done(.done(.success(try finish(submitted, result))))
+                        } catch {
+                            done(error.tasklessOutcome)
                         }
                     }
                 }
-            } catch {
-                done(error.tasklessOutcome)
             }
+        } catch {
+            done(error.tasklessOutcome)
         }
-        if !roundGate.callWhenRoundReleased({ hop(attempt) }) { attempt() }
-        return true
     }
 
     /// `makeCommand`'s outcome as a value. (A typed `catch ... where` on its error inside
@@ -107,7 +110,7 @@ extension ClusterService {
             }
         }
 
-        var tasklessOutcome: TasklessOutcome<Committed?> {
+        var tasklessOutcome: TasklessOutcome {
             switch self {
             case .refusedOnLocalView: .needsTask
             case .failed(let error): .done(.failure(error))

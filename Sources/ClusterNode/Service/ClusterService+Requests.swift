@@ -45,12 +45,10 @@ extension ClusterService {
     }
 
     /// `createServices` without a task (see `proposeWithoutTask`); false when it must go
-    /// through `createServices`.
+    /// through `createServices`. `done` gets the commit (`created` tells what it made).
     func createServicesWithoutTask(_ specs: [ServiceSpec], requestID: String, hop: @escaping (@escaping () -> Void) -> Void,
-                                   done: @escaping (TasklessOutcome<CreatedServices>) -> Void) -> Bool {
-        proposeWithoutTask(requestID: requestID, summary: Self.summary(of: specs), makeCommand: creating(specs, requestID: requestID), hop: hop) { [self] outcome in
-            done(outcome.map { committed in created(committed, requestID: requestID) })
-        }
+                                   done: @escaping (TasklessOutcome) -> Void) -> Bool {
+        proposeWithoutTask(requestID: requestID, summary: Self.summary(of: specs), makeCommand: creating(specs, requestID: requestID), hop: hop, done: done)
     }
 
     /// The services a create request made, once committed, and the entry that carried them.
@@ -74,7 +72,8 @@ extension ClusterService {
         }
     }
 
-    private func created(_ committed: Committed?, requestID: String) -> CreatedServices {
+    /// What a committed create request made.
+    func created(_ committed: Committed?, requestID: String) -> CreatedServices {
         guard let committed else { preconditionFailure("a create request always has a command") }
         return (appliedRequest(committed, requestID).services, committed.index, committed.term)
     }

@@ -34,6 +34,9 @@ final class RoundLockGate: @unchecked Sendable {
         await tasks.wait { _ in isHeld.load(ordering: .acquiring) }
     }
 
+    /// A round holds (or is taking) the state lock now (a look without the tasks' lock).
+    var isHeldNow: Bool { isHeld.load(ordering: .acquiring) }
+
     /// Returns false at once unless a round holds (or is taking) the state lock; then true,
     /// and `body` is called once the round released it (on the round's thread: it should
     /// only hand the work on).
