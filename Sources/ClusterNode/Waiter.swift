@@ -10,23 +10,9 @@ import Transport
 /// came first), so the unchecked continuation serves: a checked one allocated a checking
 /// object per request.
 final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendable {
-    /// Who waits: a suspended task or a callback (called once, on whichever thread delivers or
-    /// gives up: see `whenDelivered`).
-    private enum Waiting: @unchecked Sendable {
-        case task(UnsafeContinuation<Result?, Never>)
-        case callback((Result?) -> Void)
-
-        func resume(_ result: Result?) {
-            switch self {
-            case .task(let continuation): continuation.resume(returning: result)
-            case .callback(let body): body(result)
-            }
-        }
-    }
-
     private struct State {
         var result: Result?
-        var waiting: Waiting?
+        var waiting: Resumption<Result?>?
         /// Delivered or given up: nothing more happens.
         var isOver = false
     }
@@ -35,7 +21,7 @@ final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendabl
 
     /// Delivers the result; later deliveries are ignored.
     func deliver(_ value: Result) {
-        let waiting = state.withLock { state -> Waiting? in
+        let waiting = state.withLock { state -> Resumption<Result?>? in
             guard !state.isOver else { return nil }
             state.result = value
             state.isOver = true
@@ -60,7 +46,7 @@ final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendabl
         wait(.callback(body), seconds: seconds)
     }
 
-    private func wait(_ waiting: Waiting, seconds: Double) {
+    private func wait(_ waiting: Resumption<Result?>, seconds: Double) {
         let delivered = state.withLock { state -> Result? in
             if let result = state.result { return result }
             state.waiting = waiting
@@ -73,13 +59,28 @@ final class Waiter<Result: Sendable>: WaitDeadlines.Expiring, @unchecked Sendabl
     var isSettled: Bool { state.withLock { $0.isOver } }
 
     func expire() {
-        let expired = state.withLock { state -> Waiting? in
+        let expired = state.withLock { state -> Resumption<Result?>? in
             guard !state.isOver else { return nil }
             state.isOver = true
             defer { state.waiting = nil }
             return state.waiting
         }
         expired?.resume(nil)
+    }
+}
+
+/// Who waits for a value: a suspended task, or a callback (called on whichever thread
+/// delivers). Either is resumed exactly once by its owner (`Waiter`, `WaitingTasks`), which
+/// is what makes the unchecked continuation and the unchecked sendability sound.
+enum Resumption<Value: Sendable>: @unchecked Sendable {
+    case task(UnsafeContinuation<Value, Never>)
+    case callback((Value) -> Void)
+
+    func resume(_ value: Value) {
+        switch self {
+        case .task(let continuation): continuation.resume(returning: value)
+        case .callback(let body): body(value)
+        }
     }
 }
 

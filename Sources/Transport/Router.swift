@@ -137,13 +137,14 @@ public struct Router: Sendable {
             case .answered, .immediate, .blocking:
                 completion(respondNow())
             case .suspending(let handler):
-                let request = request
-                Task.immediate(executorPreference: runner) {
-                    completion(finish(await Router.call(handler, request), started: started))
-                }
+                reply(on: runner, started: started, completion).suspend(handler)
             case .replying(let handler):
-                handler(request, HTTPReply(request: request, route: route, observer: observer, started: started, runner: runner, completion: completion))
+                handler(request, reply(on: runner, started: started, completion))
             }
+        }
+
+        private func reply(on runner: any ReplyRunner, started: Double, _ completion: @escaping @Sendable (HTTPResponse) -> Void) -> HTTPReply {
+            HTTPReply(request: request, route: route, observer: observer, started: started, runner: runner, completion: completion)
         }
 
         private func finish(_ response: HTTPResponse, started: Double) -> HTTPResponse {

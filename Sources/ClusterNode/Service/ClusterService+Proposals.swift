@@ -35,6 +35,10 @@ extension ClusterService {
         }
     }
 
+    /// Runs its closure where the request goes on: the server passes its reply's `onLoop`
+    /// (the request's event loop).
+    typealias Hop = (@escaping () -> Void) -> Void
+
     /// How a client proposal begun without a task ended (`proposeWithoutTask`).
     enum TasklessOutcome {
         case done(Result<Committed?, NodeError>)
@@ -51,7 +55,7 @@ extension ClusterService {
     /// Returns false, having done nothing, when this node is not such a leader: the caller
     /// then goes through `propose`, which waits for the election to settle or is refused.
     func proposeWithoutTask(requestID: String, summary: (services: Int, replicas: Int), makeCommand: @escaping CommandMaker,
-                            hop: @escaping (@escaping () -> Void) -> Void, done: @escaping (TasklessOutcome) -> Void) -> Bool
+                            hop: @escaping Hop, done: @escaping (TasklessOutcome) -> Void) -> Bool
     {
         guard isSettledLeader else { return false }
         // The gate is looked at first so that the common path builds no closure for it.
@@ -66,7 +70,7 @@ extension ClusterService {
 
     /// One attempt of `proposeWithoutTask`, on the request's event loop.
     private func attemptWithoutTask(requestID: String, summary: (services: Int, replicas: Int), makeCommand: CommandMaker,
-                                    hop: @escaping (@escaping () -> Void) -> Void, done: @escaping (TasklessOutcome) -> Void)
+                                    hop: @escaping Hop, done: @escaping (TasklessOutcome) -> Void)
     {
         do throws(AttemptFailure) {
             switch try begin(requestID: requestID, summary: summary, isClientCall: true, makeCommand: makeCommand) {

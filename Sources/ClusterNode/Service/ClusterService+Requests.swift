@@ -46,7 +46,7 @@ extension ClusterService {
 
     /// `createServices` without a task (see `proposeWithoutTask`); false when it must go
     /// through `createServices`. `done` gets the commit (`created` tells what it made).
-    func createServicesWithoutTask(_ specs: [ServiceSpec], requestID: String, hop: @escaping (@escaping () -> Void) -> Void,
+    func createServicesWithoutTask(_ specs: [ServiceSpec], requestID: String, hop: @escaping Hop,
                                    done: @escaping (TasklessOutcome) -> Void) -> Bool {
         proposeWithoutTask(requestID: requestID, summary: Self.summary(of: specs), makeCommand: creating(specs, requestID: requestID), hop: hop, done: done)
     }

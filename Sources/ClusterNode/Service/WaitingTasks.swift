@@ -8,14 +8,10 @@ import Transport
 /// with them. Each continuation is resumed exactly once (at once, or by the change that takes
 /// it out of `waiting`), so the unchecked kind serves (a checked one allocated an object per wait).
 final class WaitingTasks<State>: @unchecked Sendable {
-    private enum Waiting {
-        case task(UnsafeContinuation<Void, Never>)
-        case callback(() -> Void)
-    }
 
     private let lock = AdaptiveLock()
     private var state: State
-    private var waiting: [Waiting] = []
+    private var waiting: [Resumption<Void>] = []
 
     init(_ state: State) { self.state = state }
 
@@ -49,7 +45,7 @@ final class WaitingTasks<State>: @unchecked Sendable {
     /// Changes the state; with `resuming`, every waiting task then goes on (resumed on its
     /// executor, after the lock is released) and every kept callback is called.
     func change(resuming: Bool = true, _ body: (inout State) -> Void) {
-        let resumed = lock.withLock { () -> [Waiting] in
+        let resumed = lock.withLock { () -> [Resumption<Void>] in
             body(&state)
             // Nobody waiting (nearly always): nothing to hand out. Returning the empty array
             // would share its buffer, and emptying it then would allocate a new one, per change.
@@ -57,12 +53,7 @@ final class WaitingTasks<State>: @unchecked Sendable {
             defer { waiting.removeAll(keepingCapacity: true) }
             return waiting
         }
-        for waiter in resumed {
-            switch waiter {
-            case .task(let continuation): continuation.resume()
-            case .callback(let body): body()
-            }
-        }
+        for waiter in resumed { waiter.resume(()) }
     }
 
     /// Tasks suspended and callbacks kept now (for tests).
