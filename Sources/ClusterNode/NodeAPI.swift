@@ -91,7 +91,8 @@ public enum NodeAPI {
                 func throughTask() {
                     reply.suspend { request in try await onLeader(node, request) { try await createServices(node, request, specs, requestID) } }
                 }
-                let begun = node.service.createServicesWithoutTask(specs, requestID: requestID, hop: reply.onLoop) { outcome in
+                let begun = node.service.createServicesWithoutTask(specs, requestID: requestID,
+                                                                   hops: .init(toLoop: reply.onLoop, toAnswer: reply.whereCheapest)) { outcome in
                     switch outcome {
                     case .done(.success(let committed)):
                         reply.send(createdResponse(node, request, requestID, node.service.created(committed, requestID: requestID)))

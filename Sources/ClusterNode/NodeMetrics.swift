@@ -20,6 +20,9 @@ final class NodeMetrics: @unchecked Sendable {
         /// Rounds an event loop began itself on a nearly idle node, instead of waking the
         /// round thread for them (`ReplicaDriver.submit(_:mayBeginRound:)`).
         case roundsBegunOnEventLoops
+        /// A follower's rounds that came far apart, synced by the event loop that began them
+        /// instead of the round thread (`ReplicaDriver.syncsWhereBegun`).
+        case roundsSyncedOnEventLoops
         /// Times this node, as leader, stepped no ticks (sent no heartbeats) for at least an
         /// election timeout: a long fdatasync, a pause, a starved CPU (`ReplicaDriver`).
         case heartbeatStalls

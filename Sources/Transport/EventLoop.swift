@@ -48,6 +48,11 @@ final class EventLoop: @unchecked Sendable {
     /// Looks for events without sleeping while busy (`BriefSpin`): an idle loop makes none.
     private let polls = Atomic<Int>(0)
     var pollCount: Int { polls.load(ordering: .relaxed) }
+    /// The loop's thread sleeps in `epoll_wait` (set just before, cleared just after).
+    private let sleeping = Atomic<Bool>(false)
+    /// True while the loop's thread sleeps waiting for events: handing it work costs a
+    /// wake-up, which on this kind of machine takes tens of microseconds.
+    var isAsleep: Bool { sleeping.load(ordering: .relaxed) }
 
     // The loop thread's own state.
     /// Where connections read into (each copies out at once).
@@ -191,7 +196,9 @@ final class EventLoop: @unchecked Sendable {
                 }
             }
             if count == 0 {
+                if timeout != 0 { sleeping.store(true, ordering: .relaxed) }
                 count = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), timeout) }
+                if timeout != 0 { sleeping.store(false, ordering: .relaxed) }
             }
             if count > 0 { busy.noteWork(at: monotonicSeconds()) }
             wakeups.add(1, ordering: .relaxed)

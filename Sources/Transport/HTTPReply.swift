@@ -5,7 +5,9 @@ import Synchronization
 /// event loop that read the request, must not block, and answers through `reply` exactly once,
 /// from any thread (`HTTPReply.send`). Work it defers (its wait for a commit ends on another
 /// thread) goes back to that loop with `HTTPReply.onLoop`; a case it cannot serve that way it
-/// hands to a suspending handler (`HTTPReply.suspend`).
+/// hands to a suspending handler (`HTTPReply.suspend`). An answer given on another thread
+/// while the loop sleeps is written by that thread (`ServerConnection`), and `whereCheapest`
+/// runs the work before it there too.
 ///
 /// It saves the hot path what a task costs: creating, suspending, resuming and destroying one
 /// per request (about 7% of a leader's CPU at 128 connections).
@@ -18,12 +20,15 @@ protocol ReplyRunner: TaskExecutor {
     func execute(_ work: @escaping () -> Void)
     /// True on this runner's own thread.
     var isCurrent: Bool { get }
+    /// True when handing this runner work would first have to wake its thread.
+    var isAsleep: Bool { get }
 }
 
 extension EventLoop: ReplyRunner {}
 
 extension HandlerExecutor: ReplyRunner {
     var isCurrent: Bool { false }
+    var isAsleep: Bool { false }
 
     func execute(_ work: @escaping () -> Void) {
         // A reply's work is handed on once and runs once, on one of the pool's threads.
@@ -70,12 +75,25 @@ public final class HTTPReply: @unchecked Sendable {
         if runner.isCurrent { work() } else { runner.execute(work) }
     }
 
-    /// Serves the request with a suspending handler (one task, run on the request's loop
-    /// until it first waits): for what the replying handler leaves to the slower path.
+    /// Runs `work` where it costs least: at once on the calling thread when that is the
+    /// request's loop or when the loop sleeps (handing work to a sleeping loop costs its
+    /// wake-up, tens of microseconds on a virtual machine, more than building and writing an
+    /// answer: the server then writes the answer from this thread too); handed to the loop
+    /// when it is awake (it takes the work within microseconds, and the caller, often a round
+    /// answering a batch, goes on). `work` must be safe on any thread.
+    public func whereCheapest(_ work: @escaping () -> Void) {
+        if runner.isCurrent || runner.isAsleep { work() } else { runner.execute(work) }
+    }
+
+    /// Serves the request with a suspending handler (one task, started on the request's loop
+    /// and run there until it first waits): for what the replying handler leaves to the
+    /// slower path.
     public func suspend(_ handler: @escaping AsyncHTTPHandler) {
         let request = request
-        Task.immediate(executorPreference: runner) { [self] in
-            send(await Router.call(handler, request))
+        onLoop { [self] in
+            Task.immediate(executorPreference: runner) { [self] in
+                send(await Router.call(handler, request))
+            }
         }
     }
 }

@@ -57,6 +57,7 @@ public final class HTTPServer: @unchecked Sendable {
     private var evictedCount = 0
     private(set) var isStopping = false
     private var requestCount = 0
+    private var directAnswerCount = 0
     private var refusedCount = 0
     private var lastConnectionID: UInt64 = 0
     private var connectionClosed: (@Sendable (UInt64) -> Void)?
@@ -98,6 +99,10 @@ public final class HTTPServer: @unchecked Sendable {
     var isOnEventLoop: Bool { lock.withLock { loops }.contains { $0.isCurrent } }
     /// Times the event loops woke, all together.
     var eventLoopWakeups: Int { lock.withLock { loops }.reduce(0) { $0 + $1.wakeupCount } }
+    /// True while every event loop sleeps waiting for events, for tests.
+    var eventLoopsAsleep: Bool { lock.withLock { loops }.allSatisfy(\.isAsleep) }
+    /// Answers written by the thread that gave them, their loop asleep (`ServerConnection`), for tests.
+    var answersWrittenDirectly: Int { lock.withLock { directAnswerCount } }
     /// Looks for events the loops made without sleeping (see `BriefSpin`), for tests.
     var eventLoopPolls: Int { lock.withLock { loops }.reduce(0) { $0 + $1.pollCount } }
 
@@ -296,8 +301,11 @@ public final class HTTPServer: @unchecked Sendable {
         lock.withLock { if let record = connections[id] { record.lastActivity = monotonicSeconds() } }
     }
 
-    func countRequest() {
-        lock.withLock { requestCount += 1 }
+    func countRequest(writtenDirectly: Bool = false) {
+        lock.withLock {
+            requestCount += 1
+            if writtenDirectly { directAnswerCount += 1 }
+        }
     }
 
     /// Reserves `bytes` of the body budget; false when the bodies being read already hold it.

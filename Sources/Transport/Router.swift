@@ -99,6 +99,12 @@ public struct Router: Sendable {
             return false
         }
 
+        /// True for a replying handler (`Router.addReplying`), whose answer may come from any thread.
+        var isReplying: Bool {
+            if case .replying = work { return true }
+            return false
+        }
+
         /// True when the answer is known at once or the handler neither blocks nor waits: the
         /// server answers on the thread that read the request (`respondNow`).
         public var isImmediate: Bool {

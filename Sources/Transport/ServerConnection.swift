@@ -7,7 +7,12 @@ import CEpoll
 import Foundation
 
 /// One client connection of `HTTPServer`, driven by its event loop: every method runs on
-/// that loop's thread (handlers answer through `loop.execute`), so its state needs no lock.
+/// that loop's thread (handlers answer through `loop.execute`), so its state needs no lock
+/// (what `ServerConnection+Switching.swift` uses is internal, still the loop's alone). The
+/// one exception: a replying handler's answer given on another thread while the loop sleeps
+/// is written by that thread, through `DirectAnswer` and its lock (waking the loop, tens of
+/// microseconds on a virtual machine, would cost more than the write); the loop does the
+/// rest when it wakes.
 ///
 /// It reads and parses until a request is whole, stops reading while the handler runs (so
 /// pipelined requests are answered in order and a half-closed client still gets its
@@ -15,7 +20,7 @@ import Foundation
 /// to reading. Each phase has a deadline (first request, head, body, idle, write), checked
 /// by one timer per connection.
 final class ServerConnection: @unchecked Sendable {
-    private enum Phase {
+    enum Phase {
         case reading
         /// A handler is running; input waits.
         case handling
@@ -28,34 +33,36 @@ final class ServerConnection: @unchecked Sendable {
 
     let id: UInt64
     let loop: EventLoop
-    private unowned let server: HTTPServer
+    unowned let server: HTTPServer
     private let descriptor: Int32
     private let remoteAddress: String?
     private var token: UInt64 = 0
-    private var phase = Phase.reading
+    var phase = Phase.reading
     private var parser: RequestParser
-    private var input: [UInt8] = []
-    private var offset = 0
-    private var isEndOfInput = false
+    var input: [UInt8] = []
+    var offset = 0
+    var isEndOfInput = false
     private var output: [UInt8] = []
     private var outputOffset = 0
     /// Close once `output` is written (the answer said `Connection: close`, or it was refused).
-    private var closeAfterWrite = false
+    var closeAfterWrite = false
     /// True while an immediate handler's answer is written from `process` (which then goes on).
     private var isAnsweringInline = false
     /// True while a suspending handler runs inline from `dispatch`; an answer it gives before
     /// it waits is kept in `inlineResponse` and written once `dispatch` has it.
     private var isDispatchingInline = false
     private var inlineResponse: HTTPResponse?
-    private var reservedBodyBytes = 0
+    var reservedBodyBytes = 0
     private var times = ConnectionTimes()
     /// When writing the pending output began (the write deadline counts from it).
     private var writeStartedAt: Double?
     /// The deadline a timer is set for already (one timer per connection at a time).
     private var timerAt = Double.infinity
-    private var interest: UInt32 = 0
-    private var sink: StreamSink?
-    private var upgraded: (any UpgradedReceiver)?
+    var interest: UInt32 = 0
+    var sink: StreamSink?
+    var upgraded: (any UpgradedReceiver)?
+    /// Open while a replying handler runs with nothing left to write (`answerFromAnotherThread`).
+    private let directAnswer = DirectAnswer()
 
     init(server: HTTPServer, descriptor: Int32, id: UInt64, remoteAddress: String?, loop: EventLoop) {
         self.server = server
@@ -183,9 +190,12 @@ final class ServerConnection: @unchecked Sendable {
         // A suspending handler runs here, on the loop, until it first waits, and goes on on the
         // loop when its wait ends: no thread hand-off but the one its wait itself needs. One
         // that never waits is answered like an immediate handler.
+        if dispatch.isReplying, outputOffset >= output.count {
+            directAnswer.open(keepAlive: request.wantsKeepAlive && !isEndOfInput, includeBody: request.method != "HEAD")
+        }
         isDispatchingInline = true
         dispatch.respond(on: loop) { [self] response in
-            guard loop.isCurrent else { return loop.execute { [self] in answered(request, response) } }
+            guard loop.isCurrent else { return answerFromAnotherThread(request, response) }
             if isDispatchingInline { inlineResponse = response } else { answered(request, response) }
         }
         isDispatchingInline = false
@@ -202,8 +212,29 @@ final class ServerConnection: @unchecked Sendable {
         answered(request, response)
     }
 
+    /// An answer given on another thread: written there at once when the loop sleeps (waking
+    /// it first would cost more than the write), the rest of the work handed to the loop;
+    /// otherwise all of it handed to the loop.
+    private func answerFromAnotherThread(_ request: HTTPRequest, _ response: HTTPResponse) {
+        if loop.isAsleep, response.stream == nil, response.upgrade == nil,
+           let (rest, keepAlive) = directAnswer.write(response, on: descriptor, connection: id, of: server)
+        {
+            return loop.execute { [self] in answeredDirectly(rest: rest, keepAlive: keepAlive) }
+        }
+        loop.execute { [self] in answered(request, response) }
+    }
+
+    /// The loop's part of an answer another thread wrote (`DirectAnswer.write`).
+    private func answeredDirectly(rest: ArraySlice<UInt8>, keepAlive: Bool) {
+        directAnswer.close()
+        server.releaseBody(&reservedBodyBytes)
+        guard phase == .handling else { return }
+        conclude(writing: Array(rest), keepAlive: keepAlive)
+    }
+
     /// The handler's answer, back on the loop.
     private func answered(_ request: HTTPRequest, _ response: HTTPResponse) {
+        directAnswer.close()
         server.releaseBody(&reservedBodyBytes)
         // Counted before the answer is written, so a client that has seen an answer sees it
         // counted (tests and metrics read this).
@@ -216,28 +247,16 @@ final class ServerConnection: @unchecked Sendable {
         if let receiver = response.upgrade, response.status == .switchingProtocols { return switchProtocols(response, to: receiver) }
         let keepAlive = request.wantsKeepAlive && !isEndOfInput && !server.lock.withLock { server.isStopping }
         let includeBody = request.method != "HEAD"
-        if let stream = response.stream {
-            // Streamed until the handler ends it or the client goes: the connection stays busy
-            // (never evicted as idle) and closes afterwards.
-            var head = response
-            head.body = []
-            var bytes = head.serialized(keepAlive: false, includeBody: false)
-            if let range = bytes.firstRange(of: Array("Content-Length: 0\r\n".utf8)) { bytes.removeSubrange(range) }
-            write(bytes)
-            guard includeBody, phase != .closed else { return finishStream() }
-            phase = .streaming
-            setInterest(interest | EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
-            let sink = StreamSink(connection: self, maxPendingBytes: 1 << 20, writeTimeoutSeconds: server.limits.writeTimeoutSeconds)
-            self.sink = sink
-            server.workers.run {
-                stream { chunk in sink.write(chunk) }
-                sink.producerEnded()
-            }
-            return
-        }
+        if let stream = response.stream { return startStream(response, stream, includeBody: includeBody) }
         let mustClose = server.setBusy(id, false)
-        write(response.serialized(keepAlive: keepAlive, includeBody: includeBody))
-        guard keepAlive, !mustClose, phase != .closed else {
+        conclude(writing: response.serialized(keepAlive: keepAlive, includeBody: includeBody), keepAlive: keepAlive && !mustClose)
+    }
+
+    /// Writes an answer (or what is left of it), then closes once it is out or goes back to
+    /// reading.
+    private func conclude(writing bytes: [UInt8], keepAlive: Bool) {
+        write(bytes)
+        guard keepAlive, phase != .closed else {
             closeAfterWrite = true
             return flushOrClose()
         }
@@ -256,55 +275,9 @@ final class ServerConnection: @unchecked Sendable {
         }
     }
 
-    /// Writes the `101` answer and hands the connection's input to `receiver` from then on,
-    /// starting with what the client sent after its request. The connection stays busy (never
-    /// evicted as idle, no idle deadline) until either side closes it or the server stops.
-    private func switchProtocols(_ response: HTTPResponse, to receiver: any UpgradedReceiver) {
-        guard !server.setBusy(id, true), !isEndOfInput else { return close() }
-        write(response.serialized(keepAlive: true, includeBody: false))
-        guard phase != .closed else { return }
-        phase = .upgraded
-        upgraded = receiver
-        let rest = input[offset...]
-        input = []
-        offset = 0
-        if !rest.isEmpty, !deliver(rest) { return close() }
-        setInterest(interest | EPOLLIN.rawValue | EPOLLRDHUP.rawValue)
-    }
-
-    /// Hands input to the switched connection's receiver. What it then holds (a frame not yet
-    /// whole) is reserved from the server's budget for bodies being read, as a request body
-    /// would be, so that many streams cannot each hold a large partial frame. False: close.
-    private func deliver(_ bytes: ArraySlice<UInt8>) -> Bool {
-        guard let upgraded, upgraded.received(bytes) else { return false }
-        let held = upgraded.bufferedBytes
-        guard held != reservedBodyBytes else { return true }
-        server.releaseBody(&reservedBodyBytes)
-        guard held > 0 else { return true }
-        guard server.reserveBody(held) else { return false }
-        reservedBodyBytes = held
-        return true
-    }
-
-    // MARK: Streams
-
-    /// Bytes a stream's producer wrote (on the loop).
-    func streamed(_ bytes: [UInt8]) {
-        guard phase == .streaming else { return }
-        write(bytes)
-    }
-
-    /// The stream's producer returned: close once what it wrote is out.
-    func finishStream() {
-        guard phase != .closed else { return }
-        _ = server.setBusy(id, false)
-        closeAfterWrite = true
-        flushOrClose()
-    }
-
     // MARK: Writing
 
-    private func write(_ bytes: [UInt8]) {
+    func write(_ bytes: [UInt8]) {
         guard phase != .closed, !bytes.isEmpty else { return }
         if outputOffset == output.count {
             output = bytes
@@ -346,7 +319,7 @@ final class ServerConnection: @unchecked Sendable {
         if closeAfterWrite { close() }
     }
 
-    private func flushOrClose() {
+    func flushOrClose() {
         if outputOffset >= output.count, closeAfterWrite { close() } else { flush() }
     }
 
@@ -413,6 +386,7 @@ final class ServerConnection: @unchecked Sendable {
         guard phase != .closed else { return }
         let wasHandling = phase == .handling
         phase = .closed
+        directAnswer.close()
         loop.unregister(descriptor, token: token)
         Glibc.close(descriptor)
         if !wasHandling { server.releaseBody(&reservedBodyBytes) }
@@ -425,7 +399,7 @@ final class ServerConnection: @unchecked Sendable {
         server.connectionDidClose(id)
     }
 
-    private func setInterest(_ events: UInt32) {
+    func setInterest(_ events: UInt32) {
         guard events != interest, phase != .closed, token != 0 else {
             interest = events
             return

@@ -145,6 +145,42 @@ import Transport
         try expectAllAcknowledgedEverywhere(orchestrator, writers.acknowledged)
     }
 
+    /// One client's writes, one at a time, leave each follower idle between its rounds: it
+    /// syncs such a round on the event loop that began it (`ReplicaDriver.syncsWhereBegun`),
+    /// every one an fdatasync before its acknowledgement; a leader hands its syncs to its round
+    /// thread. The leader then killed, what it acknowledged is on both others, which go on.
+    @Test func followersSyncTheirSparseRoundsOnTheirLoopsAndLoseNothing() throws {
+        let orchestrator = try OrchestratorHarness(nodes: 3)
+        defer { orchestrator.stop() }
+        let leader = try MetricsTests.leaderPort(orchestrator)
+        let syncedBefore = try MetricsTests.value(MetricsTests.scrape(orchestrator, port: leader), "node_rounds_synced_on_event_loops_total") ?? -1
+        var acknowledged: [String: Int] = [:]
+        for sequence in 1...40 {
+            let requestID = "one-\(sequence)"
+            let body = #"{"container": {"id": \#(sequence), "replicas": 1}, "requestId": "\#(requestID)"}"#
+            if try orchestrator.json("POST", "/service", body, port: leader).status == 201 { acknowledged[requestID] = 1 }
+        }
+        #expect(acknowledged.count == 40)
+        for node in try orchestrator.nodes() {
+            let metrics = try MetricsTests.scrape(orchestrator, port: node.port)
+            let syncedOnLoops = MetricsTests.value(metrics, "node_rounds_synced_on_event_loops_total") ?? -1
+            let fsyncs = MetricsTests.value(metrics, "node_fsyncs_total") ?? -1
+            if node.port == leader {
+                // What it synced on its loops it did as a follower, before it led.
+                #expect(syncedOnLoops == syncedBefore, "the leader synced \(syncedOnLoops - syncedBefore) rounds on its loops")
+            } else {
+                // Most of the 40 (a round can follow another within the gap: a heartbeat's).
+                #expect(syncedOnLoops >= 10 && fsyncs >= syncedOnLoops, "follower \(node.port): \(syncedOnLoops) synced on loops, \(fsyncs) fsyncs")
+            }
+        }
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(leader)/kill").status == 200)
+        let after = try orchestrator.json("POST", "/clusters/0/service", #"{"container": {"name": "after", "replicas": 1}}"#)
+        #expect(after.status == 201, "\(after.text)")
+        #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(leader)/restart").status == 200)
+        try waitForConvergence(orchestrator)
+        try expectAllAcknowledgedEverywhere(orchestrator, acknowledged)
+    }
+
     /// After an election the leader waits (at most 2 H + 20 ms) for every healthy member's
     /// first answer before placing a client's replicas; the leader it replaces is not waited
     /// for, killed (its connections close) or paused (it went silent for an election

@@ -71,6 +71,8 @@ public final class Replica: @unchecked Sendable {
         let replicationAfterApply: [(peer: UInt64, envelopes: [Envelope])]
         /// How many messages went before the sync (`begin`).
         public let sentAhead: Int
+        /// The node was the leader when the round began.
+        public let beganAsLeader: Bool
     }
 
     private let lock = AdaptiveLock()
@@ -146,7 +148,7 @@ public final class Replica: @unchecked Sendable {
         return Round(outputs: outputs, mustSync: recorded.mustSync, mayApplyBeforeSync: mayApplyBeforeSync,
                      takenProposals: taken, compactedThrough: recorded.compactedThrough,
                      messagesAfterSync: afterSync, replicationAfterApply: afterApply,
-                     sentAhead: ahead.reduce(0) { $0 + $1.envelopes.count })
+                     sentAhead: ahead.reduce(0) { $0 + $1.envelopes.count }, beganAsLeader: beganAsLeader)
     }
 
     /// A leader's replication (AppendEntries and heartbeats): it asks nothing of the leader's

@@ -35,9 +35,18 @@ extension ClusterService {
         }
     }
 
-    /// Runs its closure where the request goes on: the server passes its reply's `onLoop`
-    /// (the request's event loop).
+    /// Runs its closure where the request goes on (see `Hops`).
     typealias Hop = (@escaping () -> Void) -> Void
+
+    /// Where a proposal begun without a task goes on. `toLoop`: the request's event loop (the
+    /// server passes its reply's `onLoop`), where an attempt that waited for a round's state
+    /// lock is made (the round's thread must not prepare and submit other requests' proposals).
+    /// `toAnswer`: where finishing a delivered commit and answering costs least (the reply's
+    /// `whereCheapest`: on the thread that delivered it when the request's loop sleeps).
+    struct Hops {
+        let toLoop: Hop
+        let toAnswer: Hop
+    }
 
     /// How a client proposal begun without a task ended (`proposeWithoutTask`).
     enum TasklessOutcome {
@@ -50,34 +59,34 @@ extension ClusterService {
     /// `propose` for a client call on a leader past its wait after the election, without a
     /// task: the request's event loop prepares and submits it (or, while a round holds the
     /// state lock, leaves a callback that goes on once the round released it), and `done` gets
-    /// the outcome. What the task did between its waits runs in `hop`'s closures (the server
-    /// runs them on the request's event loop), so the round's thread only hands results on.
+    /// the outcome. What the task did between its waits runs in `hops`' closures, so the
+    /// round's thread only hands results on, or answers when that costs least (see `Hops`).
     /// Returns false, having done nothing, when this node is not such a leader: the caller
     /// then goes through `propose`, which waits for the election to settle or is refused.
     func proposeWithoutTask(requestID: String, summary: (services: Int, replicas: Int), makeCommand: @escaping CommandMaker,
-                            hop: @escaping Hop, done: @escaping (TasklessOutcome) -> Void) -> Bool
+                            hops: Hops, done: @escaping (TasklessOutcome) -> Void) -> Bool
     {
         guard isSettledLeader else { return false }
         // The gate is looked at first so that the common path builds no closure for it.
         if roundGate.isHeldNow, roundGate.callWhenRoundReleased({ [self] in
-            hop { [self] in attemptWithoutTask(requestID: requestID, summary: summary, makeCommand: makeCommand, hop: hop, done: done) }
+            hops.toLoop { [self] in attemptWithoutTask(requestID: requestID, summary: summary, makeCommand: makeCommand, hops: hops, done: done) }
         }) {
             return true
         }
-        attemptWithoutTask(requestID: requestID, summary: summary, makeCommand: makeCommand, hop: hop, done: done)
+        attemptWithoutTask(requestID: requestID, summary: summary, makeCommand: makeCommand, hops: hops, done: done)
         return true
     }
 
     /// One attempt of `proposeWithoutTask`, on the request's event loop.
     private func attemptWithoutTask(requestID: String, summary: (services: Int, replicas: Int), makeCommand: CommandMaker,
-                                    hop: @escaping Hop, done: @escaping (TasklessOutcome) -> Void)
+                                    hops: Hops, done: @escaping (TasklessOutcome) -> Void)
     {
         do throws(AttemptFailure) {
             switch try begin(requestID: requestID, summary: summary, isClientCall: true, makeCommand: makeCommand) {
             case .finished(let committed): done(.done(.success(committed)))
             case .submitted(let submitted):
                 submitted.waiter.whenDelivered(seconds: configuration.commitTimeoutSeconds) { result in
-                    hop { [self] in
+                    hops.toAnswer { [self] in
                         do throws(AttemptFailure) {
                             done(.done(.success(try finish(submitted, result))))
                         } catch {

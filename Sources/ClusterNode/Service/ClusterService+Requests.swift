@@ -46,9 +46,9 @@ extension ClusterService {
 
     /// `createServices` without a task (see `proposeWithoutTask`); false when it must go
     /// through `createServices`. `done` gets the commit (`created` tells what it made).
-    func createServicesWithoutTask(_ specs: [ServiceSpec], requestID: String, hop: @escaping Hop,
+    func createServicesWithoutTask(_ specs: [ServiceSpec], requestID: String, hops: Hops,
                                    done: @escaping (TasklessOutcome) -> Void) -> Bool {
-        proposeWithoutTask(requestID: requestID, summary: Self.summary(of: specs), makeCommand: creating(specs, requestID: requestID), hop: hop, done: done)
+        proposeWithoutTask(requestID: requestID, summary: Self.summary(of: specs), makeCommand: creating(specs, requestID: requestID), hops: hops, done: done)
     }
 
     /// The services a create request made, once committed, and the entry that carried them.
