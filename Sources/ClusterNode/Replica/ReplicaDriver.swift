@@ -77,13 +77,14 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     private var lastRoundInputCount = 0
     /// How long the last fdatasync took (for `noteHeldBackHeartbeats`; the round's runner's).
     private var lastSyncSeconds = 0.0
-    /// When the last round ended (the round's runner's).
-    private var lastRoundEndedAt = 0.0
-    /// A follower's round an event loop began this long or longer after the last round ended
-    /// is synced on that loop (`syncsWhereBegun`). One client's commits leave a follower idle
-    /// about 0.3 ms between rounds; under load its rounds follow each other on the round
-    /// thread, or an event loop begins one within microseconds of the last.
-    static let sparseRoundGapSeconds = 0.000_15
+    /// When the last round that synced ended its sync (the round's runner's).
+    private var lastSyncEndedAt = 0.0
+    /// A follower's round an event loop began this long or longer after the last sync ended
+    /// is synced on that loop (`syncsWhereBegun`). One client's commits leave a follower's
+    /// disk idle about 0.3 ms between syncs (the round that only learns the commit index
+    /// syncs nothing and comes between: measured from the last round instead, half the
+    /// rounds at one connection went to the round thread); under load syncs follow each other.
+    static let sparseSyncGapSeconds = 0.000_15
     /// An event loop begins a round only on a nearly idle node (the last round took at most
     /// this many inputs). Under load, rounds follow each other on the round thread, and a
     /// round an event loop ran would apply a large batch on it, serialized with its
@@ -238,7 +239,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     }
 
     /// Whether an event loop that began `round` also syncs it (instead of handing it to the
-    /// round thread): a follower's round that comes long after the last one ended. On such a
+    /// round thread): a follower's round that comes long after its last sync. On such a
     /// nearly idle node the round thread sleeps, and waking it for the fdatasync took 35-55 us
     /// at one connection (a futex wake, often of a halted virtual CPU), on the path of every
     /// commit: the follower's acknowledgement leaves right after its sync. The loop's other
@@ -247,7 +248,7 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     /// read the acknowledgements that commit its entries while the sync runs (synced on its
     /// loop, one connection's p50 was worse in 5 of 6 alternated pairs).
     private func syncsWhereBegun(_ round: Replica.Round, began: Double) -> Bool {
-        !round.beganAsLeader && began - lastRoundEndedAt >= Self.sparseRoundGapSeconds
+        !round.beganAsLeader && began - lastSyncEndedAt >= Self.sparseSyncGapSeconds
     }
 
     /// A round an event loop began (`submit`), run here unless handed over; then the round
@@ -272,14 +273,16 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
             let started = monotonicSeconds()
             let outputs = try replica.finish(round, sendingThrough: self)
             let finished = monotonicSeconds()
-            if round.mustSync && configuration.isFsyncEnabled {
-                metrics.recordSync(seconds: finished - started)
-                lastSyncSeconds = finished - started
+            if round.mustSync {
+                lastSyncEndedAt = finished
+                if configuration.isFsyncEnabled {
+                    metrics.recordSync(seconds: finished - started)
+                    lastSyncSeconds = finished - started
+                }
             }
             if !round.mayApplyBeforeSync { apply(outputs) }
             replica.sendReplication(of: round, through: self)
-            lastRoundEndedAt = monotonicSeconds()
-            metrics.roundDuration.observe(lastRoundEndedAt - began)
+            metrics.roundDuration.observe(monotonicSeconds() - began)
         } catch {
             exitOnStorageFailure("cannot write its log: \(error)")
         }
