@@ -42,7 +42,8 @@ final class DirectAnswer: @unchecked Sendable {
         self.target = nil
         // Counted before it is written, as the loop counts its answers.
         server.countRequest(writtenDirectly: true)
-        let keepAlive = target.keepAlive && !server.setBusy(id, false)
+        let mustClose = server.setBusy(id, false)  // not inside `&&`: it must run for every answer
+        let keepAlive = target.keepAlive && !mustClose
         let bytes = response.serialized(keepAlive: keepAlive, includeBody: target.includeBody)
         var written = 0
         while written < bytes.count {
