@@ -169,8 +169,10 @@ import Transport
                 // What it synced on its loops it did as a follower, before it led.
                 #expect(syncedOnLoops == syncedBefore, "the leader synced \(syncedOnLoops - syncedBefore) rounds on its loops")
             } else {
-                // Most of the 40 (a round can follow another within the gap: a heartbeat's).
-                #expect(syncedOnLoops >= 10 && fsyncs >= syncedOnLoops, "follower \(node.port): \(syncedOnLoops) synced on loops, \(fsyncs) fsyncs")
+                // Most of the 40 (40-42 here, the election's rounds among them; 29-38 with two
+                // processes spinning on both cores): fewer on a loaded machine, where the round
+                // thread may be awake (a tick) when an append comes and runs that round itself.
+                #expect(syncedOnLoops >= 5 && fsyncs >= syncedOnLoops, "follower \(node.port): \(syncedOnLoops) synced on loops, \(fsyncs) fsyncs")
             }
         }
         #expect(try orchestrator.json("POST", "/clusters/0/nodes/\(leader)/kill").status == 200)
