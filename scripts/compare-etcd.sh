@@ -16,7 +16,8 @@
 # wrk 4.1 corrects its latency percentiles for coordinated omission (each latency longer than
 # twice the mean interval between a connection's requests adds samples below it), so a p99
 # here says how much of a turn stalls covered, not how many requests were slow: one 250 ms
-# disk stall in an 8 s turn puts p99 near 170 ms on either side (README, "Cluster benchmarks").
+# disk stall in an 8 s turn puts p99 near 170 ms on either side (docs/cluster-benchmarks-history.md,
+# session 20).
 #
 # Ours: POST /service (a service of one replica, committed and applied) to the leader.
 # etcd: POST /v3/kv/put of a 100-byte value to the leader (etcd's own default: fsync on).
