@@ -246,10 +246,28 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
     /// connections wait for that sync (about 0.2 ms, longer on a stalling disk), as a node's
     /// requests already waited for its rounds. A leader always hands its sync over: its loops
     /// read the acknowledgements that commit its entries while the sync runs (synced on its
-    /// loop, one connection's p50 was worse in 5 of 6 alternated pairs).
+    /// loop, one connection's p50 was worse in 5 of 6 alternated pairs). Only a small round:
+    /// the apply after the sync runs on the loop too, and a follower catching up (many
+    /// entries) or installing a snapshot (a whole state to decode) would hold its other
+    /// connections far longer than a sync; those go to the round thread as before.
     private func syncsWhereBegun(_ round: Replica.Round, began: Double) -> Bool {
-        !round.beganAsLeader && began - lastSyncEndedAt >= Self.sparseSyncGapSeconds
+        Self.syncsWhereBegun(round.outputs, beganAsLeader: round.beganAsLeader, sinceLastSync: began - lastSyncEndedAt)
     }
+
+    /// `syncsWhereBegun`'s rule, on a round's outputs.
+    static func syncsWhereBegun(_ outputs: [Output], beganAsLeader: Bool, sinceLastSync gap: Double) -> Bool {
+        guard !beganAsLeader, gap >= sparseSyncGapSeconds else { return false }
+        var entries = 0
+        for output in outputs {
+            if output.snapshot != nil { return false }
+            entries += output.entries.count + output.committed.count
+        }
+        return entries <= maxEntriesSyncedWhereBegun
+    }
+
+    /// The most entries written and applied in a round an event loop syncs (one client's
+    /// commits: one of each).
+    static let maxEntriesSyncedWhereBegun = 16
 
     /// A round an event loop began (`submit`), run here unless handed over; then the round
     /// thread is woken if inputs were queued meanwhile, if it waits for this round to end (a
@@ -340,40 +358,6 @@ public final class ReplicaDriver: ReplicaNetwork, @unchecked Sendable {
         inputs.removeAll(keepingCapacity: true)
         arrivals.removeAll(keepingCapacity: true)
         return (batch, gap)
-    }
-
-    /// `ticks` ticks with the queued `inputs` among them: each run of inputs after the ticks
-    /// that had passed when it came (`arrivals`, counted of `ticksPassed`; scaled when the
-    /// ticks were capped to fewer), the remaining ticks last. It matters after a round
-    /// thread's long fdatasync, when many ticks and the messages that came meanwhile are
-    /// stepped in one round. With every tick first (the order before session 21), a leader's
-    /// check that it heard from a majority within each election timeout (thesis §6.2) ran
-    /// with its followers' answers from that timeout still unread, and it stepped down and
-    /// campaigned again with no fault anywhere (likely what a comparison run's leader did:
-    /// after such a stall it alone campaigned, in term 2, and won); and a follower ran out
-    /// its election timeout with its leader's heartbeats from that time unread, and started a
-    /// pre-vote. Either order is safe (ticks only drive timeouts); this one is what happened.
-    static func interleaving(_ inputs: [RaftNode.Input], arrivals: [(end: Int, ticksBefore: Int)], ticks: Int,
-                             ticksPassed: Int) -> [RaftNode.Input] {
-        var batch: [RaftNode.Input] = []
-        batch.reserveCapacity(ticks + inputs.count)
-        var delivered = 0
-        var start = 0
-        for arrival in arrivals {
-            let before = ticksPassed > ticks ? arrival.ticksBefore * ticks / ticksPassed : min(arrival.ticksBefore, ticks)
-            while delivered < before {
-                batch.append(.tick)
-                delivered += 1
-            }
-            batch.append(contentsOf: inputs[start..<arrival.end])
-            start = arrival.end
-        }
-        batch.append(contentsOf: inputs[start...])
-        while delivered < ticks {
-            batch.append(.tick)
-            delivered += 1
-        }
-        return batch
     }
 
     /// The round thread's next batch, or nil when there is nothing to do (the round thread
