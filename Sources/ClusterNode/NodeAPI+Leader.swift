@@ -19,8 +19,7 @@ extension NodeAPI {
     /// Runs `body` here when this node leads; otherwise forwards the request to the leader
     /// (once: a forwarded request is never forwarded again) or answers 503 naming none.
     static func onLeader(_ node: Node, _ request: HTTPRequest, _ body: () async throws -> HTTPResponse) async throws -> HTTPResponse {
-        // A malformed Idempotency-Key is refused even where a body's requestId takes precedence.
-        if request.headers["idempotency-key"] != nil { _ = try requestID(request) }
+        try checkIdempotencyKey(request)
         do {
             return try await body()
         } catch NodeError.notLeader(let knownLeader) {

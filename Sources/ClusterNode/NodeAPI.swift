@@ -85,7 +85,7 @@ public enum NodeAPI {
         // goes through a suspending handler as every other proposal does.
         router.addReplying("POST", "/service") { request, reply in
             do {
-                if request.headers["idempotency-key"] != nil { _ = try requestID(request) }
+                try checkIdempotencyKey(request)
                 let (specs, bodyRequestID) = try ServiceRequest.specs(from: request.body)
                 let requestID = try bodyRequestID ?? NodeAPI.requestID(request)
                 func throughTask() {
@@ -325,6 +325,11 @@ public enum NodeAPI {
         } catch {
             throw .invalid("Idempotency-Key must be a non-empty string of at most 256 bytes")
         }
+    }
+
+    /// Refuses a malformed `Idempotency-Key`, even where a body's `requestId` takes precedence.
+    static func checkIdempotencyKey(_ request: HTTPRequest) throws(NodeError) {
+        if request.headers["idempotency-key"] != nil { _ = try requestID(request) }
     }
 
     /// Seed 002's autoscaler per service: `PUT` sets it, `PATCH` changes some settings (the

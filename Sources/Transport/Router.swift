@@ -18,7 +18,7 @@ public struct Router: Sendable {
         case parameter(String)
     }
 
-    private enum Handler: Sendable {
+    fileprivate enum Handler: Sendable {
         case immediate(HTTPHandler)
         case blocking(HTTPHandler)
         case suspending(AsyncHTTPHandler)
@@ -82,10 +82,8 @@ public struct Router: Sendable {
     public struct Dispatch: Sendable {
         fileprivate enum Work: Sendable {
             case answered(HTTPResponse)
-            case immediate(HTTPHandler)
-            case blocking(HTTPHandler)
-            case suspending(AsyncHTTPHandler)
-            case replying(ReplyingHTTPHandler)
+            /// The matching route's handler.
+            case handler(Handler)
         }
 
         fileprivate let work: Work
@@ -95,13 +93,13 @@ public struct Router: Sendable {
 
         /// True when the handler may block a thread (run it on a thread that may wait).
         public var mayBlock: Bool {
-            if case .blocking = work { return true }
+            if case .handler(.blocking) = work { return true }
             return false
         }
 
         /// True for a replying handler (`Router.addReplying`), whose answer may come from any thread.
         var isReplying: Bool {
-            if case .replying = work { return true }
+            if case .handler(.replying) = work { return true }
             return false
         }
 
@@ -109,8 +107,8 @@ public struct Router: Sendable {
         /// server answers on the thread that read the request (`respondNow`).
         public var isImmediate: Bool {
             switch work {
-            case .answered, .immediate: return true
-            case .blocking, .suspending, .replying: return false
+            case .answered, .handler(.immediate): return true
+            case .handler(.blocking), .handler(.suspending), .handler(.replying): return false
             }
         }
 
@@ -120,8 +118,8 @@ public struct Router: Sendable {
             let started = monotonicSeconds()
             switch work {
             case .answered(let response): return finish(response, started: started)
-            case .immediate(let handler), .blocking(let handler): return finish(Router.call(handler, request), started: started)
-            case .suspending, .replying:
+            case .handler(.immediate(let handler)), .handler(.blocking(let handler)): return finish(Router.call(handler, request), started: started)
+            case .handler(.suspending), .handler(.replying):
                 let box = ResponseBox()
                 let done = DispatchSemaphore(value: 0)
                 respond(on: HandlerExecutor.shared) { response in
@@ -140,11 +138,11 @@ public struct Router: Sendable {
         func respond(on runner: any ReplyRunner, _ completion: @escaping @Sendable (HTTPResponse) -> Void) {
             let started = monotonicSeconds()
             switch work {
-            case .answered, .immediate, .blocking:
+            case .answered, .handler(.immediate), .handler(.blocking):
                 completion(respondNow())
-            case .suspending(let handler):
+            case .handler(.suspending(let handler)):
                 reply(on: runner, started: started, completion).suspend(handler)
-            case .replying(let handler):
+            case .handler(.replying(let handler)):
                 handler(request, reply(on: runner, started: started, completion))
             }
         }
@@ -179,12 +177,7 @@ public struct Router: Sendable {
             }
             var request = request
             request.pathParameters = parameters
-            switch route.handler {
-            case .immediate(let handler): return Dispatch(work: .immediate(handler), request: request, route: route.pattern, observer: observer)
-            case .blocking(let handler): return Dispatch(work: .blocking(handler), request: request, route: route.pattern, observer: observer)
-            case .suspending(let handler): return Dispatch(work: .suspending(handler), request: request, route: route.pattern, observer: observer)
-            case .replying(let handler): return Dispatch(work: .replying(handler), request: request, route: route.pattern, observer: observer)
-            }
+            return Dispatch(work: .handler(route.handler), request: request, route: route.pattern, observer: observer)
         }
         if !allowed.isEmpty {
             let allow = Array(Set(allowed + (allowed.contains("GET") ? ["HEAD"] : []))).sorted().joined(separator: ", ")

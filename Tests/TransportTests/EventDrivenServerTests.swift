@@ -182,30 +182,18 @@ import Testing
     /// hand-off to another thread): one that never waits is answered inline, in order with
     /// pipelined requests, and one resumed from another thread finishes on a loop thread.
     @Test func suspendingHandlersRunOnTheLoopBeforeAndAfterTheirWait() throws {
-        final class Places: @unchecked Sendable {
-            let lock = NSLock()
-            var server: HTTPServer?
-            var before: [Bool] = []
-            var after: [Bool] = []
-            func note(_ isAfter: Bool) {
-                lock.withLock {
-                    let onLoop = server?.isOnEventLoop ?? false
-                    if isAfter { after.append(onLoop) } else { before.append(onLoop) }
-                }
-            }
-        }
-        let places = Places()
+        let places = LoopNotes()
         var router = Router()
         router.addSuspending("GET", "/now/:n") { request in
-            places.note(false)
+            places.note(after: false)
             return HTTPResponse(body: Array(try request.parameter("n").utf8))
         }
         router.addSuspending("GET", "/later/:n") { request in
-            places.note(false)
+            places.note(after: false)
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 Thread.detachNewThread { usleep(1_000); continuation.resume() }
             }
-            places.note(true)
+            places.note(after: true)
             return HTTPResponse(body: Array(try request.parameter("n").utf8))
         }
         let server = HTTPServer(port: 0, router: router)

@@ -5,45 +5,31 @@ import Testing
 
 /// Replying handlers (`Router.addReplying`): answered later, from any thread, without a task.
 @Suite struct ReplyingHandlerTests {
-    /// Where each step of a replying handler ran, per request.
-    private final class Steps: @unchecked Sendable {
-        let lock = NSLock()
-        var server: HTTPServer?
-        var started: [Bool] = []
-        var resumed: [Bool] = []
-        func note(_ isResumed: Bool) {
-            lock.withLock {
-                let onLoop = server?.isOnEventLoop ?? false
-                if isResumed { resumed.append(onLoop) } else { started.append(onLoop) }
-            }
-        }
-    }
-
     /// `/now/:n` answers at once; `/later/:n` answers after another thread hands the work back
     /// to the loop (`onLoop`); `/task/:n` hands the request to a suspending handler; `/fail`
     /// answers with an error; `/twice` answers twice (the second is ignored).
-    private static func router(_ steps: Steps) -> Router {
+    private static func router(_ steps: LoopNotes) -> Router {
         var router = Router()
         router.addReplying("GET", "/now/:n") { request, reply in
-            steps.note(false)
+            steps.note(after: false)
             reply.send(HTTPResponse(body: Array(((try? request.parameter("n")) ?? "?").utf8)))
         }
         router.addReplying("GET", "/later/:n") { request, reply in
-            steps.note(false)
+            steps.note(after: false)
             let n = (try? request.parameter("n")) ?? "?"
             Thread.detachNewThread {
                 usleep(1_000)
                 reply.onLoop {
-                    steps.note(true)
+                    steps.note(after: true)
                     reply.send(HTTPResponse(body: Array(n.utf8)))
                 }
             }
         }
         router.addReplying("GET", "/task/:n") { _, reply in
-            steps.note(false)
+            steps.note(after: false)
             reply.suspend { request in
                 try await Task.sleep(nanoseconds: 1_000_000)
-                steps.note(true)
+                steps.note(after: true)
                 return HTTPResponse(body: Array(try request.parameter("n").utf8))
             }
         }
@@ -64,7 +50,7 @@ import Testing
     }
 
     @Test func answersComeInOrderAndDeferredWorkRunsOnTheLoop() throws {
-        let steps = Steps()
+        let steps = LoopNotes()
         let server = HTTPServer(port: 0, router: Self.router(steps))
         steps.lock.withLock { steps.server = server }
         try server.start()
@@ -76,7 +62,7 @@ import Testing
         try connection.send(pipelined)
         let answers = connection.readResponses(150)
         #expect(answers.map(\.body) == (0..<150).map(String.init))
-        let (started, resumed) = steps.lock.withLock { (steps.started, steps.resumed) }
+        let (started, resumed) = steps.lock.withLock { (steps.before, steps.after) }
         #expect(started.count == 150 && resumed.count == 100)
         #expect(started.allSatisfy { $0 } && resumed.allSatisfy { $0 },
                 "off the loop: \(started.filter { !$0 }.count) started, \(resumed.filter { !$0 }.count) resumed")
@@ -91,7 +77,7 @@ import Testing
     }
 
     @Test func outsideAServerTheCallerWaitsForTheAnswer() {
-        let router = Self.router(Steps())
+        let router = Self.router(LoopNotes())
         #expect(router.respond(to: HTTPRequest(method: "GET", target: "/later/5")).bodyText == "5")
         #expect(router.respond(to: HTTPRequest(method: "GET", target: "/task/6")).bodyText == "6")
         let failed = router.respond(to: HTTPRequest(method: "GET", target: "/fail?pretty"))

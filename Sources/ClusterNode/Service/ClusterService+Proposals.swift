@@ -183,9 +183,10 @@ extension ClusterService {
             metrics.increment(.proposals)
             let submitted = Submitted(id: id, requestID: requestID, isClientCall: isClientCall, fingerprint: fingerprint, waiter: waiter,
                                       started: monotonicSeconds())
-            guard submit(.propose([RaftNode.Proposal(id: id, data: data)]), mayBeginRound: true) else {
-                forget(proposal: id, requestID: requestID, error: "node overloaded")
-                throw .failed(.overloaded)
+            do {
+                try submitOrForget(.propose([RaftNode.Proposal(id: id, data: data)])) { reason in forget(proposal: id, requestID: requestID, error: reason) }
+            } catch {
+                throw .failed(error)
             }
             return .submitted(submitted)
         }
@@ -238,7 +239,7 @@ extension ClusterService {
         case .failure(let error): throw .failed(error)
         }
         // A key already applied was answered above; two requests under one new key that both
-        // reach the log are told apart after the commit (`proposeOnce`).
+        // reach the log are told apart after the commit (`finish`).
         let fingerprint = isClientCall ? command.requestFingerprint : 0
         let data = ClusterCommandCodec.encode(command)
         guard data.count <= NodeLimits.maxCommandBytes else {
@@ -270,11 +271,17 @@ extension ClusterService {
     /// Submits a proposal's input and waits (suspended) for its outcome (see `outcome`).
     func submitAndWait(_ input: RaftNode.Input, waiter: Waiter<ProposalResult>, timeoutMessage: @autoclosure () -> String,
                        forget: (String) -> Void) async throws(NodeError) -> Committed {
+        try submitOrForget(input, forget: forget)
+        return try outcome(await waiter.value(seconds: configuration.commitTimeoutSeconds), timeoutMessage: timeoutMessage(), forget: forget)
+    }
+
+    /// Queues a proposal's input for the core (an event loop may begin the round); when the
+    /// inbox is full or the node stopping, `forget` is told and `.overloaded` thrown.
+    private func submitOrForget(_ input: RaftNode.Input, forget: (String) -> Void) throws(NodeError) {
         guard submit(input, mayBeginRound: true) else {
             forget("node overloaded")
             throw .overloaded
         }
-        return try outcome(await waiter.value(seconds: configuration.commitTimeoutSeconds), timeoutMessage: timeoutMessage(), forget: forget)
     }
 
     /// A proposal's outcome (nil: not committed in time). When it did not commit, `forget` is

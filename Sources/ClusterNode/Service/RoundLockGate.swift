@@ -3,11 +3,11 @@ import Synchronization
 import Transport
 
 /// Lets a request that would wait for the state lock while a round holds it suspend its
-/// task (or leave a callback) instead of blocking its event loop. A round (on the round thread, or on an event
-/// loop of a nearly idle node) holds the lock for a whole batch (`ClusterService.logWritten`
-/// decodes the round's new entries, `ClusterService.apply` applies the committed ones): at
-/// 128 connections tens to hundreds of microseconds, in which the loop reads and parses
-/// other connections' requests instead of sleeping on the lock. The task resumes once the
+/// task (or leave a callback) instead of blocking its event loop. A round (on the round
+/// thread, or on an event loop of a nearly idle node) holds the lock for a whole batch
+/// (`ClusterService.logWritten` decodes the round's new entries, `ClusterService.apply`
+/// applies the committed ones): at 128 connections tens to hundreds of microseconds, in
+/// which the loop reads and parses other connections' requests instead of sleeping on the lock. The task resumes once the
 /// round has released it. Other holders of the lock (requests, views) hold it for
 /// microseconds; a request simply waits for them.
 ///
@@ -41,8 +41,7 @@ final class RoundLockGate: @unchecked Sendable {
     /// and `body` is called once the round released it (on the round's thread: it should
     /// only hand the work on).
     func callWhenRoundReleased(_ body: @escaping () -> Void) -> Bool {
-        guard isHeld.load(ordering: .acquiring) else { return false }
-        return tasks.callAfterNextChange(if: { _ in isHeld.load(ordering: .acquiring) }, body)
+        tasks.callAfterNextChange(if: { _ in isHeld.load(ordering: .acquiring) }, body)
     }
 
     /// Tasks suspended and callbacks kept now (for tests).

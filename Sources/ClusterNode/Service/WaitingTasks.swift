@@ -8,7 +8,6 @@ import Transport
 /// with them. Each continuation is resumed exactly once (at once, or by the change that takes
 /// it out of `waiting`), so the unchecked kind serves (a checked one allocated an object per wait).
 final class WaitingTasks<State>: @unchecked Sendable {
-
     private let lock = AdaptiveLock()
     private var state: State
     private var waiting: [Resumption<Void>] = []
