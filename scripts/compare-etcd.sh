@@ -7,11 +7,12 @@
 #     scripts/compare-etcd.sh [seconds per cell, default 10] [connections, default "1 8 32 128"]
 #
 # ORCHESTRATOR=path/to/orchestrator runs another build of ours (to compare two of our builds).
-# ROUNDS=n measures each cell n times, ours and etcd back to back in turns (ours first in odd
-# rounds, etcd first in even ones), and prints the medians of both sides and the median of
-# the n ratios of each pair: this machine's speed drifts by half within minutes, and a pair
-# measured a few seconds apart sees the same phase. A line under each row then lists every
-# round's own req/s, p50 and p99 ratios, in the order the rounds ran.
+# ROUNDS=n (default 3) measures each cell n times, ours and etcd back to back in turns (ours
+# first in odd rounds, etcd first in even ones), and prints the medians of both sides and the
+# median of the n ratios of each pair: this machine's speed drifts by half within minutes, and
+# a pair measured a few seconds apart sees the same phase, while one pair alone can land on a
+# disk stall on either side. A line under each row then lists every round's own req/s, p50
+# and p99 ratios, in the order the rounds ran. ROUNDS=1 is the quick look (a third of the time).
 #
 # wrk 4.1 corrects its latency percentiles for coordinated omission (each latency longer than
 # twice the mean interval between a connection's requests adds samples below it), so a p99
@@ -146,7 +147,7 @@ measure() {
 
 our_pids=$(pgrep -P "${pids[3]}" | tr '\n' ' ')  # the orchestrator's node processes
 etcd_pids="${pids[0]} ${pids[1]} ${pids[2]}"
-rounds="${ROUNDS:-1}"
+rounds="${ROUNDS:-3}"
 echo "commit through the leader, 3 nodes, fsync on, wrk -t1, ${seconds} s per cell, ours and etcd back to back at each count$([ "$rounds" -gt 1 ] && echo ", $rounds rounds: medians, and the median of the rounds' ratios")"
 echo "(cpu: microseconds of CPU, user + system, of all three members per acknowledged request;"
 echo " host: microseconds the whole machine was busy per acknowledged request, wrk and the kernel's"
