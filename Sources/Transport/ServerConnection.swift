@@ -191,7 +191,8 @@ final class ServerConnection: @unchecked Sendable {
         // loop when its wait ends: no thread hand-off but the one its wait itself needs. One
         // that never waits is answered like an immediate handler.
         if dispatch.isReplying, outputOffset >= output.count {
-            directAnswer.open(keepAlive: request.wantsKeepAlive && !isEndOfInput, includeBody: request.method != "HEAD")
+            let shape = answerShape(request)
+            directAnswer.open(keepAlive: shape.keepAlive, includeBody: shape.includeBody)
         }
         isDispatchingInline = true
         dispatch.respond(on: loop) { [self] response in
@@ -226,16 +227,14 @@ final class ServerConnection: @unchecked Sendable {
 
     /// The loop's part of an answer another thread wrote (`DirectAnswer.write`).
     private func answeredDirectly(rest: ArraySlice<UInt8>, keepAlive: Bool) {
-        directAnswer.close()
-        server.releaseBody(&reservedBodyBytes)
+        endHandling()
         guard phase == .handling else { return }
         conclude(writing: Array(rest), keepAlive: keepAlive)
     }
 
     /// The handler's answer, back on the loop.
     private func answered(_ request: HTTPRequest, _ response: HTTPResponse) {
-        directAnswer.close()
-        server.releaseBody(&reservedBodyBytes)
+        endHandling()
         // Counted before the answer is written, so a client that has seen an answer sees it
         // counted (tests and metrics read this).
         server.countRequest()
@@ -245,11 +244,24 @@ final class ServerConnection: @unchecked Sendable {
             return
         }
         if let receiver = response.upgrade, response.status == .switchingProtocols { return switchProtocols(response, to: receiver) }
-        let keepAlive = request.wantsKeepAlive && !isEndOfInput && !server.lock.withLock { server.isStopping }
-        let includeBody = request.method != "HEAD"
+        let (wantsKeepAlive, includeBody) = answerShape(request)
+        let keepAlive = wantsKeepAlive && !server.lock.withLock { server.isStopping }
         if let stream = response.stream { return startStream(response, stream, includeBody: includeBody) }
         let mustClose = server.setBusy(id, false)
         conclude(writing: response.serialized(keepAlive: keepAlive, includeBody: includeBody), keepAlive: keepAlive && !mustClose)
+    }
+
+    /// What an answer to `request` says: whether the connection may stay open (the server
+    /// stopping or the connection evicted aside) and whether it carries its body.
+    private func answerShape(_ request: HTTPRequest) -> (keepAlive: Bool, includeBody: Bool) {
+        (request.wantsKeepAlive && !isEndOfInput, request.method != "HEAD")
+    }
+
+    /// The handler is done with the connection: no other thread may write an answer on it,
+    /// and the request's body no longer counts against the server's budget.
+    private func endHandling() {
+        directAnswer.close()
+        server.releaseBody(&reservedBodyBytes)
     }
 
     /// Writes an answer (or what is left of it), then closes once it is out or goes back to
